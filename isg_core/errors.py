@@ -1,0 +1,72 @@
+"""One-line errors and atomic writes.
+
+Every user-facing failure in ``isg_core`` is an :class:`IsgError` whose message names the
+file and the problem on one line; the CLI prints it and exits non-zero instead of showing a
+traceback.  Every file the package writes goes through :func:`atomic_path`: it is written
+under a temporary name in the same directory and renamed into place only when complete, so
+a killed job never leaves a half-written file behind under the real name.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+class IsgError(Exception):
+    """A problem with the user's input or environment, reported as one line."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary file lives in the destination directory so the final ``os.replace`` is a
+    same-filesystem rename (atomic on POSIX).  On any exception the temporary file is removed
+    and ``path`` is left as it was.
+    """
+    path = Path(path)
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IsgError(parent, f"cannot create output directory ({e.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise IsgError(parent, "output directory is not writable")
+    sfx = path.suffix if suffix is None else suffix
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{sfx}", dir=parent)
+    except OSError as e:
+        raise IsgError(parent, f"cannot write in output directory ({e.strerror})") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        raise IsgError(path, f"cannot write ({e.strerror})") from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

@@ -1,0 +1,32 @@
+"""Where data and results live.
+
+Defaults are ``data/`` and ``results/`` in the repository (found from this file for an
+editable install, else the working directory); ``ISG_DATA_DIR`` and ``ISG_RESULTS_DIR``
+override them, so a lab can keep slides on another disk.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ISG_DATA_DIR") or repo_root() / "data")
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("ISG_RESULTS_DIR") or repo_root() / "results")
+
+
+def samples_dir() -> Path:
+    return data_dir() / "samples"
+
+
+def cohort_dir(profile: str) -> Path:
+    """The simulated cohort generated for a profile."""
+    return data_dir() / "cohorts" / f"isg-sim-{profile}"

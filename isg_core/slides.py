@@ -1,0 +1,421 @@
+"""Reading whole-slide images and plain images through one interface.
+
+:func:`open_slide` returns a :class:`Slide` for every format OpenSlide reads (Aperio SVS,
+generic tiled TIFF, Hamamatsu NDPI, MIRAX MRXS, ...) and for plain PNG / JPEG / TIFF images.
+A slide knows its size, pyramid, microns per pixel (mpp) and magnification, and reads a
+region *at a requested mpp* from the cheapest pyramid level that still has enough resolution,
+so a 1e5 x 1e5 px slide is only ever read one region at a time.
+
+:func:`write_pyramidal_tiff` writes the tiled, JPEG-compressed, pyramidal TIFF that
+OpenSlide opens as ``generic-tiff`` with ``openslide.mpp-x`` set from the resolution tags;
+ISG-Sim writes its slides with it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+
+from .errors import IsgError, atomic_path
+
+#: Plain image formats read whole with Pillow (small images only; see ``MAX_PLAIN_PIXELS``).
+PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+#: Whole-slide formats OpenSlide reads.
+WSI_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif", ".dcm"}
+#: A plain image above this many pixels must be converted to a tiled pyramidal TIFF first.
+MAX_PLAIN_PIXELS = 20_000 * 20_000
+#: mpp assumed for a plain image that carries no physical resolution (20x, HE2RNA's tiling).
+DEFAULT_PLAIN_MPP = 0.5
+
+
+def mpp_to_magnification(mpp: float) -> float:
+    """Nominal objective power for a resolution: the usual 10 um / mpp (0.25 mpp = 40x)."""
+    return 10.0 / mpp
+
+
+def slide_id_from_path(path: str | os.PathLike) -> str:
+    """Slide id: the file name without its extension (TCGA: ``TCGA-XX-XXXX-01Z-00-DX1.<uuid>``)."""
+    name = Path(path).name
+    for suffix in sorted(WSI_SUFFIXES | PLAIN_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+@dataclass(frozen=True)
+class SlideInfo:
+    """What a slide is, independent of how it is read."""
+
+    path: str
+    slide_id: str
+    width: int
+    height: int
+    mpp: float
+    mpp_source: str  # "metadata", "argument" or "assumed"
+    magnification: float
+    level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+    backend: str  # "openslide:<vendor>" or "pillow"
+
+
+class Slide:
+    """A slide image: ``read_region`` in level-0 pixel coordinates, at a level or at an mpp.
+
+    Use :func:`open_slide` to make one; close it (or use it as a context manager) when done.
+    """
+
+    def __init__(self, info: SlideInfo, reader):
+        self.info = info
+        self._reader = reader
+
+    # --- metadata ---------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def slide_id(self) -> str:
+        return self.info.slide_id
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """(width, height) at level 0."""
+        return (self.info.width, self.info.height)
+
+    @property
+    def mpp(self) -> float:
+        return self.info.mpp
+
+    @property
+    def magnification(self) -> float:
+        return self.info.magnification
+
+    @property
+    def level_count(self) -> int:
+        return len(self.info.level_dimensions)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (
+            f"Slide({i.slide_id!r}, {i.width}x{i.height} px, {i.mpp:.3g} mpp ({i.mpp_source}), "
+            f"{i.magnification:.3g}x, {self.level_count} level(s), {i.backend})"
+        )
+
+    # --- reading ----------------------------------------------------------------------
+    def best_level_for_downsample(self, downsample: float) -> int:
+        """The coarsest level whose downsample does not exceed ``downsample`` (never upsample
+        from a coarser level: that would lose detail the request asks for)."""
+        best = 0
+        for lvl, ds in enumerate(self.info.level_downsamples):
+            if ds <= downsample * (1 + 1e-6):
+                best = lvl
+        return best
+
+    def read_region(self, x: int, y: int, width: int, height: int, level: int = 0) -> np.ndarray:
+        """RGB uint8 array (height, width, 3) of a region whose top-left is ``(x, y)`` in
+        level-0 pixels and whose size is in pixels of ``level``.  Outside the slide is white."""
+        if width <= 0 or height <= 0:
+            raise IsgError(self.path, f"region size must be positive, got {width}x{height}")
+        if not 0 <= level < self.level_count:
+            raise IsgError(self.path, f"level {level} does not exist (slide has {self.level_count})")
+        try:
+            return self._reader.read(int(x), int(y), int(width), int(height), level)
+        except IsgError:
+            raise
+        except Exception as e:  # corrupt or truncated tile data surfaces only at read time
+            raise IsgError(self.path, f"cannot read region at ({x}, {y}) level {level}: {_one_line(e)}") from None
+
+    def read_region_mpp(self, x: int, y: int, size: int | tuple[int, int], mpp: float) -> np.ndarray:
+        """Read a region of ``size`` pixels *at resolution ``mpp``*, top-left ``(x, y)`` in
+        level-0 pixels, from the best pyramid level, resampled with a box/Lanczos filter."""
+        out_w, out_h = (size, size) if isinstance(size, int) else size
+        downsample = mpp / self.mpp  # target pixel size in level-0 pixels
+        level = self.best_level_for_downsample(downsample)
+        lvl_ds = self.info.level_downsamples[level]
+        # extent of the request in level-0 px, then in the chosen level's px
+        w0, h0 = out_w * downsample, out_h * downsample
+        lw, lh = max(1, round(w0 / lvl_ds)), max(1, round(h0 / lvl_ds))
+        region = self.read_region(x, y, lw, lh, level)
+        if (lw, lh) != (out_w, out_h):
+            region = np.asarray(Image.fromarray(region).resize((out_w, out_h), Image.Resampling.LANCZOS))
+        return region
+
+    def level0_size(self, size_px: int, mpp: float) -> int:
+        """How many level-0 pixels ``size_px`` pixels at ``mpp`` span."""
+        return int(round(size_px * mpp / self.mpp))
+
+    def thumbnail(self, max_size: int = 1024) -> np.ndarray:
+        """An RGB overview whose longer side is at most ``max_size`` px, read from the
+        coarsest level that is still at least that large."""
+        w, h = self.dimensions
+        scale = max(w, h) / max_size
+        if scale <= 1:
+            return self.read_region(0, 0, w, h, 0)
+        level = self.best_level_for_downsample(scale)
+        lw, lh = self.info.level_dimensions[level]
+        img = Image.fromarray(self.read_region(0, 0, lw, lh, level))
+        img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+        return np.asarray(img)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> "Slide":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return (msg[0] if msg else type(e).__name__)[:200]
+
+
+class _OpenSlideReader:
+    def __init__(self, osr):
+        self.osr = osr
+
+    def read(self, x, y, w, h, level):
+        rgba = np.asarray(self.osr.read_region((x, y), level, (w, h)))
+        # OpenSlide returns premultiplied RGBA with alpha 0 outside the scanned area: show glass.
+        rgb = rgba[..., :3].copy()
+        rgb[rgba[..., 3] == 0] = 255
+        return rgb
+
+    def close(self):
+        self.osr.close()
+
+
+class _ArrayReader:
+    """A plain image held in memory, with a virtual 2x pyramid for thumbnails."""
+
+    def __init__(self, arr: np.ndarray, downsamples: Iterable[float]):
+        self.arr = arr
+        self.downsamples = list(downsamples)
+
+    def read(self, x, y, w, h, level):
+        ds = self.downsamples[level]
+        H, W = self.arr.shape[:2]
+        x1, y1 = x + int(math.ceil(w * ds)), y + int(math.ceil(h * ds))
+        out = np.full((y1 - y, x1 - x, 3), 255, np.uint8)
+        sx0, sy0, sx1, sy1 = max(x, 0), max(y, 0), min(x1, W), min(y1, H)
+        if sx1 > sx0 and sy1 > sy0:
+            out[sy0 - y : sy1 - y, sx0 - x : sx1 - x] = self.arr[sy0:sy1, sx0:sx1]
+        if ds != 1:
+            out = np.asarray(Image.fromarray(out).resize((w, h), Image.Resampling.BOX))
+        return out[:h, :w]
+
+    def close(self):
+        self.arr = None
+
+
+def _openslide():
+    try:
+        import openslide  # noqa: F401  (openslide-bin provides the library)
+
+        return openslide
+    except Exception as e:  # pragma: no cover - environment problem
+        raise IsgError(None, f"OpenSlide is not available ({_one_line(e)}); pip install openslide-python openslide-bin") from None
+
+
+def _plain_image_mpp(img: Image.Image) -> float | None:
+    """mpp from an image's DPI, trusted only when it is a physical scan resolution.
+
+    Screen and editor defaults (72, 96, 300 dpi) mean nothing about the microscope; a real
+    scan is at least ~1270 dpi (20 um/px), so anything coarser is ignored.
+    """
+    dpi = img.info.get("dpi")
+    if not dpi:
+        return None
+    try:
+        mpp = 25400.0 / float(dpi[0])
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return mpp if 0.05 <= mpp <= 20 else None
+
+
+def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
+    """Open a whole-slide image or a plain image.
+
+    ``mpp`` overrides the file's resolution (needed for plain images without it; those
+    otherwise get :data:`DEFAULT_PLAIN_MPP` with a warning).  Errors are one-line
+    :class:`IsgError` naming the file: missing, unsupported format, corrupt or truncated.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise IsgError(p, "no such file")
+    if p.is_dir() and p.suffix.lower() != ".mrxs":
+        raise IsgError(p, "is a directory, not a slide")
+    if p.stat().st_size == 0:
+        raise IsgError(p, "file is empty")
+    suffix = p.suffix.lower()
+    if suffix not in WSI_SUFFIXES | PLAIN_SUFFIXES:
+        raise IsgError(
+            p, f"unsupported format '{suffix or p.name}' (supported: {', '.join(sorted(WSI_SUFFIXES | PLAIN_SUFFIXES))})"
+        )
+    if mpp is not None and not (mpp > 0):
+        raise IsgError(p, f"mpp must be positive, got {mpp}")
+
+    openslide = _openslide()
+    vendor = None
+    try:
+        vendor = openslide.OpenSlide.detect_format(str(p))
+    except Exception:
+        vendor = None
+    if vendor is not None:
+        try:
+            osr = openslide.OpenSlide(str(p))
+        except Exception as e:
+            raise IsgError(p, f"corrupt or unreadable {vendor} slide ({_one_line(e)})") from None
+        return _wrap_openslide(p, osr, vendor, mpp)
+    if suffix in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}:
+        return _open_plain(p, mpp)
+    raise IsgError(p, f"not a slide OpenSlide can read (format of '{suffix}' not recognised or file corrupt)")
+
+
+def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None) -> Slide:
+    props = osr.properties
+    w, h = osr.dimensions
+    if w <= 0 or h <= 0:
+        raise IsgError(p, f"slide has no pixels ({w}x{h})")
+    source = "argument"
+    if mpp is None:
+        try:
+            mpp = float(props.get("openslide.mpp-x", "nan"))
+        except ValueError:
+            mpp = float("nan")
+        source = "metadata"
+        if not (mpp > 0 and math.isfinite(mpp)):
+            mpp, source = DEFAULT_PLAIN_MPP, "assumed"
+            warnings.warn(f"{p}: no microns-per-pixel in the slide metadata; assuming {mpp} mpp", stacklevel=3)
+    try:
+        mag = float(props.get("openslide.objective-power", "nan"))
+    except ValueError:
+        mag = float("nan")
+    if not (mag > 0 and math.isfinite(mag)):
+        mag = mpp_to_magnification(mpp)
+    info = SlideInfo(
+        path=str(p),
+        slide_id=slide_id_from_path(p),
+        width=w,
+        height=h,
+        mpp=mpp,
+        mpp_source=source,
+        magnification=mag,
+        level_dimensions=tuple(tuple(d) for d in osr.level_dimensions),
+        level_downsamples=tuple(float(d) for d in osr.level_downsamples),
+        backend=f"openslide:{vendor}",
+    )
+    return Slide(info, _OpenSlideReader(osr))
+
+
+def _open_plain(p: Path, mpp: float | None) -> Slide:
+    Image.MAX_IMAGE_PIXELS = None  # we apply our own, clearer limit below
+    try:
+        with Image.open(p) as img:
+            w, h = img.size
+            if w * h > MAX_PLAIN_PIXELS:
+                raise IsgError(
+                    p, f"plain image of {w}x{h} px is too large to read whole; convert it to a tiled pyramidal TIFF"
+                )
+            meta_mpp = _plain_image_mpp(img)
+            img.load()
+            arr = _to_rgb8(img, p)
+    except IsgError:
+        raise
+    except Exception as e:
+        raise IsgError(p, f"corrupt or truncated image ({_one_line(e)})") from None
+    if mpp is not None:
+        source = "argument"
+    elif meta_mpp is not None:
+        mpp, source = meta_mpp, "metadata"
+    else:
+        mpp, source = DEFAULT_PLAIN_MPP, "assumed"
+    downsamples = [1.0]
+    while max(w, h) / downsamples[-1] > 512:
+        downsamples.append(downsamples[-1] * 2)
+    info = SlideInfo(
+        path=str(p),
+        slide_id=slide_id_from_path(p),
+        width=w,
+        height=h,
+        mpp=float(mpp),
+        mpp_source=source,
+        magnification=mpp_to_magnification(float(mpp)),
+        level_dimensions=tuple((max(1, int(w // d)), max(1, int(h // d))) for d in downsamples),
+        level_downsamples=tuple(downsamples),
+        backend="pillow",
+    )
+    return Slide(info, _ArrayReader(arr, downsamples))
+
+
+def _to_rgb8(img: Image.Image, p: Path) -> np.ndarray:
+    """Any Pillow mode -> RGB uint8; 16-bit greyscale is rescaled, alpha composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img).astype(np.float64)
+        hi = a.max() if a.size and a.max() > 0 else 1.0
+        a = (a / hi * 255).round().astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    if img.mode == "F":
+        raise IsgError(p, "floating-point images are not supported")
+    return np.asarray(img.convert("RGB"))
+
+
+def write_pyramidal_tiff(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    mpp: float,
+    tile: int = 256,
+    quality: int = 85,
+    min_level_size: int = 512,
+    description: str = "",
+) -> Path:
+    """Write ``rgb`` as a tiled, JPEG-compressed, pyramidal TIFF with mpp in its resolution
+    tags (pixels per centimetre), which OpenSlide opens as ``generic-tiff``.
+
+    Levels halve until the longer side is below ``min_level_size``.  Written atomically.
+    """
+    import tifffile
+
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise IsgError(path, f"expected an RGB uint8 array, got {rgb.dtype} {rgb.shape}")
+    px_per_cm = 1e4 / mpp
+    with atomic_path(path) as tmp:
+        with tifffile.TiffWriter(tmp, bigtiff=rgb.nbytes > 2**31) as tw:
+            level, ds = rgb, 1
+            while True:
+                tw.write(
+                    level,
+                    tile=(tile, tile),
+                    compression="jpeg",
+                    compressionargs={"level": quality},
+                    photometric="rgb",
+                    resolution=(px_per_cm / ds, px_per_cm / ds),
+                    resolutionunit="CENTIMETER",
+                    subfiletype=0 if ds == 1 else 1,
+                    description=description if ds == 1 else None,
+                    metadata=None,
+                )
+                if max(level.shape[:2]) < 2 * min_level_size:
+                    break
+                level = _halve(level)
+                ds *= 2
+    return Path(path)
+
+
+def _halve(a: np.ndarray) -> np.ndarray:
+    """2x box downsample (crops an odd last row/column)."""
+    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    a = a[:h, :w].astype(np.uint16)
+    return ((a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2] + 2) // 4).astype(np.uint8)
