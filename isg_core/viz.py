@@ -1,0 +1,55 @@
+"""Pictures the notebooks and the CLI share: slide thumbnails with patch grids drawn on them.
+
+Plotting only; every number drawn here was computed elsewhere in the package.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .slides import Slide
+from .tiling import Tiling
+
+
+def thumbnail_with_grid(slide: Slide, tiling: Tiling, ax=None, max_size: int = 1024, mask=None,
+                        colour: str = "#00c000", local_for: int | None = None, title: str | None = None):
+    """Draw the slide's thumbnail with the global grid (and optionally the local grid of one
+    global patch) on a matplotlib axis.  ``mask`` (n,) bool outlines only those patches."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    thumb = slide.thumbnail(max_size)
+    scale = thumb.shape[1] / slide.dimensions[0]  # thumbnail px per level-0 px
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6 * thumb.shape[0] / thumb.shape[1]))
+    ax.imshow(thumb)
+    s = tiling.patch_size_level0 * scale
+    for i, (x, y) in enumerate(tiling.coords):
+        if mask is not None and not mask[i]:
+            continue
+        ax.add_patch(Rectangle((x * scale, y * scale), s, s, fill=False, lw=0.6, ec=colour))
+    if local_for is not None:
+        x0, y0 = tiling.coords[local_for]
+        for ox, oy in tiling.local_offsets().reshape(-1, 2):
+            q = s / tiling.config.grid
+            ax.add_patch(Rectangle(((x0 + ox) * scale, (y0 + oy) * scale), q, q, fill=False, lw=0.4, ec="#ff3030"))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def image_grid(images, titles=None, ncols: int = 4, size: float = 2.6):
+    """Show a list of RGB arrays in a grid; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k < n:
+            ax.imshow(images[k])
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=8)
+    fig.tight_layout()
+    return fig

