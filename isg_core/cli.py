@@ -73,6 +73,27 @@ def _cmd_info(args) -> None:
                   f"\t{len(i.level_dimensions)} levels {list(i.level_downsamples)}\t{i.backend}")
 
 
+def _cmd_check(args) -> None:
+    """Validate a cohort before a long run: manifest, every slide's header, the expression table."""
+    from .config import ALL_GENES, TASK_GENES
+    from .expression import load_targets
+    from .manifest import read_manifest
+    from .slides import open_slide
+
+    manifest = read_manifest(args.manifest)
+    for row in manifest.itertuples():
+        with open_slide(row.path):
+            pass
+    msg = f"{args.manifest}: {len(manifest)} slides, {manifest.patient_id.nunique()} patients, " \
+          f"{manifest.fold.nunique()} folds, all slides open"
+    source = args.expression or (Path(args.manifest).parent / "expression.tsv")
+    if args.expression or Path(source).exists():
+        genes = args.genes or sorted({g for t in manifest.cancer_type.unique() for g in TASK_GENES.get(t, ALL_GENES)})
+        targets = load_targets(manifest, source, genes, sample_sheet=args.sample_sheet)
+        msg += f"; expression for {targets.shape[1]} genes, no missing values"
+    print(msg)
+
+
 def _cmd_reproduce(args) -> None:
     from .runner import run_notebooks
 
@@ -113,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("slides", nargs="+")
     s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp")
     s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("check", help="validate a cohort: manifest, slides, expression table")
+    s.add_argument("manifest", help="manifest CSV (slide_id, path, cancer_type, patient_id, fold)")
+    s.add_argument("--expression", help="merged matrix or STAR-Counts folder (default: expression.tsv beside the manifest)")
+    s.add_argument("--sample-sheet", help="GDC sample sheet (with a STAR-Counts folder)")
+    s.add_argument("--genes", nargs="*", help="gene symbols (default: the tasks' genes of the manifest's cancer types)")
+    s.set_defaults(func=_cmd_check)
 
     s = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
     s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])

@@ -140,3 +140,23 @@ def test_write_table_is_deterministic_and_carries_command(tmp_path, monkeypatch)
     text = md.read_text()
     assert "`isg do-thing`" in text and "| CD3D" in text and "0.912" in text
     assert pd.read_csv(csv).pcc.iloc[0] == pytest.approx(0.912346, abs=1e-6)
+
+
+def test_cli_check_reports_bad_expression(tmp_path, pyramid_tiff, capsys):
+    from isg_core.manifest import write_manifest
+    path, _ = pyramid_tiff
+    m = pd.DataFrame({"slide_id": ["S1"], "path": [str(path)], "cancer_type": ["PRAD"], "patient_id": ["P1"], "fold": [0]})
+    write_manifest(m, tmp_path / "manifest.csv")
+    expr = tmp_path / "expression.tsv"
+    expr.write_text("slide_id\tENSG00000073282\tENSG00000170421\tENSG00000111057\nS1\t1.0\t\t3.0\n")
+    assert main(["check", str(tmp_path / "manifest.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "expression.tsv" in err and "NaN" in err and "S1" in err
+    expr.write_text("slide_id\tENSG00000073282\tENSG00000170421\tENSG00000111057\nS1\t1.0\t2.0\t3.0\n")
+    assert main(["check", str(tmp_path / "manifest.csv")]) == 0
+    assert "1 slides" in capsys.readouterr().out
+    # a manifest naming a missing slide file
+    m.loc[0, "path"] = str(tmp_path / "gone.svs")
+    m.to_csv(tmp_path / "manifest.csv", index=False)
+    assert main(["check", str(tmp_path / "manifest.csv")]) == 2
+    assert "gone.svs" in capsys.readouterr().err

@@ -167,12 +167,13 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
     ``fields`` holds smooth maps at map resolution: ``immune`` (multiplicative hot-spot field,
     mean ~1) and ``angle`` (stroma fibre direction).
     """
-    ys, xs, ts = [], [], []
+    ys, xs, ts, angs = [], [], [], []
 
-    def add(y, x, t):
+    def add(y, x, t, ang=None):
         ys.append(y)
         xs.append(x)
         ts.append(np.full(len(y), t, np.uint8))
+        angs.append(rng.uniform(0, np.pi, len(y)) if ang is None else np.asarray(ang, np.float64))
 
     # epithelium: tumour cells (bigger spacing in LIHC: hepatocyte-like polygonal cells)
     sp_t = {"LIHC": 20.0, "COAD": 15.0, "PRAD": 15.0}[cancer]
@@ -195,11 +196,13 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
         by, bx = cy * DS + ry_px * np.sin(a[keep]), cx * DS + rx_px * np.cos(a[keep])
         ok = (by >= 0) & (by < h) & (bx >= 0) & (bx < w)
         ok[ok] &= _lookup(cmap, by[ok], bx[ok]) == BENIGN
-        add(by[ok], bx[ok], BASAL)
+        # long axis tangent to the gland outline: direction (-rx sin a, ry cos a)
+        tang = np.arctan2(ry_px * np.cos(a[keep]), -rx_px * np.sin(a[keep]))
+        add(by[ok], bx[ok], BASAL, tang[ok])
     # stroma
     y, x = _lattice(rng, h, w, 22.0)
     m = (_lookup(cmap, y, x) == STROMA) & (rng.random(y.size) < 0.45)
-    add(y[m], x[m], STR)
+    add(y[m], x[m], STR, _lookup(fields["angle"], y[m], x[m]) + rng.normal(0, 0.2, int(m.sum())))
     # lymphocytes: intratumoural vs stromal split by the infiltration latent
     y, x = _lattice(rng, h, w, 12.0)
     c = _lookup(cmap, y, x)
@@ -227,11 +230,9 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
     t = np.concatenate(ts)
     ctx = _lookup(cmap, y, x).astype(np.uint8)
     nvar = len(kernel_bank()[0])
-    # stamp variant: elongated types follow the local fibre angle (stroma) or random
-    ang = _lookup(fields["angle"], y, x)
-    var = ((np.mod(ang, np.pi) / np.pi) * nvar).astype(np.int64) % nvar
-    rnd = rng.integers(0, nvar, t.size)
-    var = np.where(t == STR, var, rnd)
+    # stamp variant i is drawn at orientation pi*i/nvar: pick the one nearest the cell's angle
+    ang = np.concatenate(angs)
+    var = np.round(np.mod(ang, np.pi) / np.pi * nvar).astype(np.int64) % nvar
     return {"x": x, "y": y, "type": t, "context": ctx, "variant": var.astype(np.int16)}
 
 
