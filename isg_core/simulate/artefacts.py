@@ -92,6 +92,15 @@ def plan(rng: np.random.Generator, cmap: np.ndarray) -> list[dict]:
     return items
 
 
+def solid_mask(items: list[dict], shape: tuple[int, int]) -> np.ndarray:
+    """Map-resolution boolean mask of the planned solid blocks."""
+    m = np.zeros(shape, bool)
+    for it in items:
+        if it["kind"] == SOLID:
+            m[max(it["cy"] - it["hh"], 0) : max(it["cy"] + it["hh"], 0), max(it["cx"] - it["hw"], 0) : max(it["cx"] + it["hw"], 0)] = True
+    return m
+
+
 def _ellipse(shape, cy, cx, ry, rx, rng, wobble=0.15) -> np.ndarray:
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

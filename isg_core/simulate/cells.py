@@ -72,9 +72,11 @@ def _stamp(h: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.stack([h, e, 0.12 * h], axis=-1).astype(np.float32)  # small DAB leak as in real H&E deconvolution
 
 
-@functools.lru_cache(maxsize=1)
-def kernel_bank(n_var: int = 24) -> dict[int, np.ndarray]:
-    """Per cell type, ``n_var`` stamps of shape (k, k, 3) (HED increments); cached, fixed seed."""
+@functools.lru_cache(maxsize=4)
+def kernel_bank(style: str = "PRAD", n_var: int = 24) -> dict[int, np.ndarray]:
+    """Per cell type, ``n_var`` stamps of shape (k, k, 3) (HED increments); variant ``i`` is
+    oriented at ``pi * i / n_var``.  ``style`` (cancer type) sets the tumour-cell look.
+    Cached, fixed seed."""
     rng = np.random.default_rng(_KERNEL_SEED)
     bank: dict[int, list[np.ndarray]] = {t: [] for t in CELL_TYPES}
     for i in range(n_var):
@@ -84,51 +86,57 @@ def kernel_bank(n_var: int = 24) -> dict[int, np.ndarray]:
             k = 21
             d = rng.uniform(dmin, dmax)
             nuc = _nucleus(k, d / 2 * rng.uniform(0.9, 1.0), d / 2, th, rng, edge=1.0, irregular=0.04)
-            hcn = nuc * rng.uniform(0.20, 0.26) * _chromatin(k, rng, 1.0, 0.3)
+            hcn = nuc * rng.uniform(0.095, 0.12) * _chromatin(k, rng, 1.0, 0.35)
             bank[t].append(_stamp(hcn, 0.004 * _nucleus(k, d / 2 + 2, d / 2 + 2, th, rng)))
-        # tumour: large vesicular nucleus (rim + nucleolus) in pink cytoplasm
+        # tumour: vesicular nucleus (rim + nucleolus) in cytoplasm; shape depends on the cancer type
         k = 41
-        d = rng.uniform(18, 28)
-        ry, rx = d / 2 * rng.uniform(0.7, 0.95), d / 2
-        nuc = _nucleus(k, ry, rx, th, rng, edge=1.5, irregular=0.10)
-        inner = _nucleus(k, ry - 2.5, rx - 2.5, th, rng, edge=1.5, irregular=0.05)
+        if style == "COAD":  # columnar: elongated, pseudostratified, oriented radially at placement
+            ry, rx, cyto_s, e_amt = rng.uniform(3.5, 5.0), rng.uniform(8, 11), (1.5, 1.25), 0.016
+        elif style == "LIHC":  # hepatocyte-like: round nucleus, abundant pink polygonal cytoplasm
+            d = rng.uniform(14, 20)
+            ry, rx, cyto_s, e_amt = d / 2 * rng.uniform(0.85, 1.0), d / 2, (2.1, 1.9), 0.026
+        else:  # PRAD: round nucleus with a prominent nucleolus, pale cytoplasm
+            d = rng.uniform(13, 17)
+            ry, rx, cyto_s, e_amt = d / 2 * rng.uniform(0.85, 1.0), d / 2, (1.7, 1.6), 0.012
+        nuc = _nucleus(k, ry, rx, th, rng, edge=1.3, irregular=0.05)
+        inner = _nucleus(k, max(ry - 2.0, 1.0), max(rx - 2.0, 1.0), th, rng, edge=1.3, irregular=0.03)
         rim = np.clip(nuc - 0.6 * inner, 0, 1)
         c = (k - 1) / 2
-        ny, nx = c + rng.uniform(-2, 2), c + rng.uniform(-2, 2)
+        ny, nx = c + rng.uniform(-1.5, 1.5), c + rng.uniform(-1.5, 1.5)
         yy, xx = np.mgrid[0:k, 0:k]
-        nucleolus = np.exp(-((yy - ny) ** 2 + (xx - nx) ** 2) / (2 * 1.4**2)).astype(np.float32)
-        hcn = rim * 0.12 + nuc * 0.06 * _chromatin(k, rng, 1.2, 0.8) + nucleolus * 0.10
-        cyto = _nucleus(k, ry * 1.75, rx * 1.6, th + rng.uniform(-0.5, 0.5), rng, edge=4, irregular=0.15)
-        bank[TUM].append(_stamp(hcn, 0.030 * cyto * _chromatin(k, rng, 2, 0.6)))
+        nucleolus = np.exp(-((yy - ny) ** 2 + (xx - nx) ** 2) / (2 * 1.2**2)).astype(np.float32)
+        hcn = rim * 0.05 + nuc * 0.035 * _chromatin(k, rng, 1.2, 0.8) + nucleolus * nuc * 0.06
+        cyto = _nucleus(k, ry * cyto_s[0], rx * cyto_s[1], th, rng, edge=4, irregular=0.10)
+        bank[TUM].append(_stamp(hcn, e_amt * cyto * _chromatin(k, rng, 2, 0.6)))
         # mitosis: clumped / bar chromatin, very dark, irregular, clear halo
         k = 41
         hcn = np.zeros((k, k), np.float32)
         if rng.random() < 0.5:  # metaphase plate: a dark bar with ragged spikes
             bar = _nucleus(k, rng.uniform(2.5, 3.5), rng.uniform(8, 11), th, rng, edge=0.8, irregular=0.25)
-            hcn += bar * 0.45
+            hcn += bar * 0.28
         n_clump = rng.integers(3, 8)
         for _ in range(n_clump):
             cy, cx = c + rng.normal(0, 3.5, 2)
             r = rng.uniform(1.5, 3.5)
-            hcn += 0.35 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)).astype(np.float32)
-        hcn = np.minimum(hcn, 0.55) * _chromatin(k, rng, 0.8, 0.5)
+            hcn += 0.22 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)).astype(np.float32)
+        hcn = np.minimum(hcn, 0.32) * _chromatin(k, rng, 0.8, 0.5)
         halo = _nucleus(k, 13, 13, 0, rng, edge=3, irregular=0.1)
         bank[MIT].append(_stamp(hcn - 0.01 * halo, -0.012 * halo + 0.02 * (halo - 0.6 * _nucleus(k, 9, 9, 0, rng))))
         # luminal / benign epithelium: medium pale round nucleus, pale cytoplasm
         k = 33
         d = rng.uniform(14, 18)
         nuc = _nucleus(k, d / 2 * rng.uniform(0.8, 1.0), d / 2, th, rng, edge=1.3, irregular=0.06)
-        hcn = nuc * 0.09 * _chromatin(k, rng, 1.0, 0.6)
+        hcn = nuc * 0.055 * _chromatin(k, rng, 1.0, 0.6)
         cyto = _nucleus(k, d * 0.85, d * 0.8, th, rng, edge=3, irregular=0.1)
         bank[LUMINAL].append(_stamp(hcn, 0.018 * cyto))
         # basal: flattened, dark, elongated (orientation is set at placement: tangent to the gland)
         k = 29
         nuc = _nucleus(k, rng.uniform(3.0, 4.0), rng.uniform(7, 9), th, rng, edge=1.0, irregular=0.06)
-        bank[BASAL].append(_stamp(nuc * 0.20 * _chromatin(k, rng, 1.0, 0.4), 0.005 * nuc))
+        bank[BASAL].append(_stamp(nuc * 0.12 * _chromatin(k, rng, 1.0, 0.4), 0.005 * nuc))
         # stroma: spindle nucleus
         k = 33
-        nuc = _nucleus(k, rng.uniform(2.2, 3.2), rng.uniform(10, 14), th, rng, edge=1.0, irregular=0.08)
-        bank[STR].append(_stamp(nuc * 0.17 * _chromatin(k, rng, 1.0, 0.4), 0.006 * nuc))
+        nuc = _nucleus(k, rng.uniform(1.6, 2.6), rng.uniform(8, 13), th, rng, edge=1.0, irregular=0.08)
+        bank[STR].append(_stamp(nuc * 0.10 * _chromatin(k, rng, 1.0, 0.4), 0.006 * nuc))
         # debris: 1-4 small dark fragments
         k = 17
         hcn = np.zeros((k, k), np.float32)
@@ -137,8 +145,8 @@ def kernel_bank(n_var: int = 24) -> dict[int, np.ndarray]:
         for _ in range(rng.integers(1, 5)):
             cy, cx = c2 + rng.normal(0, 2.5, 2)
             r = rng.uniform(1.0, 2.5)
-            hcn += 0.3 * np.exp(-((yy2 - cy) ** 2 + (xx2 - cx) ** 2) / (2 * r * r)).astype(np.float32)
-        bank[DEBRIS].append(_stamp(np.minimum(hcn, 0.4), 0.01 * (hcn > 0.05)))
+            hcn += 0.18 * np.exp(-((yy2 - cy) ** 2 + (xx2 - cx) ** 2) / (2 * r * r)).astype(np.float32)
+        bank[DEBRIS].append(_stamp(np.minimum(hcn, 0.25), 0.01 * (hcn > 0.05)))
     return {t: np.stack(v) for t, v in bank.items()}
 
 
@@ -176,15 +184,22 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
         angs.append(rng.uniform(0, np.pi, len(y)) if ang is None else np.asarray(ang, np.float64))
 
     # epithelium: tumour cells (bigger spacing in LIHC: hepatocyte-like polygonal cells)
-    sp_t = {"LIHC": 20.0, "COAD": 15.0, "PRAD": 15.0}[cancer]
+    sp_t = {"LIHC": 22.0, "COAD": 12.0, "PRAD": 15.0}[cancer]
     y, x = _lattice(rng, h, w, sp_t)
     m = (_lookup(cmap, y, x) == TUMOUR) & (rng.random(y.size) < 0.85)
     ty, tx = y[m], x[m]
     is_mit = rng.random(ty.size) < lat["prolif"]
-    add(ty[~is_mit], tx[~is_mit], TUM)
+    t_ang = None
+    if cancer == "COAD" and geo.get("glands") and ty.size:
+        # columnar cells point at their gland's centre: long axis along the radius
+        g = np.array(geo["glands"], np.float64)[:, :2] * DS
+        d2 = (ty[:, None] - g[None, :, 0]) ** 2 + (tx[:, None] - g[None, :, 1]) ** 2
+        near = g[np.argmin(d2, axis=1)]
+        t_ang = np.arctan2(ty - near[:, 0], tx - near[:, 1])
+    add(ty[~is_mit], tx[~is_mit], TUM, None if t_ang is None else t_ang[~is_mit])
     add(ty[is_mit], tx[is_mit], MIT)
     # benign epithelium
-    y, x = _lattice(rng, h, w, {"LIHC": 19.0, "COAD": 15.0, "PRAD": 15.0}[cancer])
+    y, x = _lattice(rng, h, w, {"LIHC": 23.0, "COAD": 17.0, "PRAD": 17.0}[cancer])
     m = (_lookup(cmap, y, x) == BENIGN) & (rng.random(y.size) < 0.8)
     add(y[m], x[m], LUMINAL)
     # basal layer: along the outer edge of benign prostate glands (lost in tumour glands)
@@ -200,18 +215,20 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
         tang = np.arctan2(ry_px * np.cos(a[keep]), -rx_px * np.sin(a[keep]))
         add(by[ok], bx[ok], BASAL, tang[ok])
     # stroma
-    y, x = _lattice(rng, h, w, 22.0)
-    m = (_lookup(cmap, y, x) == STROMA) & (rng.random(y.size) < 0.45)
+    y, x = _lattice(rng, h, w, 26.0)
+    m = (_lookup(cmap, y, x) == STROMA) & (rng.random(y.size) < 0.35)
     add(y[m], x[m], STR, _lookup(fields["angle"], y[m], x[m]) + rng.normal(0, 0.2, int(m.sum())))
     # lymphocytes: intratumoural vs stromal split by the infiltration latent
     y, x = _lattice(rng, h, w, 12.0)
     c = _lookup(cmap, y, x)
     g = _lookup(fields["immune"], y, x)
     p = np.zeros(y.size, np.float32)
-    p[c == TUMOUR] = lat["immune"] * lat["infil"]
-    p[(c == STROMA) | (c == BENIGN)] = lat["immune"] * (1 - lat["infil"])
+    # the infiltration latent moves lymphocytes between nests and stroma; nests get the larger
+    # share so that the T-cell signal is carried mostly by intratumoural lymphocytes
+    p[c == TUMOUR] = lat["immune"] * (0.3 + 0.7 * lat["infil"]) * 1.5
+    p[(c == STROMA) | (c == BENIGN)] = lat["immune"] * (1 - lat["infil"]) * 0.5
     p *= g
-    p[c == LYMPHOID] = 0.15  # T cells mixed into follicles
+    p[c == LYMPHOID] = 0.06  # a few T cells mixed into follicles
     m = rng.random(y.size) < np.minimum(p, 0.9)
     add(y[m], x[m], LYM)
     # B cells: packed in follicles, rare scattered ones in stroma
@@ -229,19 +246,19 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
     x = np.concatenate(xs).astype(np.int32)
     t = np.concatenate(ts)
     ctx = _lookup(cmap, y, x).astype(np.uint8)
-    nvar = len(kernel_bank()[0])
+    nvar = len(kernel_bank(cancer)[0])
     # stamp variant i is drawn at orientation pi*i/nvar: pick the one nearest the cell's angle
     ang = np.concatenate(angs)
     var = np.round(np.mod(ang, np.pi) / np.pi * nvar).astype(np.int64) % nvar
     return {"x": x, "y": y, "type": t, "context": ctx, "variant": var.astype(np.int16)}
 
 
-def draw_cells(canvas: np.ndarray, cells: dict[str, np.ndarray]) -> None:
+def draw_cells(canvas: np.ndarray, cells: dict[str, np.ndarray], style: str) -> None:
     """Add every cell's stamp to ``canvas`` (padded HED array, PAD px margin), in place.
 
     A Python loop over a few thousand cells; each iteration is one small slice add.
     """
-    bank = kernel_bank()
+    bank = kernel_bank(style)
     order = np.argsort(cells["type"] == LYM, kind="stable")  # lymphocytes last: on top of epithelium
     for i in order:
         t = int(cells["type"][i])

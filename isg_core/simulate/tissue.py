@@ -49,7 +49,7 @@ def tissue_blob(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cy, cx = h * rng.uniform(0.42, 0.58), w * rng.uniform(0.42, 0.58)
-    ry, rx = h * rng.uniform(0.30, 0.42), w * rng.uniform(0.30, 0.42)
+    ry, rx = h * rng.uniform(0.34, 0.46), w * rng.uniform(0.34, 0.46)
     th = rng.uniform(0, np.pi)
     dy, dx = yy - cy, xx - cx
     u = (dx * np.cos(th) + dy * np.sin(th)) / rx
@@ -157,7 +157,7 @@ def class_map(rng: np.random.Generator, shape: tuple[int, int], cancer: str, lat
         cmap[nec] = NECROSIS
     elif cancer == "COAD":
         geo["glands"] = _glands(rng, cmap, tum_zone, (7, 15), wall=rng.uniform(2.5, 4.0), epi_class=TUMOUR,
-                                density=0.55, necrotic=rng.uniform(0.0, 0.35))
+                                density=0.8, necrotic=rng.uniform(0.0, 0.35))
         nec = _quantile_mask(smooth_field(rng, shape, 5), tum_zone, rng.uniform(0.0, 0.08))
         cmap[nec] = NECROSIS
     elif cancer == "PRAD":
