@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     except IsgError as e:
         print(f"isg: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("isg: interrupted", file=sys.stderr)
         return 130
