@@ -30,6 +30,20 @@ def list_notebooks(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if NOTEBOOK_PATTERN.match(p.name))
 
 
+def _write_without_injected_parameters(executed: Path, dest: Path) -> None:
+    """Copy an executed notebook over its source, minus papermill's injected-parameters cell.
+
+    That cell hard-codes the profile it ran at; left in the committed notebook, nbval (which runs
+    the stored cells) would execute it and ignore ``ISG_PROFILE``."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    nb.metadata.get("papermill", {}).pop("parameters", None)
+    with atomic_path(dest) as tmp:
+        nbformat.write(nb, tmp)
+
+
 def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out_dir: Path | None = None,
                   in_place: bool = False, only: list[str] | None = None, kernel: str = "python3") -> pd.DataFrame:
     """Run every numbered notebook at ``profile``; return the timings table."""
@@ -65,7 +79,7 @@ def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out
                 seconds = time.perf_counter() - t0
             rows.append({"notebook": nb.name, "profile": profile, "seconds": round(seconds, 1)})
             if in_place:
-                shutil.copyfile(target, nb)
+                _write_without_injected_parameters(target, nb)
             print(f"[isg reproduce] {nb.name} done in {seconds:.1f} s -> {target}", flush=True)
     finally:
         if env_before is None:

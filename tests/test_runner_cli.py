@@ -39,6 +39,23 @@ def test_runner_injects_profile_orders_and_times(tmp_path):
     assert len(timings) == 2 and (timings.seconds >= 0).all()
 
 
+def test_in_place_outputs_keep_the_profile_switch(tmp_path, monkeypatch):
+    """Stored notebooks must not hard-code the profile papermill injected: nbval runs stored cells."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _nb(nbs / "00_a.ipynb", "print('ran at', profile)")
+    run_notebooks("quick", nbs, tmp_path / "out", in_place=True)
+    stored = nbformat.read(nbs / "00_a.ipynb", as_version=4)
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in stored.cells)
+    assert any("ran at quick" in o.get("text", "") for c in stored.cells for o in c.get("outputs", []))
+    # executing the stored cells with ISG_PROFILE=smoke gives smoke
+    monkeypatch.setenv("ISG_PROFILE", "smoke")
+    ns = {}
+    for c in stored.cells:
+        exec(c.source.replace("print(", "_out = ("), ns)
+    assert ns["profile"] == "smoke"
+
+
 def test_runner_stops_at_first_failure(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
