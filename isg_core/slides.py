@@ -159,9 +159,26 @@ class Slide:
             return self.read_region(0, 0, w, h, 0)
         level = self.best_level_for_downsample(scale)
         lw, lh = self.info.level_dimensions[level]
-        img = Image.fromarray(self.read_region(0, 0, lw, lh, level))
-        img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-        return np.asarray(img)
+        ds = self.info.level_downsamples[level]
+        out_w, out_h = max(1, round(w / scale)), max(1, round(h / scale))
+        if lw * lh <= 4096 * 4096:
+            img = Image.fromarray(self.read_region(0, 0, lw, lh, level))
+            return np.asarray(img.resize((out_w, out_h), Image.Resampling.LANCZOS))
+        # A slide without a small enough pyramid level: read the level in tiles and shrink each,
+        # so memory stays at one tile (never the whole level) whatever the slide's size.
+        out = np.full((out_h, out_w, 3), 255, np.uint8)
+        f = out_w / lw  # output px per level px
+        step = max(1, int(2048 * f)) / f  # level px per tile, a whole number of output px
+        for ty in np.arange(0, lh, step):
+            for tx in np.arange(0, lw, step):
+                ox0, oy0 = int(round(tx * f)), int(round(ty * f))
+                ox1, oy1 = min(out_w, int(round((tx + step) * f))), min(out_h, int(round((ty + step) * f)))
+                if ox1 <= ox0 or oy1 <= oy0:
+                    continue
+                tw, th = int(min(step, lw - tx)), int(min(step, lh - ty))
+                tile = self.read_region(int(tx * ds), int(ty * ds), max(tw, 1), max(th, 1), level)
+                out[oy0:oy1, ox0:ox1] = np.asarray(Image.fromarray(tile).resize((ox1 - ox0, oy1 - oy0), Image.Resampling.BOX))
+        return out
 
     def close(self) -> None:
         self._reader.close()

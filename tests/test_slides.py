@@ -128,3 +128,22 @@ def test_truncated_svs_is_refused(tmp_path, cmu_path):
         with open_slide(p) as s:  # may open (header intact) and fail when tiles are read
             s.read_region(0, 0, 2220, 2967)
     assert "trunc.svs" in str(ei.value)
+
+
+def test_thumbnail_of_single_level_large_slide_reads_in_tiles(tmp_path, monkeypatch):
+    """A slide with no small pyramid level is shrunk tile by tile, never read whole."""
+    from tests.conftest import gradient_image
+    from isg_core.slides import write_pyramidal_tiff
+    img = gradient_image(4500, 5000)
+    p = tmp_path / "flat.tiff"
+    write_pyramidal_tiff(p, img, mpp=0.5, quality=90, min_level_size=10**6)  # one level only
+    with open_slide(p) as s:
+        assert s.level_count == 1
+        biggest = []
+        orig = s._reader.read
+        monkeypatch.setattr(s._reader, "read", lambda x, y, w, h, lvl: biggest.append(w * h) or orig(x, y, w, h, lvl))
+        th = s.thumbnail(500)
+    assert th.shape == (450, 500, 3)
+    assert max(biggest) <= 4096 * 4096  # tiles, not the 22.5 MP level
+    ref = np.asarray(Image.fromarray(img).resize((500, 450), Image.Resampling.BOX))
+    assert np.abs(th.astype(int) - ref).mean() < 3
