@@ -63,6 +63,16 @@ def _cmd_tile(args) -> None:
         raise IsgError(None, f"{failures} of {len(args.slides)} slides failed (see above)")
 
 
+def _cmd_select(args) -> None:
+    from .config import TilingConfig
+    from .selection import run_select
+
+    cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
+    rows = run_select(args.slides, args.method, args.out, threshold=args.threshold, config=cfg, slide_mpp=args.slide_mpp)
+    for r in rows:
+        print("  ".join(f"{k}={v}" for k, v in r.items()))
+
+
 def _cmd_info(args) -> None:
     from .slides import open_slide
 
@@ -129,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
     s.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
     s.set_defaults(func=_cmd_tile)
+
+    s = sub.add_parser("select", help="score global patches and keep the informative ones (Shannon or a baseline)")
+    s.add_argument("slides", nargs="+", help="slide files (tiled first if needed)")
+    s.add_argument("--method", default="shannon", help="shannon | ig | canny | dog | log | otsu | he2rna | dexined")
+    s.add_argument("--threshold", help="e.g. 0.36, bits:5.7e5, bpp:8.7, mu+sigma, robust:1, otsu (default: the method's)")
+    s.add_argument("--out", required=True, help="folder for <slide_id>.h5 and the selection thumbnail PNG")
+    s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5)")
+    s.add_argument("--patch", type=int, default=256, help="global patch size p (default 256)")
+    s.add_argument("--local", type=int, default=32, help="local patch size q (default 32)")
+    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp")
+    s.set_defaults(func=_cmd_select)
 
     s = sub.add_parser("info", help="print what a slide is: size, mpp, magnification, pyramid")
     s.add_argument("slides", nargs="+")

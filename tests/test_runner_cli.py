@@ -177,3 +177,13 @@ def test_cli_check_reports_bad_expression(tmp_path, pyramid_tiff, capsys):
     m.to_csv(tmp_path / "manifest.csv", index=False)
     assert main(["check", str(tmp_path / "manifest.csv")]) == 2
     assert "gone.svs" in capsys.readouterr().err
+
+
+def test_cli_select_adds_keep_mask(cmu_path, tmp_path, capsys):
+    import h5py
+    assert main(["select", str(cmu_path), "--out", str(tmp_path)]) == 0
+    with h5py.File(tmp_path / "CMU-1-Small-Region.h5", "r") as f:
+        keep = f["selection/shannon/keep"][:]
+        assert keep.shape == (f["coords"].shape[0],) and 0 < keep.sum() < len(keep)
+    assert main(["select", str(cmu_path), "--method", "dexined", "--out", str(tmp_path)]) == 2
+    assert "unavailable offline" in capsys.readouterr().err

@@ -5,6 +5,9 @@ Every function here has one signature, ``bits(patch) -> float``: the length in b
 
 * byte-stream compressors on the raw interleaved RGB bytes, no image model:
   ``deflate`` (zlib, level 6), ``lzma`` (xz preset 6), ``zstd`` (level 3);
+* ``zstdgrad``: the same zstd after a lossless 2-D prediction step (each byte replaced by its
+  residual from the planar predictor left + up - up-left, per channel, mod 256; invertible by
+  two cumulative sums), i.e. a PNG-filter-style image model in front of a fast entropy coder;
 * lossless *image* codecs, which predict each pixel from its neighbours before entropy
   coding, so smooth shading costs few bits and only unpredictable structure costs many:
   ``png`` (libpng, adaptive filters, level 6), ``webp`` (libwebp lossless, method 0),
@@ -58,6 +61,21 @@ def zstd_bits(patch: np.ndarray) -> float:
     return 8.0 * len(_need_ic("zstd").zstd_encode(_rgb(patch).tobytes(), level=3))
 
 
+def grad_residual(patch: np.ndarray) -> np.ndarray:
+    """Residual of the planar predictor: r[y, x] = p[y, x] - p[y, x-1] - p[y-1, x] + p[y-1, x-1]
+    (mod 256, with zeros outside), per channel.  Lossless: p = cumsum_y(cumsum_x(r)) mod 256."""
+    a = _rgb(patch)
+    r = a.copy()
+    r[:, 1:] -= a[:, :-1]
+    r[1:] -= r[:-1].copy()
+    return r
+
+
+def zstdgrad_bits(patch: np.ndarray) -> float:
+    """Zstandard (level 3) on the planar-predictor residual (:func:`grad_residual`)."""
+    return 8.0 * len(_need_ic("zstd").zstd_encode(grad_residual(patch).tobytes(), level=3))
+
+
 def png_bits(patch: np.ndarray) -> float:
     """PNG (libpng, level 6, adaptive filters), via imagecodecs."""
     return 8.0 * len(_need_ic("png").png_encode(_rgb(patch), level=6))
@@ -79,6 +97,7 @@ COMPRESSORS: dict[str, Callable[[np.ndarray], float]] = {
     "png": png_bits,
     "lzma": lzma_bits,
     "zstd": zstd_bits,
+    "zstdgrad": zstdgrad_bits,
     "webp": webp_bits,
     "jpegxl": jpegxl_bits,
 }
@@ -88,6 +107,7 @@ COMPRESSOR_SETTINGS: dict[str, str] = {
     "png": "libpng level 6, adaptive filters",
     "lzma": "xz preset 6, raw RGB bytes",
     "zstd": "zstd level 3, raw RGB bytes",
+    "zstdgrad": "zstd level 3 on the planar-predictor residual (left + up - up-left, mod 256)",
     "webp": "libwebp lossless, method 0",
     "jpegxl": "libjxl lossless (modular), effort 1, 1 thread",
 }
@@ -116,6 +136,10 @@ def check_lossless(name: str) -> bool:
     try:
         x = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
         COMPRESSORS[name](x)
+        if name == "zstdgrad":  # the predictor step must invert exactly
+            r = grad_residual(x)
+            back = np.cumsum(np.cumsum(r.astype(np.int64), axis=1), axis=0) % 256
+            ok = np.array_equal(back.astype(np.uint8), x)
         if name in _ENCODERS:
             y = np.asarray(_DECODERS[name](_ENCODERS[name](x), x.shape))
             ok = y.shape[:2] == x.shape[:2] and np.array_equal(y[..., :3], x)
