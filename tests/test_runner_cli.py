@@ -81,6 +81,12 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(target, "new")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
