@@ -69,12 +69,13 @@ from .compressors import COMPRESSORS, COMPRESSOR_SETTINGS, check_lossless, get_c
 from .selectors import (SELECTORS, SelectionConfig, Selector, ShannonSelector, available_selectors, get_selector)
 from .slide import (add_selection_to_h5, read_selection, run_select, score_slide, selection_thumbnail,
                     threshold_info)
+from .evaluate import evaluate_scores, evaluate_selectors, keep_masks, score_cohort
 from .study import compressor_study
 from .thresholds import Threshold, auc, parse_threshold, precision_recall, resolve_threshold, select
 
 __all__ = [
     "COMPRESSORS", "COMPRESSOR_SETTINGS", "SELECTORS", "SelectionConfig", "Selector", "ShannonSelector",
-    "Threshold", "add_selection_to_h5", "auc", "available_selectors", "check_lossless", "compressor_study",
+    "Threshold", "add_selection_to_h5", "auc", "evaluate_scores", "evaluate_selectors", "keep_masks", "available_selectors", "check_lossless", "compressor_study",
     "get_compressor", "get_selector", "parse_threshold", "precision_recall", "read_selection",
-    "resolve_threshold", "run_select", "score_slide", "select", "selection_thumbnail", "threshold_info",
+    "resolve_threshold", "run_select", "score_cohort", "score_slide", "select", "selection_thumbnail", "threshold_info",
 ]
