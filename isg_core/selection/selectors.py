@@ -24,6 +24,8 @@ A selector has ``name``, ``score(patch) -> float`` (higher = keep), ``fit(slide_
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +42,9 @@ def _grey(patch: np.ndarray) -> np.ndarray:
     return (a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114).astype(np.float32) / 255.0
 
 
-class Selector:
+class Selector(abc.ABC):
+    """A patch scorer: ``score(patch) -> float``, higher means more worth keeping."""
+
     name = "base"
     #: used when the caller gives no threshold (see the package docstring for how each was set)
     default_threshold = Threshold("otsu")
@@ -50,8 +54,9 @@ class Selector:
     def fit(self, slide_thumbnail: np.ndarray) -> "Selector":
         return self
 
-    def score(self, patch: np.ndarray) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def score(self, patch: np.ndarray) -> float:
+        """The patch's score (each subclass cites the quantity it measures)."""
 
     def params(self) -> dict:
         return {}
@@ -200,6 +205,9 @@ class DexiNedSelector(Selector):
               "weights (cannot be downloaded here); no substitute is used")
 
     def __init__(self, *a, **k):
+        raise IsgError(None, self.reason)
+
+    def score(self, patch: np.ndarray) -> float:  # never reached: __init__ refuses
         raise IsgError(None, self.reason)
 
 
