@@ -104,6 +104,79 @@ def _cmd_check(args) -> None:
     print(msg)
 
 
+def _cohort_arg(args) -> Path:
+    from .cohort import ensure_cohort
+
+    if args.cohort:
+        if not (Path(args.cohort) / "manifest.csv").exists():
+            raise IsgError(Path(args.cohort) / "manifest.csv", "cohort manifest not found")
+        return Path(args.cohort)
+    return ensure_cohort(args.profile)
+
+
+def _cmd_prepare(args) -> None:
+    from .config import get_profile
+    from .pipeline import cohort_tiles_dir, prepare_cohort
+
+    prof = get_profile(args.profile)
+    cohort = _cohort_arg(args)
+    thresholds = {}
+    for item in args.threshold or []:
+        if "=" not in item:
+            raise IsgError(None, f"--threshold takes METHOD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        thresholds[k] = v
+    df = prepare_cohort(cohort, args.tiles, methods=args.methods, thresholds=thresholds, config=prof.tiling,
+                        workers=args.workers or prof.workers)
+    kept = "  ".join(f"{c[7:]}: {df[c].sum()}" for c in df.columns if c.startswith("n_kept_"))
+    print(f"{len(df)} slides, {df.n_patches.sum()} global patches in {cohort_tiles_dir(cohort, args.tiles)}; kept {kept}")
+
+
+def _cmd_train_extractor(args) -> None:
+    from dataclasses import replace
+
+    from .config import get_profile
+    from .features.train import checkpoint_summary, train_config_for, train_extractor
+    from .features.workflow import extractor_dir
+    from .pipeline import prepare_cohort
+
+    prof = get_profile(args.profile)
+    cohort = _cohort_arg(args)
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
+    cfg = train_config_for(args.scale, prof.features, **overrides)
+    prepare_cohort(cohort, args.tiles, methods=[cfg.selection], config=prof.tiling, workers=prof.workers)
+    out = Path(args.out) if args.out else extractor_dir(cohort, args.scale)
+    ckpt = train_extractor(cohort, cfg, out, tiles=args.tiles, resume=args.resume, overwrite=args.overwrite,
+                           device=args.device, folds=tuple(args.folds) if args.folds else None)
+    s = checkpoint_summary(ckpt)
+    print(f"{ckpt}: step {s['step']}, L1 {s['final_l1']:.4f}, LPIPS {s['final_lpips']:.4f} "
+          f"(LPIPS trunk: {s['lpips_trunk']}), {s['train_seconds']:.0f} s of training")
+
+
+def _cmd_extract(args) -> None:
+    from .config import get_profile
+    from .features.extract import ResNet50Encoder, StyleGANEncoder, extract_cohort
+
+    prof = get_profile(args.profile)
+    cohort = _cohort_arg(args)
+    encoders = []
+    if args.global_ckpt:
+        encoders.append(StyleGANEncoder(args.global_ckpt, args.local_ckpt, device=args.device))
+    elif args.local_ckpt:
+        raise IsgError(None, "--local needs --global too")
+    if args.resnet50:
+        encoders.append(ResNet50Encoder(prof.features.resnet_input, device=args.device))
+    if not encoders:
+        raise IsgError(None, "nothing to extract: give --global CKPT [--local CKPT] and/or --resnet50")
+    for enc in encoders:
+        df = extract_cohort(cohort, enc, args.tiles, selection=args.selection, patches=args.patches,
+                            batch_size=args.batch or prof.features.extract_batch, overwrite=args.overwrite)
+        done = df[~df.skipped]
+        rate = df.attrs["patches_per_second"]
+        print(f"{enc.name}: {len(done)} slides encoded ({done.n.sum()} patches, {rate:.1f} patches/s on "
+              f"{df.attrs['device']}), {int(df.skipped.sum())} already done")
+
+
 def _cmd_reproduce(args) -> None:
     from .runner import run_notebooks
 
@@ -162,6 +235,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample-sheet", help="GDC sample sheet (with a STAR-Counts folder)")
     s.add_argument("--genes", nargs="*", help="gene symbols (default: the tasks' genes of the manifest's cancer types)")
     s.set_defaults(func=_cmd_check)
+
+    def cohort_args(s) -> None:
+        s.add_argument("--cohort", help="cohort folder with manifest.csv (default: the profile's ISG-Sim cohort)")
+        s.add_argument("--tiles", help="folder of per-slide HDF5 (default <cohort>/tiles)")
+        s.add_argument("--profile", choices=["smoke", "quick", "paper"], help="sizes and budgets (default $ISG_PROFILE or quick)")
+
+    s = sub.add_parser("prepare", help="tile every slide of a cohort and add the selections")
+    cohort_args(s)
+    s.add_argument("--methods", nargs="+", default=["shannon"], help="selectors to store (default shannon)")
+    s.add_argument("--threshold", nargs="*", help="METHOD=THRESHOLD, e.g. shannon=mu+sigma")
+    s.add_argument("--workers", type=int, help="processes (default: the profile's)")
+    s.set_defaults(func=_cmd_prepare)
+
+    s = sub.add_parser("train-extractor", help="train the global or local StyleGAN2 autoencoder (Sec. 3.2)")
+    s.add_argument("--scale", required=True, choices=["global", "local"])
+    cohort_args(s)
+    s.add_argument("--out", help="checkpoint folder (default <cohort>/extractors/<scale>)")
+    s.add_argument("--steps", type=int, help="training steps (default: the profile's)")
+    s.add_argument("--batch-size", type=int, help="batch size (default: the profile's)")
+    s.add_argument("--seed", type=int, help="seed (default 0)")
+    s.add_argument("--folds", type=int, nargs="*", help="train on patches of these folds only (default: all slides)")
+    s.add_argument("--resume", action="store_true", help="continue an unfinished run from its checkpoint")
+    s.add_argument("--overwrite", action="store_true", help="start again, replacing an existing checkpoint")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_train_extractor)
+
+    s = sub.add_parser("extract", help="features of every kept patch into the slides' HDF5 (f_i and R_i)")
+    cohort_args(s)
+    s.add_argument("--global", dest="global_ckpt", help="global extractor checkpoint")
+    s.add_argument("--local", dest="local_ckpt", help="local extractor checkpoint")
+    s.add_argument("--resnet50", action="store_true", help="also extract pooled ResNet50 features (reference)")
+    s.add_argument("--selection", default="shannon", help="which stored selection's kept patches (default shannon)")
+    s.add_argument("--patches", default="kept", choices=["kept", "all", "union"],
+                   help="kept by --selection, all patches, or the union of all stored selections")
+    s.add_argument("--batch", type=int, help="global patches per batch (default: the profile's)")
+    s.add_argument("--overwrite", action="store_true", help="redo slides already done")
+    s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_extract)
 
     s = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
     s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])

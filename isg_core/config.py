@@ -86,12 +86,45 @@ class SimConfig:
 
 
 @dataclass(frozen=True)
+class FeatureConfig:
+    """Size and training length of the two StyleGAN2 autoencoders (paper Sec. 3.2) and of
+    feature extraction.  The paper gives no d, resolution or schedule; ours, and why:
+
+    * ``global_resolution``: the global extractor sees the p x p patch resized to this side
+      (area averaging).  64 px on a CPU keeps glands and nests visible at 2 um/px; the
+      ``paper`` profile uses the full 256 px.
+    * ``local_resolution = q``: local patches are encoded at their native 32 px.
+    * ``code_dim`` d: 64 (quick) / 128 (paper).  The Dual Attention network mixes f_i and R_i in
+      d channels, so d sets its width too.
+    * Training steps are the budget of the profile: minutes on a 2-core CPU at ``quick``.
+    """
+
+    global_resolution: int = 64
+    local_resolution: int = 32
+    code_dim: int = 64
+    channel_base: int = 1024
+    channel_max: int = 64
+    # E_L runs on 64 local patches per global patch, so extraction cost is mostly E_L's: half
+    # the channels of E_G at the same resolution (measured at quick: 8 global patches/s with
+    # 1024, the whole cohort's extraction ~10 min on 2 cores)
+    local_channel_base: int = 512
+    global_steps: int = 1500
+    local_steps: int = 1000
+    batch_size: int = 16
+    bank_size: int = 4096
+    checkpoint_every: int = 100
+    extract_batch: int = 32
+    resnet_input: int = 128  # ImageNet's 224 at ``paper``; 128 px costs a third on a CPU
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that changes between ``smoke``, ``quick`` and ``paper``."""
 
     name: str
     sim: SimConfig
     tiling: TilingConfig = field(default_factory=TilingConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
     workers: int = 2
 
     def to_dict(self) -> dict:
@@ -99,9 +132,18 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", SimConfig(slides_per_type=4, size=1024, seed=0), workers=2),
+    "smoke": Profile("smoke", SimConfig(slides_per_type=4, size=1024, seed=0),
+                     features=FeatureConfig(global_resolution=16, local_resolution=16, code_dim=16, channel_base=256,
+                                            channel_max=32, local_channel_base=256, global_steps=6, local_steps=6, batch_size=8, bank_size=64,
+                                            checkpoint_every=3, extract_batch=32, resnet_input=64),
+                     workers=2),
     "quick": Profile("quick", SimConfig(slides_per_type=40, size=2048, seed=0), workers=2),
-    "paper": Profile("paper", SimConfig(slides_per_type=150, size=8192, seed=0), workers=16),
+    "paper": Profile("paper", SimConfig(slides_per_type=150, size=8192, seed=0),
+                     features=FeatureConfig(global_resolution=256, local_resolution=32, code_dim=128, channel_base=8192,
+                                            channel_max=256, local_channel_base=2048, global_steps=50_000, local_steps=50_000, batch_size=32,
+                                            bank_size=50_000, checkpoint_every=1000, extract_batch=256,
+                                            resnet_input=224),
+                     workers=16),
 }
 
 

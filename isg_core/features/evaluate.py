@@ -1,0 +1,145 @@
+"""Table 5: how much gene-expression signal do the features carry? (paper Sec. 4.2)
+
+The paper probes features with "a two-layer perceptron with a ReLU activation"
+(:mod:`isg_core.probe`) at two levels:
+
+* **slide level** (the paper's TCGA row): every kept patch's features are mean-pooled into one
+  vector per slide and the probe predicts the slide's log-expression of its task's genes;
+  5-fold cross-validation on the manifest's patient-level folds, one probe per cancer type,
+  PCC per gene of the pooled out-of-fold predictions, averaged over genes and tasks (the
+  mean and spread over folds are reported too);
+* **patch level** (the paper's STNet row, 149 px spots with expression): ISG-Sim records the
+  cells drawn in each global patch, so log(1 + count) of each cell type stands in for a spot's
+  expression; the folds are the slides' folds, so no slide is on both sides.
+
+Feature sets: ``fe`` (f_i and the mean of R_i over the local grid, concatenated), ``fe:global``
+(f_i only), ``fe-untrained`` (same architecture, random weights: what the shape alone gives),
+``resnet50`` (pooled ResNet50, ImageNet when cached, else random: named so in the table).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import TASK_GENES
+from ..errors import IsgError
+from .extract import read_features
+
+#: the per-patch cell counts of ISG-Sim that stand in for spot-level expression
+PATCH_TARGETS = ("n_lymphocyte", "n_bcell", "n_tumour", "n_mitosis", "n_luminal", "n_basal", "n_stroma")
+
+
+def _vectors(h5: Path, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """(index, (n, dim) features) of one slide for a spec ``name`` or ``name:global``."""
+    name, _, part = spec.partition(":")
+    feats = read_features(h5, name, local=part != "global")
+    x = feats.global_
+    if feats.local is not None:
+        x = np.concatenate([x, feats.local.reshape(len(x), -1, feats.local.shape[-1]).mean(1)], axis=1)
+    return feats.index, x.astype(np.float32)
+
+
+def slide_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str) -> pd.DataFrame:
+    """Mean-pooled features per slide (rows: slide_id)."""
+    rows = {}
+    for sid in manifest["slide_id"]:
+        _, x = _vectors(Path(tiles_dir) / f"{sid}.h5", spec)
+        if len(x) == 0:
+            raise IsgError(Path(tiles_dir) / f"{sid}.h5", "no kept patches to pool")
+        rows[sid] = x.mean(0)
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str,
+                   patches: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per-patch features and the matching rows of ISG-Sim's ``patches.csv`` (by slide, row, col)."""
+    import h5py
+
+    xs, metas = [], []
+    table = patches.set_index(["slide_id", "row", "col"])
+    for sid in manifest["slide_id"]:
+        h5 = Path(tiles_dir) / f"{sid}.h5"
+        index, x = _vectors(h5, spec)
+        with h5py.File(h5, "r") as f:
+            grid = f["grid_index"][:][index]
+        keys = pd.MultiIndex.from_arrays([[sid] * len(index), grid[:, 0], grid[:, 1]], names=["slide_id", "row", "col"])
+        metas.append(table.reindex(keys).reset_index())
+        xs.append(x)
+    meta = pd.concat(metas, ignore_index=True)
+    if meta[list(PATCH_TARGETS)].isna().any().any():
+        raise IsgError(None, "patches.csv does not cover every extracted patch (was the cohort tiled with another config?)")
+    return np.concatenate(xs), meta
+
+
+def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
+    """Per cancer type and gene: mean and std over folds of the probe's PCC."""
+    from ..probe import ProbeConfig, cross_validate_probe
+
+    cfg = cfg or ProbeConfig()
+    X = slide_features(cohort.manifest, tiles_dir, spec)
+    out = []
+    for ctype, genes in TASK_GENES.items():
+        m = cohort.manifest[cohort.manifest["cancer_type"] == ctype]
+        if len(m) == 0:
+            continue
+        res = cross_validate_probe(X.loc[m["slide_id"]].to_numpy(), cohort.targets.loc[m["slide_id"], list(genes)].to_numpy(),
+                                   m["fold"].to_numpy(), cfg, groups=m["patient_id"].to_numpy(), target_names=list(genes))
+        out.append(_rows(res, "slide", ctype))
+    return pd.concat(out, ignore_index=True)
+
+
+def _rows(res, level: str, task: str) -> pd.DataFrame:
+    """``pcc``: PCC of the pooled out-of-fold predictions (every slide or patch predicted once, by
+    a probe that never saw it); ``pcc_fold_mean`` / ``pcc_fold_std``: over the folds (noisy when a
+    fold holds a handful of slides of a task)."""
+    s = res.summary().drop(index="mean")
+    return pd.DataFrame({"level": level, "task": task, "target": s.index, "pcc": res.pooled_pcc,
+                         "pcc_fold_mean": s["pcc_mean"].to_numpy(), "pcc_fold_std": s["pcc_std"].to_numpy()})
+
+
+def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
+    """Per cell type: mean and std over folds of the probe's PCC at the patch level."""
+    from ..probe import ProbeConfig, cross_validate_probe
+
+    if cohort.patches is None:
+        raise IsgError(cohort.root, "patch-level probe needs ISG-Sim's patches.csv (per-patch cell counts)")
+    cfg = cfg or ProbeConfig()
+    X, meta = patch_features(cohort.manifest, tiles_dir, spec, cohort.patches)
+    folds = meta["slide_id"].map(dict(zip(cohort.manifest["slide_id"], cohort.manifest["fold"]))).to_numpy()
+    Y = np.log1p(meta[list(PATCH_TARGETS)].to_numpy(np.float64))
+    res = cross_validate_probe(X, Y, folds, cfg, groups=meta["slide_id"].to_numpy(), target_names=list(PATCH_TARGETS))
+    return _rows(res, "patch", "cells")
+
+
+def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untrained"), cfg=None,
+           progress: bool = True) -> pd.DataFrame:
+    """Long table: one row per (features, level, task, target) with the probe's PCC."""
+    from tqdm import tqdm
+
+    parts = []
+    for spec in tqdm(specs, desc="Table 5 probes", unit="features", disable=not progress):
+        for fn in (probe_slide_level, probe_patch_level):
+            parts.append(fn(cohort, tiles_dir, spec, cfg).assign(features=spec))
+    return pd.concat(parts, ignore_index=True)[["features", "level", "task", "target", "pcc", "pcc_fold_mean",
+                                                 "pcc_fold_std"]]
+
+
+def knn_agreement(x: np.ndarray, labels: np.ndarray, k: int = 10, max_n: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Per class: the share of a point's ``k`` nearest neighbours (Euclidean, on standardised
+    features, itself excluded) that share its label, beside the share expected by chance (the
+    class's frequency).  At most ``max_n`` points (a fixed random subset) keep it O(n^2)-cheap."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(x))[:max_n]
+    z = (x[idx] - x[idx].mean(0)) / (x[idx].std(0) + 1e-9)
+    lab = np.asarray(labels)[idx]
+    sq = (z ** 2).sum(1)
+    d = sq[:, None] + sq[None, :] - 2 * z @ z.T
+    np.fill_diagonal(d, np.inf)
+    nn = np.argpartition(d, k, axis=1)[:, :k]
+    same = (lab[nn] == lab[:, None]).mean(1)
+    out = pd.DataFrame({"class": lab, "same": same}).groupby("class")["same"].agg(["mean", "size"])
+    out["chance"] = out["size"] / out["size"].sum()
+    return out.rename(columns={"mean": f"knn{k}_same_class", "size": "patches"}).reset_index()

@@ -1,0 +1,284 @@
+"""Feature extraction for every slide: ``isg extract`` (paper Sec. 3, step 4).
+
+For each kept global patch x_i of a slide: f_i = E_G(x_i) (d) and the local cube
+R_i = E_L(X''_L_i) ((p/q) x (p/q) x d, one code per local patch at its grid position).  They are
+added to the slide's HDF5 beside ``coords`` as
+
+    features/<name>/index   (n,)         int64    rows of ``coords`` that were encoded
+    features/<name>/global  (n, d)       float32  f_i
+    features/<name>/local   (n, g, g, d) float16  R_i (half precision: the cubes are the bulk)
+
+with the encoder's description (checkpoints, LPIPS/ImageNet trunk) as attributes.  Patches are
+read and encoded in batches (a slide is never in memory at once), the next batch is read while
+the current one is encoded, and the file is updated through a temporary copy renamed into
+place, so a killed run leaves every slide either done or untouched; done slides are skipped.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import IsgError, atomic_path
+from .data import to_tensor
+
+
+class PatchEncoder(abc.ABC):
+    """Turns a batch of global patches (uint8 (B, p, p, 3)) into features."""
+
+    name: str
+    global_dim: int
+    local_dim: int | None = None  # None: no local cube
+
+    def __init__(self, device: str | torch.device | None = None):
+        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @abc.abstractmethod
+    def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(f (B, d) float32, R (B, p/q, p/q, d) or None)."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        """JSON-able description stored with the features (which weights, which trunk)."""
+
+
+def _file_id(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+class StyleGANEncoder(PatchEncoder):
+    """The Feature Extraction network's encoders E_G and E_L (Sec. 3.2), from two checkpoints.
+
+    ``untrained=True`` keeps the architecture but not the weights (a control for Table 5: what
+    do features of a random network of the same shape give?)."""
+
+    def __init__(self, global_ckpt: "str | os.PathLike", local_ckpt: "str | os.PathLike | None" = None,
+                 device: str | torch.device | None = None, untrained: bool = False):
+        super().__init__(device)
+        from .stylegan import Encoder
+        from .train import ExtractorTrainConfig, load_autoencoder, load_checkpoint
+
+        self.untrained = untrained
+        self.meta: dict = {"kind": "stylegan2-ae" + ("-untrained" if untrained else "")}
+        self.encoders: dict[str, torch.nn.Module] = {}
+        for scale, path in (("global", global_ckpt), ("local", local_ckpt)):
+            if path is None:
+                continue
+            path = Path(path)
+            if untrained:
+                ck = load_checkpoint(path)
+                cfg = ExtractorTrainConfig.from_dict(ck["config"])
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(cfg.seed)
+                    enc = Encoder(cfg.model).eval()
+                meta = {k: ck[k] for k in ("config", "step", "lpips_trunk")}
+            else:
+                ae, meta = load_autoencoder(path, "cpu")
+                enc = ae.encoder
+            if meta["config"]["scale"] != scale:
+                raise IsgError(path, f"checkpoint is a {meta['config']['scale']} extractor, given as --{scale}")
+            self.encoders[scale] = enc.to(self.device).eval().requires_grad_(False)
+            self.meta[scale] = {"checkpoint": str(path), "sha256": _file_id(path), "step": int(meta["step"]),
+                                "lpips_trunk": meta["lpips_trunk"], "resolution": meta["config"]["model"]["resolution"],
+                                "code_dim": meta["config"]["model"]["code_dim"]}
+        self.name = "fe-untrained" if untrained else "fe"
+        self.global_dim = self.meta["global"]["code_dim"]
+        self.local_dim = self.meta["local"]["code_dim"] if "local" in self.meta else None
+
+    def describe(self) -> dict:
+        return self.meta
+
+    @torch.no_grad()
+    def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray | None]:
+        x = to_tensor(patches).to(self.device)  # (B, 3, p, p) at the tiling's mpp
+        f = self.encoders["global"](_resize(x, self.meta["global"]["resolution"])).float().cpu().numpy()
+        if "local" not in self.encoders:
+            return f, None
+        b, _, p, _ = x.shape
+        g = p // q
+        # (B, 3, g*q, g*q) -> (B*g*g, 3, q, q), row-major over the grid: R_i[r, c] is local patch (r, c)
+        loc = x.view(b, 3, g, q, g, q).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, 3, q, q)
+        r = self.encoders["local"](_resize(loc, self.meta["local"]["resolution"])).float()
+        return f, r.view(b, g, g, -1).cpu().numpy()
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    from .data import resize_patches
+
+    return resize_patches(x, size)
+
+
+class ResNet50Encoder(PatchEncoder):
+    """Pooled ResNet50 features of the global patch (no local cube)."""
+
+    name = "resnet50"
+    global_dim = 2048
+
+    def __init__(self, input_size: int = 224, device: str | torch.device | None = None):
+        super().__init__(device)
+        from .resnet import ResNet50Features
+
+        self.net = ResNet50Features(input_size).to(self.device)
+        self.meta = {"kind": "resnet50", "trunk": self.net.trunk, "input_size": input_size}
+
+    def describe(self) -> dict:
+        return self.meta
+
+    def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, None]:
+        return self.net(to_tensor(patches).to(self.device)).float().cpu().numpy(), None
+
+
+# --- which patches -------------------------------------------------------------------------------
+def patch_index(h5: h5py.File, selection: str, patches: str = "kept") -> np.ndarray:
+    """Rows of ``coords`` to encode: ``kept`` by ``selection``, ``all``, or the ``union`` of every
+    stored selection (so one extraction serves a comparison of selectors)."""
+    n = h5["coords"].shape[0]
+    if patches == "all":
+        return np.arange(n)
+    if patches == "union":
+        groups = list(h5.get("selection", {}).keys())
+        if not groups:
+            raise IsgError(h5.filename, "no selection stored: run `isg prepare` first")
+        keep = np.zeros(n, bool)
+        for m in groups:
+            keep |= h5[f"selection/{m}/keep"][:]
+        return np.flatnonzero(keep)
+    if patches != "kept":
+        raise IsgError(None, f"patches must be 'kept', 'all' or 'union', got {patches!r}")
+    key = f"selection/{selection}/keep"
+    if key not in h5:
+        raise IsgError(h5.filename, f"no '{selection}' selection: run `isg prepare` first")
+    return np.flatnonzero(h5[key][:])
+
+
+@dataclass
+class Features:
+    """Features of one slide as stored: ``index`` into coords, f (n, d), R (n, g, g, d) or None."""
+
+    index: np.ndarray
+    global_: np.ndarray
+    local: np.ndarray | None
+    attrs: dict
+
+
+def read_features(h5_path: "str | os.PathLike", name: str = "fe", local: bool = True) -> Features:
+    """Load ``features/<name>`` of a slide; a clear error if it is missing or incomplete."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            g = f.get(f"features/{name}")
+            if g is None or not g.attrs.get("complete", False):
+                raise IsgError(h5_path, f"no complete '{name}' features: run `isg extract` first")
+            loc = g["local"][:].astype(np.float32) if (local and "local" in g) else None
+            return Features(g["index"][:], g["global"][:], loc, dict(g.attrs))
+    except OSError as e:
+        raise IsgError(h5_path, f"cannot read features ({str(e).splitlines()[0][:100]})") from None
+
+
+def features_are_current(h5_path: Path, name: str, source: str, index: np.ndarray) -> bool:
+    try:
+        with h5py.File(h5_path, "r") as f:
+            g = f.get(f"features/{name}")
+            return (g is not None and bool(g.attrs.get("complete", False)) and g.attrs.get("source") == source
+                    and np.array_equal(g["index"][:], index))
+    except (OSError, KeyError):
+        return False
+
+
+def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike", encoder: PatchEncoder,
+                  selection: str = "shannon", patches: str = "kept", batch_size: int = 32, overwrite: bool = False,
+                  progress: bool = False) -> dict:
+    """Encode one slide's patches into ``features/<encoder.name>`` of its HDF5 (see module doc).
+    Returns {slide_id, n, seconds, skipped}."""
+    from tqdm import tqdm
+
+    from ..slides import open_slide
+    from ..tiling import read_global_patch, read_tiling_h5
+
+    h5_path = Path(h5_path)
+    tiling = read_tiling_h5(h5_path)
+    with h5py.File(h5_path, "r") as f:
+        index = patch_index(f, selection, patches)
+    source = json.dumps({"encoder": encoder.describe(), "selection": selection, "patches": patches}, sort_keys=True)
+    if not overwrite and features_are_current(h5_path, encoder.name, source, index):
+        return {"slide_id": tiling.slide_id, "n": len(index), "seconds": 0.0, "skipped": True}
+    q, g = tiling.config.local_size, tiling.config.grid
+    t0 = time.perf_counter()
+    with open_slide(slide_path) as slide, atomic_path(h5_path) as tmp, ThreadPoolExecutor(1) as pool:
+        shutil.copyfile(h5_path, tmp)
+        read = lambda rows: np.stack([read_global_patch(slide, tiling, int(i)) for i in rows])  # noqa: E731
+        batches = [index[k:k + batch_size] for k in range(0, len(index), batch_size)]
+        with h5py.File(tmp, "r+") as f:
+            grp = f.require_group("features")
+            if encoder.name in grp:
+                del grp[encoder.name]
+            out = grp.create_group(encoder.name)
+            out.create_dataset("index", data=index.astype(np.int64))
+            dg = out.create_dataset("global", (len(index), encoder.global_dim), np.float32)
+            dl = (out.create_dataset("local", (len(index), g, g, encoder.local_dim), np.float16,
+                                     chunks=(min(max(len(index), 1), 16), g, g, encoder.local_dim))
+                  if encoder.local_dim else None)
+            nxt = pool.submit(read, batches[0]) if batches else None
+            start = 0
+            for k in tqdm(range(len(batches)), desc=f"extract {tiling.slide_id}", unit="batch", disable=not progress,
+                          leave=False):
+                x = nxt.result()
+                nxt = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+                fv, rv = encoder.encode(x, q)
+                dg[start:start + len(x)] = fv
+                if dl is not None:
+                    dl[start:start + len(x)] = rv.astype(np.float16)
+                start += len(x)
+            for key, val in {"source": source, "name": encoder.name, "selection": selection, "patches": patches,
+                             "global_dim": encoder.global_dim, "local_dim": encoder.local_dim or 0,
+                             "n": len(index)}.items():
+                out.attrs[key] = val
+            out.attrs["complete"] = True  # last: a group without it was interrupted
+    return {"slide_id": tiling.slide_id, "n": len(index), "seconds": time.perf_counter() - t0, "skipped": False}
+
+
+def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tiles: "str | os.PathLike | None" = None,
+                   selection: str = "shannon", patches: str = "kept", batch_size: int = 32, overwrite: bool = False,
+                   progress: bool = True, slide_ids: list[str] | None = None) -> pd.DataFrame:
+    """``isg extract``: every slide of the cohort's manifest (tiled and selected by
+    ``isg prepare``); one row per slide (slide_id, n, seconds, skipped).  ``df.attrs`` holds
+    the throughput in patches per second over the slides actually encoded."""
+    from tqdm import tqdm
+
+    from ..manifest import read_manifest
+    from ..pipeline import cohort_tiles_dir
+
+    manifest = read_manifest(Path(cohort_root) / "manifest.csv")
+    if slide_ids is not None:
+        manifest = manifest[manifest["slide_id"].isin(slide_ids)]
+    tiles_dir = cohort_tiles_dir(cohort_root, tiles)
+    rows, done_n, done_s = [], 0, 0.0
+    bar = tqdm(list(manifest.itertuples()), desc=f"extract {encoder.name}", unit="slide", disable=not progress)
+    for r in bar:
+        h5 = tiles_dir / f"{r.slide_id}.h5"
+        if not h5.exists():
+            raise IsgError(h5, "slide not tiled: run `isg prepare` on the cohort first")
+        row = extract_slide(h5, r.path, encoder, selection, patches, batch_size, overwrite)
+        rows.append(row)
+        if not row["skipped"]:
+            done_n, done_s = done_n + row["n"], done_s + row["seconds"]
+            bar.set_postfix(patches_per_s=f"{done_n / max(done_s, 1e-9):.1f}")
+    df = pd.DataFrame(rows)
+    df.attrs["patches_per_second"] = done_n / done_s if done_s > 0 else float("nan")
+    df.attrs["device"] = str(encoder.device)
+    return df

@@ -1,0 +1,380 @@
+"""Training a feature extractor: ``isg train-extractor --scale global|local``.
+
+One step (paper Eq. 2, the convention of :mod:`isg_core.features.losses`):
+
+1. discriminator: minimise u(-C(x)) + u(C(D(E(x)))), plus lazy R1 every ``r1_every`` steps;
+2. autoencoder (E and D): minimise lambda_1 L1 + lambda_LPIPS L_LPIPS + lambda_adv u(-C(D(E(x)))).
+
+Every random draw of step t (the batch, its augmentation, the generator's noise) comes from a
+seed made of (config seed, t), so a run resumed from a checkpoint at step t continues exactly
+as the uninterrupted run would have (``tests/test_features.py`` checks it).  Checkpoints carry
+their config (nanoGPT's habit), the loss history and which LPIPS trunk was used, contain only
+tensors and plain Python values (they load with ``torch.load(weights_only=True)``), and are
+written under a temporary name, then renamed.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..config import FeatureConfig
+from ..errors import IsgError, atomic_path
+from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, to_tensor, to_uint8
+from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
+from .stylegan import AutoencoderConfig, Discriminator, StyleAutoencoder
+
+CHECKPOINT_FORMAT = "isg-extractor/1"
+
+
+@dataclass(frozen=True)
+class ExtractorTrainConfig:
+    """Everything that defines a feature-extractor training run (stored in its checkpoints)."""
+
+    scale: str
+    model: AutoencoderConfig
+    steps: int = 600
+    batch_size: int = 16
+    # Measured on ISG-Sim quick (global, 300 steps, no C): L1 0.270 with StyleGAN2's Adam
+    # (lr 2e-3, betas (0, 0.99)), 0.256 with betas (0.9, 0.99) at 1e-3, 0.242 at 3e-3.
+    lr: float = 3e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    # C keeps StyleGAN2's Adam (lr 2e-3, beta1 = 0): with the autoencoder's beta1 = 0.9 the
+    # two players' momentum made C's loss and L1 oscillate with a period of ~80 steps.
+    d_lr: float = 2e-3
+    d_betas: tuple[float, float] = (0.0, 0.99)
+    lambda_l1: float = 1.0
+    lambda_lpips: float = 1.0
+    # Eq. 2 sums the three terms with weight 1.  In short CPU runs C at weight 0.1 from step 0
+    # held L1 at 0.33 instead of 0.27 (300 steps), and switched on at step 500 it made L1 and
+    # LPIPS oscillate; so C starts after two thirds of the run (VQGAN's "disc_start") at 0.05.
+    lambda_adv: float = 0.05
+    adv_start: int = 0  # step at which C and L_C switch on (train_config_for: 2/3 of the steps)
+    r1_gamma: float | None = 1.0  # None: StyleGAN2-ADA's heuristic 2e-4 * resolution^2 / batch (0.05 here)
+    r1_every: int = 16
+    bank_size: int = 4096
+    selection: str = "shannon"
+    checkpoint_every: int = 100
+    seed: int = 0
+    lpips_min_size: int = 64
+
+    @property
+    def gamma(self) -> float:
+        return self.r1_gamma if self.r1_gamma is not None else 2e-4 * self.model.resolution ** 2 / self.batch_size
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"], d["d_betas"] = list(self.betas), list(self.d_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExtractorTrainConfig":
+        d = dict(d)
+        d["model"] = AutoencoderConfig(**d["model"])
+        d["betas"], d["d_betas"] = tuple(d["betas"]), tuple(d["d_betas"])
+        return cls(**d)
+
+
+def train_config_for(scale: str, features: FeatureConfig, **overrides) -> ExtractorTrainConfig:
+    """The training config of a profile's global or local extractor."""
+    if scale not in ("global", "local"):
+        raise IsgError(None, f"scale must be 'global' or 'local', got {scale!r}")
+    res = features.global_resolution if scale == "global" else features.local_resolution
+    base = features.channel_base if scale == "global" else features.local_channel_base
+    model = AutoencoderConfig(resolution=res, code_dim=features.code_dim, style_dim=2 * features.code_dim,
+                              channel_base=base, channel_max=features.channel_max)
+    steps = features.global_steps if scale == "global" else features.local_steps
+    cfg = ExtractorTrainConfig(scale=scale, model=model, steps=steps, batch_size=features.batch_size,
+                               bank_size=features.bank_size, checkpoint_every=features.checkpoint_every,
+                               adv_start=(2 * steps) // 3)
+    if "steps" in overrides and "adv_start" not in overrides:
+        overrides["adv_start"] = (2 * overrides["steps"]) // 3
+    return replace(cfg, **overrides)
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{step}".encode()).digest()[:7], "little")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ExtractorTrainer:
+    """Holds the networks, optimisers and history of one run; ``step()`` advances by one."""
+
+    def __init__(self, cfg: ExtractorTrainConfig, bank: np.ndarray, device: torch.device | str | None = None,
+                 lpips: LPIPSLoss | None = None):
+        self.cfg = cfg
+        self.device = torch.device(device) if device else default_device()
+        self.bank = bank
+        self.bank_id = bank_fingerprint(bank) if len(bank) <= 200_000 else f"n={len(bank)}"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
+            self.ae = StyleAutoencoder(cfg.model).to(self.device)
+            self.disc = Discriminator(cfg.model).to(self.device)
+        self.lpips = (lpips or LPIPSLoss(min_size=cfg.lpips_min_size)).to(self.device)
+        # R1 lazy regularisation: rescale Adam's hyperparameters as StyleGAN2 does (c = k / (k + 1))
+        c = cfg.r1_every / (cfg.r1_every + 1)
+        self.opt_g = torch.optim.Adam(self.ae.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr * c, betas=tuple(b ** c for b in cfg.d_betas))
+        self.step_count = 0
+        self.history: list[dict] = []
+        self.seconds = 0.0
+
+    # --- one step -------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":  # bf16 mixed precision on a GPU; full precision on a CPU
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def batch(self, step: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, step))
+        idx = torch.randint(0, len(self.bank), (self.cfg.batch_size,), generator=g).numpy()
+        x = to_tensor(self.bank[np.sort(idx)])
+        return augment(x, g).to(self.device)
+
+    def step(self) -> dict:
+        cfg, t = self.cfg, self.step_count
+        t0 = time.perf_counter()
+        torch.manual_seed(_step_seed(cfg.seed + 1, t))  # the generator's noise inputs
+        x = self.batch(t)
+        rec: dict = {"step": t + 1}
+        adv = cfg.lambda_adv > 0 and t >= cfg.adv_start
+        if adv:  # 1. discriminator
+            self.disc.requires_grad_(True)
+            with self._autocast():
+                with torch.no_grad():
+                    fake = self.ae(x)
+                loss_d = d_logistic_loss(self.disc(x), self.disc(fake.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            rec["d"] = float(loss_d.detach())
+            if t % cfg.r1_every == 0:
+                r1 = r1_penalty(self.disc, x)  # full precision: a gradient penalty
+                self.opt_d.zero_grad(set_to_none=True)
+                (cfg.gamma / 2 * r1 * cfg.r1_every).backward()
+                self.opt_d.step()
+                rec["r1"] = float(r1.detach())
+            self.disc.requires_grad_(False)
+        with self._autocast():  # 2. autoencoder
+            x_hat = self.ae(x)
+            l1 = l1_loss(x, x_hat.float())
+            lp = self.lpips(x, x_hat.float())
+            loss = cfg.lambda_l1 * l1 + cfg.lambda_lpips * lp
+            if adv:
+                g_adv = g_nonsaturating_loss(self.disc(x_hat))
+                loss = loss + cfg.lambda_adv * g_adv
+                rec["adv"] = float(g_adv.detach())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        rec.update(l1=float(l1.detach()), lpips=float(lp.detach()), total=float(loss.detach()))
+        self.step_count += 1
+        self.seconds += time.perf_counter() - t0
+        self.history.append(rec)
+        return rec
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "isg_core_version": __version__, "config": self.cfg.to_dict(),
+            "step": self.step_count, "seconds": self.seconds, "bank": self.bank_id,
+            "lpips_trunk": self.lpips.trunk, "history": self.history,
+            "encoder": self.ae.encoder.state_dict(), "generator": self.ae.generator.state_dict(),
+            "discriminator": self.disc.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+        }
+
+    def save(self, path: "str | os.PathLike") -> Path:
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            torch.save(self.state(), tmp)
+        return path
+
+    def load_state(self, ck: dict) -> None:
+        self.ae.encoder.load_state_dict(ck["encoder"])
+        self.ae.generator.load_state_dict(ck["generator"])
+        self.disc.load_state_dict(ck["discriminator"])
+        self.opt_g.load_state_dict(ck["opt_g"])
+        self.opt_d.load_state_dict(ck["opt_d"])
+        self.step_count, self.seconds = int(ck["step"]), float(ck.get("seconds", 0.0))
+        self.history = list(ck["history"])
+
+
+def load_checkpoint(path: "str | os.PathLike", map_location: str | torch.device = "cpu") -> dict:
+    """Load an extractor checkpoint safely (``weights_only=True``); a clear error if it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise IsgError(path, "checkpoint not found")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, pickle of unexpected types, not a torch file
+        raise IsgError(path, f"corrupt or unreadable checkpoint ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise IsgError(path, f"not an ISG feature-extractor checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return ck
+
+
+def load_autoencoder(path: "str | os.PathLike", device: str | torch.device = "cpu") -> tuple[StyleAutoencoder, dict]:
+    """(autoencoder in eval mode, checkpoint metadata without the weights)."""
+    ck = load_checkpoint(path, map_location=device)
+    cfg = ExtractorTrainConfig.from_dict(ck["config"])
+    ae = StyleAutoencoder(cfg.model)
+    ae.encoder.load_state_dict(ck["encoder"])
+    ae.generator.load_state_dict(ck["generator"])
+    meta = {k: v for k, v in ck.items() if k not in ("encoder", "generator", "discriminator", "opt_g", "opt_d")}
+    return ae.to(device).eval(), meta
+
+
+# --- the command ----------------------------------------------------------------------------------
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(history).set_index("step")
+
+
+def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig, out_dir: "str | os.PathLike",
+                    tiles: "str | os.PathLike | None" = None, resume: bool = False, overwrite: bool = False,
+                    device: str | None = None, progress: bool = True, folds: tuple[int, ...] | None = None,
+                    max_steps: int | None = None) -> Path:
+    """Train one extractor on the cohort's selected patches; returns the checkpoint path
+    ``<out_dir>/checkpoint.pt``.
+
+    A finished checkpoint with the same config is kept as it is (skip-if-done).  An unfinished
+    one is continued with ``resume=True``; otherwise it is an error, as is a checkpoint made
+    with another config (``overwrite=True`` starts again).  ``max_steps`` stops early (to test
+    interruption); figures (loss curves, reconstructions) and ``history.csv`` are written
+    beside the checkpoint."""
+    from tqdm import tqdm
+
+    from ..manifest import read_manifest
+    from ..pipeline import cohort_tiles_dir
+
+    out_dir = Path(out_dir)
+    ckpt = out_dir / "checkpoint.pt"
+    ck = None
+    if ckpt.exists() and not overwrite:
+        ck = load_checkpoint(ckpt)
+        if ck["config"] != cfg.to_dict():
+            raise IsgError(ckpt, "checkpoint was made with another config (use --overwrite to start again)")
+        if ck["step"] >= cfg.steps:
+            return ckpt
+        if not resume:
+            raise IsgError(ckpt, f"unfinished run at step {ck['step']}/{cfg.steps} (use --resume to continue it)")
+    manifest = read_manifest(Path(cohort_root) / "manifest.csv")
+    bank_cfg = BankConfig(scale=cfg.scale, n=cfg.bank_size, resolution=cfg.model.resolution, selection=cfg.selection,
+                          seed=cfg.seed, folds=folds)
+    bank = load_or_build_bank(out_dir / "bank.npy", manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg,
+                              progress=progress)
+    trainer = ExtractorTrainer(cfg, bank, device=device)
+    if ck is not None:
+        if ck["bank"] != trainer.bank_id:
+            raise IsgError(ckpt, "the training patches changed since this checkpoint (use --overwrite)")
+        trainer.load_state(ck)
+    stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    bar = tqdm(total=cfg.steps, initial=trainer.step_count, desc=f"train {cfg.scale} extractor", unit="step",
+               disable=not progress)
+    while trainer.step_count < stop:
+        rec = trainer.step()
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("l1", "lpips", "adv", "d")})
+        if trainer.step_count % cfg.checkpoint_every == 0 or trainer.step_count == stop:
+            trainer.save(ckpt)
+            write_history(trainer.history, out_dir / "history.csv")
+    bar.close()
+    if trainer.step_count >= cfg.steps:
+        save_training_figures(trainer, out_dir)
+    return ckpt
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        history_frame(history).to_csv(tmp, float_format="%.6g")
+
+
+@torch.no_grad()
+def reconstruct(ae: StyleAutoencoder, patches: np.ndarray, seed: int = 0) -> np.ndarray:
+    """D(E(x)) for uint8 patches (n, r, r, 3) -> uint8 (n, r, r, 3); fixed noise for a fixed seed."""
+    dev = next(ae.parameters()).device
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return to_uint8(ae(to_tensor(patches).to(dev)))
+
+
+def save_training_figures(trainer: ExtractorTrainer, out_dir: Path, n: int = 8) -> None:
+    """``losses.png`` (L1, LPIPS, adversarial terms against step) and ``reconstructions.png``
+    (inputs on top, D(E(x)) below), beside the checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig = plot_losses(history_frame(trainer.history), title=f"{trainer.cfg.scale} extractor")
+    with atomic_path(out_dir / "losses.png") as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png", metadata={"Software": None})
+    plt.close(fig)
+    x = np.asarray(trainer.bank[:n])
+    trainer.ae.eval()
+    fig = plot_reconstructions(x, reconstruct(trainer.ae, x), title=f"{trainer.cfg.scale}: inputs (top), D(E(x)) (bottom)")
+    trainer.ae.train()
+    with atomic_path(out_dir / "reconstructions.png") as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_losses(hist: pd.DataFrame, title: str = "", smooth: int = 25, ax=None):
+    """Loss curves (moving average over ``smooth`` steps)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    else:
+        fig = ax[0].figure
+    s = hist.rolling(min(smooth, max(1, len(hist))), min_periods=1).mean()
+    for col in ("l1", "lpips"):
+        if col in s:
+            ax[0].plot(s.index, s[col], label=col.upper())
+    ax[0].set(xlabel="step", ylabel="loss", title=f"{title}: reconstruction")
+    ax[0].legend()
+    for col, lab in (("d", "C: u(-C(x)) + u(C(x_hat))"), ("adv", "E, D: u(-C(x_hat))")):
+        if col in s:
+            ax[1].plot(s.index, s[col], label=lab)
+    ax[1].set(xlabel="step", title=f"{title}: adversarial")
+    if ax[1].lines:
+        ax[1].legend()
+    return fig
+
+
+def plot_reconstructions(x: np.ndarray, x_hat: np.ndarray, title: str = ""):
+    """Two rows: inputs and their reconstructions."""
+    import matplotlib.pyplot as plt
+
+    n = len(x)
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.8), squeeze=False)
+    for j in range(n):
+        for r, img in enumerate((x[j], x_hat[j])):
+            axes[r, j].imshow(img)
+            axes[r, j].axis("off")
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def checkpoint_summary(path: "str | os.PathLike") -> dict:
+    """Small JSON-able description of a checkpoint (for tables and the feature HDF5)."""
+    ck = load_checkpoint(path)
+    h = ck["history"][-50:]
+    return {"checkpoint": str(path), "scale": ck["config"]["scale"], "step": ck["step"],
+            "code_dim": ck["config"]["model"]["code_dim"], "resolution": ck["config"]["model"]["resolution"],
+            "lpips_trunk": ck["lpips_trunk"], "train_seconds": round(ck.get("seconds", 0.0), 1),
+            "final_l1": float(np.mean([r["l1"] for r in h])) if h else None,
+            "final_lpips": float(np.mean([r["lpips"] for r in h])) if h else None,
+            "config": json.dumps(ck["config"], sort_keys=True)}

@@ -1,0 +1,71 @@
+"""The feature stage of a profile, end to end (what notebooks 03 and 09 and ``make reproduce`` call).
+
+``ensure_*`` functions do their step only if it is not done yet: tile + select the cohort,
+train the global and local extractors, extract features.  Defaults put everything inside the
+cohort folder: ``tiles/<slide_id>.h5`` and ``extractors/<scale>/checkpoint.pt``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import Profile, get_profile
+
+
+def extractor_dir(cohort_root: "str | os.PathLike", scale: str) -> Path:
+    """Default folder of an extractor's checkpoint, bank, history and figures."""
+    return Path(cohort_root) / "extractors" / scale
+
+
+def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=("shannon",), progress: bool = True):
+    from ..pipeline import prepare_cohort
+
+    return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers, progress=progress)
+
+
+def ensure_extractor(scale: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                     progress: bool = True, device: str | None = None) -> Path:
+    """Train (or find) the profile's ``scale`` extractor; returns its checkpoint."""
+    from ..cohort import ensure_cohort
+    from .train import train_config_for, train_extractor
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    cohort_root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
+    ensure_prepared(cohort_root, prof, progress=progress)
+    cfg = train_config_for(scale, prof.features)
+    return train_extractor(cohort_root, cfg, extractor_dir(cohort_root, scale), resume=True, progress=progress,
+                           device=device)
+
+
+def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                 progress: bool = True, device: str | None = None):
+    """An encoder by name: ``fe`` (trained E_G and E_L), ``fe-untrained`` (same shapes, random
+    weights: a control), ``resnet50`` (ImageNet when cached, else random)."""
+    from .extract import ResNet50Encoder, StyleGANEncoder
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if name == "resnet50":
+        return ResNet50Encoder(prof.features.resnet_input, device=device)
+    g = ensure_extractor("global", prof, cohort_root, progress, device)
+    if name == "fe":
+        return StyleGANEncoder(g, ensure_extractor("local", prof, cohort_root, progress, device), device=device)
+    if name == "fe-untrained":
+        return StyleGANEncoder(g, None, device=device, untrained=True)
+    raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, resnet50)")
+
+
+def ensure_features(names=("fe",), profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                    progress: bool = True, device: str | None = None) -> dict:
+    """Extract the named features for every slide of the cohort (skip-if-done); returns
+    {name: per-slide DataFrame with the throughput in ``.attrs``}."""
+    from ..cohort import ensure_cohort
+    from .extract import extract_cohort
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    cohort_root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
+    ensure_prepared(cohort_root, prof, progress=progress)
+    out = {}
+    for name in names:
+        enc = make_encoder(name, prof, cohort_root, progress, device)
+        out[name] = extract_cohort(cohort_root, enc, batch_size=prof.features.extract_batch, progress=progress)
+    return out

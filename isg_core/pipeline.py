@@ -1,0 +1,83 @@
+"""Cohort preprocessing: tile and select every slide of a manifest (paper Sec. 3, steps 1-2).
+
+Each slide gets ``<tiles>/<slide_id>.h5`` (CLAM layout, :mod:`isg_core.tiling`) holding its
+tiling and one ``selection/<method>`` group per selector; feature extraction
+(:mod:`isg_core.features.extract`) later adds ``features/<name>``.  The default tiles folder is
+``<cohort>/tiles``.  Every step skips what is already done, so the same command resumes a
+killed run.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import pandas as pd
+
+from .config import TilingConfig
+from .errors import IsgError
+from .manifest import read_manifest
+
+
+def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None) -> Path:
+    """Where a cohort's per-slide HDF5 files live (``tiles`` overrides ``<cohort>/tiles``)."""
+    return Path(tiles) if tiles else Path(cohort_root) / "tiles"
+
+
+def selection_is_current(h5_path: Path, method: str, threshold: str) -> bool:
+    """True if ``h5_path`` already holds ``selection/<method>`` made with ``threshold``."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            g = f.get(f"selection/{method}")
+            return g is not None and str(g.attrs.get("threshold")) == threshold
+    except OSError:
+        return False
+
+
+def _prepare_one(args) -> dict:
+    from .selection import (ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, score_slide,
+                            threshold_info)
+    from .slides import open_slide
+    from .tiling import read_tiling_h5, tile_to_h5
+
+    slide_path, tiles, methods, thresholds, cfg = args
+    h5, _ = tile_to_h5(slide_path, tiles, cfg)
+    tiling = read_tiling_h5(h5)
+    row = {"slide_id": tiling.slide_id, "h5": str(h5), "n_patches": tiling.n_patches}
+    for method in methods:
+        sel = get_selector(method)
+        th = parse_threshold(thresholds.get(method), default=sel.default_threshold)
+        if th.kind in ("bits", "bpp") and not isinstance(sel, ShannonSelector):
+            raise IsgError(None, f"a '{th.kind}' threshold applies only to the shannon method, not {method!r}")
+        if not selection_is_current(h5, sel.name, str(th)):
+            with open_slide(slide_path) as slide:
+                scores = score_slide(slide, tiling, sel, progress=False)
+            info = threshold_info(scores, th, sel, cfg.global_size ** 2)
+            add_selection_to_h5(h5, sel.name, scores, scores > info["threshold_score"], info)
+        with h5py.File(h5, "r") as f:
+            row[f"n_kept_{sel.name}"] = int(f[f"selection/{sel.name}"].attrs["n_kept"])
+    return row
+
+
+def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None,
+                   methods: Sequence[str] = ("shannon",), thresholds: dict[str, str] | None = None,
+                   config: TilingConfig = TilingConfig(), workers: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Tile every slide of ``<cohort_root>/manifest.csv`` and add a selection per method.
+
+    ``thresholds`` maps a method to a threshold string (see
+    :func:`isg_core.selection.parse_threshold`); missing methods use their default.  Returns one
+    row per slide: slide_id, h5, n_patches and n_kept_<method>."""
+    from tqdm import tqdm
+
+    manifest = read_manifest(Path(cohort_root) / "manifest.csv")
+    out = cohort_tiles_dir(cohort_root, tiles)
+    jobs = [(p, out, list(methods), dict(thresholds or {}), config) for p in manifest["path"]]
+    bar = dict(total=len(jobs), desc="tile + select", unit="slide", disable=not progress)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            rows = list(tqdm(ex.map(_prepare_one, jobs), **bar))
+    else:
+        rows = [_prepare_one(j) for j in tqdm(jobs, **bar)]
+    return pd.DataFrame(rows)

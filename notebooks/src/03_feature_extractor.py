@@ -1,0 +1,204 @@
+# %% [markdown]
+# # 03 · The Feature Extraction network
+#
+# ISG (Sec. 3.2, Eq. 2) learns patch features without labels: an encoder E maps a patch x to a
+# d-dimensional code, a **StyleGAN2** generator D reconstructs the patch from it, and a discriminator
+# C pushes the reconstructions to look real. Two such autoencoders are trained, one on **global**
+# patches (p = 256 px at 0.5 mpp, resized to the profile's working resolution) and one on **local**
+# patches (q = 32 px). After training only the encoders are kept: f_i = E_G(x_i) for each kept global
+# patch and R_i = E_L(local patches of x_i), one code per cell of the 8 x 8 local grid.
+#
+# The objective, with the sign convention we use (C scores *realness*; the paper prints the same game
+# with C scoring fakeness):
+#
+# * autoencoder: L1 + LPIPS(AlexNet) + lambda_adv softplus(-C(D(E(x))))
+# * discriminator: softplus(-C(x)) + softplus(C(D(E(x)))) + R1
+#
+# This notebook trains both extractors on the **ISG-Sim (SIMULATED)** cohort's Shannon-selected
+# patches, shows the loss curves and reconstructions, extracts the features of every slide, measures
+# throughput, and projects the features to 2-D coloured by the simulator's tissue class.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
+
+# %%
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from isg_core.cohort import ensure_cohort, load_cohort
+from isg_core.config import get_profile
+from isg_core.features.extract import read_features
+from isg_core.features.stylegan import Discriminator, StyleAutoencoder
+from isg_core.features.train import (ExtractorTrainConfig, checkpoint_summary, load_autoencoder, load_checkpoint,
+                                     plot_losses, plot_reconstructions, reconstruct, train_config_for)
+from isg_core.features.workflow import ensure_extractor, ensure_features, ensure_prepared
+from isg_core.report import notebook_command, save_figure, write_table
+
+T0 = time.perf_counter()
+prof = get_profile(profile)
+cohort_root = ensure_cohort(profile)
+cohort = load_cohort(cohort_root)
+tiles = cohort_root / "tiles"
+command = notebook_command("03_feature_extractor.ipynb", profile)
+print("profile", profile, "|", cohort.label, "|", len(cohort.manifest), "slides")
+print(prof.features)
+
+# %% [markdown]
+# ## The networks
+# Channels at resolution r are `min(channel_max, channel_base / r)`; the generator starts from a
+# learned 4 x 4 constant plus a projection of the style (so the code can place structures), and has
+# two modulated convolutions per resolution, noise inputs and skip to-RGB outputs. The discriminator
+# is residual with a minibatch standard-deviation layer. Sizes at this profile:
+
+# %%
+def n_params(m: torch.nn.Module) -> float:
+    return sum(p.numel() for p in m.parameters()) / 1e6
+
+arch = []
+for scale in ("global", "local"):
+    cfg = train_config_for(scale, prof.features)
+    ae, disc = StyleAutoencoder(cfg.model), Discriminator(cfg.model)
+    arch.append({"scale": scale, "input px": cfg.model.resolution, "d": cfg.model.code_dim,
+                 "E (M params)": n_params(ae.encoder), "D (M params)": n_params(ae.generator),
+                 "C (M params)": n_params(disc), "steps": cfg.steps, "batch": cfg.batch_size,
+                 "C from step": cfg.adv_start})
+pd.DataFrame(arch)
+
+# %% [markdown]
+# ## Training
+# Training patches come only from regions the Shannon selector kept (Sec. 3.2 trains on the selected
+# patches): a bank of patches read once from the slides. `ensure_extractor` trains, or finds the
+# finished checkpoint of an earlier run; the same command line is
+# `isg train-extractor --scale global --profile quick` (add `--resume` after an interruption).
+
+# %%
+ensure_prepared(cohort_root, prof)
+ckpts = {scale: ensure_extractor(scale, prof, cohort_root) for scale in ("global", "local")}
+summary = pd.DataFrame([checkpoint_summary(p) for p in ckpts.values()]).drop(columns=["config"])
+summary["checkpoint"] = [str(p.relative_to(cohort_root)) for p in ckpts.values()]
+write_table(summary, "feature_extractor_training", profile, command,
+            title="Feature Extraction network: training (ISG-Sim, SIMULATED)",
+            note="Final L1 and LPIPS are means over the last 50 steps. lpips_trunk says whether LPIPS used "
+                 "ImageNet AlexNet weights or (offline) the lpips package's random trunk.")
+summary
+
+# %% [markdown]
+# Both reconstruction losses fall; the adversarial term switches on for the last third of the run
+# (right panels), which briefly raises L1 while C and the autoencoder find a balance.
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(11, 6.4))
+for row, (scale, path) in enumerate(ckpts.items()):
+    hist = pd.DataFrame(load_checkpoint(path)["history"]).set_index("step")
+    plot_losses(hist, title=scale, ax=axes[row])
+fig.tight_layout()
+save_figure(fig, "fig_fe_losses", profile)
+
+# %% [markdown]
+# ## Reconstructions
+# Inputs (top rows) beside D(E(x)) (bottom rows), on kept patches of slides of **fold 0** chosen in
+# slide order. A d-dimensional code cannot hold every nucleus: what should survive is the colour,
+# where tissue and glass are, and the coarse texture; the details are what the adversarial term is
+# for, and need far longer training than a CPU profile gives.
+
+# %%
+from isg_core.features.data import BankConfig, build_bank
+
+test_ids = cohort.manifest[cohort.manifest["fold"] == 0]
+fig, axes = plt.subplots(4, 8, figsize=(12, 6.4))
+for k, (scale, path) in enumerate(ckpts.items()):
+    ae, meta = load_autoencoder(path)
+    res = meta["config"]["model"]["resolution"]
+    x = build_bank(test_ids, tiles, BankConfig(scale, 8, res, seed=1), progress=False)
+    x_hat = reconstruct(ae, x)
+    for j in range(8):
+        for r, img in enumerate((x[j], x_hat[j])):
+            ax = axes[2 * k + r, j]
+            ax.imshow(img)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[2 * k, 0].set_ylabel(f"{scale}\ninput")
+        axes[2 * k + 1, 0].set_ylabel("D(E(x))")
+fig.suptitle("ISG-Sim (SIMULATED), fold-0 slides: global and local patches at the networks' resolution", fontsize=10)
+fig.tight_layout()
+save_figure(fig, "fig_fe_reconstructions", profile)
+
+# %% [markdown]
+# ## Extraction
+# `isg extract --global CKPT --local CKPT` adds `features/fe/{index,global,local}` to every slide's
+# HDF5: f_i (d) and R_i (8 x 8 x d) for each kept patch, batched and streamed (the next batch is read
+# while the current one is encoded), skipping slides already done. Throughput on this machine:
+
+# %%
+done = ensure_features(("fe",), prof, cohort_root)["fe"]
+rate = done.attrs["patches_per_second"]
+thr = pd.DataFrame([{"features": "fe (E_G + E_L)", "device": done.attrs["device"], "slides": len(done),
+                     "global patches": int(done.n.sum()), "local patches": int(done.n.sum()) * prof.tiling.grid ** 2,
+                     "patches/s (global)": rate, "slides skipped (already done)": int(done.skipped.sum())}])
+if not done.skipped.all():
+    write_table(thr, "feature_extraction_throughput", profile, command,
+                title="Feature extraction throughput (ISG-Sim, SIMULATED slides)",
+                note="Global patches per second, each with its 64 local patches, including reading from the slide. "
+                     "A GPU figure comes from the same command on the device when one is lent.")
+thr
+
+# %% [markdown]
+# ## What the features see
+# A 2-D projection (PCA, computed with numpy) of f_i for every kept patch, coloured by the tissue class
+# the simulator drew there. No label was used in training, so any separation is the autoencoder's own.
+# Right: one patch and its local cube R_i, shown as an image of its first three principal components.
+
+# %%
+def pca2(x: np.ndarray, k: int = 2) -> np.ndarray:
+    x = x - x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return x @ vt[:k].T
+
+from isg_core.features.evaluate import patch_features
+
+X, meta = patch_features(cohort.manifest, tiles, "fe:global", cohort.patches)
+Z = pca2(X)
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.4, 1, 1]})
+for cls, sub in meta.groupby("tissue_class"):
+    axes[0].scatter(Z[sub.index, 0], Z[sub.index, 1], s=4, alpha=0.6, label=cls)
+axes[0].legend(markerscale=4, fontsize=8)
+axes[0].set(title="f_i (global features), PCA; colour = simulated tissue class", xlabel="PC1", ylabel="PC2")
+
+from isg_core.slides import open_slide
+from isg_core.tiling import read_global_patch, read_tiling_h5
+
+row = cohort.manifest.iloc[0]
+feats = read_features(tiles / f"{row.slide_id}.h5", "fe")
+i = int(np.argmax(feats.global_.std(1)))
+tiling = read_tiling_h5(tiles / f"{row.slide_id}.h5")
+with open_slide(row.path) as slide:
+    patch = read_global_patch(slide, tiling, int(feats.index[i]))
+cube = feats.local[i]
+c3 = pca2(cube.reshape(-1, cube.shape[-1]), 3).reshape(*cube.shape[:2], 3)
+c3 = (c3 - c3.min((0, 1))) / (np.ptp(c3, axis=(0, 1)) + 1e-9)
+axes[1].imshow(patch)
+axes[1].set(title=f"{row.slide_id}, patch {int(feats.index[i])}")
+axes[2].imshow(c3, interpolation="nearest")
+axes[2].set(title="R_i: 8 x 8 local codes (first 3 PCs as RGB)")
+for a in axes[1:]:
+    a.set_xticks([]), a.set_yticks([])
+fig.tight_layout()
+save_figure(fig, "fig_fe_projection", profile)
+
+# %% [markdown]
+# How well do tissue classes separate? The share of each patch's 10 nearest neighbours (in f_i,
+# excluding itself) that have its tissue class, against the share expected by chance:
+
+# %%
+from isg_core.features.evaluate import knn_agreement
+
+agree = knn_agreement(X, meta["tissue_class"].to_numpy(), k=10)
+agree
+
+# %%
+print(f"notebook 03 ran in {time.perf_counter() - T0:.0f} s at profile {profile}")

@@ -1,0 +1,276 @@
+"""The Feature Extraction network (isg_core.features): StyleGAN2 layers, Eq. 2's losses,
+training with resume, extraction into the slides' HDF5, and the ResNet50 reference.
+
+Networks here are tiny (8-16 px, a few channels) so every test runs in seconds on a CPU.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from isg_core.config import FeatureConfig
+from isg_core.errors import IsgError
+from isg_core.features.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from isg_core.features.stylegan import (AutoencoderConfig, Discriminator, Encoder, Generator, MinibatchStdDev,
+                                        ModulatedConv2d, StyleAutoencoder)
+
+TINY = AutoencoderConfig(resolution=16, code_dim=8, style_dim=16, channel_base=128, channel_max=16)
+TINY_FEATURES = FeatureConfig(global_resolution=16, local_resolution=16, code_dim=8, channel_base=128, channel_max=16,
+                              global_steps=6, local_steps=6, batch_size=4, bank_size=32, checkpoint_every=2,
+                              extract_batch=3, resnet_input=32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: thread start-up costs more than it saves
+    yield
+    torch.set_num_threads(old)
+
+
+# --- layers and shapes ------------------------------------------------------------------------------
+@pytest.mark.parametrize("res", [8, 16, 32])
+def test_shapes(res):
+    cfg = replace(TINY, resolution=res)
+    x = torch.randn(4, 3, res, res)
+    code = Encoder(cfg)(x)
+    assert code.shape == (4, cfg.code_dim)
+    assert Generator(cfg)(code).shape == (4, 3, res, res)
+    assert Discriminator(cfg)(x).shape == (4,)
+    assert StyleAutoencoder(cfg)(x).shape == x.shape
+
+
+def test_demodulation_keeps_unit_variance():
+    """StyleGAN2 Eq. 3: with unit-variance i.i.d. inputs the demodulated output has unit
+    variance whatever the style; without demodulation the style's scale goes through."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(64, 32, 3, style_dim=16)
+    with torch.no_grad():
+        conv.modulation.bias.fill_(3.0)  # styles around 3: a plain modulated conv would triple the output
+    x, w = torch.randn(4, 64, 40, 40), torch.randn(4, 16)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))  # zero padding lowers the border's variance
+    with torch.no_grad():
+        out = conv(x, w)[inner]
+    per_channel = out.std(dim=(2, 3))
+    assert abs(float(out.std()) - 1.0) < 0.05
+    assert float((per_channel - 1).abs().max()) < 0.15
+    conv.demodulate = False
+    with torch.no_grad():
+        assert float(conv(x, w)[inner].std()) > 2.0
+
+
+def test_modulated_conv_equals_per_sample_weights():
+    """The non-fused form equals convolving each sample with its own w''_ijk (Eqs. 1 and 3)."""
+    torch.manual_seed(1)
+    conv = ModulatedConv2d(5, 7, 3, style_dim=6)
+    x, w = torch.randn(3, 5, 9, 9), torch.randn(3, 6)
+    got = conv(x, w)
+    s = conv.modulation(w)
+    for b in range(3):
+        wb = conv.weight * conv.scale * s[b][None, :, None, None]  # Eq. 1
+        wb = wb / torch.sqrt(wb.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8)  # Eq. 3
+        assert torch.allclose(got[b], F.conv2d(x[b:b + 1], wb, padding=1)[0], atol=1e-5)
+
+
+def test_minibatch_stddev_sees_variety():
+    mb = MinibatchStdDev(group=4)
+    same = torch.ones(4, 2, 3, 3)
+    varied = torch.randn(4, 2, 3, 3) * 5
+    assert mb(same).shape == (4, 3, 3, 3)
+    assert float(mb(same)[:, -1].max()) < 1e-3 < float(mb(varied)[:, -1].min())
+
+
+# --- losses ---------------------------------------------------------------------------------------
+def test_loss_signs():
+    big = torch.full((8,), 10.0)
+    assert float(d_logistic_loss(big, -big)) < 1e-3  # C calls real real and fake fake: no loss
+    assert float(d_logistic_loss(-big, big)) > 19.0  # the other way round: large
+    assert float(g_nonsaturating_loss(big)) < float(g_nonsaturating_loss(-big))  # E, D win when C is fooled
+
+
+def test_discriminator_loss_falls_as_it_separates():
+    torch.manual_seed(0)
+    cfg = replace(TINY, resolution=8)
+    disc = Discriminator(cfg)
+    opt = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    real = torch.rand(8, 3, 8, 8) * 0.5 + 0.5  # bright
+    fake = -torch.rand(8, 3, 8, 8) * 0.5 - 0.5  # dark
+    losses = []
+    for _ in range(40):
+        loss = d_logistic_loss(disc(real), disc(fake))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[0] > 1.0 and losses[-1] < 0.3 * losses[0]
+    assert float(disc(real).mean()) > 0 > float(disc(fake).mean())  # C scores realness
+
+
+def test_r1_known_answer():
+    """For a linear critic C(x) = <a, x>, ||grad C||^2 = ||a||^2 for every x."""
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.randn(3, 4, 4))
+
+        def forward(self, x):
+            return (x * self.a).sum(dim=(1, 2, 3))
+
+    c = Linear()
+    assert math.isclose(float(r1_penalty(c, torch.randn(5, 3, 4, 4))), float(c.a.square().sum()), rel_tol=1e-5)
+
+
+# --- a tiny prepared cohort -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    from isg_core.pipeline import prepare_cohort
+    from isg_core.simulate import simulate_cohort
+
+    root = simulate_cohort(tmp_path_factory.mktemp("fe") / "sim", n_slides=3, seed=5, size=768, workers=1,
+                           progress=False)
+    prepare_cohort(root, progress=False)
+    return root
+
+
+def _train(cohort, out, steps=6, **kw):
+    from isg_core.features.train import train_config_for, train_extractor
+
+    cfg = train_config_for("global", TINY_FEATURES, steps=steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return train_extractor(cohort, cfg, out, progress=False, **kw)
+
+
+def test_resume_equals_uninterrupted(tiny_cohort, tmp_path):
+    from isg_core.features.train import load_checkpoint
+
+    straight = load_checkpoint(_train(tiny_cohort, tmp_path / "a"))
+    _train(tiny_cohort, tmp_path / "b", max_steps=3)  # "killed" after a checkpoint at step 3
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 3
+    with pytest.raises(IsgError, match="--resume"):
+        _train(tiny_cohort, tmp_path / "b")
+    resumed = load_checkpoint(_train(tiny_cohort, tmp_path / "b", resume=True))
+    assert resumed["step"] == straight["step"] == 6
+    for part in ("encoder", "generator", "discriminator"):
+        for k, v in straight[part].items():
+            assert torch.equal(v, resumed[part][k]), f"{part}.{k}"
+    assert resumed["history"] == straight["history"]
+    assert resumed["lpips_trunk"] in ("imagenet", "random")
+    for f in ("history.csv", "losses.png", "reconstructions.png", "bank.npy"):
+        assert (tmp_path / "b" / f).exists(), f
+
+
+def test_checkpoint_guards(tiny_cohort, tmp_path):
+    from isg_core.features.train import load_checkpoint
+
+    ck = _train(tiny_cohort, tmp_path / "a", steps=2)
+    with pytest.raises(IsgError, match="another config"):
+        _train(tiny_cohort, tmp_path / "a", steps=4)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(ck.read_bytes()[:200])
+    with pytest.raises(IsgError, match="corrupt"):
+        load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(2)}, bad)
+    with pytest.raises(IsgError, match="not an ISG"):
+        load_checkpoint(bad)
+
+
+def test_training_reduces_reconstruction_loss(tiny_cohort, tmp_path):
+    from isg_core.features.train import load_checkpoint
+
+    hist = load_checkpoint(_train(tiny_cohort, tmp_path / "a", steps=40))["history"]
+    first = np.mean([h["l1"] for h in hist[:5]])
+    last = np.mean([h["l1"] for h in hist[-5:]])
+    assert last < 0.8 * first
+
+
+# --- extraction -------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tiny_cohort, tmp_path_factory):
+    from isg_core.features.train import train_config_for, train_extractor
+
+    out = tmp_path_factory.mktemp("ckpt")
+    paths = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for scale in ("global", "local"):
+            paths[scale] = train_extractor(tiny_cohort, train_config_for(scale, TINY_FEATURES, steps=2), out / scale,
+                                           progress=False)
+    return paths
+
+
+def test_extract_writes_features_in_grid_order(tiny_cohort, tiny_checkpoints):
+    from isg_core.features.data import to_tensor
+    from isg_core.features.extract import StyleGANEncoder, extract_cohort, read_features
+    from isg_core.manifest import read_manifest
+    from isg_core.slides import open_slide
+    from isg_core.tiling import read_global_patch, read_tiling_h5, split_local
+
+    enc = StyleGANEncoder(tiny_checkpoints["global"], tiny_checkpoints["local"], device="cpu")
+    df = extract_cohort(tiny_cohort, enc, progress=False, batch_size=3)
+    assert not df.skipped.any() and df.attrs["patches_per_second"] > 0
+    man = read_manifest(tiny_cohort / "manifest.csv")
+    row = man.iloc[0]
+    h5 = tiny_cohort / "tiles" / f"{row.slide_id}.h5"
+    feats = read_features(h5, "fe")
+    with h5py.File(h5, "r") as f:
+        keep = f["selection/shannon/keep"][:]
+    assert np.array_equal(feats.index, np.flatnonzero(keep))
+    n, d = len(feats.index), TINY_FEATURES.code_dim
+    assert feats.global_.shape == (n, d) and feats.local.shape == (n, 8, 8, d)
+    # R_i[r, c] is E_L of the local patch at row r, column c of global patch i
+    tiling = read_tiling_h5(h5)
+    with open_slide(row.path) as slide:
+        patch = read_global_patch(slide, tiling, int(feats.index[-1]))
+    cells = split_local(patch, tiling.config.local_size)
+    with torch.no_grad():
+        e_l = enc.encoders["local"]
+        for r, c in [(0, 0), (0, 7), (5, 2)]:
+            x = F.interpolate(to_tensor(cells[r, c][None]), size=(16, 16), mode="area")
+            assert np.allclose(feats.local[-1, r, c], e_l(x)[0].numpy(), atol=2e-2), (r, c)
+        x = F.interpolate(to_tensor(patch[None]), size=(16, 16), mode="area")
+        assert np.allclose(feats.global_[-1], enc.encoders["global"](x)[0].numpy(), atol=1e-4)
+    again = extract_cohort(tiny_cohort, enc, progress=False, batch_size=3)
+    assert again.skipped.all()
+
+
+def test_untrained_control_and_scale_check(tiny_cohort, tiny_checkpoints):
+    from isg_core.features.extract import StyleGANEncoder
+
+    with pytest.raises(IsgError, match="local extractor, given as --global"):
+        StyleGANEncoder(tiny_checkpoints["local"], None, device="cpu")
+    trained = StyleGANEncoder(tiny_checkpoints["global"], None, device="cpu")
+    random = StyleGANEncoder(tiny_checkpoints["global"], None, device="cpu", untrained=True)
+    x = np.random.default_rng(0).integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
+    assert random.name == "fe-untrained" and random.local_dim is None
+    assert not np.allclose(trained.encode(x, 32)[0], random.encode(x, 32)[0])
+
+
+def test_resnet50_reference_features():
+    from isg_core.features.extract import ResNet50Encoder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enc = ResNet50Encoder(input_size=64, device="cpu")
+    x = np.random.default_rng(0).integers(0, 255, (2, 128, 128, 3), dtype=np.uint8)
+    f, r = enc.encode(x, 32)
+    assert f.shape == (2, 2048) and r is None and np.isfinite(f).all()
+    assert enc.describe()["trunk"] in ("random",) or enc.describe()["trunk"].startswith("imagenet")
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from isg_core.cli import main
+
+    assert main(["extract", "--cohort", str(tmp_path)]) == 2
+    assert main(["train-extractor", "--scale", "global", "--cohort", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("isg: error:") and "manifest.csv" in line for line in err)
