@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("default", module="isg_core")
+    # a warning is one line too (e.g. "LPIPS: ImageNet AlexNet weights not found ..."), not a source listing
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"isg: warning: {msg}\n"
     try:
         args.func(args)
         return 0

@@ -8,14 +8,7 @@ from isg_core.metrics import bootstrap_mean_ci, mean_squared_error, pearson_per_
 from isg_core.probe import MLPProbe, ProbeConfig, cross_validate_probe, fit_probe, inner_split
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # The probe's matrices here are tiny: intra-op threading costs more than it saves
-    # (several times slower on a 2-core machine), so run these tests single-threaded.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def nonlinear_data(n=400, seed=0):

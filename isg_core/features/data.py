@@ -53,7 +53,10 @@ def resize_patches(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def to_tensor(patches: np.ndarray, size: int | None = None) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1], optionally resized."""
-    x = torch.from_numpy(np.ascontiguousarray(patches)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    arr = np.asarray(patches)
+    if not (arr.flags.writeable and arr.flags.c_contiguous):  # memory-mapped banks are read-only
+        arr = np.array(arr, order="C")
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     return resize_patches(x, size) if size else x
 
 

@@ -1,0 +1,49 @@
+"""The slide-level baselines of the paper's Table 1.
+
+* ``he2rna``: HE2RNA (Schmauch et al. 2020), per-tile MLP + top-k mean, on our global features;
+  :func:`supertiles` is its K-means-on-coordinates preprocessing.
+* ``vit-s``: ViT-S on the global features only.
+* ``vit-mb`` / ``cyclemlp`` / ``mpvit``: MBConv / CycleMLP / MPViT blocks downsample each kept
+  patch's local cube R_i to one token, then ViT-S (local features only).
+
+Every model is built as ``cls(d, grid, n_outputs, config=None, bias_init=None, **overrides)``
+(HE2RNA also takes ``generator``) and called as ``model(f, R, mask, pos)`` -> (B, n_outputs), the
+signature of the main model (:class:`~isg_core.dual_attention.DualAttentionNetwork`), so one
+training engine serves all.  All of them ignore the padded patches and the order of the patches.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from isg_core.baselines.he2rna import HE2RNA, HE2RNAConfig, HE2RNAOnFeatures, kmeans, supertiles
+from isg_core.baselines.local_tokenizers import (CycleFC, CycleMLPBlock, CycleMLPConfig, CycleMLPNet,
+                                                 CycleTokenizer, LocalTokenViT, MBTokenizer, MPTokenizer,
+                                                 MPViTConfig, MPViTNet, ViTMB, ViTMBConfig)
+from isg_core.baselines.vit import SlideTransformer, SlideTransformerConfig, ViTS
+
+BASELINES: dict[str, type[nn.Module]] = {
+    "he2rna": HE2RNAOnFeatures,
+    "vit-s": ViTS,
+    "vit-mb": ViTMB,
+    "cyclemlp": CycleMLPNet,
+    "mpvit": MPViTNet,
+}
+
+
+def build_baseline(name: str, d: int, grid: int, n_outputs: int, **kw) -> nn.Module:
+    """Build a Table 1 baseline by registry name; ``kw`` goes to its constructor (``config``,
+    ``bias_init``, ``generator`` for HE2RNA, or any field of its config as an override)."""
+    key = name.lower()
+    if key not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+    return BASELINES[key](d, grid, n_outputs, **kw)
+
+
+__all__ = [
+    "BASELINES", "build_baseline",
+    "HE2RNA", "HE2RNAConfig", "HE2RNAOnFeatures", "kmeans", "supertiles",
+    "SlideTransformer", "SlideTransformerConfig", "ViTS",
+    "LocalTokenViT", "MBTokenizer", "ViTMB", "ViTMBConfig",
+    "CycleFC", "CycleMLPBlock", "CycleTokenizer", "CycleMLPConfig", "CycleMLPNet",
+    "MPTokenizer", "MPViTConfig", "MPViTNet",
+]

@@ -1,0 +1,336 @@
+"""The Dual Attention network M(F_G, F_L) (paper Sec. 3.3, Eqs. 3-8, Fig. 3) in one file.
+
+Every kept global patch i of a slide brings a global feature f_i in R^d and a local cube
+R_i in R^{(p/q) x (p/q) x d} (the features of its p/q x p/q local sub-patches).  Per patch, a
+sequence of MBConv blocks refines the cube; after every b-th MBConv an attention-fusion block
+lets the global feature steer the local one (local feature updater, Eqs. 4-5) and the local
+cube refine the global feature (global feature updater, Eqs. 6-8).  The paper names the
+sequence ISG-a-b (a MBConv blocks, a fusion block after every b of them; ISG-10-2 is its final
+choice).  Each patch then becomes one token and a small ViT over the tokens of the slide
+predicts the expression vector Y; the loss is L2 (Eq. 3).
+
+Small pieces first (:func:`sincos_2d`, :func:`make_mbconv`, :class:`AttentionFusion`), then
+the configuration and :class:`DualAttentionNetwork`.  The choices the paper leaves open are
+listed, with reasons, in the docstring of :class:`DualAttentionConfig`.
+
+Shapes: a batch holds B slides padded to N patches; ``mask`` (B, N) marks real patches.  Only
+the real patches go through the per-patch part (MBConv + fusion), so padding costs nothing
+there and can never leak into a real patch; the transformer masks padded keys.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torchvision.models.efficientnet import MBConv, MBConvConfig
+
+TOKENS = ("pool", "concat", "sum")
+NORMS = ("layer", "none")
+POS_EMBEDS = ("sincos", "none")
+READOUTS = ("cls", "mean")
+
+
+# --- small pieces ---------------------------------------------------------------------------------
+def sincos_2d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """2-D sine-cosine positional embedding of integer grid positions.
+
+    ``pos`` (..., 2) holds (row, col); the result is (..., dim): the first half of the channels
+    encodes the row, the second half the column, each as [sin(x w_k), cos(x w_k)] with
+    frequencies w_k = temperature^(-k / (dim // 4)) (the 1-D embedding of Vaswani et al. 2017
+    applied per axis, as in MAE / ViT-sincos).  It is computed, not learned, so a slide of any
+    size gets an embedding; if ``dim`` is not a multiple of 4 the last channels are zero.
+    """
+    if pos.shape[-1] != 2:
+        raise ValueError(f"pos must end in (row, col), got shape {tuple(pos.shape)}")
+    quarter = dim // 4
+    out = torch.zeros(*pos.shape[:-1], dim, dtype=torch.float32, device=pos.device)
+    if quarter == 0:
+        return out
+    omega = temperature ** (-torch.arange(quarter, dtype=torch.float32, device=pos.device) / quarter)
+    angles = pos.to(torch.float32)[..., None] * omega  # (..., 2, quarter)
+    emb = torch.cat([angles[..., 0, :].sin(), angles[..., 0, :].cos(),
+                     angles[..., 1, :].sin(), angles[..., 1, :].cos()], dim=-1)
+    out[..., : 4 * quarter] = emb
+    return out
+
+
+def make_mbconv(d: int, expand_ratio: float, kernel: int) -> MBConv:
+    """One EfficientNet MBConv block (expand 1x1 -> depthwise k x k -> squeeze-excitation ->
+    project 1x1, with its own skip connection) from torchvision, d -> d channels, stride 1.
+
+    Normalisation is GroupNorm(1, c) (LayerNorm over (C, H, W) of one patch), not BatchNorm:
+    slides have different numbers of patches, the per-patch batch is made of whatever patches
+    the slides in the batch kept, and with BatchNorm one slide's statistics (and any padding)
+    would change another slide's prediction, and eval mode would differ from training.
+    GroupNorm treats each patch on its own.
+    """
+    cnf = MBConvConfig(expand_ratio, kernel, 1, d, d, 1)
+    # MBConvConfig rounds the channel numbers to a multiple of 8 (EfficientNet's width rule);
+    # the cube has exactly d channels, so set them back (the expanded width is still rounded).
+    cnf.input_channels = cnf.out_channels = d
+    return MBConv(cnf, stochastic_depth_prob=0.0, norm_layer=lambda c: nn.GroupNorm(1, c))
+
+
+class AttentionFusion(nn.Module):
+    """One attention-fusion block: the local and the global feature updaters (Fig. 3).
+
+    For each patch, with N = grid^2 local positions, f in R^d and R in R^{grid x grid x d}
+    (channels last):
+
+    * Local feature updater (global guides local):
+      Q = Reshape(W_q f) in R^{grid x grid x 1}, K = R W_k, V = R W_v,
+      A = Sigmoid(Q (.) K) (Q broadcast over channels)                          (Eq. 4)
+      R_new = (A (.) V) W_r                                                        (Eq. 5)
+    * Global feature updater (local guides global):
+      Z = Softmax over the N positions of Reshape(W_z f)                         (Eq. 6)
+      P = R W_p                                                                    (Eq. 7)
+      f_new = (Sum over positions of Z (.) P) W_f                                 (Eq. 8)
+
+    Both updaters read the *previous* f and R (a parallel update, as in the equations, which
+    index both inputs by t - 1).  With ``norm="layer"`` they read LayerNorm(f) and LayerNorm(R)
+    (pre-norm, over channels); with ``residual=True`` the block returns f + f_new and
+    R + R_new.  The linear maps are ``nn.Linear`` with bias (the biases of W_q and W_z give
+    each local position a learned prior in A and Z).
+    """
+
+    def __init__(self, d: int, grid: int, residual: bool = True, norm: str = "layer"):
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.d, self.grid, self.residual = d, grid, residual
+        n = grid * grid
+        self.w_q, self.w_k, self.w_v, self.w_r = nn.Linear(d, n), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.w_z, self.w_p, self.w_f = nn.Linear(d, n), nn.Linear(d, d), nn.Linear(d, d)
+        self.norm_f = nn.LayerNorm(d) if norm == "layer" else nn.Identity()
+        self.norm_r = nn.LayerNorm(d) if norm == "layer" else nn.Identity()
+
+    def forward(self, f: torch.Tensor, R: torch.Tensor):
+        """f (M, d), R (M, grid, grid, d) -> (f_out, R_out, {"A": (M, g, g, d), "Z": (M, g, g)})."""
+        m, g = f.shape[0], self.grid
+        if R.shape != (m, g, g, self.d) or f.shape != (m, self.d):
+            raise ValueError(f"expected f (M, {self.d}) and R (M, {g}, {g}, {self.d}), "
+                             f"got {tuple(f.shape)} and {tuple(R.shape)}")
+        fn, Rn = self.norm_f(f), self.norm_r(R)
+        # local feature updater, Eqs. 4-5
+        q = self.w_q(fn).view(m, g, g, 1)
+        a = torch.sigmoid(q * self.w_k(Rn))
+        r_new = self.w_r(a * self.w_v(Rn))
+        # global feature updater, Eqs. 6-8
+        z = torch.softmax(self.w_z(fn), dim=-1).view(m, g, g)
+        f_new = self.w_f((z[..., None] * self.w_p(Rn)).sum(dim=(1, 2)))
+        if self.residual:
+            f_new, r_new = f + f_new, R + r_new
+        return f_new, r_new, {"A": a, "Z": z}
+
+
+# --- configuration ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DualAttentionConfig:
+    """Size and the open choices of the Dual Attention network ISG-a-b.
+
+    Sizes: ``d`` is the feature size (f_i and the channels of R_i, the code size of the
+    feature extractors); ``grid`` is p/q, the side of the local cube (N = grid^2 positions);
+    ``n_outputs`` the number of genes predicted.  ``n_mbconv`` is "a" and ``fusion_every``
+    "b" of ISG-a-b (Table 6): a fusion block follows every b-th MBConv, so there are a // b
+    of them.  ``mbconv_expand`` / ``mbconv_kernel`` are the MBConv expansion ratio and
+    depthwise kernel (EfficientNet's usual 4-6 and 3; 4 keeps the small cubes cheap).
+
+    Choices the paper leaves open (METHOD.md, "Open"), and why these defaults:
+
+    * ``residual`` (True): Eqs. 5 and 8 *replace* R and f.  Ten MBConv blocks (each with its
+      own skip) with five plain replacements in between train poorly, and a replacement
+      throws away what the MBConv blocks computed; x + update keeps an identity path through
+      the whole stack, as every block of a modern ViT/ResNet does.  False gives the equations
+      literally.
+    * ``norm`` ("layer"): pre-norm LayerNorm over channels on f and R before each fusion block.
+      Q (.) K is a product of two learned projections, so its scale grows with the scale of
+      f and R and the sigmoid/softmax saturate; normalising the inputs keeps A and Z in their
+      useful range.  "none" gives the equations literally.
+    * ``token`` ("concat"): how a kept patch becomes a ViT token.  The text average-pools R_i
+      only ("pool"); then f_i, the global feature refined by the fusion blocks, reaches the
+      prediction only indirectly.  "concat" = Linear([pool(R_i); f_i]) uses both; "sum" =
+      pool(R_i) + f_i is the parameter-free middle ground.
+    * ``pos_embed`` ("sincos"): a computed 2-D sine-cosine embedding of the patch's (row, col)
+      position in the slide's patch grid is added to its token, so the ViT can relate
+      neighbouring patches; computed rather than learned so any slide size works, and tied to
+      the grid position (not the index in the list) so the model stays invariant to the order
+      of the patches.  "none" turns it off.
+    * ViT size ("small"): ``vit_dim`` (None -> d), ``vit_depth`` 2, ``vit_heads`` 4,
+      ``vit_mlp_ratio`` 2.0, ``dropout`` 0.1.  Bulk expression of a slide is a weak,
+      slide-level label and cohorts have hundreds of slides: a small encoder is enough and
+      overfits less.
+    * ``readout`` ("cls"): a learned class token (ViT) or the mean over the real tokens
+      ("mean").  Both ignore padding.
+    """
+
+    d: int = 64
+    grid: int = 8
+    n_outputs: int = 10
+    n_mbconv: int = 10
+    fusion_every: int = 2
+    mbconv_expand: int = 4
+    mbconv_kernel: int = 3
+    residual: bool = True
+    norm: str = "layer"
+    token: str = "concat"
+    pos_embed: str = "sincos"
+    vit_dim: int | None = None
+    vit_depth: int = 2
+    vit_heads: int = 4
+    vit_mlp_ratio: float = 2.0
+    dropout: float = 0.1
+    readout: str = "cls"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("norm", self.norm, NORMS), ("token", self.token, TOKENS),
+                                     ("pos_embed", self.pos_embed, POS_EMBEDS), ("readout", self.readout, READOUTS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        for name in ("d", "grid", "n_outputs", "n_mbconv", "fusion_every", "vit_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.vit_depth < 0:
+            raise ValueError(f"vit_depth must be >= 0, got {self.vit_depth}")
+        if self.model_dim % self.vit_heads:
+            raise ValueError(f"vit_dim ({self.model_dim}) must be divisible by vit_heads ({self.vit_heads})")
+
+    @property
+    def model_dim(self) -> int:
+        """Width of the ViT tokens (``vit_dim``, or d when it is None)."""
+        return self.d if self.vit_dim is None else self.vit_dim
+
+    @property
+    def name(self) -> str:
+        """The paper's name of the configuration, e.g. "ISG-10-2"."""
+        return f"ISG-{self.n_mbconv}-{self.fusion_every}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- the network -----------------------------------------------------------------------------------
+class DualAttentionNetwork(nn.Module):
+    """M(F_G, F_L): per-patch MBConv + attention fusion (ISG-a-b), then a ViT over the patches.
+
+    ``forward(f, R, mask, pos)`` with f (B, N, d), R (B, N, grid, grid, d), mask (B, N) bool
+    (True = real patch) and pos (B, N, 2) long (row, col) returns (B, n_outputs).  The output
+    does not depend on the order of the patches, nor on what the padded rows hold.
+    """
+
+    def __init__(self, cfg: DualAttentionConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, dim = cfg.d, cfg.model_dim
+        self.mbconvs = nn.ModuleList([make_mbconv(d, cfg.mbconv_expand, cfg.mbconv_kernel)
+                                      for _ in range(cfg.n_mbconv)])
+        self.fusions = nn.ModuleList([AttentionFusion(d, cfg.grid, cfg.residual, cfg.norm)
+                                      for _ in range(cfg.n_mbconv // cfg.fusion_every)])
+        token_in = 2 * d if cfg.token == "concat" else d
+        # "pool"/"sum" keep the paper's token as it is unless the ViT is wider than d
+        self.token_proj = nn.Linear(token_in, dim) if (cfg.token == "concat" or dim != d) else nn.Identity()
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if cfg.readout == "cls" else None
+        if self.cls is not None:
+            nn.init.trunc_normal_(self.cls, std=0.02)
+        layer = nn.TransformerEncoderLayer(dim, cfg.vit_heads, dim_feedforward=int(dim * cfg.vit_mlp_ratio),
+                                           dropout=cfg.dropout, activation="gelu", batch_first=True, norm_first=True)
+        # enable_nested_tensor=False: the nested-tensor fast path is off with norm_first anyway
+        self.encoder = nn.TransformerEncoder(layer, cfg.vit_depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, cfg.n_outputs)
+
+    def n_fusion_blocks(self) -> int:
+        return len(self.fusions)
+
+    def layer_plan(self) -> list[str]:
+        """The ISG-a-b sequence, e.g. ["mbconv", "mbconv", "fusion", ...] for ISG-10-2."""
+        plan = []
+        for k in range(1, self.cfg.n_mbconv + 1):
+            plan.append("mbconv")
+            if k % self.cfg.fusion_every == 0:
+                plan.append("fusion")
+        return plan
+
+    # -- per-patch part ---------------------------------------------------------------------------
+    def patch_features(self, f: torch.Tensor, R: torch.Tensor):
+        """Run the ISG-a-b sequence on M patches: f (M, d), R (M, g, g, d) channels last.
+
+        Returns the updated (f, R) and the list of attention maps of every fusion block."""
+        x = R.permute(0, 3, 1, 2)  # MBConv works channels first, the fusion blocks channels last
+        maps, i, fusions = [], 0, iter(self.fusions)
+        for step in self.layer_plan():
+            if step == "mbconv":
+                x = self.mbconvs[i](x)
+                i += 1
+            else:
+                f, r, att = next(fusions)(f, x.permute(0, 2, 3, 1))
+                x = r.permute(0, 3, 1, 2)
+                maps.append(att)
+        return f, x.permute(0, 2, 3, 1), maps
+
+    def make_tokens(self, f: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        """One token per patch from its refined f (M, d) and R (M, g, g, d) (``cfg.token``)."""
+        pooled = R.mean(dim=(1, 2))
+        if self.cfg.token == "pool":
+            tok = pooled
+        elif self.cfg.token == "sum":
+            tok = pooled + f
+        else:
+            tok = torch.cat([pooled, f], dim=-1)
+        return self.token_proj(tok)
+
+    # -- whole slide --------------------------------------------------------------------------------
+    def forward(self, f: torch.Tensor, R: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor,
+                return_attention: bool = False):
+        cfg = self.cfg
+        b, n = mask.shape
+        g, d = cfg.grid, cfg.d
+        if f.shape != (b, n, d) or R.shape != (b, n, g, g, d) or pos.shape != (b, n, 2):
+            raise ValueError(f"expected f (B, N, {d}), R (B, N, {g}, {g}, {d}), pos (B, N, 2) with "
+                             f"(B, N) = {(b, n)}; got {tuple(f.shape)}, {tuple(R.shape)}, {tuple(pos.shape)}")
+        mask = mask.bool()
+        # Per-patch part on the real patches only: cheaper, and padding cannot reach a real patch.
+        fm, Rm, maps = self.patch_features(f[mask], R[mask])
+        tok = self.make_tokens(fm, Rm)
+        tokens = tok.new_zeros(b, n, tok.shape[-1])
+        tokens[mask] = tok
+        if cfg.pos_embed == "sincos":
+            # zeroed on padding so that garbage positions cannot produce anything odd
+            tokens = tokens + sincos_2d(pos, tokens.shape[-1]).to(tokens.dtype) * mask[..., None]
+        pad = ~mask
+        if cfg.readout == "mean":
+            # a slide with no real patch would mask every key (NaN attention): let it attend to
+            # its (zero) padding instead; its prediction is then just the bias of the head
+            pad = pad & mask.any(dim=1, keepdim=True)
+        if self.cls is not None:
+            tokens = torch.cat([self.cls.expand(b, -1, -1), tokens], dim=1)
+            pad = torch.cat([pad.new_zeros(b, 1), pad], dim=1)
+
+        token_att = []
+        if return_attention:  # same computation as self.encoder, layer by layer, keeping the weights
+            x = tokens
+            for layer in self.encoder.layers:
+                h = layer.norm1(x)
+                _, w = layer.self_attn(h, h, h, key_padding_mask=pad, need_weights=True)
+                token_att.append(w)
+                x = layer(x, src_key_padding_mask=pad)
+        else:
+            x = self.encoder(tokens, src_key_padding_mask=pad)
+
+        if self.cls is not None:
+            pooled = x[:, 0]
+        else:
+            w = mask.to(x.dtype)[..., None]
+            pooled = (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+        out = self.head(self.norm(pooled))
+        if not return_attention:
+            return out
+
+        def scatter(t: torch.Tensor) -> torch.Tensor:
+            full = t.new_zeros(b, n, *t.shape[1:])
+            full[mask] = t
+            return full
+
+        info = {"A": [scatter(m["A"]) for m in maps], "Z": [scatter(m["Z"]) for m in maps],
+                "tokens_attention": token_att}
+        return out, info

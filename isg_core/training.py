@@ -1,0 +1,297 @@
+"""The training engine for slide-level models (ISG and every baseline): 5-fold cross-validation.
+
+Protocol (paper Sec. 4): log-normalised targets (log10(1 + FPKM-UQ)), an L2 loss, 5-fold
+cross-validation on the manifest's patient-level folds, PCC per gene over slides.  Inside each
+outer fold an inner validation split (by patient) picks the epoch to keep (early stopping), so
+the test fold is never used to choose anything.  Targets are standardised per gene with the
+training slides' statistics; predictions are mapped back.  A target may be NaN (a gene outside
+a slide's task in the one-model-for-all-tasks setting of Tables 4 and 6): the loss ignores it.
+
+Every model takes ``(f (B, N, d), R (B, N, g, g, d), mask (B, N), pos (B, N, 2))`` and returns
+``(B, n_outputs)``; slides are padded to the largest in the batch.  In training each slide
+contributes at most ``max_patches`` randomly drawn kept patches per step (memory; an
+augmentation too); evaluation uses them all.
+
+Each fold writes ``<out>/fold<k>.csv`` (test predictions) when done and is skipped on a rerun;
+an unfinished fold resumes from ``<out>/fold<k>.pt`` (written every epoch, atomically).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .errors import IsgError, atomic_path
+from .metrics import mean_squared_error, pearson_per_column
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 8  # slides per step
+    lr: float = 3e-4
+    weight_decay: float = 1e-2
+    patience: int = 15  # epochs without a better inner-validation loss before stopping
+    val_fraction: float = 0.2
+    max_patches: int | None = 256
+    seed: int = 0
+    features: str = "fe"
+    selection: str | None = None  # keep only patches this stored selection kept (None: all extracted)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- data -------------------------------------------------------------------------------------------
+@dataclass
+class SlideData:
+    """Features of a set of slides, in memory (float16 cubes): one entry per slide."""
+
+    slide_ids: list[str]
+    f: list[np.ndarray]  # (n_i, d) float32
+    R: list[np.ndarray]  # (n_i, g, g, d) float16
+    pos: list[np.ndarray]  # (n_i, 2) int64 (row, col)
+
+    def __len__(self) -> int:
+        return len(self.slide_ids)
+
+    def subset(self, idx: Sequence[int]) -> "SlideData":
+        return SlideData([self.slide_ids[i] for i in idx], [self.f[i] for i in idx], [self.R[i] for i in idx],
+                         [self.pos[i] for i in idx])
+
+
+def load_slide_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], features: str = "fe",
+                    selection: str | None = None) -> SlideData:
+    """Read ``features/<features>`` of every slide; with ``selection``, keep the extracted patches
+    that selection kept (features must have been extracted for them, e.g. ``--patches union``)."""
+    out = SlideData([], [], [], [])
+    for sid in slide_ids:
+        h5 = Path(tiles_dir) / f"{sid}.h5"
+        try:
+            with h5py.File(h5, "r") as fh:
+                g = fh.get(f"features/{features}")
+                if g is None or not g.attrs.get("complete", False):
+                    raise IsgError(h5, f"no complete '{features}' features: run `isg extract` first")
+                index = g["index"][:]
+                rows = np.arange(len(index))
+                if selection is not None:
+                    key = f"selection/{selection}/keep"
+                    if key not in fh:
+                        raise IsgError(h5, f"no '{selection}' selection stored")
+                    keep = fh[key][:]
+                    missing = np.setdiff1d(np.flatnonzero(keep), index)
+                    if len(missing):
+                        raise IsgError(h5, f"{len(missing)} patches kept by '{selection}' have no '{features}' "
+                                           "features (extract with --patches union)")
+                    rows = np.flatnonzero(keep[index])
+                if len(rows) == 0:
+                    raise IsgError(h5, "no kept patches with features")
+                f = g["global"][:][rows]
+                R = g["local"][:][rows] if "local" in g else np.zeros((len(rows), 1, 1, f.shape[1]), np.float16)
+                pos = fh["grid_index"][:][index[rows]]
+        except OSError as e:
+            raise IsgError(h5, f"cannot read features ({str(e).splitlines()[0][:100]})") from None
+        out.slide_ids.append(sid)
+        out.f.append(f.astype(np.float32))
+        out.R.append(R.astype(np.float16))
+        out.pos.append(pos.astype(np.int64))
+    return out
+
+
+def collate(data: SlideData, idx: Sequence[int], max_patches: int | None = None,
+            rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """Pad slides ``idx`` into (f, R, mask, pos) tensors; draw at most ``max_patches`` patches
+    per slide when ``rng`` is given (training), else keep every patch (evaluation)."""
+    picks = []
+    for i in idx:
+        n = len(data.f[i])
+        if rng is not None and max_patches and n > max_patches:
+            picks.append(np.sort(rng.choice(n, max_patches, replace=False)))
+        else:
+            picks.append(np.arange(n))
+    n_max = max(len(p) for p in picks)
+    d = data.f[idx[0]].shape[1]
+    g = data.R[idx[0]].shape[1:3]
+    dl = data.R[idx[0]].shape[-1]
+    f = torch.zeros(len(idx), n_max, d)
+    R = torch.zeros(len(idx), n_max, *g, dl)
+    mask = torch.zeros(len(idx), n_max, dtype=torch.bool)
+    pos = torch.zeros(len(idx), n_max, 2, dtype=torch.long)
+    for b, (i, p) in enumerate(zip(idx, picks)):
+        f[b, : len(p)] = torch.from_numpy(data.f[i][p])
+        R[b, : len(p)] = torch.from_numpy(data.R[i][p].astype(np.float32))
+        mask[b, : len(p)] = True
+        pos[b, : len(p)] = torch.from_numpy(data.pos[i][p])
+    return f, R, mask, pos
+
+
+# --- one model ----------------------------------------------------------------------------------------
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L2 loss of the paper over the observed targets (NaN targets ignored)."""
+    ok = ~torch.isnan(target)
+    return (pred[ok] - target[ok]).square().mean()
+
+
+def _device(device: str | None) -> torch.device:
+    return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: SlideData, idx: Sequence[int], batch_size: int = 8,
+            device: str | None = None) -> np.ndarray:
+    """Model outputs for slides ``idx`` (every kept patch), (len(idx), n_outputs)."""
+    dev = _device(device)
+    model.eval()
+    out = []
+    for k in range(0, len(idx), batch_size):
+        f, R, mask, pos = (t.to(dev) for t in collate(data, list(idx[k:k + batch_size])))
+        out.append(model(f, R, mask, pos).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+        cfg: TrainConfig, ckpt: Path | None = None, device: str | None = None, progress: bool = False,
+        desc: str = "train") -> tuple[nn.Module, list[dict]]:
+    """Train ``model`` on standardised targets ``Y`` (NaN = unobserved) with Adam(W) and early
+    stopping on the inner validation loss; returns the best model and the per-epoch history.
+    With ``ckpt``, state is saved every epoch and a run that finds it resumes from it."""
+    from tqdm import tqdm
+
+    dev = _device(device)
+    model.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    Yt = torch.tensor(np.asarray(Y, dtype=np.float32))  # a copy: Y may be a read-only view
+    history: list[dict] = []
+    best, best_loss, since, epoch = copy.deepcopy(model.state_dict()), float("inf"), 0, 0
+    if ckpt is not None and ckpt.exists():
+        st = torch.load(ckpt, map_location=dev, weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        best, best_loss, since, epoch, history = st["best"], st["best_loss"], st["since"], st["epoch"], st["history"]
+    bar = tqdm(total=cfg.epochs, initial=epoch, desc=desc, unit="epoch", disable=not progress, leave=False)
+    while epoch < cfg.epochs and since < cfg.patience:
+        rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: a resumed run draws the same
+        torch.manual_seed(int(rng.integers(2 ** 31)))  # dropout, random k of HE2RNA, ...
+        model.train()
+        order = rng.permutation(train_idx)
+        losses = []
+        for k in range(0, len(order), cfg.batch_size):
+            b = order[k:k + cfg.batch_size]
+            f, R, mask, pos = (t.to(dev) for t in collate(data, list(b), cfg.max_patches, rng))
+            loss = masked_mse(model(f, R, mask, pos), Yt[b].to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        val = predict(model, data, val_idx, cfg.batch_size, device)
+        val_loss = float(masked_mse(torch.from_numpy(val), Yt[val_idx]))
+        epoch += 1
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
+        if val_loss < best_loss - 1e-6:
+            best, best_loss, since = copy.deepcopy(model.state_dict()), val_loss, 0
+        else:
+            since += 1
+        bar.update(1)
+        bar.set_postfix(train=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
+        if ckpt is not None:
+            with atomic_path(ckpt) as tmp:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "best": best, "best_loss": best_loss,
+                            "since": since, "epoch": epoch, "history": history}, tmp)
+    bar.close()
+    model.load_state_dict(best)
+    return model, history
+
+
+# --- cross-validation ---------------------------------------------------------------------------------
+@dataclass
+class CVResult:
+    """Out-of-fold predictions (slides x targets, original units) and per-fold metrics."""
+
+    predictions: pd.DataFrame
+    targets: pd.DataFrame
+    folds: pd.Series
+    per_fold: pd.DataFrame  # fold, target, pcc, mse
+
+    def pooled_pcc(self) -> pd.Series:
+        ok = self.targets.notna()
+        return pd.Series({c: float(pearson_per_column(self.targets.loc[ok[c], c].to_numpy(),
+                                                      self.predictions.loc[ok[c], c].to_numpy())[0])
+                          for c in self.targets.columns})
+
+    def summary(self) -> pd.DataFrame:
+        """Per target: PCC mean and std over folds, pooled PCC, mean squared error."""
+        g = self.per_fold.groupby("target", sort=False)
+        out = pd.DataFrame({"pcc_mean": g.pcc.mean(), "pcc_std": g.pcc.std(ddof=1), "mse": g.mse.mean()})
+        out["pcc_pooled"] = self.pooled_pcc()
+        return out
+
+
+def _run_id(name: str, cfg: TrainConfig, model_cfg: dict, slide_ids: Sequence[str], targets: Sequence[str]) -> str:
+    blob = json.dumps({"name": name, "cfg": cfg.to_dict(), "model": model_cfg, "slides": list(slide_ids),
+                       "targets": list(targets)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, targets: pd.DataFrame,
+                   folds: pd.Series, patients: pd.Series, cfg: TrainConfig, out_dir: "str | os.PathLike",
+                   model_cfg: dict | None = None, device: str | None = None, progress: bool = True,
+                   name: str = "model") -> CVResult:
+    """Outer K-fold CV.  ``targets``: slides x targets (log scale, NaN = unobserved), indexed like
+    ``data.slide_ids``; ``folds`` / ``patients``: per slide.  ``model_factory(n_outputs)`` builds
+    a fresh model per fold (seeded here).  Results go to ``out_dir/<name>-<run id>/``."""
+    from tqdm import tqdm
+
+    ids = list(data.slide_ids)
+    Y = targets.loc[ids].to_numpy(np.float64)
+    fold = folds.loc[ids].to_numpy()
+    pat = patients.loc[ids].to_numpy()
+    out = Path(out_dir) / f"{name}-{_run_id(name, cfg, model_cfg or {}, ids, targets.columns)}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"name": name, "train": cfg.to_dict(), "model": model_cfg},
+                                                indent=1, default=str))
+    preds = np.full(Y.shape, np.nan)
+    rows = []
+    for k in tqdm(np.unique(fold), desc=f"{name}: folds", unit="fold", disable=not progress):
+        test = np.flatnonzero(fold == k)
+        train_all = np.flatnonzero(fold != k)
+        done = out / f"fold{k}.csv"
+        if done.exists():
+            preds[test] = pd.read_csv(done, index_col=0).loc[[ids[i] for i in test]].to_numpy()
+        else:
+            from .probe import inner_split
+
+            tr, va = inner_split(len(train_all), cfg.val_fraction, pat[train_all], seed=cfg.seed)
+            tr, va = train_all[tr], train_all[va]
+            mu, sd = np.nanmean(Y[tr], 0), np.nanstd(Y[tr], 0)
+            sd = np.where(sd > 1e-8, sd, 1.0)
+            Ys = (Y - mu) / sd
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed * 1000 + int(k))
+                model = model_factory(Y.shape[1])
+            model, hist = fit(model, data, Ys, tr, va, cfg, ckpt=out / f"fold{k}.pt", device=device,
+                              progress=progress, desc=f"fold {k}")
+            p = predict(model, data, test, cfg.batch_size, device) * sd + mu
+            preds[test] = p
+            pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
+            with atomic_path(done) as tmp:
+                pd.DataFrame(p, index=[ids[i] for i in test], columns=targets.columns).to_csv(tmp)
+            (out / f"fold{k}.pt").unlink(missing_ok=True)  # the predictions are the result
+        for j, t in enumerate(targets.columns):
+            ok = ~np.isnan(Y[test, j])
+            if ok.sum() == 0:
+                continue
+            rows.append({"fold": int(k), "target": t,
+                         "pcc": float(pearson_per_column(Y[test, j][ok], preds[test, j][ok])[0]),
+                         "mse": mean_squared_error(Y[test, j][ok], preds[test, j][ok])})
+    return CVResult(pd.DataFrame(preds, index=ids, columns=targets.columns), targets.loc[ids],
+                    pd.Series(fold, index=ids), pd.DataFrame(rows))

@@ -1,0 +1,114 @@
+"""The slide-level training engine (isg_core.training): padding, the masked L2 loss, early
+stopping, cross-validation with skip-if-done, and resume equivalence.  Synthetic bags of
+features keep it fast: the target is a known function of the features."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from isg_core.training import SlideData, TrainConfig, collate, cross_validate, fit, masked_mse
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def bags(n: int = 40, d: int = 4, g: int = 2, seed: int = 0) -> tuple[SlideData, pd.DataFrame]:
+    """Slides with 3-9 patches; target 0 = mean of f[:, 0] over patches, target 1 = mean of R."""
+    rng = np.random.default_rng(seed)
+    data = SlideData([], [], [], [])
+    y = []
+    for i in range(n):
+        k = int(rng.integers(3, 10))
+        f = rng.normal(size=(k, d)).astype(np.float32) + rng.normal()
+        R = rng.normal(size=(k, g, g, d)).astype(np.float16)
+        data.slide_ids.append(f"s{i:02d}")
+        data.f.append(f)
+        data.R.append(R)
+        data.pos.append(rng.integers(0, 5, (k, 2)))
+        y.append([f[:, 0].mean(), R.astype(np.float32).mean()])
+    return data, pd.DataFrame(y, index=data.slide_ids, columns=["a", "b"])
+
+
+class MeanPool(nn.Module):
+    """Masked mean of [f, mean R] -> linear: can represent both targets exactly."""
+
+    def __init__(self, d: int, k: int):
+        super().__init__()
+        self.lin = nn.Linear(2 * d, k)
+
+    def forward(self, f, R, mask, pos):
+        m = mask.float().unsqueeze(-1)
+        x = torch.cat([f, R.mean(dim=(2, 3))], -1)
+        return self.lin((x * m).sum(1) / m.sum(1))
+
+
+def test_collate_pads_and_subsamples():
+    data, _ = bags()
+    f, R, mask, pos = collate(data, [0, 1, 2])
+    n = [len(data.f[i]) for i in range(3)]
+    assert f.shape == (3, max(n), 4) and R.shape == (3, max(n), 2, 2, 4) and pos.shape == (3, max(n), 2)
+    assert mask.sum(1).tolist() == n and float(f[~mask].abs().sum()) == 0.0
+    f2, _, mask2, _ = collate(data, [0, 1, 2], max_patches=3, rng=np.random.default_rng(0))
+    assert mask2.sum(1).tolist() == [3, 3, 3]
+    assert all(any(torch.equal(f2[b, j], torch.from_numpy(data.f[b][r])) for r in range(n[b])) for b in range(3) for j in range(3))
+
+
+def test_masked_mse_ignores_nan():
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.tensor([[1.0, float("nan")], [5.0, 4.0]])
+    assert float(masked_mse(pred, target)) == pytest.approx(4.0 / 3.0)
+
+
+def test_cross_validation_learns_and_skips_done_folds(tmp_path):
+    data, y = bags()
+    folds = pd.Series(np.arange(40) % 5, index=y.index)
+    patients = pd.Series(y.index, index=y.index)
+    cfg = TrainConfig(epochs=150, batch_size=8, lr=1e-2, weight_decay=0.0, patience=150, max_patches=None)
+    res = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path, progress=False)
+    assert (res.summary()["pcc_pooled"] > 0.95).all()  # a linear function of pooled features is learnt
+    assert res.predictions.notna().all().all() and set(res.per_fold.fold) == set(range(5))
+    again = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path, progress=False)
+    assert np.array_equal(res.predictions.to_numpy(), again.predictions.to_numpy())
+    assert not list(tmp_path.rglob("fold*.pt"))  # finished folds leave predictions, not checkpoints
+
+
+def test_nan_targets_do_not_train(tmp_path):
+    data, y = bags()
+    y.loc[y.index[::2], "b"] = np.nan  # half the slides do not observe target b
+    folds = pd.Series(np.arange(40) % 5, index=y.index)
+    cfg = TrainConfig(epochs=3, max_patches=None)
+    res = cross_validate(lambda k: MeanPool(4, k), data, y, folds, pd.Series(y.index, index=y.index), cfg, tmp_path,
+                         progress=False)
+    assert np.isfinite(res.predictions.to_numpy()).all()
+    assert res.per_fold.groupby("target").size().to_dict() == {"a": 5, "b": 5}
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    data, y = bags()
+    Y = ((y - y.mean()) / y.std()).to_numpy()
+    tr, va = np.arange(30), np.arange(30, 40)
+    cfg = TrainConfig(epochs=6, batch_size=8, patience=100, max_patches=4)
+
+    def model():
+        torch.manual_seed(0)
+        return MeanPool(4, 2)
+
+    straight, h1 = fit(model(), data, Y, tr, va, cfg)
+    fit(model(), data, Y, tr, va, TrainConfig(**{**cfg.to_dict(), "epochs": 3}), ckpt=tmp_path / "run.pt")
+    resumed, h2 = fit(model(), data, Y, tr, va, cfg, ckpt=tmp_path / "run.pt")
+    assert [h["epoch"] for h in h2] == list(range(1, 7))
+    assert h1 == h2
+    for k, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_early_stopping_keeps_best_epoch():
+    data, y = bags()
+    Y = ((y - y.mean()) / y.std()).to_numpy()
+    _, hist = fit(MeanPool(4, 2), data, Y, np.arange(30), np.arange(30, 40),
+                  TrainConfig(epochs=200, patience=5, lr=5e-2, max_patches=None))
+    best = int(np.argmin([h["val_loss"] for h in hist]))
+    assert len(hist) == best + 1 + 5  # stopped 5 epochs after the best one
