@@ -93,7 +93,8 @@ class StyleGANEncoder(PatchEncoder):
                 enc = ae.encoder
             if meta["config"]["scale"] != scale:
                 raise IsgError(path, f"checkpoint is a {meta['config']['scale']} extractor, given as --{scale}")
-            self.encoders[scale] = enc.to(self.device).eval().requires_grad_(False)
+            # channels-last: 1.5x faster convolutions on this CPU (measured on E_L, 2048 local patches)
+            self.encoders[scale] = enc.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
             self.meta[scale] = {"checkpoint": str(path), "sha256": _file_id(path), "step": int(meta["step"]),
                                 "lpips_trunk": meta["lpips_trunk"], "resolution": meta["config"]["model"]["resolution"],
                                 "code_dim": meta["config"]["model"]["code_dim"]}
@@ -104,17 +105,19 @@ class StyleGANEncoder(PatchEncoder):
     def describe(self) -> dict:
         return self.meta
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray | None]:
         x = to_tensor(patches).to(self.device)  # (B, 3, p, p) at the tiling's mpp
-        f = self.encoders["global"](_resize(x, self.meta["global"]["resolution"])).float().cpu().numpy()
+        cl = torch.channels_last
+        f = self.encoders["global"](_resize(x, self.meta["global"]["resolution"]).contiguous(memory_format=cl))
+        f = f.float().cpu().numpy()
         if "local" not in self.encoders:
             return f, None
         b, _, p, _ = x.shape
         g = p // q
         # (B, 3, g*q, g*q) -> (B*g*g, 3, q, q), row-major over the grid: R_i[r, c] is local patch (r, c)
         loc = x.view(b, 3, g, q, g, q).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, 3, q, q)
-        r = self.encoders["local"](_resize(loc, self.meta["local"]["resolution"])).float()
+        r = self.encoders["local"](_resize(loc, self.meta["local"]["resolution"]).contiguous(memory_format=cl)).float()
         return f, r.view(b, g, g, -1).cpu().numpy()
 
 
