@@ -18,6 +18,8 @@ the model classes.
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from dataclasses import dataclass, replace
 
@@ -265,7 +267,7 @@ class MPViTConfig(SlideTransformerConfig):
     local_depth: int = 1
 
 
-class LocalTokenViT(nn.Module):
+class LocalTokenViT(nn.Module, abc.ABC):
     """Tokenizer on the local cube of each real patch + :class:`SlideTransformer` (ViT-S).
 
     ``forward(f, R, mask, pos)`` -> (B, n_outputs); f is ignored (may be None).  Subclasses set
@@ -282,8 +284,9 @@ class LocalTokenViT(nn.Module):
         self.tokenizer = self.make_tokenizer(cfg, d, cfg.width(d))
         self.transformer = SlideTransformer.from_config(cfg, d, n_outputs, bias_init)
 
+    @abc.abstractmethod
     def make_tokenizer(self, cfg, d: int, dim: int) -> nn.Module:
-        raise NotImplementedError
+        """The module that turns one local cube (M, g, g, d) into a token (M, dim)."""
 
     def forward(self, f: torch.Tensor | None, R: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         check_inputs(f, R, mask, pos, self.d, self.grid, need_f=False, need_R=True)

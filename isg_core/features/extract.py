@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from ..errors import IsgError, atomic_path
-from .data import to_tensor
+from .data import resize_patches, to_tensor
 
 
 class PatchEncoder(abc.ABC):
@@ -109,7 +109,8 @@ class StyleGANEncoder(PatchEncoder):
     def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray | None]:
         x = to_tensor(patches).to(self.device)  # (B, 3, p, p) at the tiling's mpp
         cl = torch.channels_last
-        f = self.encoders["global"](_resize(x, self.meta["global"]["resolution"]).contiguous(memory_format=cl))
+        xg = resize_patches(x, self.meta["global"]["resolution"]).contiguous(memory_format=cl)
+        f = self.encoders["global"](xg)
         f = f.float().cpu().numpy()
         if "local" not in self.encoders:
             return f, None
@@ -117,14 +118,9 @@ class StyleGANEncoder(PatchEncoder):
         g = p // q
         # (B, 3, g*q, g*q) -> (B*g*g, 3, q, q), row-major over the grid: R_i[r, c] is local patch (r, c)
         loc = x.view(b, 3, g, q, g, q).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, 3, q, q)
-        r = self.encoders["local"](_resize(loc, self.meta["local"]["resolution"]).contiguous(memory_format=cl)).float()
+        xl = resize_patches(loc, self.meta["local"]["resolution"]).contiguous(memory_format=cl)
+        r = self.encoders["local"](xl).float()
         return f, r.view(b, g, g, -1).cpu().numpy()
-
-
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    from .data import resize_patches
-
-    return resize_patches(x, size)
 
 
 class ResNet50Encoder(PatchEncoder):
