@@ -162,6 +162,10 @@ class DualAttentionConfig:
       overfits less.
     * ``readout`` ("cls"): a learned class token (ViT) or the mean over the real tokens
       ("mean").  Both ignore padding.
+    * ``width`` (None): channels inside the network.  None keeps d, as in the paper's equations;
+      an int first maps f_i and every position of R_i to ``width`` channels with a learned linear
+      layer (one for f, one for R).  The per-patch cost grows with width^2: the CPU profile uses
+      16 so that the tables run in minutes.
     """
 
     d: int = 64
@@ -181,6 +185,7 @@ class DualAttentionConfig:
     vit_mlp_ratio: float = 2.0
     dropout: float = 0.1
     readout: str = "cls"
+    width: int | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("norm", self.norm, NORMS), ("token", self.token, TOKENS),
@@ -190,15 +195,22 @@ class DualAttentionConfig:
         for name in ("d", "grid", "n_outputs", "n_mbconv", "fusion_every", "vit_heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.width is not None and self.width < 1:
+            raise ValueError(f"width must be >= 1 or None, got {self.width}")
         if self.vit_depth < 0:
             raise ValueError(f"vit_depth must be >= 0, got {self.vit_depth}")
         if self.model_dim % self.vit_heads:
             raise ValueError(f"vit_dim ({self.model_dim}) must be divisible by vit_heads ({self.vit_heads})")
 
     @property
+    def inner_dim(self) -> int:
+        """Channels of f and R inside the network (``width``, or d when it is None)."""
+        return self.d if self.width is None else self.width
+
+    @property
     def model_dim(self) -> int:
-        """Width of the ViT tokens (``vit_dim``, or d when it is None)."""
-        return self.d if self.vit_dim is None else self.vit_dim
+        """Width of the ViT tokens (``vit_dim``, or the inner width when it is None)."""
+        return self.inner_dim if self.vit_dim is None else self.vit_dim
 
     @property
     def name(self) -> str:
@@ -221,7 +233,10 @@ class DualAttentionNetwork(nn.Module):
     def __init__(self, cfg: DualAttentionConfig):
         super().__init__()
         self.cfg = cfg
-        d, dim = cfg.d, cfg.model_dim
+        d, dim = cfg.inner_dim, cfg.model_dim
+        same = cfg.width is None or cfg.width == cfg.d
+        self.in_f = nn.Identity() if same else nn.Linear(cfg.d, d)
+        self.in_R = nn.Identity() if same else nn.Linear(cfg.d, d)
         self.mbconvs = nn.ModuleList([make_mbconv(d, cfg.mbconv_expand, cfg.mbconv_kernel)
                                       for _ in range(cfg.n_mbconv)])
         self.fusions = nn.ModuleList([AttentionFusion(d, cfg.grid, cfg.residual, cfg.norm)
@@ -290,7 +305,7 @@ class DualAttentionNetwork(nn.Module):
                              f"(B, N) = {(b, n)}; got {tuple(f.shape)}, {tuple(R.shape)}, {tuple(pos.shape)}")
         mask = mask.bool()
         # Per-patch part on the real patches only: cheaper, and padding cannot reach a real patch.
-        fm, Rm, maps = self.patch_features(f[mask], R[mask])
+        fm, Rm, maps = self.patch_features(self.in_f(f[mask]), self.in_R(R[mask]))
         tok = self.make_tokens(fm, Rm)
         tokens = tok.new_zeros(b, n, tok.shape[-1])
         tokens[mask] = tok

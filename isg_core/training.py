@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -136,6 +137,42 @@ def collate(data: SlideData, idx: Sequence[int], max_patches: int | None = None,
 
 
 # --- one model ----------------------------------------------------------------------------------------
+CLAMP = 10.0  # standardised features are clipped to +-CLAMP
+
+
+class InputStandardizer(nn.Module):
+    """``model((f - mu_f) / sd_f, (R - mu_R) / sd_R, mask, pos)``: per-channel standardisation of the
+    features with statistics of the *training* slides (:func:`feature_stats`).
+
+    The extractors' codes are not centred and their channels differ in scale (measured on ISG-Sim:
+    means up to +-0.5, SDs 0.1-0.4); without this, ISG and the baselines stayed at the training
+    mean for 30 epochs, with it they fit.  The statistics are buffers, so a checkpoint carries them.
+    """
+
+    def __init__(self, model: nn.Module, stats: dict[str, np.ndarray]):
+        super().__init__()
+        self.model = model
+        for k in ("f_mean", "f_std", "R_mean", "R_std"):
+            self.register_buffer(k, torch.as_tensor(np.asarray(stats[k], dtype=np.float32)))
+
+    def forward(self, f, R, mask, pos, **kw):
+        # clamped: a channel nearly constant on the training slides must not blow up on a test slide
+        f = ((f - self.f_mean) / self.f_std).clamp(-CLAMP, CLAMP)
+        R = ((R - self.R_mean) / self.R_std).clamp(-CLAMP, CLAMP)
+        return self.model(f, R, mask, pos, **kw)
+
+
+def feature_stats(data: SlideData, idx: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-channel mean and SD of f and R over every patch of slides ``idx``; a constant channel
+    (SD < 1e-6, e.g. a dead ReLU of a random ResNet) gets SD 1, so it stays near 0 instead of
+    exploding on a slide where it is not constant."""
+    f = np.concatenate([data.f[i] for i in idx]).astype(np.float64)
+    R = np.concatenate([data.R[i].reshape(-1, data.R[i].shape[-1]) for i in idx]).astype(np.float64)
+    fs, rs = f.std(0), R.std(0)
+    return {"f_mean": f.mean(0), "f_std": np.where(fs > 1e-6, fs, 1.0),
+            "R_mean": R.mean(0), "R_std": np.where(rs > 1e-6, rs, 1.0)}
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L2 loss of the paper over the observed targets (NaN targets ignored)."""
     ok = ~torch.isnan(target)
@@ -221,6 +258,7 @@ class CVResult:
     targets: pd.DataFrame
     folds: pd.Series
     per_fold: pd.DataFrame  # fold, target, pcc, mse
+    run_dir: Path | None = None  # holds fold<k>.csv (test predictions) and fold<k>_model.pt (best model)
 
     def pooled_pcc(self) -> pd.Series:
         ok = self.targets.notna()
@@ -245,17 +283,20 @@ def _run_id(name: str, cfg: TrainConfig, model_cfg: dict, slide_ids: Sequence[st
 def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, targets: pd.DataFrame,
                    folds: pd.Series, patients: pd.Series, cfg: TrainConfig, out_dir: "str | os.PathLike",
                    model_cfg: dict | None = None, device: str | None = None, progress: bool = True,
-                   name: str = "model") -> CVResult:
+                   name: str = "model", standardize: bool = True) -> CVResult:
     """Outer K-fold CV.  ``targets``: slides x targets (log scale, NaN = unobserved), indexed like
     ``data.slide_ids``; ``folds`` / ``patients``: per slide.  ``model_factory(n_outputs)`` builds
-    a fresh model per fold (seeded here).  Results go to ``out_dir/<name>-<run id>/``."""
+    a fresh model per fold (seeded here); with ``standardize`` it is wrapped in an
+    :class:`InputStandardizer` fitted on the fold's training slides.  Results go to
+    ``out_dir/<name>-<run id>/``."""
     from tqdm import tqdm
 
     ids = list(data.slide_ids)
     Y = targets.loc[ids].to_numpy(np.float64)
     fold = folds.loc[ids].to_numpy()
     pat = patients.loc[ids].to_numpy()
-    out = Path(out_dir) / f"{name}-{_run_id(name, cfg, model_cfg or {}, ids, targets.columns)}"
+    run_model_cfg = dict(model_cfg or {}, standardize=standardize)
+    out = Path(out_dir) / f"{name}-{_run_id(name, cfg, run_model_cfg, ids, targets.columns)}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"name": name, "train": cfg.to_dict(), "model": model_cfg},
                                                 indent=1, default=str))
@@ -265,22 +306,32 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
         test = np.flatnonzero(fold == k)
         train_all = np.flatnonzero(fold != k)
         done = out / f"fold{k}.csv"
-        if done.exists():
+        if done.exists() and (out / f"fold{k}_model.pt").exists():
             preds[test] = pd.read_csv(done, index_col=0).loc[[ids[i] for i in test]].to_numpy()
         else:
             from .probe import inner_split
 
             tr, va = inner_split(len(train_all), cfg.val_fraction, pat[train_all], seed=cfg.seed)
             tr, va = train_all[tr], train_all[va]
-            mu, sd = np.nanmean(Y[tr], 0), np.nanstd(Y[tr], 0)
+            with warnings.catch_warnings():  # a gene with no training slide (tiny cohorts) stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mu, sd = np.nanmean(Y[tr], 0), np.nanstd(Y[tr], 0)
             sd = np.where(sd > 1e-8, sd, 1.0)
             Ys = (Y - mu) / sd
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed * 1000 + int(k))
                 model = model_factory(Y.shape[1])
+            if standardize:
+                model = InputStandardizer(model, feature_stats(data, tr))
             model, hist = fit(model, data, Ys, tr, va, cfg, ckpt=out / f"fold{k}.pt", device=device,
                               progress=progress, desc=f"fold {k}")
             p = predict(model, data, test, cfg.batch_size, device) * sd + mu
+            # the fold's best model, with what is needed to use it on a new slide (isg predict)
+            with atomic_path(out / f"fold{k}_model.pt") as tmp:
+                torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": name,
+                            "model_cfg": run_model_cfg, "train_cfg": cfg.to_dict(), "targets": list(targets.columns),
+                            "target_mean": [float(x) for x in mu], "target_std": [float(x) for x in sd],
+                            "fold": int(k)}, tmp)
             preds[test] = p
             pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
             with atomic_path(done) as tmp:
@@ -294,4 +345,24 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
                          "pcc": float(pearson_per_column(Y[test, j][ok], preds[test, j][ok])[0]),
                          "mse": mean_squared_error(Y[test, j][ok], preds[test, j][ok])})
     return CVResult(pd.DataFrame(preds, index=ids, columns=targets.columns), targets.loc[ids],
-                    pd.Series(fold, index=ids), pd.DataFrame(rows))
+                    pd.Series(fold, index=ids), pd.DataFrame(rows), run_dir=out)
+
+
+def load_fold_model(run_dir: "str | os.PathLike", fold: int, model_factory: Callable[[int], nn.Module]):
+    """The best model of one fold of a :func:`cross_validate` run, in eval mode, and its checkpoint
+    dict (targets, their training mean and SD, configs).  ``model_factory`` builds the bare model."""
+    path = Path(run_dir) / f"fold{fold}_model.pt"
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise IsgError(path, "no saved model for this fold (run the cross-validation first)") from None
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise IsgError(path, f"not a readable model checkpoint ({type(e).__name__})") from None
+    if ck.get("format") != "isg-slide-model/1":
+        raise IsgError(path, "not an ISG slide-model checkpoint")
+    model = model_factory(len(ck["targets"]))
+    if ck["model_cfg"].get("standardize", False):
+        zeros = {k: np.zeros(ck["model"][k].shape) for k in ("f_mean", "f_std", "R_mean", "R_std")}
+        model = InputStandardizer(model, zeros)
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck

@@ -1,6 +1,7 @@
 """Tests of the Dual Attention network (paper Sec. 3.3, Eqs. 4-8): the fusion equations
 recomputed by hand, the ISG-a-b layer plan, padding / permutation invariance, gradients, and
 that a tiny model can fit a few slides."""
+import numpy as np
 import pytest
 import torch
 
@@ -268,3 +269,41 @@ def test_tiny_model_overfits():
     with torch.no_grad():
         end = torch.mean((net(f, R, mask, pos) - y) ** 2).item()
     assert end < 0.2 * start, (start, end)
+
+
+def test_inner_width_maps_d_to_width_and_keeps_invariances():
+    torch.manual_seed(8)
+    cfg = small_cfg(width=4, vit_heads=2)
+    assert cfg.inner_dim == 4 and cfg.model_dim == 4
+    net = DualAttentionNetwork(cfg).eval()
+    assert isinstance(net.in_f, torch.nn.Linear) and net.in_f.out_features == 4 and net.in_R.in_features == cfg.d
+    assert all(fu.d == 4 for fu in net.fusions)
+    f, R, mask, pos = random_batch(cfg)
+    perm = torch.tensor([3, 0, 4, 2, 1])
+    with torch.no_grad():
+        out, info = net(f, R, mask, pos, return_attention=True)
+        assert torch.allclose(out, net(f[:, perm], R[:, perm], mask[:, perm], pos[:, perm]), atol=1e-5)
+    assert info["A"][0].shape[-1] == 4
+    # width None (or = d) is the paper's network: no extra maps
+    assert isinstance(DualAttentionNetwork(small_cfg()).in_f, torch.nn.Identity)
+    with pytest.raises(ValueError):
+        small_cfg(width=0)
+
+
+def test_slide_attention_reports_maps_per_patch():
+    from isg_core.attention import slide_attention
+    from isg_core.training import SlideData
+
+    torch.manual_seed(9)
+    cfg = small_cfg(n_mbconv=4, fusion_every=2)
+    net = DualAttentionNetwork(cfg)
+    f, R, mask, pos = random_batch(cfg)
+    k = int(mask[1].sum())
+    data = SlideData(["s"], [f[1, :k].numpy()], [R[1, :k].numpy()], [pos[1, :k].numpy()])
+    att = slide_attention(net, data, 0)
+    assert att["A"].shape == (2, k, cfg.grid, cfg.grid) and att["Z"].shape == (2, k, cfg.grid, cfg.grid)
+    assert np.allclose(att["Z"].sum(axis=(2, 3)), 1.0, atol=1e-5)
+    assert att["token"].shape == (k,) and att["token"].sum() <= 1.0 + 1e-5
+    with torch.no_grad():
+        assert np.allclose(att["pred"], net.eval()(f[1:2, :k], R[1:2, :k], mask[1:2, :k], pos[1:2, :k])[0].numpy(),
+                           atol=1e-5)

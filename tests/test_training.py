@@ -72,7 +72,8 @@ def test_cross_validation_learns_and_skips_done_folds(tmp_path):
     assert res.predictions.notna().all().all() and set(res.per_fold.fold) == set(range(5))
     again = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path, progress=False)
     assert np.array_equal(res.predictions.to_numpy(), again.predictions.to_numpy())
-    assert not list(tmp_path.rglob("fold*.pt"))  # finished folds leave predictions, not checkpoints
+    assert not list(tmp_path.rglob("fold?.pt"))  # finished folds leave predictions, not training state
+    assert len(list(tmp_path.rglob("fold?_model.pt"))) == 5  # and each fold's best model
 
 
 def test_nan_targets_do_not_train(tmp_path):

@@ -34,12 +34,19 @@ PATCH_TARGETS = ("n_lymphocyte", "n_bcell", "n_tumour", "n_mitosis", "n_luminal"
 
 def _vectors(h5: Path, spec: str) -> tuple[np.ndarray, np.ndarray]:
     """(index, (n, dim) features) of one slide for a spec ``name`` or ``name:global``."""
+    import h5py
+
     name, _, part = spec.partition(":")
     feats = read_features(h5, name, local=part != "global")
-    x = feats.global_
+    # features may cover every patch (``--patches all``); Table 5 probes the Shannon-kept ones
+    with h5py.File(h5, "r") as f:
+        rows = np.flatnonzero(f["selection/shannon/keep"][:][feats.index]) if "selection/shannon/keep" in f \
+            else np.arange(len(feats.index))
+    x = feats.global_[rows]
     if feats.local is not None:
-        x = np.concatenate([x, feats.local.reshape(len(x), -1, feats.local.shape[-1]).mean(1)], axis=1)
-    return feats.index, x.astype(np.float32)
+        loc = feats.local[rows]
+        x = np.concatenate([x, loc.reshape(len(x), -1, loc.shape[-1]).mean(1)], axis=1)
+    return feats.index[rows], x.astype(np.float32)
 
 
 def slide_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str) -> pd.DataFrame:

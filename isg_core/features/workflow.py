@@ -17,7 +17,11 @@ def extractor_dir(cohort_root: "str | os.PathLike", scale: str) -> Path:
     return Path(cohort_root) / "extractors" / scale
 
 
-def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=("shannon",), progress: bool = True):
+#: the selections every cohort gets: Shannon and the baselines of Table 2 (DexiNed needs weights we lack)
+COHORT_SELECTORS = ("shannon", "ig", "canny", "dog", "log", "otsu")
+
+
+def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=COHORT_SELECTORS, progress: bool = True):
     from ..pipeline import prepare_cohort
 
     return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers, progress=progress)
@@ -67,5 +71,8 @@ def ensure_features(names=("fe",), profile: "str | Profile | None" = None, cohor
     out = {}
     for name in names:
         enc = make_encoder(name, prof, cohort_root, progress, device)
-        out[name] = extract_cohort(cohort_root, enc, batch_size=prof.features.extract_batch, progress=progress)
+        # every patch, glass included: the selection is applied when features are read, so Tables 2
+        # and 4 (other selectors, other thresholds) need no second extraction
+        out[name] = extract_cohort(cohort_root, enc, patches="all", batch_size=prof.features.extract_batch,
+                                   progress=progress)
     return out

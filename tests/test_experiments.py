@@ -1,0 +1,180 @@
+"""Tables 1/2/4/6 machinery (isg_core.experiments): targets per task, per-task metrics, the paired
+bootstrap, feature standardisation, reading a variant's patches, and saved fold models."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from isg_core.config import TASK_GENES
+from isg_core.experiments import (ALL_TASKS, Experiment, cv_metrics, isg, load_experiment_data, paired_difference,
+                                  summarise, table4_experiments, table_experiments, task_targets)
+from isg_core.training import (InputStandardizer, SlideData, TrainConfig, cross_validate, feature_stats,
+                               load_fold_model)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def toy_cohort(n_per_type: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows, genes = [], sorted({g for gs in TASK_GENES.values() for g in gs})
+    for ct in TASK_GENES:
+        for i in range(n_per_type):
+            rows.append({"slide_id": f"{ct}-{i}", "cancer_type": ct, "patient_id": f"{ct}-{i}", "fold": i % 5})
+    m = pd.DataFrame(rows)
+    targets = pd.DataFrame(rng.normal(size=(len(m), len(genes))), index=m.slide_id, columns=genes)
+    return SimpleNamespace(manifest=m, targets=targets, noise_ceiling=None)
+
+
+def test_all_tasks_targets_are_nan_outside_a_slides_task():
+    c = toy_cohort()
+    Y = task_targets(c, ALL_TASKS)
+    for sid, ct in zip(c.manifest.slide_id, c.manifest.cancer_type):
+        observed = set(Y.columns[Y.loc[sid].notna()])
+        assert observed == set(TASK_GENES[ct])
+        assert np.allclose(Y.loc[sid, list(TASK_GENES[ct])], c.targets.loc[sid, list(TASK_GENES[ct])])
+    assert list(task_targets(c, "PRAD").columns) == list(TASK_GENES["PRAD"])
+
+
+def test_cv_metrics_are_within_a_cancer_type():
+    c = toy_cohort()
+    Y = task_targets(c, ALL_TASKS)
+    m = c.manifest.set_index("slide_id")
+    # predictions equal to the target + the cancer type's offset: perfect within a type; pooling the
+    # types would mix offsets and lower the PCC, so a PCC of 1 shows the metric stays within a type
+    offset = m.cancer_type.map({"LIHC": 0.0, "COAD": 5.0, "PRAD": -5.0})
+    pred = Y.add(offset, axis=0)
+    rows = cv_metrics(pred, Y, m.fold, m.cancer_type)
+    assert np.allclose(rows.pcc, 1.0)
+    assert len(rows) == sum(len(g) for g in TASK_GENES.values()) * 5
+    assert set(zip(rows.task, rows.gene)) == {(t, g) for t, gs in TASK_GENES.items() for g in gs}
+    lihc = rows[rows.task == "LIHC"]
+    assert np.allclose(lihc.l2, 0.0)
+    assert np.allclose(rows[rows.task == "COAD"].l2, 25.0)
+
+
+def test_paired_difference_known_answer_and_summary():
+    rng = np.random.default_rng(0)
+    base = pd.DataFrame([{"task": "LIHC", "gene": f"g{j}", "fold": k, "pcc": rng.uniform(0, 0.5), "l2": 1.0}
+                         for j in range(6) for k in range(5)])
+    a = base.assign(method="A", pcc=base.pcc + 0.1)
+    b = base.assign(method="B")
+    rows = pd.concat([a, b], ignore_index=True)
+    d = paired_difference(rows, "A", "B")
+    assert d["mean PCC difference"] == pytest.approx(0.1)
+    assert d["95% CI low"] == pytest.approx(0.1) and d["95% CI high"] == pytest.approx(0.1)
+    assert d["verdict"] == "a higher" and d["units"] == 30 and d["a wins"] == 1.0
+    assert paired_difference(rows, "B", "A")["verdict"] == "a lower"
+    s = summarise(rows, ceiling=0.5).set_index("method")
+    per_fold = base.groupby("fold").pcc.mean()
+    assert s.loc["B", "PCC mean"] == pytest.approx(per_fold.mean())
+    assert s.loc["B", "PCC sd"] == pytest.approx(per_fold.std(ddof=1))
+    assert s.loc["A", "of noise ceiling"] == pytest.approx((per_fold.mean() + 0.1) / 0.5)
+
+
+def test_feature_stats_and_standardizer():
+    rng = np.random.default_rng(1)
+    data = SlideData(["a", "b"], [rng.normal(3, 2, (5, 4)).astype(np.float32) for _ in range(2)],
+                     [rng.normal(-1, 0.5, (5, 2, 2, 4)).astype(np.float16) for _ in range(2)],
+                     [np.zeros((5, 2), np.int64)] * 2)
+    data.f[0][:, 2] = data.f[1][:, 2] = 7.0  # a constant channel
+    st = feature_stats(data, [0, 1])
+    f = np.concatenate(data.f)
+    assert np.allclose(st["f_mean"], f.mean(0)) and st["f_std"][2] == 1.0
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, f, R, mask, pos):
+            seen["f"], seen["R"] = f, R
+            return f.sum(1)
+
+    m = InputStandardizer(Spy(), st)
+    m(torch.from_numpy(f)[None], torch.from_numpy(np.concatenate(data.R).astype(np.float32))[None], None, None)
+    z = seen["f"][0].numpy()
+    assert np.allclose(z[:, [0, 1, 3]].mean(0), 0, atol=1e-5) and np.allclose(z[:, [0, 1, 3]].std(0), 1, atol=1e-3)
+    assert np.allclose(z[:, 2], 0)
+    # far outside the training range: clamped, not exploded
+    m(torch.full((1, 1, 4), 1e6), torch.zeros(1, 1, 2, 2, 4), None, None)
+    assert float(seen["f"].max()) == 10.0
+
+
+def make_h5(path, n=6, d=4, g=2):
+    rng = np.random.default_rng(2)
+    with h5py.File(path, "w") as f:
+        f["coords"] = np.stack([np.arange(n) * 256, np.zeros(n)], 1).astype(np.int64)
+        f["grid_index"] = np.stack([np.zeros(n), np.arange(n)], 1).astype(np.int64)
+        scores = np.linspace(0.1, 0.6, n)  # bpp 2.4 .. 14.4
+        f["selection/shannon/scores"] = scores
+        f["selection/shannon/keep"] = scores > 0.3
+        f["selection/otsu/keep"] = np.zeros(n, bool)
+        g_ = f.create_group("features/fe")
+        g_["index"] = np.arange(1, n)  # patch 0 has no features
+        g_["global"] = rng.normal(size=(n - 1, d)).astype(np.float16)
+        g_["local"] = rng.normal(size=(n - 1, g, g, d)).astype(np.float16)
+        g_.attrs["complete"] = True
+    return scores
+
+
+def test_load_experiment_data_variants(tmp_path):
+    scores = make_h5(tmp_path / "s.h5")
+    px = 256 ** 2
+    kept = load_experiment_data(tmp_path, ["s"], isg(), px)
+    assert sorted(kept.pos[0][:, 1].tolist()) == [c for c in range(1, 6) if scores[c] > 0.3]
+    everything = load_experiment_data(tmp_path, ["s"], Experiment("x", selection=None), px)
+    assert len(everything.f[0]) == 5
+    strict = load_experiment_data(tmp_path, ["s"], isg(threshold="bpp:12"), px)  # score > 0.5
+    assert strict.pos[0][:, 1].tolist() == [c for c in range(1, 6) if scores[c] > 0.5]
+    # a selection that keeps nothing falls back to the highest-scoring patch with features
+    none = load_experiment_data(tmp_path, ["s"], Experiment("o", selection="otsu"), px)
+    assert none.pos[0][:, 1].tolist() == [5]
+    # HE2RNA sees f only (no cube) and supertiles merge patches
+    he = load_experiment_data(tmp_path, ["s"], Experiment("h", "he2rna", selection=None, supertiles=2), px)
+    assert len(he.f[0]) == 2 and he.R[0].shape[1:3] == (1, 1)
+
+
+def test_table_definitions():
+    assert [e.label for e in table_experiments(6)] == ["ISG-6-2", "ISG-8-2", "ISG-10-2", "ISG-12-2", "ISG-14-2",
+                                                      "ISG-10-1", "ISG-10-3"]
+    t4 = table4_experiments(8.0)
+    assert [e.threshold for e in t4] == ["bpp:4", None, "bpp:12", "mu_sigma:1"]
+    # the 1x row of Table 4, the ISG row of Table 2 and ISG-10-2 of Table 6 are one run
+    isg_rows = [t4[1], [e for e in table_experiments(2) if e.label == "ISG"][0],
+                [e for e in table_experiments(6) if e.label == "ISG-10-2"][0]]
+    assert len({str(e.run_spec()) for e in isg_rows}) == 1
+
+
+def test_fold_models_are_saved_and_reload(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 20
+    data = SlideData([f"s{i}" for i in range(n)], [rng.normal(size=(4, 3)).astype(np.float32) for _ in range(n)],
+                     [rng.normal(size=(4, 1, 1, 3)).astype(np.float16) for _ in range(n)],
+                     [np.zeros((4, 2), np.int64)] * n)
+    y = pd.DataFrame({"t": [float(f[:, 0].mean()) for f in data.f]}, index=data.slide_ids)
+    ids = pd.Series(data.slide_ids, index=data.slide_ids)
+
+    class Lin(torch.nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, k)
+
+        def forward(self, f, R, mask, pos):
+            return self.lin(f.mean(1))
+
+    cfg = TrainConfig(epochs=3, batch_size=4, patience=3, max_patches=None)
+    res = cross_validate(Lin, data, y, pd.Series(np.arange(n) % 5, index=ids.index), ids, cfg, tmp_path,
+                         progress=False)
+    from isg_core.training import predict
+
+    model, ck = load_fold_model(res.run_dir, 2, Lin)
+    test = [i for i in range(n) if i % 5 == 2]
+    p = predict(model, data, test) * np.array(ck["target_std"]) + np.array(ck["target_mean"])
+    assert np.allclose(p[:, 0], res.predictions.iloc[test, 0], atol=1e-5)
+    assert ck["targets"] == ["t"] and ck["fold"] == 2
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "fold0_model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="not a readable model checkpoint"):
+        load_fold_model(tmp_path / "junk", 0, Lin)
