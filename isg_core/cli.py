@@ -177,6 +177,33 @@ def _cmd_extract(args) -> None:
               f"{df.attrs['device']}), {int(df.skipped.sum())} already done")
 
 
+def _cmd_cv(args) -> None:
+    from .cohort import load_cohort
+    from .config import get_profile
+    from .experiments import Experiment, run_experiment, summarise
+
+    prof = get_profile(args.profile)
+    root = _cohort_arg(args)
+    overrides = (("n_mbconv", args.a), ("fusion_every", args.b)) if args.model == "isg" else ()
+    exp = Experiment(args.label or args.model, args.model, features=args.features,
+                     selection=None if args.selection == "none" else args.selection, threshold=args.threshold,
+                     supertiles=args.supertiles, overrides=overrides)
+    cohort = load_cohort(root)
+    tiles = Path(args.tiles) if args.tiles else root / "tiles"
+    res = run_experiment(cohort, tiles, exp, args.task, prof, root / "runs", device=args.device)
+    print(f"{exp.label} on {args.task} ({cohort.label}): runs in {res.run_dir}")
+    print(res.rows.groupby(["task", "gene"], sort=False).pcc.agg(["mean", "std"]).round(3).to_string())
+    print(summarise(res.rows).round(3).to_string(index=False))
+
+
+def _cmd_table(args) -> None:
+    from .experiments import describe, reproduce_table
+
+    run = reproduce_table(args.number, args.profile, _cohort_arg(args), device=args.device)
+    print(run.summary.round(3).to_string(index=False))
+    print(describe(run))
+
+
 def _cmd_reproduce(args) -> None:
     from .runner import run_notebooks
 
@@ -273,6 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="redo slides already done")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     s.set_defaults(func=_cmd_extract)
+
+    s = sub.add_parser("cv", help="5-fold cross-validation of ISG-a-b or a baseline on a task (Sec. 4)")
+    cohort_args(s)
+    s.add_argument("--model", default="isg", choices=["isg", "he2rna", "vit-s", "vit-mb", "cyclemlp", "mpvit"])
+    s.add_argument("--a", type=int, default=10, help="ISG-a-b: MBConv blocks (default 10)")
+    s.add_argument("--b", type=int, default=2, help="ISG-a-b: a fusion block after every b MBConv (default 2)")
+    s.add_argument("--task", default="all", help="a cancer type (LIHC, COAD, PRAD) or 'all' (one model for all tasks)")
+    s.add_argument("--features", default="fe", help="stored feature set (fe, resnet50)")
+    s.add_argument("--selection", default="shannon", help="stored selection to use, or 'none' for every patch")
+    s.add_argument("--threshold", help="recompute the Shannon keep mask with this threshold (e.g. bpp:6, mu+sigma)")
+    s.add_argument("--supertiles", type=int, help="HE2RNA: K-means supertiles per slide (e.g. 100)")
+    s.add_argument("--label", help="name of the run in the printed table")
+    s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_cv)
+
+    s = sub.add_parser("table", help="run (or find) the cross-validations of paper Table 1, 2, 4 or 6 and print it")
+    cohort_args(s)
+    s.add_argument("number", type=int, choices=[1, 2, 4, 6])
+    s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_table)
 
     s = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
     s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])

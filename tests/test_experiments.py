@@ -57,6 +57,18 @@ def test_cv_metrics_are_within_a_cancer_type():
     assert np.allclose(rows[rows.task == "COAD"].l2, 25.0)
 
 
+def test_noise_ceiling_scores_the_truth_like_a_model():
+    from isg_core.experiments import noise_ceiling_avg
+
+    c = toy_cohort(n_per_type=25)
+    assert np.isnan(noise_ceiling_avg(c))  # real data: no truth, no ceiling
+    c.truth = c.targets.copy()
+    assert noise_ceiling_avg(c) == pytest.approx(1.0)  # noiseless expression: the ceiling is 1
+    rng = np.random.default_rng(5)
+    c.truth = c.targets + rng.normal(0, 1.0, c.targets.shape)  # noise SD = signal SD: PCC ~ 1/sqrt(2)
+    assert 0.55 < noise_ceiling_avg(c) < 0.85
+
+
 def test_paired_difference_known_answer_and_summary():
     rng = np.random.default_rng(0)
     base = pd.DataFrame([{"task": "LIHC", "gene": f"g{j}", "fold": k, "pcc": rng.uniform(0, 0.5), "l2": 1.0}

@@ -193,3 +193,11 @@ def test_cli_select_adds_keep_mask(cmu_path, tmp_path, capsys):
         assert keep.shape == (f["coords"].shape[0],) and 0 < keep.sum() < len(keep)
     assert main(["select", str(cmu_path), "--method", "dexined", "--out", str(tmp_path)]) == 2
     assert "unavailable offline" in capsys.readouterr().err
+
+
+def test_cli_cv_and_table_errors_are_one_line(tmp_path, capsys):
+    assert main(["cv", "--cohort", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("isg: error:") and "manifest.csv: cohort manifest not found" in err and "\n" not in err
+    with pytest.raises(SystemExit):  # argparse: Table 3 and 5 are not slide-level CV tables
+        main(["table", "3"])

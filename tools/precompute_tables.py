@@ -21,10 +21,11 @@ if __name__ == "__main__":
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--tables", type=int, nargs="+", default=[1, 2, 4, 6])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--setting", help="override the tables' setting (e.g. 'one model for all tasks')")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for n in args.tables:
         t0 = time.perf_counter()
-        run = reproduce_table(n, args.profile)
+        run = reproduce_table(n, args.profile, setting=args.setting)
         print(f"table {n}: {time.perf_counter() - t0:.0f} s", flush=True)
         print(run.summary.round(3).to_string(), flush=True)

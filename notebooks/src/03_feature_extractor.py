@@ -131,8 +131,10 @@ save_figure(fig, "fig_fe_reconstructions", profile)
 # %% [markdown]
 # ## Extraction
 # `isg extract --global CKPT --local CKPT` adds `features/fe/{index,global,local}` to every slide's
-# HDF5: f_i (d) and R_i (8 x 8 x d) for each kept patch, batched and streamed (the next batch is read
-# while the current one is encoded), skipping slides already done. Throughput on this machine:
+# HDF5: f_i (d) and R_i (8 x 8 x d) for every global patch of the slide (a selection is applied when
+# the features are read, so Tables 2 and 4 compare selectors without a second extraction), batched and
+# streamed (the next batch is read while the current one is encoded), skipping slides already done.
+# Throughput on this machine:
 
 # %%
 done = ensure_features(("fe",), prof, cohort_root)["fe"]

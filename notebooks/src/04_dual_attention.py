@@ -35,7 +35,7 @@ from isg_core.attention import patch_images, slide_attention
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
 from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
-from isg_core.experiments import isg, load_experiment_data, run_experiment
+from isg_core.experiments import isg_full, load_experiment_data, run_experiment
 from isg_core.features.workflow import ensure_features
 from isg_core.report import save_figure
 
@@ -52,7 +52,7 @@ print("profile", profile, "|", cohort.label)
 # The features of the Shannon-kept patches of one LIHC slide, as the training engine reads them.
 
 # %%
-exp = isg()  # ISG-10-2 with Shannon selection: the paper's model
+exp = isg_full()  # ISG-10-2 at full width with Shannon selection: the paper's model (Table 1's row)
 lihc = cohort.manifest[cohort.manifest.cancer_type == "LIHC"]
 sid = lihc.slide_id.iloc[0]
 one = load_experiment_data(root / "tiles", [sid], exp, prof.tiling.global_size ** 2)
@@ -62,11 +62,11 @@ print(f"{sid}: {len(one.f[0])} kept patches; f_i: {one.f[0].shape[1:]} (d = {d})
 
 # %% [markdown]
 # ## The network
-# The layer plan of ISG-10-2 and the parameters per part. At this profile the network works in
-# `width` channels (a learned linear map from d first), to keep a CPU run short.
+# The layer plan of ISG-10-2 and the parameters per part, at full width (d channels throughout, as in
+# Table 1; Tables 2, 4 and 6 use the profile's narrower `width` to afford their many runs).
 
 # %%
-cfg = DualAttentionConfig(d=d, grid=g, n_outputs=7, width=prof.models.width, **dict(exp.overrides))
+cfg = DualAttentionConfig(d=d, grid=g, n_outputs=7, **dict(exp.overrides))
 net = DualAttentionNetwork(cfg)
 print(cfg.name, "->", " ".join("M" if s == "mbconv" else "[F]" for s in net.layer_plan()), "-> tokens -> ViT")
 parts = {"input maps": [net.in_f, net.in_R], "MBConv": [net.mbconvs], "fusion": [net.fusions],

@@ -146,7 +146,7 @@ diffs
 # `results/<profile>/` carry the command and config). Caveats that hold whatever they say: offline the
 # ResNet50 row is a *random* network, not the paper's ImageNet baseline, and its 2048-d features give the
 # probe 16x more inputs than the FE's 2d; at slide level each task has only the profile's slides per
-# cancer type (40 at `quick`, 32 to train a probe per fold), so a mean-pooled probe there is noisy (see
+# cancer type (150 at `quick`, about 120 to train a probe per fold), so a mean-pooled probe there is noisy (see
 # the fold spread), while the patch level has thousands of patches. The untrained-FE row shows how much
 # of the FE's score comes from training rather than from the architecture alone.
 
