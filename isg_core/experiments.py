@@ -316,7 +316,7 @@ def cv_metrics(predictions: pd.DataFrame, targets: pd.DataFrame, folds: pd.Serie
                 rows.append({"task": ct, "gene": gene, "fold": int(k),
                              "pcc": float(pearson_per_column(t[ok], p[ok])[0]),
                              "l2": float(np.mean((t[ok] - p[ok]) ** 2))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["task", "gene", "fold", "pcc", "l2"])
 
 
 def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Profile, out_dir, tasks: Sequence[str],

@@ -30,6 +30,17 @@ def list_notebooks(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if NOTEBOOK_PATTERN.match(p.name))
 
 
+_PROGRESS = re.compile(r"\d+%\|")
+
+
+def is_progress_output(output: dict) -> bool:
+    """A tqdm progress bar written to stderr (e.g. `` 45%|####5     | 9/20 [...]``), or what a
+    cleared bar leaves behind (only whitespace)."""
+    text = output.get("text", "")
+    return (output.get("output_type") == "stream" and output.get("name") == "stderr"
+            and (bool(_PROGRESS.search(text)) or not text.strip()))
+
+
 def _write_without_injected_parameters(executed: Path, dest: Path) -> None:
     """Copy an executed notebook over its source, minus papermill's injected-parameters cell.
 
@@ -39,6 +50,9 @@ def _write_without_injected_parameters(executed: Path, dest: Path) -> None:
 
     nb = nbformat.read(executed, as_version=4)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for c in nb.cells:  # progress bars are for the person waiting, not for the reader of the tutorial
+        if c.cell_type == "code":
+            c.outputs = [o for o in c.get("outputs", []) if not is_progress_output(o)]
     nb.metadata.get("papermill", {}).pop("parameters", None)
     with atomic_path(dest) as tmp:
         nbformat.write(nb, tmp)
@@ -88,6 +102,14 @@ def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out
             os.environ["ISG_PROFILE"] = env_before
         if rows:
             timings = pd.DataFrame(rows)
+            old = out / "timings.csv"
+            if old.exists():  # a run of some notebooks (--only) keeps the others' last times
+                try:
+                    prev = pd.read_csv(old)
+                    prev = prev[~prev.notebook.isin(timings.notebook)]
+                    timings = pd.concat([prev, timings]).sort_values("notebook").reset_index(drop=True)
+                except (pd.errors.ParserError, AttributeError, KeyError):
+                    pass  # an unreadable old file is replaced
             with atomic_path(out / "timings.csv") as tmp:
                 timings.to_csv(tmp, index=False)
     return pd.DataFrame(rows)

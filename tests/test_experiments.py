@@ -55,6 +55,9 @@ def test_cv_metrics_are_within_a_cancer_type():
     lihc = rows[rows.task == "LIHC"]
     assert np.allclose(lihc.l2, 0.0)
     assert np.allclose(rows[rows.task == "COAD"].l2, 25.0)
+    # a fold with fewer than 2 test slides of a type gives no row, and no rows is still a table
+    one = cv_metrics(pred.iloc[:1], Y.iloc[:1], m.fold.iloc[:1], m.cancer_type.iloc[:1])
+    assert one.empty and list(one.columns) == ["task", "gene", "fold", "pcc", "l2"]
 
 
 def test_noise_ceiling_scores_the_truth_like_a_model():

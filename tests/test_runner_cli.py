@@ -37,6 +37,13 @@ def test_runner_injects_profile_orders_and_times(tmp_path):
     assert "B smoke" in text
     timings = pd.read_csv(tmp_path / "out" / "timings.csv")
     assert len(timings) == 2 and (timings.seconds >= 0).all()
+    # rerunning one notebook replaces its time and keeps the other's
+    pd.DataFrame({"notebook": ["00_a.ipynb", "01_b.ipynb"], "profile": "smoke", "seconds": [111.0, 222.0]}).to_csv(
+        tmp_path / "out" / "timings.csv", index=False)
+    run_notebooks("smoke", nbs, tmp_path / "out", only=["01"])
+    timings = pd.read_csv(tmp_path / "out" / "timings.csv")
+    assert list(timings.notebook) == ["00_a.ipynb", "01_b.ipynb"]
+    assert timings.seconds.iloc[0] == 111.0 and timings.seconds.iloc[1] != 222.0
 
 
 def test_in_place_outputs_keep_the_profile_switch(tmp_path, monkeypatch):
@@ -201,3 +208,14 @@ def test_cli_cv_and_table_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("isg: error:") and "manifest.csv: cohort manifest not found" in err and "\n" not in err
     with pytest.raises(SystemExit):  # argparse: Table 3 and 5 are not slide-level CV tables
         main(["table", "3"])
+
+
+def test_in_place_drops_progress_bars_but_keeps_prints_and_warnings(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _nb(nbs / "00_a.ipynb", "import sys\nfrom tqdm import tqdm\nfor _ in tqdm(range(3), file=sys.stderr): pass\n"
+                            "print('kept')\nprint('isg: warning: kept too', file=sys.stderr)")
+    run_notebooks("smoke", nbs, tmp_path / "out", in_place=True)
+    outs = [o for c in nbformat.read(nbs / "00_a.ipynb", as_version=4).cells for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outs)
+    assert "kept" in text and "isg: warning: kept too" in text and "%|" not in text

@@ -269,3 +269,25 @@ def test_score_slide_matches_selector(cmu_path, cmu_tiles):
     sel = ShannonSelector()
     assert sc.shape == (len(P),)
     assert sc[:5] == pytest.approx([sel.score(p) for p in P[:5]])
+
+
+def test_thumbnail_does_not_switch_the_matplotlib_backend(cmu_path, tmp_path):
+    """Inside a notebook, a library call that forces Agg would hide every later figure."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from isg_core.config import TilingConfig
+    from isg_core.selection.slide import selection_thumbnail
+    from isg_core.slides import open_slide
+    from isg_core.tiling import tile_slide
+
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")
+    try:
+        with open_slide(cmu_path) as s:
+            t = tile_slide(s, TilingConfig())
+            selection_thumbnail(s, t, np.ones(t.n_patches, bool), tmp_path / "t.png", max_size=256)
+        assert (tmp_path / "t.png").exists()
+        assert matplotlib.get_backend().lower() == "svg"
+    finally:
+        plt.switch_backend(before)

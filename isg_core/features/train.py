@@ -313,9 +313,8 @@ def reconstruct(ae: StyleAutoencoder, patches: np.ndarray, seed: int = 0) -> np.
 def save_training_figures(trainer: ExtractorTrainer, out_dir: Path, n: int = 8) -> None:
     """``losses.png`` (L1, LPIPS, adversarial terms against step) and ``reconstructions.png``
     (inputs on top, D(E(x)) below), beside the checkpoint."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # no matplotlib.use("Agg") here: called inside a notebook it would switch the kernel's inline
+    # backend off and later figures would not show (headless, matplotlib picks Agg by itself)
     import matplotlib.pyplot as plt
 
     fig = plot_losses(history_frame(trainer.history), title=f"{trainer.cfg.scale} extractor")

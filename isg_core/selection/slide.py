@@ -101,9 +101,8 @@ def read_selection(h5_path: "str | os.PathLike", method: str) -> tuple[np.ndarra
 def selection_thumbnail(slide: Slide, tiling: Tiling, keep: np.ndarray, out_png: "str | os.PathLike",
                         title: str | None = None, max_size: int = 1024) -> Path:
     """Slide thumbnail with the kept patches outlined, written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # no matplotlib.use("Agg") here: called inside a notebook it would switch the kernel's inline
+    # backend off and later figures would not show (headless, matplotlib picks Agg by itself)
     import matplotlib.pyplot as plt
 
     from ..viz import thumbnail_with_grid
