@@ -11,7 +11,7 @@ trained: ``isg train-extractor`` or notebook 03), in one process and on the same
 
 Each is the best of ``--repeats`` runs (these machines are noisy).  Writes
 ``results/<profile>/benchmark_extraction.{csv,md}`` (``..._<device>`` for a non-CPU device).
-ISG-Sim is SIMULATED; the slides are 2048 px at ``quick``.
+ISG-Sim is SIMULATED; the slides are 1024 px at ``quick``.
 """
 from __future__ import annotations
 

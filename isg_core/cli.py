@@ -199,7 +199,8 @@ def _cmd_cv(args) -> None:
 def _cmd_table(args) -> None:
     from .experiments import describe, reproduce_table
 
-    run = reproduce_table(args.number, args.profile, _cohort_arg(args), device=args.device)
+    run = reproduce_table(args.number, args.profile, _cohort_arg(args), device=args.device,
+                          setting="one model for all tasks" if args.all_tasks else None)
     print(run.summary.round(3).to_string(index=False))
     print(describe(run))
 
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("table", help="run (or find) the cross-validations of paper Table 1, 2, 4 or 6 and print it")
     cohort_args(s)
     s.add_argument("number", type=int, choices=[1, 2, 4, 6])
+    s.add_argument("--all-tasks", action="store_true", help="one model for all tasks (Tables 2, 4, 6 always are)")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     s.set_defaults(func=_cmd_table)
 

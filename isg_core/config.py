@@ -124,7 +124,8 @@ class SlideModelConfig:
     The paper gives no schedule.  Ours: AdamW at lr 1e-3 (3e-4 learnt too slowly in 30 epochs on
     ISG-Sim), batches of 8 slides, early stopping on an inner validation split with ``patience``,
     at most ``max_patches`` kept patches per slide per training step (all at evaluation), and the
-    Dual Attention network's inner ``width`` (None = d; see ``DualAttentionConfig.width``).
+    Dual Attention network's inner ``width`` (None = d; see ``DualAttentionConfig.width``), and
+    how many cross-validations run at once (``jobs``: 2 on the 2-core CPU profile; 1 on a GPU).
     """
 
     epochs: int = 60
@@ -134,6 +135,7 @@ class SlideModelConfig:
     max_patches: int = 256
     width: int | None = None
     seed: int = 0
+    jobs: int = 1  # cross-validations run at once (worker processes of one thread each)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ PROFILES: dict[str, Profile] = {
     # 40 per type (32 to train per fold) nothing slide-level learnt better than chance; 1024 px keeps the
     # cohort's patch count (and so extraction time) what 40 slides at 2048 px had
     "quick": Profile("quick", SimConfig(slides_per_type=150, size=1024, seed=0),
-                     models=SlideModelConfig(epochs=12, patience=4, batch_size=4, max_patches=12, width=16), workers=2),
+                     models=SlideModelConfig(epochs=12, patience=4, batch_size=4, max_patches=12, width=16, jobs=2),
+                     workers=2),
     "paper": Profile("paper", SimConfig(slides_per_type=150, size=8192, seed=0),
                      features=FeatureConfig(global_resolution=256, local_resolution=32, code_dim=128, channel_base=8192,
                                             channel_max=256, local_channel_base=2048, global_steps=50_000, local_steps=50_000, batch_size=32,

@@ -319,10 +319,40 @@ def cv_metrics(predictions: pd.DataFrame, targets: pd.DataFrame, folds: pd.Serie
     return pd.DataFrame(rows, columns=["task", "gene", "fold", "pcc", "l2"])
 
 
+def _tag(r: ExperimentResult, task: str) -> pd.DataFrame:
+    r.rows["n_patches"] = r.n_patches
+    r.rows["setting"] = "per task" if task != ALL_TASKS else "one model for all tasks"
+    return r.rows
+
+
+def _run_job(args) -> pd.DataFrame:
+    """One (experiment, task) cross-validation in a worker process, on one thread."""
+    import torch
+
+    exp, cohort, tiles_dir, profile, out_dir, task, device = args
+    torch.set_num_threads(1)
+    return _tag(run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress=False), task)
+
+
 def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Profile, out_dir, tasks: Sequence[str],
-              device: str | None = None, progress: bool = True) -> pd.DataFrame:
+              device: str | None = None, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
     """Run every experiment on every task; returns the long per-(method, fold, task, gene) rows with
-    ``n_patches`` (mean patches per slide seen)."""
+    ``n_patches`` (mean patches per slide seen).
+
+    ``jobs > 1`` runs that many cross-validations at once in worker processes of one thread each:
+    these models are too small to keep two cores busy from one process, so on a 2-core CPU two jobs
+    take about half the time.  Every fold is seeded, so the results do not depend on ``jobs``."""
+    if jobs > 1 and len(experiments) * len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from tqdm import tqdm
+
+        work = [(exp, cohort, tiles_dir, profile, out_dir, task, device) for exp in experiments for task in tasks]
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
+            frames = list(tqdm(ex.map(_run_job, work), total=len(work), desc="cross-validations", unit="run",
+                               disable=not progress))
+        return pd.concat(frames, ignore_index=True)
     frames = []
     cache: dict[tuple, SlideData] = {}
     for exp in experiments:
@@ -332,9 +362,7 @@ def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Pro
             cache[key] = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2)
         for task in tasks:
             r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache[key])
-            r.rows["n_patches"] = r.n_patches
-            r.rows["setting"] = "per task" if task != ALL_TASKS else "one model for all tasks"
-            frames.append(r.rows)
+            frames.append(_tag(r, task))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -478,7 +506,7 @@ def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root:
         raise IsgError(None, f"unknown setting {setting!r} (per task, one model for all tasks)")
     tasks = [t for t in TASK_GENES if (cohort.manifest.cancer_type == t).any()] if setting == "per task" \
         else [ALL_TASKS]
-    rows = run_table(exps, cohort, root / "tiles", prof, root / "runs", tasks, device, progress)
+    rows = run_table(exps, cohort, root / "tiles", prof, root / "runs", tasks, device, progress, jobs=prof.models.jobs)
     ceiling = noise_ceiling_avg(cohort)
     summary = summarise(rows, n, ceiling, {e.label: e.paper for e in exps})
     diffs = pd.DataFrame([paired_difference(rows, a, b) for a, b in table_comparisons(n, summary)])
