@@ -409,11 +409,13 @@ def summarise(rows: pd.DataFrame, table: int | None = None, ceiling: float = flo
         out["patches/slide"] = rows.groupby("method", sort=False).n_patches.mean()
     if table is not None:
         names = paper_names or {}
-        vals = []
-        for m in out.index:
-            name = names.get(m, m)
-            vals.append(paper_value(table, name, "all") if name else np.nan)
-        out["paper PCC"] = vals
+        for metric in ("PCC", "L2"):
+            vals = []
+            for m in out.index:
+                name = names.get(m, m)
+                vals.append(paper_value(table, name, "all", metric=metric) if name else np.nan)
+            if metric == "PCC" or np.isfinite(vals).any():  # the paper gives L2 in Tables 4 and 6 only
+                out[f"paper {metric}"] = vals
     return out.reset_index().rename(columns={"index": "method"})
 
 
