@@ -274,6 +274,33 @@ class CVResult:
         return out
 
 
+def data_fingerprint(data: SlideData, Y: np.ndarray) -> str:
+    """SHA-256 (16 hex) of the inputs and targets a run learns from: features, positions and targets.
+    The run id hashes the configuration only, so re-extracted features (a retrained extractor, a
+    regenerated cohort) would otherwise find the old folds and reuse them."""
+    h = hashlib.sha256()
+    for sid, f, R, pos in zip(data.slide_ids, data.f, data.R, data.pos):
+        h.update(sid.encode())
+        for a in (f, R, pos):
+            h.update(np.ascontiguousarray(a).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(Y, np.float64)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_data(out: Path, fingerprint: str) -> None:
+    """Finished folds in ``out`` belong to the data they were trained on: if the data changed,
+    they are removed (with a warning) and redone; a folder without a record adopts this data."""
+    record = out / "data.sha256"
+    if record.exists() and record.read_text().strip() != fingerprint:
+        stale = [p for p in out.glob("fold*") if p.suffix in (".csv", ".pt")]
+        warnings.warn(f"{out}: the features or targets changed since these folds were trained; "
+                      f"redoing them ({len(stale)} files removed)", stacklevel=3)
+        for p in stale:
+            p.unlink()
+    with atomic_path(record) as tmp:
+        tmp.write_text(fingerprint + "\n")
+
+
 def _run_id(name: str, cfg: TrainConfig, model_cfg: dict, slide_ids: Sequence[str], targets: Sequence[str]) -> str:
     blob = json.dumps({"name": name, "cfg": cfg.to_dict(), "model": model_cfg, "slides": list(slide_ids),
                        "targets": list(targets)}, sort_keys=True, default=str)
@@ -298,6 +325,7 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
     run_model_cfg = dict(model_cfg or {}, standardize=standardize)
     out = Path(out_dir) / f"{name}-{_run_id(name, cfg, run_model_cfg, ids, targets.columns)}"
     out.mkdir(parents=True, exist_ok=True)
+    _check_data(out, data_fingerprint(data, Y))
     (out / "config.json").write_text(json.dumps({"name": name, "train": cfg.to_dict(), "model": model_cfg},
                                                 indent=1, default=str))
     preds = np.full(Y.shape, np.nan)

@@ -124,3 +124,19 @@ def test_two_fresh_runs_give_identical_predictions(tmp_path):
     a = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path / "a", progress=False)
     b = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path / "b", progress=False)
     assert np.array_equal(a.predictions.to_numpy(), b.predictions.to_numpy())
+
+
+def test_changed_features_redo_the_folds(tmp_path):
+    """The run id hashes the config; the data fingerprint catches re-extracted features."""
+    data, y = bags(n=20)
+    folds = pd.Series(np.arange(20) % 5, index=y.index)
+    patients = pd.Series(y.index, index=y.index)
+    cfg = TrainConfig(epochs=2, batch_size=4, patience=2, max_patches=None)
+    a = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path, progress=False)
+    data = SlideData(data.slide_ids, data.f[::-1], data.R[::-1], data.pos[::-1])  # each slide gets another's
+    with pytest.warns(UserWarning, match="features or targets changed"):
+        b = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path, progress=False)
+    fresh = cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, cfg, tmp_path / "fresh", progress=False)
+    assert b.run_dir == a.run_dir
+    assert np.array_equal(b.predictions.to_numpy(), fresh.predictions.to_numpy())  # redone, not reused
+    assert not np.array_equal(a.predictions.to_numpy(), b.predictions.to_numpy())
