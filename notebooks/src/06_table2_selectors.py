@@ -54,9 +54,29 @@ print(describe(run, "ISG"))
 run.differences.round(3)
 
 # %% [markdown]
-# Why the differences here are small: ISG-Sim's glass, pen marks and blur are easy for every selector
-# (notebook 02: F1 0.94-0.98 at patch level), so the selectors keep nearly the same tissue patches.
-# The paper's real slides have subtler artefacts.
+# ## What each selector keeps
+# Notebook 02 scored every selector against the simulator's record of which patches are textured
+# (`results/<profile>/selection_isg_sim.csv`). Beside the PCC: precision (kept patches that are
+# tissue) and recall (tissue patches kept). A selector with high recall keeps the signal; low
+# precision adds textureless patches the model has to learn to ignore.
+
+# %%
+from isg_core.report import profile_results_dir
+
+sel_csv = profile_results_dir(profile) / "selection_isg_sim.csv"
+if sel_csv.exists():
+    import pandas as pd
+
+    sel = pd.read_csv(sel_csv).set_index("method")
+    name_to_sel = {"ISG-IG": "ig", "ISG-CANNY": "canny", "ISG-DoG": "dog", "ISG-LoG": "log", "ISG-Otsu": "otsu",
+                   "ISG": "shannon"}
+    merged = run.summary[["method", "PCC mean", "PCC sd", "patches/slide"]].assign(
+        precision=[sel.precision.get(name_to_sel[m]) for m in run.summary.method],
+        recall=[sel.recall.get(name_to_sel[m]) for m in run.summary.method])
+    view = merged.round(3)
+else:
+    view = "run notebook 02 first for the selectors' precision and recall"
+view
 
 # %%
 print(f"notebook 06 ran in {time.perf_counter() - T0:.0f} s at profile {profile}")
