@@ -180,7 +180,7 @@ def _cmd_extract(args) -> None:
 def _cmd_cv(args) -> None:
     from .cohort import load_cohort
     from .config import get_profile
-    from .experiments import Experiment, run_experiment, summarise
+    from .experiments import Experiment, noise_ceiling_avg, run_experiment, summarise
 
     prof = get_profile(args.profile)
     root = _cohort_arg(args)
@@ -193,7 +193,7 @@ def _cmd_cv(args) -> None:
     res = run_experiment(cohort, tiles, exp, args.task, prof, root / "runs", device=args.device)
     print(f"{exp.label} on {args.task} ({cohort.label}): runs in {res.run_dir}")
     print(res.rows.groupby(["task", "gene"], sort=False).pcc.agg(["mean", "std"]).round(3).to_string())
-    print(summarise(res.rows).round(3).to_string(index=False))
+    print(summarise(res.rows, ceiling=noise_ceiling_avg(cohort)).round(3).to_string(index=False))
 
 
 def _cmd_table(args) -> None:
