@@ -470,7 +470,7 @@ def table_comparisons(n: int, summary: pd.DataFrame) -> list[tuple[str, str]]:
     elif n == 2:
         pairs = [("ISG", m) for m in summary.method if m != "ISG"]
     elif n == 4:
-        ref = summary.method.iloc[1]  # the 1x row
+        ref = next(m for m in summary.method if m.startswith("1 x"))  # our default threshold
         pairs = [(ref, m) for m in summary.method if m != ref]
     else:
         pairs = [("ISG-10-2", m) for m in summary.method if m != "ISG-10-2"]

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -46,8 +45,9 @@ class TrainConfig:
     val_fraction: float = 0.2
     max_patches: int | None = 256
     seed: int = 0
+    # what the run learns from, recorded in its config.json and run id (the data are read by the caller)
     features: str = "fe"
-    selection: str | None = None  # keep only patches this stored selection kept (None: all extracted)
+    selection: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,44 +69,6 @@ class SlideData:
     def subset(self, idx: Sequence[int]) -> "SlideData":
         return SlideData([self.slide_ids[i] for i in idx], [self.f[i] for i in idx], [self.R[i] for i in idx],
                          [self.pos[i] for i in idx])
-
-
-def load_slide_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], features: str = "fe",
-                    selection: str | None = None) -> SlideData:
-    """Read ``features/<features>`` of every slide; with ``selection``, keep the extracted patches
-    that selection kept (features must have been extracted for them, e.g. ``--patches union``)."""
-    out = SlideData([], [], [], [])
-    for sid in slide_ids:
-        h5 = Path(tiles_dir) / f"{sid}.h5"
-        try:
-            with h5py.File(h5, "r") as fh:
-                g = fh.get(f"features/{features}")
-                if g is None or not g.attrs.get("complete", False):
-                    raise IsgError(h5, f"no complete '{features}' features: run `isg extract` first")
-                index = g["index"][:]
-                rows = np.arange(len(index))
-                if selection is not None:
-                    key = f"selection/{selection}/keep"
-                    if key not in fh:
-                        raise IsgError(h5, f"no '{selection}' selection stored")
-                    keep = fh[key][:]
-                    missing = np.setdiff1d(np.flatnonzero(keep), index)
-                    if len(missing):
-                        raise IsgError(h5, f"{len(missing)} patches kept by '{selection}' have no '{features}' "
-                                           "features (extract with --patches union)")
-                    rows = np.flatnonzero(keep[index])
-                if len(rows) == 0:
-                    raise IsgError(h5, "no kept patches with features")
-                f = g["global"][:][rows]
-                R = g["local"][:][rows] if "local" in g else np.zeros((len(rows), 1, 1, f.shape[1]), np.float16)
-                pos = fh["grid_index"][:][index[rows]]
-        except OSError as e:
-            raise IsgError(h5, f"cannot read features ({str(e).splitlines()[0][:100]})") from None
-        out.slide_ids.append(sid)
-        out.f.append(f.astype(np.float32))
-        out.R.append(R.astype(np.float16))
-        out.pos.append(pos.astype(np.int64))
-    return out
 
 
 def collate(data: SlideData, idx: Sequence[int], max_patches: int | None = None,
