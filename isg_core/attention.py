@@ -31,14 +31,15 @@ def slide_attention(model: torch.nn.Module, data: SlideData, i: int) -> dict[str
     Returns ``pred`` (n_outputs,), ``pos`` (N, 2), ``A`` (blocks, N, g, g), ``Z`` (blocks, N, g, g)
     and ``token`` (N,), or no ``token`` when the model reads out by the mean."""
     model.eval()
-    f, R, mask, pos = collate(data, [i])
+    dev = next(model.parameters()).device
+    f, R, mask, pos = (t.to(dev) for t in collate(data, [i]))
     out, info = model(f, R, mask, pos, return_attention=True)
-    res = {"pred": out[0].numpy(), "pos": pos[0].numpy(),
-           "A": np.stack([a[0].mean(-1).numpy() for a in info["A"]]) if info["A"] else np.zeros((0,)),
-           "Z": np.stack([z[0].numpy() for z in info["Z"]]) if info["Z"] else np.zeros((0,))}
+    res = {"pred": out[0].float().cpu().numpy(), "pos": pos[0].cpu().numpy(),
+           "A": np.stack([a[0].mean(-1).float().cpu().numpy() for a in info["A"]]) if info["A"] else np.zeros((0,)),
+           "Z": np.stack([z[0].float().cpu().numpy() for z in info["Z"]]) if info["Z"] else np.zeros((0,))}
     att = info["tokens_attention"]
     if att and att[-1].shape[-1] == f.shape[1] + 1:  # a class token: its row, without itself
-        res["token"] = att[-1][0, 0, 1:].numpy()
+        res["token"] = att[-1][0, 0, 1:].float().cpu().numpy()
     return res
 
 

@@ -199,10 +199,40 @@ def _cmd_cv(args) -> None:
 def _cmd_table(args) -> None:
     from .experiments import describe, reproduce_table
 
+    if args.number == 3:
+        from .msi import describe_msi, reproduce_table3
+
+        run3 = reproduce_table3(args.profile, _cohort_arg(args), device=args.device)
+        cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "AUC pooled", "paper AUC"]
+        print(run3.summary[cols].round(3).to_string(index=False))
+        print(describe_msi(run3))
+        return
+
     run = reproduce_table(args.number, args.profile, _cohort_arg(args), device=args.device,
                           setting="one model for all tasks" if args.all_tasks else None)
     print(run.summary.round(3).to_string(index=False))
     print(describe(run))
+
+
+def _cmd_export_model(args) -> None:
+    from .bundle import export_default_bundle
+
+    path = export_default_bundle(args.profile, _cohort_arg(args), args.out, fold=args.fold, device=args.device)
+    print(f"{path}: ISG model bundle ({path.stat().st_size / 1e6:.1f} MB); use it with `isg predict SLIDE --model {path}`")
+
+
+def _cmd_predict(args) -> None:
+    from .predict import predict_slides
+
+    recs = predict_slides(args.slides, args.model, args.out, genes=args.genes, slide_mpp=args.slide_mpp,
+                          device=args.device, overwrite=args.overwrite)
+    for r in recs:
+        preds = ", ".join(f"{g} {v['log10_fpkm_uq_plus_1']:.2f}" for g, v in r["predictions"].items())
+        print(f"{r['slide']['slide_id']}: {r['selection']['kept']}/{r['selection']['patches']} patches kept; "
+              f"log10(1 + FPKM-UQ): {preds}")
+        print(f"  report: {Path(args.out) / (r['slide']['slide_id'] + '.report.html')}")
+    if recs and recs[0]["model"].get("simulated"):
+        print("note: the model was trained on ISG-Sim (simulated); these are not measurements")
 
 
 def _cmd_reproduce(args) -> None:
@@ -316,12 +346,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     s.set_defaults(func=_cmd_cv)
 
-    s = sub.add_parser("table", help="run (or find) the cross-validations of paper Table 1, 2, 4 or 6 and print it")
+    s = sub.add_parser("table", help="run (or find) the cross-validations of paper Table 1, 2, 3, 4 or 6 and print it")
     cohort_args(s)
-    s.add_argument("number", type=int, choices=[1, 2, 4, 6])
+    s.add_argument("number", type=int, choices=[1, 2, 3, 4, 6])
     s.add_argument("--all-tasks", action="store_true", help="one model for all tasks (Tables 2, 4, 6 always are)")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     s.set_defaults(func=_cmd_table)
+
+    s = sub.add_parser("export-model", help="bundle a trained ISG model (fold 0, all tasks) for `isg predict`")
+    cohort_args(s)
+    s.add_argument("--out", help="bundle file (default results/<profile>/isg_model.pt)")
+    s.add_argument("--fold", type=int, default=0, help="which fold's model (default 0; fixed, not picked by score)")
+    s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_export_model)
+
+    s = sub.add_parser("predict", help="predict gene expression of your own slides with a model bundle")
+    s.add_argument("slides", nargs="+", help="slide files (any OpenSlide format, or PNG/JPEG/TIFF with --slide-mpp)")
+    s.add_argument("--model", required=True, help="model bundle (isg export-model; make reproduce leaves results/quick/isg_model.pt)")
+    s.add_argument("--out", required=True, help="output folder: CSV, JSON, PNG maps and an HTML report per slide")
+    s.add_argument("--genes", nargs="*", help="report only these genes (default: all the model predicts)")
+    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
+    s.add_argument("--overwrite", action="store_true", help="redo slides already predicted with this model")
+    s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
     s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])

@@ -33,13 +33,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     and ``path`` is left as it was.
     """
     path = Path(path)
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise IsgError(parent, f"cannot create output directory ({e.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise IsgError(parent, "output directory is not writable")
+    parent = writable_dir(path.parent)
     sfx = path.suffix if suffix is None else suffix
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{sfx}", dir=parent)
@@ -64,6 +58,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def writable_dir(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` if needed and check that it can be written to (one-line errors)."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IsgError(d, f"cannot create output directory ({e.strerror})") from None
+    if not os.access(d, os.W_OK):
+        raise IsgError(d, "output directory is not writable")
+    return d
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -32,6 +32,8 @@ from .training import SlideData, TrainConfig, cross_validate
 
 #: the task of the one-model-for-all-tasks setting
 ALL_TASKS = "all"
+#: models that read only the global features f (their R is a zero placeholder, to save memory)
+GLOBAL_ONLY = ("he2rna", "he2rna-msi", "vit-s")
 
 
 # --- what to run -------------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
                         scores = fh["selection/shannon/scores"][:] if "selection/shannon/scores" in fh else None
                         rows = np.array([int(np.argmax(scores[index]))]) if scores is not None else np.array([0])
                 f = g["global"][:][rows].astype(np.float32)
-                R = (g["local"][:][rows] if "local" in g and exp.model not in ("he2rna", "vit-s")
+                R = (g["local"][:][rows] if "local" in g and exp.model not in GLOBAL_ONLY
                      else np.zeros((len(rows), 1, 1, f.shape[1]), np.float16))
                 pos = fh["grid_index"][:][index[rows]].astype(np.int64)
         except OSError as e:
@@ -334,6 +336,18 @@ def _run_job(args) -> pd.DataFrame:
     return _tag(run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress=False), task)
 
 
+def in_processes(fn, work: list, jobs: int, progress: bool = True, desc: str = "cross-validations") -> list:
+    """``[fn(w) for w in work]`` in ``jobs`` spawned worker processes (``fn`` must be importable),
+    in order, with a progress bar over the items."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
+        return list(tqdm(ex.map(fn, work), total=len(work), desc=desc, unit="run", disable=not progress))
+
+
 def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Profile, out_dir, tasks: Sequence[str],
               device: str | None = None, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
     """Run every experiment on every task; returns the long per-(method, fold, task, gene) rows with
@@ -343,20 +357,12 @@ def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Pro
     these models are too small to keep two cores busy from one process, so on a 2-core CPU two jobs
     take about half the time.  Every fold is seeded, so the results do not depend on ``jobs``."""
     if jobs > 1 and len(experiments) * len(tasks) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from tqdm import tqdm
-
         work = [(exp, cohort, tiles_dir, profile, out_dir, task, device) for exp in experiments for task in tasks]
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
-            frames = list(tqdm(ex.map(_run_job, work), total=len(work), desc="cross-validations", unit="run",
-                               disable=not progress))
-        return pd.concat(frames, ignore_index=True)
+        return pd.concat(in_processes(_run_job, work, jobs, progress), ignore_index=True)
     frames = []
     cache: dict[tuple, SlideData] = {}
     for exp in experiments:
-        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in ("he2rna", "vit-s"))
+        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in GLOBAL_ONLY)
         if key not in cache:
             ids = list(task_targets(cohort, ALL_TASKS).index)
             cache[key] = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2)

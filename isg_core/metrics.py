@@ -4,13 +4,15 @@
   predicted expression across slides;
 * :func:`mean_squared_error` - the paper's L2 error, averaged over slides and genes;
 * :func:`bootstrap_mean_ci` - a percentile bootstrap interval for a mean (e.g. the mean PCC
-  over genes or folds), so that small differences between methods can be judged.
+  over genes or folds), so that small differences between methods can be judged;
+* :func:`roc_auc` and :func:`roc_curve` - Table 3's area under the ROC curve for a binary label
+  (MSI-H against MSS), and the curve itself.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pearson_per_column", "mean_squared_error", "bootstrap_mean_ci"]
+__all__ = ["pearson_per_column", "mean_squared_error", "bootstrap_mean_ci", "roc_auc", "roc_curve"]
 
 
 def _as_2d(a: np.ndarray) -> np.ndarray:
@@ -77,3 +79,41 @@ def bootstrap_mean_ci(
         means[start:stop] = v[rng.integers(0, v.size, size=(stop - start, v.size))].mean(1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(v.mean()), float(lo), float(hi)
+
+
+def _binary(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y, s = np.asarray(y_true, dtype=np.float64).ravel(), np.asarray(score, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"shape mismatch: y_true {y.shape} vs score {s.shape}")
+    ok = ~(np.isnan(y) | np.isnan(s))
+    y, s = y[ok], s[ok]
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y_true must be 0/1")
+    return y, s
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a random positive > score of a random negative), ties
+    counting 1/2 (the Mann-Whitney U statistic / (n_pos n_neg), from mid-ranks).  NaN pairs are
+    dropped; NaN when either class is absent (the AUC is undefined there, not 0.5)."""
+    from scipy.stats import rankdata
+
+    y, s = _binary(y_true, score)
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)  # mid-ranks: tied scores share the mean of their ranks
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fpr, tpr, thresholds)``: one point per distinct score, from the highest down (a slide
+    is called positive when its score >= the threshold), starting at (0, 0) with threshold +inf.
+    The trapezoid area under (fpr, tpr) equals :func:`roc_auc`."""
+    y, s = _binary(y_true, score)
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last index of each distinct score
+    tp, fp = np.cumsum(y)[last], np.cumsum(1 - y)[last]
+    n_pos, n_neg = max(y.sum(), 1e-300), max(len(y) - y.sum(), 1e-300)
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos], np.r_[np.inf, s[last]]

@@ -389,6 +389,17 @@ def _to_rgb8(img: Image.Image, p: Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def tiff_level_args(mpp: float, downsample: int, tile: int, quality: int, description: str = "") -> dict:
+    """tifffile ``write`` arguments of one level of a tiled JPEG pyramid that OpenSlide reads as
+    ``generic-tiff``: mpp in the resolution tags (pixels per centimetre), level 0 as the main image
+    with the description, the others as reduced-resolution subfiles."""
+    px_per_cm = 1e4 / mpp
+    return dict(tile=(tile, tile), compression="jpeg", compressionargs={"level": quality}, photometric="rgb",
+                resolution=(px_per_cm / downsample, px_per_cm / downsample), resolutionunit="CENTIMETER",
+                subfiletype=0 if downsample == 1 else 1, description=description if downsample == 1 else None,
+                metadata=None)
+
+
 def write_pyramidal_tiff(
     path: str | os.PathLike,
     rgb: np.ndarray,
@@ -407,23 +418,11 @@ def write_pyramidal_tiff(
 
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise IsgError(path, f"expected an RGB uint8 array, got {rgb.dtype} {rgb.shape}")
-    px_per_cm = 1e4 / mpp
     with atomic_path(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=rgb.nbytes > 2**31) as tw:
             level, ds = rgb, 1
             while True:
-                tw.write(
-                    level,
-                    tile=(tile, tile),
-                    compression="jpeg",
-                    compressionargs={"level": quality},
-                    photometric="rgb",
-                    resolution=(px_per_cm / ds, px_per_cm / ds),
-                    resolutionunit="CENTIMETER",
-                    subfiletype=0 if ds == 1 else 1,
-                    description=description if ds == 1 else None,
-                    metadata=None,
-                )
+                tw.write(level, **tiff_level_args(mpp, ds, tile, quality, description))
                 if max(level.shape[:2]) < 2 * min_level_size:
                     break
                 level = _halve(level)

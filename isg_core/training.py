@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .errors import IsgError, atomic_path
-from .metrics import mean_squared_error, pearson_per_column
+from .metrics import mean_squared_error, pearson_per_column, roc_auc
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,29 @@ class TrainConfig:
     # what the run learns from, recorded in its config.json and run id (the data are read by the caller)
     features: str = "fe"
     selection: str | None = None
+    # "mse": regression on standardised targets (the paper's L2); "bce": binary classification
+    # with a logit per target (Table 3's MSI head); targets are then 0/1 and left unscaled
+    loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise IsgError(None, f"unknown loss {self.loss!r} (choose one of {', '.join(LOSSES)})")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def id_dict(self) -> dict:
+        """What the run id hashes: every field, except those added after runs were first cached
+        while they keep their default (so adding ``loss`` did not change every earlier run's id)."""
+        d = self.to_dict()
+        for k, default in _LATER_FIELDS.items():
+            if d.get(k) == default:
+                d.pop(k)
+        return d
+
+
+#: TrainConfig fields added later, and the default that leaves a run id unchanged
+_LATER_FIELDS = {"loss": "mse"}
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -141,6 +161,17 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred[ok] - target[ok]).square().mean()
 
 
+def masked_bce(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of logits against 0/1 targets, NaN targets ignored:
+    mean of -[y log sigma(z) + (1 - y) log(1 - sigma(z))] (computed stably from z)."""
+    ok = ~torch.isnan(target)
+    return nn.functional.binary_cross_entropy_with_logits(logit[ok], target[ok])
+
+
+#: the engine's losses by TrainConfig.loss
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": masked_mse, "bce": masked_bce}
+
+
 def _device(device: str | None) -> torch.device:
     return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -168,6 +199,7 @@ def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray,
 
     dev = _device(device)
     model.to(dev)
+    loss_fn = LOSSES[cfg.loss]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     Yt = torch.tensor(np.asarray(Y, dtype=np.float32))  # a copy: Y may be a read-only view
     history: list[dict] = []
@@ -187,13 +219,13 @@ def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray,
         for k in range(0, len(order), cfg.batch_size):
             b = order[k:k + cfg.batch_size]
             f, R, mask, pos = (t.to(dev) for t in collate(data, list(b), cfg.max_patches, rng))
-            loss = masked_mse(model(f, R, mask, pos), Yt[b].to(dev))
+            loss = loss_fn(model(f, R, mask, pos), Yt[b].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
         val = predict(model, data, val_idx, cfg.batch_size, device)
-        val_loss = float(masked_mse(torch.from_numpy(val), Yt[val_idx]))
+        val_loss = float(loss_fn(torch.from_numpy(val), Yt[val_idx]))
         epoch += 1
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
         if val_loss < best_loss - 1e-6:
@@ -264,7 +296,7 @@ def _check_data(out: Path, fingerprint: str) -> None:
 
 
 def _run_id(name: str, cfg: TrainConfig, model_cfg: dict, slide_ids: Sequence[str], targets: Sequence[str]) -> str:
-    blob = json.dumps({"name": name, "cfg": cfg.to_dict(), "model": model_cfg, "slides": list(slide_ids),
+    blob = json.dumps({"name": name, "cfg": cfg.id_dict(), "model": model_cfg, "slides": list(slide_ids),
                        "targets": list(targets)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -303,10 +335,13 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
 
             tr, va = inner_split(len(train_all), cfg.val_fraction, pat[train_all], seed=cfg.seed)
             tr, va = train_all[tr], train_all[va]
-            with warnings.catch_warnings():  # a gene with no training slide (tiny cohorts) stays NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mu, sd = np.nanmean(Y[tr], 0), np.nanstd(Y[tr], 0)
-            sd = np.where(sd > 1e-8, sd, 1.0)
+            if cfg.loss == "bce":  # 0/1 labels: no scaling, the model's output is a logit
+                mu, sd = np.zeros(Y.shape[1]), np.ones(Y.shape[1])
+            else:
+                with warnings.catch_warnings():  # a gene with no training slide (tiny cohorts) stays NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mu, sd = np.nanmean(Y[tr], 0), np.nanstd(Y[tr], 0)
+                sd = np.where(sd > 1e-8, sd, 1.0)
             Ys = (Y - mu) / sd
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed * 1000 + int(k))
@@ -316,6 +351,8 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
             model, hist = fit(model, data, Ys, tr, va, cfg, ckpt=out / f"fold{k}.pt", device=device,
                               progress=progress, desc=f"fold {k}")
             p = predict(model, data, test, cfg.batch_size, device) * sd + mu
+            if cfg.loss == "bce":  # stored as probabilities
+                p = 1.0 / (1.0 + np.exp(-p))
             # the fold's best model, with what is needed to use it on a new slide (isg predict)
             with atomic_path(out / f"fold{k}_model.pt") as tmp:
                 torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": name,
@@ -331,9 +368,12 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
             ok = ~np.isnan(Y[test, j])
             if ok.sum() == 0:
                 continue
-            rows.append({"fold": int(k), "target": t,
-                         "pcc": float(pearson_per_column(Y[test, j][ok], preds[test, j][ok])[0]),
-                         "mse": mean_squared_error(Y[test, j][ok], preds[test, j][ok])})
+            row = {"fold": int(k), "target": t,
+                   "pcc": float(pearson_per_column(Y[test, j][ok], preds[test, j][ok])[0]),
+                   "mse": mean_squared_error(Y[test, j][ok], preds[test, j][ok])}  # Brier score for "bce"
+            if cfg.loss == "bce":
+                row["auc"] = roc_auc(Y[test, j][ok], preds[test, j][ok])
+            rows.append(row)
     return CVResult(pd.DataFrame(preds, index=ids, columns=targets.columns), targets.loc[ids],
                     pd.Series(fold, index=ids), pd.DataFrame(rows), run_dir=out)
 

@@ -140,3 +140,33 @@ def test_changed_features_redo_the_folds(tmp_path):
     assert b.run_dir == a.run_dir
     assert np.array_equal(b.predictions.to_numpy(), fresh.predictions.to_numpy())  # redone, not reused
     assert not np.array_equal(a.predictions.to_numpy(), b.predictions.to_numpy())
+
+
+def test_bce_head_learns_a_binary_label(tmp_path):
+    """loss="bce": 0/1 targets are not standardised, outputs become probabilities, folds get an AUC."""
+    from isg_core.metrics import roc_auc
+
+    data, y = bags(n=60)
+    lab = pd.DataFrame({"MSI": (y["a"] > y["a"].median()).astype(float)}, index=y.index)
+    folds = pd.Series(np.arange(60) % 5, index=y.index)
+    patients = pd.Series(y.index, index=y.index)
+    cfg = TrainConfig(epochs=120, batch_size=8, lr=1e-2, weight_decay=0.0, patience=120, max_patches=None, loss="bce")
+    res = cross_validate(lambda k: MeanPool(4, k), data, lab, folds, patients, cfg, tmp_path, progress=False)
+    p = res.predictions["MSI"]
+    assert ((p > 0) & (p < 1)).all()  # probabilities, not logits
+    assert roc_auc(lab["MSI"], p) > 0.9  # the sign of a pooled feature is learnt
+    assert "auc" in res.per_fold and res.per_fold.auc.between(0, 1).all()
+    ck = torch.load(next(tmp_path.rglob("fold0_model.pt")), weights_only=True)
+    assert ck["target_mean"] == [0.0] and ck["target_std"] == [1.0] and ck["train_cfg"]["loss"] == "bce"
+
+
+def test_loss_field_keeps_earlier_run_ids_and_rejects_unknown_losses():
+    """Adding TrainConfig.loss must not rename cached regression runs; "bce" must get its own id."""
+    from isg_core.errors import IsgError
+    from isg_core.training import _run_id
+
+    mse, bce = TrainConfig(), TrainConfig(loss="bce")
+    assert "loss" not in mse.id_dict() and bce.id_dict()["loss"] == "bce"
+    assert _run_id("m", mse, {}, ["a"], ["g"]) != _run_id("m", bce, {}, ["a"], ["g"])
+    with pytest.raises(IsgError, match="unknown loss"):
+        TrainConfig(loss="hinge")

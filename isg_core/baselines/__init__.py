@@ -2,6 +2,7 @@
 
 * ``he2rna``: HE2RNA (Schmauch et al. 2020), per-tile MLP + top-k mean, on our global features;
   :func:`supertiles` is its K-means-on-coordinates preprocessing.
+* ``he2rna-msi``: HE2RNA's MSI classifier (Table 3): mean-pooled tile features and an MLP;
 * ``vit-s``: ViT-S on the global features only.
 * ``vit-mb`` / ``cyclemlp`` / ``mpvit``: MBConv / CycleMLP / MPViT blocks downsample each kept
   patch's local cube R_i to one token, then ViT-S (local features only).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from isg_core.baselines.he2rna import HE2RNA, HE2RNAConfig, HE2RNAOnFeatures, kmeans, supertiles
+from isg_core.baselines.he2rna import HE2RNA, HE2RNAMSI, HE2RNAConfig, HE2RNAOnFeatures, kmeans, supertiles
 from isg_core.baselines.local_tokenizers import (CycleFC, CycleMLPBlock, CycleMLPConfig, CycleMLPNet,
                                                  CycleTokenizer, LocalTokenViT, MBTokenizer, MPTokenizer,
                                                  MPViTConfig, MPViTNet, ViTMB, ViTMBConfig)
@@ -23,6 +24,7 @@ from isg_core.baselines.vit import SlideTransformer, SlideTransformerConfig, ViT
 
 BASELINES: dict[str, type[nn.Module]] = {
     "he2rna": HE2RNAOnFeatures,
+    "he2rna-msi": HE2RNAMSI,
     "vit-s": ViTS,
     "vit-mb": ViTMB,
     "cyclemlp": CycleMLPNet,
@@ -41,7 +43,7 @@ def build_baseline(name: str, d: int, grid: int, n_outputs: int, **kw) -> nn.Mod
 
 __all__ = [
     "BASELINES", "build_baseline",
-    "HE2RNA", "HE2RNAConfig", "HE2RNAOnFeatures", "kmeans", "supertiles",
+    "HE2RNA", "HE2RNAMSI", "HE2RNAConfig", "HE2RNAOnFeatures", "kmeans", "supertiles",
     "SlideTransformer", "SlideTransformerConfig", "ViTS",
     "LocalTokenViT", "MBTokenizer", "ViTMB", "ViTMBConfig",
     "CycleFC", "CycleMLPBlock", "CycleTokenizer", "CycleMLPConfig", "CycleMLPNet",

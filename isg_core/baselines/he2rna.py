@@ -226,3 +226,33 @@ class HE2RNAOnFeatures(nn.Module):
     def forward(self, f: torch.Tensor, R: torch.Tensor | None, mask: torch.Tensor,
                 pos: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(f, mask)
+
+
+class HE2RNAMSI(nn.Module):
+    """HE2RNA's MSI path ("predict MSI status ... from WSIs directly", ``msi_prediction.py`` of the
+    published code): the slide's tile features are averaged into one vector, and a small MLP
+    classifies it.  The original: mean over all tiles of the 2048 ResNet50 features, scaled to zero
+    mean and unit variance over slides, then Dense(256, sigmoid) -> Dense(128, sigmoid) -> Dense(1,
+    sigmoid), binary cross-entropy, Adam at 1e-3.
+
+    Here the last sigmoid is left to the loss (the output is a logit; ``binary_cross_entropy_with_
+    logits`` is the same loss, computed stably) and the engine's per-channel standardisation of the
+    tile features stands in for the scaling of their means.  ``hidden`` sets the two hidden widths.
+    ``forward(f, R, mask, pos)``: the masked mean of f (B, N, d) over the real tiles -> (B, n_outputs).
+    """
+
+    def __init__(self, d: int, grid: int, n_outputs: int, hidden: tuple[int, ...] = (256, 128), **_ignored):
+        super().__init__()
+        self.d, self.grid = d, grid
+        widths = (d, *hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.Sigmoid()]
+        layers.append(nn.Linear(widths[-1], n_outputs))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, f: torch.Tensor, R: torch.Tensor | None, mask: torch.Tensor,
+                pos: torch.Tensor | None = None) -> torch.Tensor:
+        m = mask.to(f.dtype)[..., None]
+        pooled = (f * m).sum(1) / m.sum(1).clamp(min=1.0)  # padded rows contribute nothing
+        return self.mlp(pooled)

@@ -1,0 +1,217 @@
+"""A trained model as one file that predicts on a new slide: ``isg predict --model BUNDLE``.
+
+A cross-validation fold's best model (``fold<k>_model.pt``) holds only the slide-level network.
+To run on a new slide one also needs what made its inputs, and a bundle carries all of it:
+
+* the tiling (mpp, p, q) and the patch selection (method, parameters, threshold);
+* the encoders' weights and configs (E_G and E_L of the Feature Extraction network), without the
+  decoders and discriminators of their training checkpoints (a few MB instead of 20);
+* the slide model: which experiment (ISG-a-b and its width), its weights, including the input
+  standardisation fitted on its training slides;
+* the genes it predicts, with the training mean and SD that map its outputs back to
+  log10(1 + FPKM-UQ);
+* where it came from: the cohort (labelled simulated for ISG-Sim), the profile, the run and fold,
+  and that fold's test PCC per gene.
+
+It is saved with ``torch.save`` of tensors and plain Python values only, loads with
+``torch.load(weights_only=True)``, and is checked on load: a file that is not a bundle, weights
+that do not fit the stored config, genes that do not match the model's outputs, or encoders whose
+feature size is not the model's each stop with a one-line error naming the file.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Profile, TilingConfig
+from .errors import IsgError, atomic_path
+
+BUNDLE_FORMAT = "isg-bundle/1"
+
+
+@dataclass
+class Bundle:
+    """A loaded, checked bundle: build its pipeline with :meth:`pipeline`."""
+
+    path: Path
+    raw: dict
+
+    @property
+    def genes(self) -> list[str]:
+        return list(self.raw["genes"])
+
+    @property
+    def tiling(self) -> TilingConfig:
+        return TilingConfig(**self.raw["tiling"])
+
+    @property
+    def meta(self) -> dict:
+        return dict(self.raw["meta"])
+
+    def denormalise(self, raw_output: np.ndarray) -> np.ndarray:
+        """Model output (standardised) -> log10(1 + FPKM-UQ) per gene."""
+        return np.asarray(raw_output, float) * np.asarray(self.raw["target_std"]) + np.asarray(self.raw["target_mean"])
+
+    def model(self) -> torch.nn.Module:
+        from .experiments import Experiment, model_factory
+        from .training import InputStandardizer
+
+        m = self.raw["model"]
+        spec = dict(m["experiment"])
+        spec["overrides"] = tuple((k, v) for k, v in spec.get("overrides", []))
+        exp = Experiment(label="bundle", **spec)
+        factory, _ = model_factory(exp, int(m["d"]), int(m["grid"]), m.get("width"))
+        net = factory(len(self.genes))
+        zeros = {k: np.zeros(m["state"][k].shape) for k in ("f_mean", "f_std", "R_mean", "R_std")}
+        model = InputStandardizer(net, zeros)
+        try:
+            model.load_state_dict(m["state"])
+        except RuntimeError as e:
+            raise IsgError(self.path, "the model's weights do not match its config or its "
+                                      f"{len(self.genes)} genes ({str(e).splitlines()[-1].strip()[:120]})") from None
+        return model.eval()
+
+    def pipeline(self, device: str | None = None, batch_size: int = 32):
+        from .features.extract import StyleGANEncoder
+        from .inference import SlidePipeline
+        from .selection import get_selector, parse_threshold
+
+        dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        enc = StyleGANEncoder.from_parts(self.raw["encoders"], device=dev)
+        m = self.raw["model"]
+        if enc.global_dim != int(m["d"]) or (enc.local_dim or 0) != int(m["d"]):
+            raise IsgError(self.path, f"the encoders give {enc.global_dim}/{enc.local_dim}-d features but the model "
+                                      f"expects {m['d']}")
+        sel = self.raw["selection"]
+        selector = get_selector(sel["method"], **sel.get("params", {}))
+        return SlidePipeline("ISG", self.tiling, selector, parse_threshold(sel["threshold"]), enc,
+                             self.model().to(dev), batch_size=batch_size, uses_local=True)
+
+
+def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.PathLike",
+                  out: "str | os.PathLike") -> Path:
+    """Write the bundle of fold ``fold`` of a finished ISG run (an
+    :class:`~isg_core.experiments.ExperimentResult` on stored ``fe`` features with a stored
+    selection) to ``out``, atomically."""
+    from . import __version__
+    from .cohort import load_cohort
+    from .features.train import load_checkpoint
+    from .features.workflow import extractor_dir
+    from .selection import get_selector
+
+    exp = result.experiment
+    if exp.model != "isg" or exp.features != "fe" or exp.selection is None or exp.threshold is not None:
+        raise IsgError(None, "a bundle holds an ISG model on 'fe' features with a stored selection "
+                             f"(got model={exp.model}, features={exp.features}, selection={exp.selection})")
+    ck_path = Path(result.run_dir) / f"fold{fold}_model.pt"
+    try:
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise IsgError(ck_path, "no saved model for this fold (run the cross-validation first)") from None
+    encoders = {}
+    for scale in ("global", "local"):
+        path = extractor_dir(cohort_root, scale) / "checkpoint.pt"
+        e = load_checkpoint(path)
+        encoders[scale] = {"config": e["config"], "encoder": e["encoder"], "step": int(e["step"]),
+                           "lpips_trunk": e["lpips_trunk"], "checkpoint": f"{scale} extractor of {Path(cohort_root).name}",
+                           "sha256": ""}
+    sel = get_selector(exp.selection)
+    d, grid = result.data.f[0].shape[1], result.data.R[0].shape[1]
+    width = dict(exp.overrides).get("width", profile.models.width)
+    rows = result.rows[result.rows.fold == fold]
+    cohort = load_cohort(cohort_root)
+    ct = cohort.manifest.set_index("slide_id").cancer_type.reindex(result.targets.index)
+    gene_tasks = {g: sorted(set(ct[result.targets[g].notna()])) for g in result.targets.columns}
+    raw = {
+        "format": BUNDLE_FORMAT,
+        "genes": list(ck["targets"]),
+        "target_mean": [float(x) for x in ck["target_mean"]],
+        "target_std": [float(x) for x in ck["target_std"]],
+        "tiling": asdict(profile.tiling),
+        "selection": {"method": sel.name, "params": sel.params(), "threshold": str(sel.default_threshold)},
+        "encoders": encoders,
+        "model": {"experiment": {**exp.run_spec(), "overrides": [list(o) for o in exp.overrides]},
+                  "d": int(d), "grid": int(grid), "width": width, "state": ck["model"]},
+        "meta": {"isg_version": __version__, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                 "profile": profile.name, "cohort": cohort.label, "simulated": cohort.simulated,
+                 "task": result.task, "experiment": exp.label, "fold": int(fold), "run": Path(result.run_dir).name,
+                 "gene_tasks": gene_tasks,
+                 "test_pcc": {f"{r.task}/{r.gene}": float(r.pcc) for r in rows.itertuples()},
+                 "test_pcc_mean": float(rows.pcc.mean()) if len(rows) else float("nan"),
+                 "train": dict(ck["train_cfg"])},
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save(raw, tmp)
+    return out
+
+
+def load_bundle(path: "str | os.PathLike") -> Bundle:
+    """Load and check a bundle (see the module docstring for what is checked)."""
+    path = Path(path)
+    if not path.exists():
+        raise IsgError(path, "model bundle not found")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, not a torch file
+        raise IsgError(path, f"not a readable model bundle ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+    if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT:
+        hint = " (a cross-validation fold model: export it with `isg export-model`)" \
+            if isinstance(raw, dict) and raw.get("format") == "isg-slide-model/1" else ""
+        raise IsgError(path, f"not an ISG model bundle (expected format {BUNDLE_FORMAT}){hint}")
+    missing = [k for k in ("genes", "target_mean", "target_std", "tiling", "selection", "encoders", "model", "meta")
+               if k not in raw]
+    if missing:
+        raise IsgError(path, f"model bundle is missing {', '.join(missing)}")
+    n = len(raw["genes"])
+    if n == 0 or len(raw["target_mean"]) != n or len(raw["target_std"]) != n or len(set(raw["genes"])) != n:
+        raise IsgError(path, f"model bundle's genes ({n}) and their target mean/SD "
+                             f"({len(raw['target_mean'])}/{len(raw['target_std'])}) do not match")
+    try:
+        TilingConfig(**raw["tiling"])
+    except TypeError as e:
+        raise IsgError(path, f"model bundle's tiling config is not valid ({e})") from None
+    return Bundle(path, raw)
+
+
+def check_genes(bundle: Bundle, genes: list[str] | None) -> list[str]:
+    """The genes to report: all of the bundle's, or ``genes``, each of which it must predict."""
+    if not genes:
+        return bundle.genes
+    unknown = [g for g in genes if g not in bundle.genes]
+    if unknown:
+        raise IsgError(bundle.path, f"the model does not predict {', '.join(unknown)} "
+                                    f"(it predicts {', '.join(bundle.genes)})")
+    return list(genes)
+
+
+def default_bundle_path(profile: str) -> Path:
+    """Where ``make reproduce`` (notebook 12) leaves the profile's model: ``results/<profile>/isg_model.pt``."""
+    from .paths import results_dir
+
+    return results_dir() / profile / "isg_model.pt"
+
+
+def export_default_bundle(profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                          out: "str | os.PathLike | None" = None, fold: int = 0, device: str | None = None,
+                          progress: bool = True) -> Path:
+    """Train (or find) ISG-10-2 with one model for all tasks (the model of Tables 2, 4 and 6) on
+    the profile's cohort and bundle fold ``fold``'s best model.  The fold is fixed in advance (0),
+    not chosen by its test score."""
+    from .cohort import ensure_cohort, load_cohort
+    from .config import get_profile
+    from .experiments import ALL_TASKS, isg, run_experiment
+    from .features.workflow import ensure_features
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
+    ensure_features(("fe",), prof, root, progress=progress, device=device)
+    cohort = load_cohort(root)
+    res = run_experiment(cohort, root / "tiles", isg(), ALL_TASKS, prof, root / "runs", device=device, progress=progress)
+    return export_bundle(res, fold, prof, root, out or default_bundle_path(prof.name))

@@ -1,0 +1,140 @@
+"""The efficiency study (paper Sec. 4.1: ISG 246 s per slide against HE2RNA's 302 s, a ratio of 0.81).
+
+Both methods' whole inference path per slide (:mod:`isg_core.inference`: read, select, extract,
+predict) on the same slides, with the same reader (OpenSlide through :func:`isg_core.slides.
+open_slide`), the same tiling and the same device:
+
+* ISG: Shannon selection, E_G + E_L on the kept patches, ISG-10-2 at full width;
+* HE2RNA: Otsu tissue tiles, ResNet50 at the profile's input size, 100 K-means supertiles, its MLP.
+
+Weights are untrained (:func:`~isg_core.inference.untrained_pipeline`): a forward pass costs the
+same whatever the weights, and the selection (which sets how many patches are encoded) does not
+use them.  Each method runs in its own spawned process, so the peak resident memory
+(``ru_maxrss``) is that method's alone; the first slide is run once before timing (warm-up:
+allocator, thread pools, lazy imports).  Seconds per slide at 1e5 x 1e5 px are extrapolated
+from a large slide in proportion to its area (the patch count), an assumption that holds for a
+slide with the same tissue fraction.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .inference import STAGES
+
+#: the paper's seconds per slide (Sec. 4.1)
+PAPER_SECONDS = {"ISG": 246.0, "HE2RNA": 302.0}
+
+
+def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], device: str | None = None,
+                warmup: bool = True, threads: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Run one method on ``slides`` in this process: per-slide rows (stage seconds, patches, kept)
+    and {peak_rss_mb, peak_cuda_mb, device, threads} of this process."""
+    import resource
+
+    import torch
+
+    from .config import get_profile
+    from .inference import untrained_pipeline
+
+    if threads:
+        torch.set_num_threads(threads)
+    prof = profile if not isinstance(profile, str) else get_profile(profile)
+    pipe = untrained_pipeline(method, prof, device=device)
+    if warmup and len(slides):
+        pipe.run(slides[0])
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    rows = []
+    for sp in slides:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = pipe.run(sp, progress=progress)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+        w, h = out.tiling.slide_size
+        rows.append({"method": pipe.name, "slide": Path(sp).name, "width": w, "height": h, "patches": out.n_patches,
+                     "kept": out.n_kept, **{s: out.seconds[s] for s in STAGES}, "total": wall})
+    info = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan"),
+            "device": str(next(pipe.model.parameters()).device), "threads": torch.get_num_threads()}
+    return pd.DataFrame(rows), info
+
+
+def _worker(args):
+    return time_method(*args)
+
+
+def measure(methods: Sequence[str], profile, slides: Sequence["str | os.PathLike"], device: str | None = None,
+            isolate: bool = True, threads: int | None = None, progress: bool = False) -> pd.DataFrame:
+    """Per-slide rows of every method, each method in its own spawned process (``isolate``) so
+    that its peak memory is its own; columns ``peak_rss_mb``, ``peak_cuda_mb``, ``device``."""
+    frames = []
+    for m in methods:
+        args = (m, profile if isinstance(profile, str) else profile.name, [str(s) for s in slides], device, True,
+                threads, progress)
+        if isolate:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+                df, info = ex.submit(_worker, args).result()
+        else:
+            df, info = time_method(*args)
+        for k, v in info.items():
+            df[k] = v
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise_efficiency(rows: pd.DataFrame, dataset: str, reference: str = "HE2RNA") -> pd.DataFrame:
+    """Per method: mean seconds per slide by stage and in total, patches and kept patches per slide,
+    the ratio of totals against ``reference`` (paper: ISG / HE2RNA = 0.81), peak memory."""
+    g = rows.groupby("method", sort=False)
+    out = g[["width", "height", "patches", "kept", *STAGES, "total"]].mean()
+    out.insert(0, "slides", g.size())
+    out["stage sum"] = out[list(STAGES)].sum(axis=1)
+    ref = out.loc[reference, "total"] if reference in out.index else np.nan
+    out[f"ratio to {reference}"] = out["total"] / ref
+    out["peak RSS (MB)"] = g.peak_rss_mb.max()
+    if "peak_cuda_mb" in rows and rows.peak_cuda_mb.notna().any():
+        out["peak GPU (MB)"] = g.peak_cuda_mb.max()
+    out["device"] = g.device.first()
+    out["paper s/slide"] = [PAPER_SECONDS.get(m, np.nan) for m in out.index]
+    out.insert(0, "dataset", dataset)
+    return out.reset_index()
+
+
+def extrapolate(summary: pd.DataFrame, side_px: float = 1e5) -> pd.Series:
+    """Seconds per slide of ``side_px`` x ``side_px`` from each row, in proportion to the area."""
+    area = summary["width"] * summary["height"]
+    return summary["total"] * (side_px ** 2) / area
+
+
+def plot_stages(summary: pd.DataFrame, ax=None, title: str | None = None):
+    """Stacked horizontal bars: seconds per slide by stage, one bar per (dataset, method)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 0.55 * len(summary) + 1.4))
+    labels = [f"{d}\n{m}" for d, m in zip(summary.dataset, summary.method)]
+    left = np.zeros(len(summary))
+    for stage, colour in zip(STAGES, ("#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3")):
+        v = summary[stage].to_numpy(float)
+        ax.barh(labels, v, left=left, color=colour, label=stage)
+        left += v
+    for y, (tot, r) in enumerate(zip(summary["total"], summary.filter(like="ratio to").iloc[:, 0])):
+        ax.text(left[y], y, f"  {tot:.2f} s" + (f" (x{r:.2f})" if np.isfinite(r) and r != 1 else ""),
+                va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="seconds per slide", title=title or "Inference per slide by stage")
+    ax.set_xlim(0, left.max() * 1.25)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax

@@ -1,0 +1,214 @@
+"""``isg predict SLIDE... --model BUNDLE --out DIR``: a trained model on a user's own slides.
+
+For each slide (any format :func:`isg_core.slides.open_slide` reads: OpenSlide's, or a plain
+PNG/JPEG/TIFF with ``--slide-mpp``) it writes into ``DIR``:
+
+* ``<slide>.predictions.csv``: one row per gene: log10(1 + FPKM-UQ), FPKM-UQ, the cancer type
+  the gene was trained on and that training fold's test PCC;
+* ``<slide>.predictions.json``: the same, with the slide (size, mpp), the selection (patches,
+  kept, threshold), the seconds per stage and the model's provenance;
+* ``<slide>.selection.png``: the thumbnail with the patches Shannon selection kept;
+* ``<slide>.attention.png``: the class token's attention to each kept global patch (the model's
+  last transformer layer), as a heat map over the thumbnail;
+* ``<slide>.report.html``: one self-contained page (images embedded) with both maps and the table.
+
+Every file is written under a temporary name and renamed; a slide whose outputs exist for the
+same bundle is skipped (``overwrite`` redoes it).  The numbers are a model's predictions, and a
+model trained on ISG-Sim (simulated) says so in every output.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .bundle import Bundle, check_genes, load_bundle
+from .errors import IsgError, atomic_path, atomic_write_text, writable_dir
+from .samples import sha256
+
+OUTPUTS = ("predictions.csv", "predictions.json", "selection.png", "attention.png", "report.html")
+
+
+def trained_on(bundle: Bundle) -> dict[str, tuple[str, float]]:
+    """gene -> (cancer types it was trained on, mean test PCC of the bundle's fold over them)."""
+    pccs: dict[str, list] = {}
+    for key, pcc in bundle.meta.get("test_pcc", {}).items():
+        task, gene = key.split("/", 1)
+        pccs.setdefault(gene, []).append(pcc)
+    tasks = bundle.meta.get("gene_tasks", {})
+    # a fold with too few test slides of a type (tiny cohorts) has no PCC: NaN, shown as n/a
+    return {g: ("+".join(tasks.get(g, [])), float(np.mean(pccs[g])) if g in pccs else float("nan"))
+            for g in bundle.genes}
+
+
+def prediction_table(bundle: Bundle, raw_output: np.ndarray, genes: Sequence[str]) -> pd.DataFrame:
+    """One row per gene: log10(1 + FPKM-UQ) (the training targets' scale) and FPKM-UQ."""
+    log = bundle.denormalise(raw_output)
+    by = dict(zip(bundle.genes, log))
+    info = trained_on(bundle)
+    return pd.DataFrame({"gene": list(genes), "log10_fpkm_uq_plus_1": [float(by[g]) for g in genes],
+                         "fpkm_uq": [float(10 ** by[g] - 1) for g in genes],
+                         "trained_on": [info.get(g, ("", np.nan))[0] for g in genes],
+                         "fold_test_pcc": [info.get(g, ("", np.nan))[1] for g in genes]})
+
+
+# --- pictures ---------------------------------------------------------------------------------------
+def _grid_values(tiling, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(rows, cols) float grid of ``values`` at the patches ``rows`` of ``tiling``; NaN elsewhere."""
+    ny, nx = tiling.grid_shape
+    grid = np.full((ny, nx), np.nan)
+    gi = tiling.grid_index[rows]
+    grid[gi[:, 0], gi[:, 1]] = values
+    return grid
+
+
+def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 1024):
+    """(selection figure, attention figure) of one :class:`~isg_core.inference.SlideOutput`."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    from .slides import open_slide
+
+    with open_slide(slide_path, mpp=slide_mpp) as slide:
+        thumb = slide.thumbnail(max_size)
+        scale = thumb.shape[1] / slide.dimensions[0]
+    t = out.tiling
+    ny, nx = t.grid_shape
+    s = t.patch_size_level0 * scale
+    extent = (0, nx * s, ny * s, 0)  # the grid starts at the slide's top-left corner
+    size = (6.5, 6.5 * thumb.shape[0] / thumb.shape[1] + 0.6)
+
+    fig_s, ax = plt.subplots(figsize=size)
+    ax.imshow(thumb)
+    kept = _grid_values(t, out.keep[np.arange(t.n_patches)].astype(float), np.arange(t.n_patches))
+    # discarded patches are greyed out, kept ones tinted green: the selection at a glance
+    ax.imshow(np.where(kept == 0, 1.0, np.nan), extent=extent, cmap=ListedColormap(["#303030"]), alpha=0.55,
+              interpolation="nearest", vmin=0, vmax=1)
+    ax.imshow(np.where(kept == 1, 1.0, np.nan), extent=extent, cmap=ListedColormap(["#00c000"]), alpha=0.22,
+              interpolation="nearest", vmin=0, vmax=1)
+    ax.set_xlim(0, thumb.shape[1]), ax.set_ylim(thumb.shape[0], 0), ax.set_axis_off()
+    ax.set_title(f"{out.slide_id}: Shannon selection keeps {out.n_kept}/{out.n_patches} patches "
+                 f"(green; grey = discarded)", fontsize=9)
+
+    fig_a, ax = plt.subplots(figsize=size)
+    ax.imshow(thumb)
+    rows = np.flatnonzero(out.keep)
+    if out.attention is not None and len(out.attention) == len(rows):
+        att = out.attention * len(rows)  # x uniform: 1 = the average kept patch
+        im = ax.imshow(_grid_values(t, att, rows), extent=extent, cmap="inferno", alpha=0.65,
+                       interpolation="nearest")
+        fig_a.colorbar(im, ax=ax, fraction=0.035, pad=0.02, label="attention x (number of kept patches)")
+        title = f"{out.slide_id}: class-token attention per kept global patch (last layer)"
+    else:
+        title = f"{out.slide_id}: this model has no class-token attention"
+    ax.set_xlim(0, thumb.shape[1]), ax.set_ylim(thumb.shape[0], 0), ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return fig_s, fig_a
+
+
+def _png_bytes(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def report_html(record: dict, table: pd.DataFrame, selection_png: bytes, attention_png: bytes) -> str:
+    """One self-contained HTML page: what was predicted, from what, and both maps."""
+    m = record["model"]
+    warn = ("<p class='warn'>This model was trained on <b>ISG-Sim, a simulated cohort</b>: its numbers show "
+            "how the pipeline works, they are not a measurement of this tissue.</p>" if m.get("simulated") else "")
+    rows = "".join(
+        f"<tr><td>{html.escape(r.gene)}</td><td>{r.log10_fpkm_uq_plus_1:.3f}</td><td>{r.fpkm_uq:,.1f}</td>"
+        f"<td>{html.escape(str(r.trained_on))}</td>"
+        f"<td>{'n/a' if not np.isfinite(r.fold_test_pcc) else f'{r.fold_test_pcc:.2f}'}</td></tr>" for r in table.itertuples())
+    sl, se = record["slide"], record["selection"]
+    secs = " &middot; ".join(f"{k} {v:.2f} s" for k, v in record["seconds"].items())
+    img = lambda b, alt: f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(b).decode()}'>"  # noqa: E731
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ISG prediction: {html.escape(sl['slide_id'])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+td:first-child{{text-align:left}}.warn{{background:#fff3cd;padding:6px;border:1px solid #e0c060}}
+.maps{{display:flex;gap:10px;flex-wrap:wrap}}.maps img{{max-width:540px}}small{{color:#666}}</style></head>
+<body><h1>ISG prediction: {html.escape(sl['slide_id'])}</h1>{warn}
+<p>Slide <code>{html.escape(sl['path'])}</code>: {sl['width']} x {sl['height']} px at {sl['mpp']:.3f} &micro;m/px.
+Tiling: {se['patches']} global patches of {record['tiling']['global_size']} px at {record['tiling']['mpp']} &micro;m/px;
+Shannon selection ({html.escape(se['threshold'])}) kept <b>{se['kept']}</b>.</p>
+<h2>Predicted bulk expression</h2>
+<table id="predictions"><tr><th>gene</th><th>log10(1 + FPKM-UQ)</th><th>FPKM-UQ</th><th>trained on</th>
+<th>test PCC of the model's fold</th></tr>{rows}</table>
+<p><small>A gene trained on one cancer type is extrapolated on slides of another. Model: {html.escape(m['experiment'])},
+fold {m['fold']} of {html.escape(m['run'])} ({html.escape(m['cohort'])}, profile {html.escape(m['profile'])}).
+Seconds: {secs}.</small></p>
+<h2>Where the model looked</h2><div class="maps">{img(selection_png, 'selection map')}{img(attention_png, 'attention heat map')}</div>
+</body></html>
+"""
+
+
+# --- the command -------------------------------------------------------------------------------------
+def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.PathLike", out_dir: "str | os.PathLike",
+                   genes: Sequence[str] | None = None, slide_mpp: float | None = None, device: str | None = None,
+                   overwrite: bool = False, progress: bool = True) -> list[dict]:
+    """Predict every slide with the bundle ``model``; returns one record per slide (what its JSON holds)."""
+    from tqdm import tqdm
+
+    bundle = load_bundle(model)
+    report_genes = check_genes(bundle, list(genes) if genes else None)
+    pipe = bundle.pipeline(device)
+    bundle_sha = sha256(bundle.path)[:16]
+    out_dir = writable_dir(out_dir)  # fail before the slow part
+    records = []
+    for sp in tqdm(list(slide_paths), desc="predict", unit="slide", disable=not progress or len(slide_paths) < 2):
+        sp = Path(sp)
+        if not sp.exists():
+            raise IsgError(sp, "slide not found")
+        from .slides import slide_id_from_path
+
+        sid = slide_id_from_path(sp)
+        js = out_dir / f"{sid}.predictions.json"
+        if not overwrite and js.exists() and all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS):
+            try:
+                rec = json.loads(js.read_text())
+                if rec.get("model", {}).get("sha256") == bundle_sha and rec.get("genes") == report_genes:
+                    records.append(rec)
+                    continue
+            except (ValueError, OSError):
+                pass  # unreadable: predict again
+        out = pipe.run(sp, slide_mpp=slide_mpp, progress=progress)
+        table = prediction_table(bundle, out.prediction, report_genes)
+        meta = bundle.meta
+        rec = {"slide": {"slide_id": sid, "path": str(sp), "width": int(out.tiling.slide_size[0]),
+                         "height": int(out.tiling.slide_size[1]), "mpp": float(out.tiling.slide_mpp)},
+               "tiling": {"mpp": bundle.tiling.mpp, "global_size": bundle.tiling.global_size,
+                          "local_size": bundle.tiling.local_size},
+               "selection": {"method": bundle.raw["selection"]["method"], "threshold": bundle.raw["selection"]["threshold"],
+                             "threshold_score": out.threshold_score, "patches": out.n_patches, "kept": out.n_kept},
+               "genes": report_genes,
+               "predictions": {r.gene: {"log10_fpkm_uq_plus_1": r.log10_fpkm_uq_plus_1, "fpkm_uq": r.fpkm_uq,
+                                        "trained_on": r.trained_on, "fold_test_pcc": r.fold_test_pcc}
+                               for r in table.itertuples()},
+               "seconds": {k: round(v, 4) for k, v in out.seconds.items()},
+               "model": {"path": str(bundle.path), "sha256": bundle_sha, "experiment": meta.get("experiment"),
+                         "fold": meta.get("fold"), "run": meta.get("run"), "cohort": meta.get("cohort"),
+                         "simulated": bool(meta.get("simulated")), "profile": meta.get("profile")}}
+        fig_s, fig_a = slide_maps(sp, out, slide_mpp)
+        sel_png, att_png = _png_bytes(fig_s), _png_bytes(fig_a)
+        for name, data in (("selection.png", sel_png), ("attention.png", att_png)):
+            with atomic_path(out_dir / f"{sid}.{name}") as tmp:
+                tmp.write_bytes(data)
+        with atomic_path(out_dir / f"{sid}.predictions.csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.8g")
+        atomic_write_text(out_dir / f"{sid}.report.html", report_html(rec, table, sel_png, att_png))
+        atomic_write_text(js, json.dumps(rec, indent=1))  # last: its presence marks the slide done
+        records.append(rec)
+    return records

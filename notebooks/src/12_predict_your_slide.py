@@ -1,0 +1,106 @@
+# %% [markdown]
+# # 12 · Predict your own slide
+#
+# What a lab wants on its first day: point the tool at a slide and get predictions it can look at.
+#
+# ```bash
+# isg predict my_slide.svs --model results/quick/isg_model.pt --out predictions/
+# ```
+#
+# writes, per slide, the predicted expression per gene (CSV and JSON), the Shannon selection map
+# and a heat map of the model's attention per global patch over the thumbnail (PNG), and a
+# one-page HTML report with both.  Any OpenSlide format works (SVS, NDPI, MRXS, TIFF, ...);
+# a PNG or JPEG needs `--slide-mpp`.
+#
+# The model is a **bundle**: the Dual Attention network *and* what made its inputs (tiling,
+# Shannon selection, the two encoders' weights, the genes with their training mean and SD).  This
+# notebook makes it (ISG-10-2, one model for all tasks, fold 0 of its cross-validation; the fold
+# is fixed in advance, not picked by its score), then runs it on the real CMU-1-Small-Region slide
+# and on a simulated slide.
+#
+# **The model is trained on ISG-Sim (SIMULATED).**  On real tissue its numbers show how the
+# pipeline works; they are not a measurement of that tissue.  Train on your own TCGA cohort
+# (notebooks 03-05 with `--cohort`) to get a model whose predictions mean something.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
+
+# %%
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Image, display
+
+from isg_core.bundle import export_default_bundle, load_bundle
+from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
+from isg_core.errors import IsgError
+from isg_core.paths import repo_root
+from isg_core.predict import predict_slides
+
+T0 = time.perf_counter()
+bundle_path = export_default_bundle(profile)
+bundle = load_bundle(bundle_path)
+print(f"{bundle_path.relative_to(repo_root())}: {bundle_path.stat().st_size / 1e6:.1f} MB, "
+      f"{len(bundle.genes)} genes, trained on {bundle.meta['cohort']}, fold {bundle.meta['fold']} "
+      f"(mean test PCC of that fold {bundle.meta['test_pcc_mean']:.3f})")
+
+# %% [markdown]
+# ## A real slide: CMU-1-Small-Region (Aperio SVS)
+
+# %%
+ensure_samples()
+out_dir = repo_root() / "results" / "notebooks" / profile / "predict"
+cmu = repo_root() / "data" / "samples" / "CMU-1-Small-Region.svs"
+rec = predict_slides([cmu], bundle_path, out_dir, progress=False)[0]
+pd.read_csv(out_dir / "CMU-1-Small-Region.predictions.csv").round(3)
+
+# %%
+print(f"{rec['selection']['kept']}/{rec['selection']['patches']} patches kept; seconds by stage: {rec['seconds']}")
+display(Image(filename=str(out_dir / "CMU-1-Small-Region.selection.png"), width=420))
+display(Image(filename=str(out_dir / "CMU-1-Small-Region.attention.png"), width=480))
+
+# %% [markdown]
+# The HTML report (`CMU-1-Small-Region.report.html`) holds the table and both maps on one page,
+# with the images embedded, so it can be mailed or archived as one file.
+#
+# ## A simulated slide the model did not train on
+#
+# The bundle's model is fold 0's: the slides of fold 0 were its test slides.  On one of them we
+# can set the prediction beside the measured expression and the simulator's noiseless truth.
+
+# %%
+cohort = load_cohort(ensure_cohort(profile))
+m = cohort.manifest
+sim = m[(m.fold == bundle.meta["fold"]) & (m.cancer_type == "COAD")].iloc[0]
+rec_sim = predict_slides([sim.path], bundle_path, out_dir, progress=False)[0]
+genes = [g for g in bundle.genes if "COAD" in bundle.meta["gene_tasks"].get(g, [])]
+compare = pd.DataFrame({
+    "predicted": [rec_sim["predictions"][g]["log10_fpkm_uq_plus_1"] for g in genes],
+    "measured": cohort.targets.loc[sim.slide_id, genes].to_numpy(float),
+    "truth (noiseless)": cohort.truth.loc[sim.slide_id, genes].to_numpy(float),
+    "cohort SD": cohort.targets.loc[m.slide_id[m.cancer_type == "COAD"], genes].std().to_numpy(),
+}, index=genes)
+print(f"{sim.slide_id} (SIMULATED, COAD, a test slide of fold {bundle.meta['fold']}): log10(1 + FPKM-UQ)")
+compare.round(3)
+
+# %%
+display(Image(filename=str(out_dir / f"{sim.slide_id}.attention.png"), width=420))
+
+# %% [markdown]
+# ## When the model and the request do not match
+#
+# A bundle is checked when it is loaded and used: asking for a gene it does not predict, giving
+# a file that is not a bundle, or weights that do not fit its config each stop with one line
+# that names the file.
+
+# %%
+try:
+    predict_slides([cmu], bundle_path, out_dir, genes=["CD3D", "EPCAM"], progress=False)
+except IsgError as e:
+    print("isg: error:", e)
+
+# %%
+print(f"notebook 12 ran in {time.perf_counter() - T0:.0f} s at profile {profile}")
