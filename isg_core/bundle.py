@@ -76,9 +76,9 @@ class Bundle:
                                       f"{len(self.genes)} genes ({str(e).splitlines()[-1].strip()[:120]})") from None
         return model.eval()
 
-    def pipeline(self, device: str | None = None, batch_size: int = 32):
+    def pipeline(self, device: str | None = None, batch_size: int | None = None):
         from .features.extract import StyleGANEncoder
-        from .inference import SlidePipeline
+        from .inference import SlidePipeline, inference_batch
         from .selection import get_selector, parse_threshold
 
         dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,7 +90,7 @@ class Bundle:
         sel = self.raw["selection"]
         selector = get_selector(sel["method"], **sel.get("params", {}))
         return SlidePipeline("ISG", self.tiling, selector, parse_threshold(sel["threshold"]), enc,
-                             self.model().to(dev), batch_size=batch_size, uses_local=True)
+                             self.model().to(dev), batch_size=batch_size or inference_batch(dev, 32), uses_local=True)
 
 
 def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.PathLike",

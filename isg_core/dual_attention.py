@@ -349,3 +349,52 @@ class DualAttentionNetwork(nn.Module):
         info = {"A": [scatter(m["A"]) for m in maps], "Z": [scatter(m["Z"]) for m in maps],
                 "tokens_attention": token_att}
         return out, info
+
+    # -- one whole slide in bounded memory (inference) ----------------------------------------------
+    @torch.no_grad()
+    def forward_slide(self, f: torch.Tensor, R: torch.Tensor, pos: torch.Tensor, chunk: int = 512,
+                      prepare=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The prediction for one slide of N patches (f (N, d), R (N, g, g, d), pos (N, 2); no
+        padding) and the class token's attention to each patch in the last layer (N,) (None with
+        ``readout="mean"``), in eval mode, in memory that grows linearly with N:
+
+        * the per-patch part (MBConv + fusion) runs ``chunk`` patches at a time (each patch is
+          independent there: GroupNorm and LayerNorm are per sample), so its activations are
+          those of ``chunk`` patches, not N;
+        * self-attention uses ``scaled_dot_product_attention`` (no N x N weight matrix is kept)
+          and the class token's row of the last layer's weights is computed on its own.
+
+        Equals ``forward(f[None], R[None], mask, pos[None])`` in eval mode (a test checks it).
+        ``prepare(f, R)`` is applied to each chunk first (the :class:`InputStandardizer`)."""
+        import torch.nn.functional as F
+
+        cfg = self.cfg
+        toks = []
+        for k in range(0, f.shape[0], chunk):
+            fc, Rc = f[k:k + chunk].float(), R[k:k + chunk].float()
+            if prepare is not None:
+                fc, Rc = prepare(fc, Rc)
+            fm, Rm, _ = self.patch_features(self.in_f(fc), self.in_R(Rc))
+            toks.append(self.make_tokens(fm, Rm))
+        x = torch.cat(toks)[None]
+        if cfg.pos_embed == "sincos":
+            x = x + sincos_2d(pos[None], x.shape[-1]).to(x.dtype)
+        if self.cls is not None:
+            x = torch.cat([self.cls, x], dim=1)
+        cls_att = None
+        for i, layer in enumerate(self.encoder.layers):
+            h = layer.norm1(x)
+            att = layer.self_attn
+            heads, e = att.num_heads, x.shape[-1]
+            q, k_, v = F.linear(h, att.in_proj_weight, att.in_proj_bias).split(e, dim=-1)
+            split = lambda t: t.view(1, -1, heads, e // heads).transpose(1, 2)  # noqa: E731
+            q, k_, v = split(q), split(k_), split(v)
+            o = F.scaled_dot_product_attention(q, k_, v).transpose(1, 2).reshape(1, -1, e)
+            if i == len(self.encoder.layers) - 1 and self.cls is not None:
+                # the class token's weights over [cls, patches], averaged over heads (as nn.MultiheadAttention)
+                w = torch.softmax(q[:, :, :1] @ k_.transpose(-2, -1) / (e // heads) ** 0.5, dim=-1)
+                cls_att = w.mean(dim=1)[0, 0, 1:]
+            x = x + att.out_proj(o)
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
+        pooled = x[:, 0] if self.cls is not None else x.mean(dim=1)
+        return self.head(self.norm(pooled))[0], cls_att

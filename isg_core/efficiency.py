@@ -32,9 +32,11 @@ PAPER_SECONDS = {"ISG": 246.0, "HE2RNA": 302.0}
 
 
 def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], device: str | None = None,
-                warmup: bool = True, threads: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+                warmup: "bool | str | os.PathLike" = True, threads: int | None = None,
+                progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Run one method on ``slides`` in this process: per-slide rows (stage seconds, patches, kept)
-    and {peak_rss_mb, peak_cuda_mb, device, threads} of this process."""
+    and {peak_rss_mb, peak_cuda_mb, device, threads} of this process.  ``warmup``: True runs the
+    first slide once untimed, a path runs that (small) slide instead, False none."""
     import resource
 
     import torch
@@ -46,8 +48,10 @@ def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], dev
         torch.set_num_threads(threads)
     prof = profile if not isinstance(profile, str) else get_profile(profile)
     pipe = untrained_pipeline(method, prof, device=device)
-    if warmup and len(slides):
+    if warmup is True and len(slides):
         pipe.run(slides[0])
+    elif warmup:
+        pipe.run(warmup)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     rows = []
@@ -73,13 +77,14 @@ def _worker(args):
 
 
 def measure(methods: Sequence[str], profile, slides: Sequence["str | os.PathLike"], device: str | None = None,
-            isolate: bool = True, threads: int | None = None, progress: bool = False) -> pd.DataFrame:
+            isolate: bool = True, threads: int | None = None, progress: bool = False,
+            warmup: "bool | str | os.PathLike" = True) -> pd.DataFrame:
     """Per-slide rows of every method, each method in its own spawned process (``isolate``) so
     that its peak memory is its own; columns ``peak_rss_mb``, ``peak_cuda_mb``, ``device``."""
     frames = []
     for m in methods:
-        args = (m, profile if isinstance(profile, str) else profile.name, [str(s) for s in slides], device, True,
-                threads, progress)
+        args = (m, profile if isinstance(profile, str) else profile.name, [str(s) for s in slides], device,
+                warmup if isinstance(warmup, bool) else str(warmup), threads, progress)
         if isolate:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -101,12 +106,15 @@ def summarise_efficiency(rows: pd.DataFrame, dataset: str, reference: str = "HE2
     out = g[["width", "height", "patches", "kept", *STAGES, "total"]].mean()
     out.insert(0, "slides", g.size())
     out["stage sum"] = out[list(STAGES)].sum(axis=1)
+    out["extract ms/kept patch"] = 1000 * out["extract"] / out["kept"]  # the encoder's cost per patch
     ref = out.loc[reference, "total"] if reference in out.index else np.nan
     out[f"ratio to {reference}"] = out["total"] / ref
     out["peak RSS (MB)"] = g.peak_rss_mb.max()
     if "peak_cuda_mb" in rows and rows.peak_cuda_mb.notna().any():
         out["peak GPU (MB)"] = g.peak_cuda_mb.max()
     out["device"] = g.device.first()
+    if "threads" in rows:
+        out["threads"] = g.threads.first()
     out["paper s/slide"] = [PAPER_SECONDS.get(m, np.nan) for m in out.index]
     out.insert(0, "dataset", dataset)
     return out.reset_index()
@@ -118,23 +126,33 @@ def extrapolate(summary: pd.DataFrame, side_px: float = 1e5) -> pd.Series:
     return summary["total"] * (side_px ** 2) / area
 
 
-def plot_stages(summary: pd.DataFrame, ax=None, title: str | None = None):
-    """Stacked horizontal bars: seconds per slide by stage, one bar per (dataset, method)."""
+def plot_stages(summary: pd.DataFrame, axes=None, title: str | None = None):
+    """Stacked horizontal bars of seconds per slide by stage, one panel per dataset (each on its
+    own scale: a 40k px slide takes minutes, a small one a fraction of a second), one bar per
+    method, with the total and its ratio to the reference at the end of each bar."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 0.55 * len(summary) + 1.4))
-    labels = [f"{d}\n{m}" for d, m in zip(summary.dataset, summary.method)]
-    left = np.zeros(len(summary))
-    for stage, colour in zip(STAGES, ("#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3")):
-        v = summary[stage].to_numpy(float)
-        ax.barh(labels, v, left=left, color=colour, label=stage)
-        left += v
-    for y, (tot, r) in enumerate(zip(summary["total"], summary.filter(like="ratio to").iloc[:, 0])):
-        ax.text(left[y], y, f"  {tot:.2f} s" + (f" (x{r:.2f})" if np.isfinite(r) and r != 1 else ""),
-                va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set(xlabel="seconds per slide", title=title or "Inference per slide by stage")
-    ax.set_xlim(0, left.max() * 1.25)
-    ax.legend(loc="lower right", fontsize=8)
-    return ax
+    datasets = list(dict.fromkeys(summary.dataset))
+    if axes is None:
+        fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 1.5 * len(datasets) + 0.6), squeeze=False)
+        axes = axes[:, 0]
+    ratio_col = next((c for c in summary.columns if c.startswith("ratio to")), None)
+    for ax, ds in zip(axes, datasets):
+        s = summary[summary.dataset == ds]
+        left = np.zeros(len(s))
+        for stage, colour in zip(STAGES, ("#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3")):
+            v = s[stage].to_numpy(float)
+            ax.barh(list(s.method), v, left=left, color=colour, label=stage)
+            left += v
+        for y, (tot, r) in enumerate(zip(s["total"], s[ratio_col] if ratio_col else [np.nan] * len(s))):
+            ax.text(left[y], y, f"  {tot:.2f} s" + (f" (x{r:.2f})" if np.isfinite(r) and r != 1 else ""),
+                    va="center", fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, left.max() * 1.3)
+        ax.set_title(ds, fontsize=9)
+    axes[-1].set_xlabel("seconds per slide")
+    axes[0].legend(loc="lower right", fontsize=7, ncol=4)
+    fig = axes[0].figure
+    fig.suptitle(title or "Inference per slide by stage", fontsize=10)
+    fig.tight_layout()
+    return axes

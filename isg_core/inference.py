@@ -165,7 +165,6 @@ class SlidePipeline:
 
     @torch.no_grad()
     def _predict(self, feats, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        from .attention import slide_attention
         from .baselines import supertiles
 
         f = np.concatenate([a for a, _ in feats])
@@ -178,14 +177,24 @@ class SlidePipeline:
             f, cents = supertiles(pos.astype(np.float64), f, self.supertiles)
             pos = np.rint(cents).astype(np.int64)
             R = np.zeros((len(f), 1, 1, f.shape[1]), np.float16)
-        data = SlideData(["slide"], [f.astype(np.float32)], [R], [pos])
         dev = next(self.model.parameters()).device
-        if self.uses_local:  # the Dual Attention network: prediction and the class token's attention
-            res = slide_attention(self.model.to(dev), data, 0)
-            return res["pred"], res.get("token")
+        self.model.eval()
+        if self.uses_local and hasattr(self.model, "forward_slide"):
+            # the Dual Attention network: chunked, so memory grows linearly with the kept patches
+            out, att = self.model.forward_slide(torch.from_numpy(f).to(dev), torch.from_numpy(R).to(dev),
+                                                torch.from_numpy(pos).to(dev))
+            return out.float().cpu().numpy(), None if att is None else att.float().cpu().numpy()
         from .training import predict
 
+        data = SlideData(["slide"], [f.astype(np.float32)], [R], [pos])
         return predict(self.model, data, [0], 1, str(dev))[0], None
+
+
+def inference_batch(device: torch.device, gpu_batch: int) -> int:
+    """Global patches per encoder batch: the profile's on a GPU; 8 on a CPU, where larger batches
+    only add memory (measured on CMU-1-Small-Region at ``quick``, 2 threads: 8 patches per batch
+    encode in 0.88 s with a 1.09 GB peak, 32 in 1.08 s with 1.46 GB)."""
+    return gpu_batch if device.type == "cuda" else 8
 
 
 # --- pipelines with untrained weights (the efficiency benchmark) ---------------------------------
@@ -206,7 +215,7 @@ def untrained_pipeline(method: str, profile: Profile, n_outputs: int = 16, devic
 
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     fc = profile.features
-    bs = batch_size or fc.extract_batch
+    bs = batch_size or inference_batch(dev, fc.extract_batch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if method == "isg":

@@ -137,11 +137,17 @@ class InputStandardizer(nn.Module):
         for k in ("f_mean", "f_std", "R_mean", "R_std"):
             self.register_buffer(k, torch.as_tensor(np.asarray(stats[k], dtype=np.float32)))
 
-    def forward(self, f, R, mask, pos, **kw):
+    def standardize(self, f: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # clamped: a channel nearly constant on the training slides must not blow up on a test slide
-        f = ((f - self.f_mean) / self.f_std).clamp(-CLAMP, CLAMP)
-        R = ((R - self.R_mean) / self.R_std).clamp(-CLAMP, CLAMP)
-        return self.model(f, R, mask, pos, **kw)
+        return (((f - self.f_mean) / self.f_std).clamp(-CLAMP, CLAMP),
+                ((R - self.R_mean) / self.R_std).clamp(-CLAMP, CLAMP))
+
+    def forward(self, f, R, mask, pos, **kw):
+        return self.model(*self.standardize(f, R), mask, pos, **kw)
+
+    def forward_slide(self, f, R, pos, chunk: int = 512):
+        """The wrapped model's bounded-memory single-slide inference (``DualAttentionNetwork.forward_slide``)."""
+        return self.model.forward_slide(f, R, pos, chunk=chunk, prepare=self.standardize)
 
 
 def feature_stats(data: SlideData, idx: Sequence[int]) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ def build(name):
 
 
 def test_registry_names_and_unknown():
-    assert set(BASELINES) == {"he2rna", "vit-s", "vit-mb", "cyclemlp", "mpvit"}
+    assert set(BASELINES) == {"he2rna", "he2rna-msi", "vit-s", "vit-mb", "cyclemlp", "mpvit"}
     with pytest.raises(KeyError):
         build_baseline("resnet", D, G, OUT)
 

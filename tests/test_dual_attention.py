@@ -307,3 +307,21 @@ def test_slide_attention_reports_maps_per_patch():
     with torch.no_grad():
         assert np.allclose(att["pred"], net.eval()(f[1:2, :k], R[1:2, :k], mask[1:2, :k], pos[1:2, :k])[0].numpy(),
                            atol=1e-5)
+
+
+def test_forward_slide_equals_forward_in_bounded_chunks():
+    """The chunked single-slide inference gives the batched forward's output and class-token
+    attention, whatever the chunk size."""
+    from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
+
+    torch.manual_seed(0)
+    net = DualAttentionNetwork(DualAttentionConfig(d=8, grid=2, n_outputs=3, n_mbconv=4, fusion_every=2)).eval()
+    n = 37
+    f, R = torch.randn(1, n, 8), torch.randn(1, n, 2, 2, 8)
+    pos = torch.randint(0, 20, (1, n, 2))
+    with torch.no_grad():
+        out, info = net(f, R, torch.ones(1, n, dtype=torch.bool), pos, return_attention=True)
+    for chunk in (5, 64):
+        y, att = net.forward_slide(f[0], R[0], pos[0], chunk=chunk)
+        assert torch.allclose(y, out[0], atol=1e-5)
+        assert torch.allclose(att, info["tokens_attention"][-1][0, 0, 1:], atol=1e-6)

@@ -206,8 +206,10 @@ def test_cli_cv_and_table_errors_are_one_line(tmp_path, capsys):
     assert main(["cv", "--cohort", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("isg: error:") and "manifest.csv: cohort manifest not found" in err and "\n" not in err
-    with pytest.raises(SystemExit):  # argparse: Table 3 and 5 are not slide-level CV tables
-        main(["table", "3"])
+    with pytest.raises(SystemExit):  # argparse: Table 5 is a probe of features, not a CV table
+        main(["table", "5"])
+    assert main(["table", "3", "--cohort", str(tmp_path / "nowhere")]) == 2
+    assert "cohort manifest not found" in capsys.readouterr().err
 
 
 def test_in_place_drops_progress_bars_but_keeps_prints_and_warnings(tmp_path):

@@ -253,6 +253,7 @@ class HE2RNAMSI(nn.Module):
 
     def forward(self, f: torch.Tensor, R: torch.Tensor | None, mask: torch.Tensor,
                 pos: torch.Tensor | None = None) -> torch.Tensor:
-        m = mask.to(f.dtype)[..., None]
-        pooled = (f * m).sum(1) / m.sum(1).clamp(min=1.0)  # padded rows contribute nothing
+        m = mask.bool()[..., None]
+        # padded rows contribute nothing, even if they hold garbage (NaN * 0 would still be NaN)
+        pooled = torch.where(m, f, torch.zeros((), dtype=f.dtype, device=f.device)).sum(1) / m.sum(1).clamp(min=1)
         return self.mlp(pooled)

@@ -45,8 +45,8 @@ write_table(summary, "efficiency_sim", profile, command, config={"slides": len(s
 summary.round(3)
 
 # %%
-ax = plot_stages(summary, title=f"Seconds per slide by stage: ISG-Sim {profile} (SIMULATED)")
-save_figure(ax.figure, "fig_efficiency_sim", profile)
+axes = plot_stages(summary, title=f"Seconds per slide by stage: ISG-Sim {profile} (SIMULATED)")
+save_figure(axes[0].figure, "fig_efficiency_sim", profile)
 
 # %% [markdown]
 # ## A large slide, and the 1e5 x 1e5 px extrapolation
@@ -64,8 +64,8 @@ if bench.exists():
     big["s/slide at 1e5 x 1e5 px"] = extrapolate(big)
     md = (profile_results_dir(profile) / "benchmark_inference.md").read_text()
     print(next(line for line in md.splitlines() if line.startswith("Made by")))
-    ax = plot_stages(big, title="Seconds per slide by stage (benchmarks/inference.py)")
-    save_figure(ax.figure, "fig_efficiency_benchmark", profile)
+    axes = plot_stages(big, title="Seconds per slide by stage (benchmarks/inference.py)")
+    save_figure(axes[0].figure, "fig_efficiency_benchmark", profile)
     display(big.round(3))
 else:
     print(f"{bench} not found: run `python benchmarks/inference.py --profile {profile}` to make it")
