@@ -36,8 +36,16 @@ def _cmd_simulate(args) -> None:
         raise IsgError(None, f"--slides must be at least 1, got {n}")
     if size < 256:
         raise IsgError(None, f"--size must be at least 256 px, got {size}")
+    if size > 16384:  # each slide is rendered whole in memory, ~50 bytes/px (measured): 13 GB at 16384 px
+        raise IsgError(None, f"--size must be at most 16384 px (slides are rendered whole in memory), got {size}")
+    if seed < 0:  # numpy's seeding would fail deep inside with a bare ValueError
+        raise IsgError(None, f"--seed must be a non-negative integer, got {seed}")
+    if out.exists() and not out.is_dir():
+        raise IsgError(out, "output path is a file, not a directory")
+    from .errors import writable_dir
     from .simulate import simulate_cohort
 
+    writable_dir(out)  # a one-line error here, not a NotADirectoryError from deep in the simulator
     path = simulate_cohort(out, n_slides=n, seed=seed, size=size, workers=args.workers)
     print(f"ISG-Sim (simulated) cohort: {path}")
 
@@ -48,8 +56,11 @@ def _cmd_tile(args) -> None:
     from .config import TilingConfig
     from .tiling import tile_to_h5
 
+    from .manifest import shard_rows
+
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
     failures = 0
+    args.slides = shard_rows(args.slides, args.shard)
     for s in tqdm(args.slides, desc="tiling", unit="slide", disable=len(args.slides) < 2):
         try:
             path, written = tile_to_h5(s, args.out, cfg, overwrite=args.overwrite, mpp=args.slide_mpp)
@@ -67,8 +78,10 @@ def _cmd_select(args) -> None:
     from .config import TilingConfig
     from .selection import run_select
 
+    from .manifest import shard_rows
+
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
-    rows = run_select(args.slides, args.method, args.out, threshold=args.threshold, config=cfg, slide_mpp=args.slide_mpp)
+    rows = run_select(shard_rows(args.slides, args.shard), args.method, args.out, threshold=args.threshold, config=cfg, slide_mpp=args.slide_mpp)
     for r in rows:
         print("  ".join(f"{k}={v}" for k, v in r.items()))
 
@@ -127,7 +140,7 @@ def _cmd_prepare(args) -> None:
         k, v = item.split("=", 1)
         thresholds[k] = v
     df = prepare_cohort(cohort, args.tiles, methods=args.methods, thresholds=thresholds, config=prof.tiling,
-                        workers=args.workers or prof.workers)
+                        workers=args.workers or prof.workers, shard=args.shard)
     kept = "  ".join(f"{c[7:]}: {df[c].sum()}" for c in df.columns if c.startswith("n_kept_"))
     print(f"{len(df)} slides, {df.n_patches.sum()} global patches in {cohort_tiles_dir(cohort, args.tiles)}; kept {kept}")
 
@@ -144,7 +157,12 @@ def _cmd_train_extractor(args) -> None:
     cohort = _cohort_arg(args)
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
     cfg = train_config_for(args.scale, prof.features, **overrides)
-    prepare_cohort(cohort, args.tiles, methods=[cfg.selection], config=prof.tiling, workers=prof.workers)
+    from .distributed import LONG_WAIT_S, barrier, init_from_env, is_main
+
+    init_from_env(device=args.device)
+    if is_main():  # under torchrun one process tiles and selects; the others would write the same HDF5 files
+        prepare_cohort(cohort, args.tiles, methods=[cfg.selection], config=prof.tiling, workers=prof.workers)
+    barrier(timeout_s=LONG_WAIT_S)
     out = Path(args.out) if args.out else extractor_dir(cohort, args.scale)
     ckpt = train_extractor(cohort, cfg, out, tiles=args.tiles, resume=args.resume, overwrite=args.overwrite,
                            device=args.device, folds=tuple(args.folds) if args.folds else None)
@@ -170,7 +188,8 @@ def _cmd_extract(args) -> None:
         raise IsgError(None, "nothing to extract: give --global CKPT [--local CKPT] and/or --resnet50")
     for enc in encoders:
         df = extract_cohort(cohort, enc, args.tiles, selection=args.selection, patches=args.patches,
-                            batch_size=args.batch or prof.features.extract_batch, overwrite=args.overwrite)
+                            batch_size=args.batch or prof.features.extract_batch, overwrite=args.overwrite,
+                            shard=args.shard)
         done = df[~df.skipped]
         rate = df.attrs["patches_per_second"]
         print(f"{enc.name}: {len(done)} slides encoded ({done.n.sum()} patches, {rate:.1f} patches/s on "
@@ -224,7 +243,9 @@ def _cmd_export_model(args) -> None:
 def _cmd_predict(args) -> None:
     from .predict import predict_slides
 
-    recs = predict_slides(args.slides, args.model, args.out, genes=args.genes, slide_mpp=args.slide_mpp,
+    from .manifest import shard_rows
+
+    recs = predict_slides(shard_rows(args.slides, args.shard), args.model, args.out, genes=args.genes, slide_mpp=args.slide_mpp,
                           device=args.device, overwrite=args.overwrite)
     for r in recs:
         preds = ", ".join(f"{g} {v['log10_fpkm_uq_plus_1']:.2f}" for g, v in r["predictions"].items())
@@ -269,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--local", type=int, default=32, help="local patch size q in px at --mpp (default 32)")
     s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
     s.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
+    s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.set_defaults(func=_cmd_tile)
 
     s = sub.add_parser("select", help="score global patches and keep the informative ones (Shannon or a baseline)")
@@ -280,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--patch", type=int, default=256, help="global patch size p (default 256)")
     s.add_argument("--local", type=int, default=32, help="local patch size q (default 32)")
     s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp")
+    s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.set_defaults(func=_cmd_select)
 
     s = sub.add_parser("info", help="print what a slide is: size, mpp, magnification, pyramid")
@@ -304,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--methods", nargs="+", default=["shannon"], help="selectors to store (default shannon)")
     s.add_argument("--threshold", nargs="*", help="METHOD=THRESHOLD, e.g. shannon=mu+sigma")
     s.add_argument("--workers", type=int, help="processes (default: the profile's)")
+    s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, K+2N, ... of the manifest (1 <= K <= N): "
+                                                  "N independent workers split the cohort, e.g. a SLURM array")
     s.set_defaults(func=_cmd_prepare)
 
     s = sub.add_parser("train-extractor", help="train the global or local StyleGAN2 autoencoder (Sec. 3.2)")
@@ -329,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kept by --selection, all patches, or the union of all stored selections")
     s.add_argument("--batch", type=int, help="global patches per batch (default: the profile's)")
     s.add_argument("--overwrite", action="store_true", help="redo slides already done")
+    s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of the manifest (see `isg prepare --shard`)")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     s.set_defaults(func=_cmd_extract)
 
@@ -367,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--genes", nargs="*", help="report only these genes (default: all the model predicts)")
     s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
     s.add_argument("--overwrite", action="store_true", help="redo slides already predicted with this model")
+    s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     s.set_defaults(func=_cmd_predict)
 

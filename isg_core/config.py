@@ -60,8 +60,8 @@ class TilingConfig:
     local_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.mpp <= 0:
-            raise IsgError(None, f"tiling mpp must be positive, got {self.mpp}")
+        if not (self.mpp > 0 and self.mpp < float("inf")):  # also refuses NaN
+            raise IsgError(None, f"tiling mpp must be a positive number, got {self.mpp}")
         if self.local_size <= 0 or self.global_size <= 0:
             raise IsgError(None, "tiling patch sizes must be positive")
         if self.global_size % self.local_size:

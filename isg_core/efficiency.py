@@ -11,7 +11,8 @@ Weights are untrained (:func:`~isg_core.inference.untrained_pipeline`): a forwar
 same whatever the weights, and the selection (which sets how many patches are encoded) does not
 use them.  Each method runs in its own spawned process, so the peak resident memory
 (``ru_maxrss``) is that method's alone; the first slide is run once before timing (warm-up:
-allocator, thread pools, lazy imports).  Seconds per slide at 1e5 x 1e5 px are extrapolated
+allocator, thread pools, lazy imports).  The peak is the process's resident high-water mark over
+the timed slides (reset after the warm-up where Linux allows), beside its footprint before them.  Seconds per slide at 1e5 x 1e5 px are extrapolated
 from a large slide in proportion to its area (the patch count), an assumption that holds for a
 slide with the same tissue fraction.
 """
@@ -31,14 +32,51 @@ from .inference import STAGES
 PAPER_SECONDS = {"ISG": 246.0, "HE2RNA": 302.0}
 
 
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: now; VmHWM: the high-water mark) in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise KeyError(field)
+
+
+def rss_now_mb() -> float:
+    try:
+        return _status_mb("VmRSS")
+    except (OSError, KeyError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak-RSS mark (Linux >= 4.0: write 5 to /proc/self/clear_refs), so the
+    next :func:`peak_rss_mb` is the peak of what runs from now on, not of the imports before."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory since the process started or the last :func:`reset_peak_rss`."""
+    try:
+        return _status_mb("VmHWM")
+    except (OSError, KeyError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], device: str | None = None,
                 warmup: "bool | str | os.PathLike" = True, threads: int | None = None,
                 progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Run one method on ``slides`` in this process: per-slide rows (stage seconds, patches, kept)
     and {peak_rss_mb, peak_cuda_mb, device, threads} of this process.  ``warmup``: True runs the
     first slide once untimed, a path runs that (small) slide instead, False none."""
-    import resource
-
     import torch
 
     from .config import get_profile
@@ -54,6 +92,8 @@ def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], dev
         pipe.run(warmup)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    baseline = rss_now_mb()  # imports, model (and warm-up), before the timed slides
+    reset_peak_rss()
     rows = []
     for sp in slides:
         if torch.cuda.is_available():
@@ -66,7 +106,7 @@ def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], dev
         w, h = out.tiling.slide_size
         rows.append({"method": pipe.name, "slide": Path(sp).name, "width": w, "height": h, "patches": out.n_patches,
                      "kept": out.n_kept, **{s: out.seconds[s] for s in STAGES}, "total": wall})
-    info = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    info = {"peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
             "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan"),
             "device": str(next(pipe.model.parameters()).device), "threads": torch.get_num_threads()}
     return pd.DataFrame(rows), info
@@ -74,6 +114,54 @@ def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], dev
 
 def _worker(args):
     return time_method(*args)
+
+
+def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.PathLike", device: str | None = None,
+                     threads: int | None = None) -> dict:
+    """The cohort tools on one slide in this process: ``isg tile`` (HDF5), Shannon selection stored
+    in it, and ``isg extract`` of the kept patches (E_G + E_L, untrained, at the profile's sizes);
+    returns seconds per step and the process's peak RSS.  Run it in a fresh process
+    (:func:`in_fresh_process`) for a peak of its own."""
+    import torch
+
+    from .config import get_profile
+    from .features.extract import StyleGANEncoder, extract_slide
+    from .features.train import train_config_for
+    from .selection import ShannonSelector
+    from .selection.slide import add_selection_to_h5, score_slide, threshold_info
+    from .slides import open_slide
+    from .tiling import read_tiling_h5, tile_to_h5
+
+    if threads:
+        torch.set_num_threads(threads)
+    prof = profile if not isinstance(profile, str) else get_profile(profile)
+    enc = StyleGANEncoder.from_configs(train_config_for("global", prof.features), train_config_for("local", prof.features),
+                                       device=device or "cpu")
+    baseline = rss_now_mb()
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    h5, _ = tile_to_h5(slide, out_dir, prof.tiling, overwrite=True)
+    t1 = time.perf_counter()
+    tiling = read_tiling_h5(h5)
+    sel = ShannonSelector()
+    with open_slide(slide) as s:
+        scores = score_slide(s, tiling, sel, progress=False)
+    info = threshold_info(scores, sel.default_threshold, sel, prof.tiling.global_size ** 2)
+    add_selection_to_h5(h5, "shannon", scores, scores > info["threshold_score"], info)
+    t2 = time.perf_counter()
+    res = extract_slide(h5, slide, enc, "shannon", "kept", batch_size=8, overwrite=True)
+    t3 = time.perf_counter()
+    return {"tile s": t1 - t0, "select s": t2 - t1, "extract s": t3 - t2, "patches": tiling.n_patches,
+            "kept": int(res["n"]), "baseline_rss_mb": baseline, "peak_rss_mb": peak_rss_mb()}
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a spawned process (so ``ru_maxrss`` is that call's own peak)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        return ex.submit(fn, *args).result()
 
 
 def measure(methods: Sequence[str], profile, slides: Sequence["str | os.PathLike"], device: str | None = None,
@@ -86,11 +174,7 @@ def measure(methods: Sequence[str], profile, slides: Sequence["str | os.PathLike
         args = (m, profile if isinstance(profile, str) else profile.name, [str(s) for s in slides], device,
                 warmup if isinstance(warmup, bool) else str(warmup), threads, progress)
         if isolate:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
-                df, info = ex.submit(_worker, args).result()
+            df, info = in_fresh_process(_worker, args)
         else:
             df, info = time_method(*args)
         for k, v in info.items():

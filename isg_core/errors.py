@@ -23,6 +23,11 @@ class IsgError(Exception):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
+    def __reduce__(self):
+        # picklable with its two arguments: an error raised in a worker process (isg prepare
+        # --workers N) must reach the parent as itself, not break the process pool
+        return (IsgError, (self.path, self.problem))
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -35,6 +40,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     parent = writable_dir(path.parent)
     sfx = path.suffix if suffix is None else suffix
+    # A writer killed with SIGKILL cannot clean up: its temporary file is left beside the target.
+    # Every target has a single writer (shards never share a slide), so a temporary file of the
+    # same target found now belongs to a dead writer and is removed.
+    for stale in parent.glob(f".{glob_escape(path.name)}.*.tmp{glob_escape(sfx)}"):
+        stale.unlink(missing_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{sfx}", dir=parent)
     except OSError as e:
@@ -54,6 +64,30 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters escaped (slide ids may hold brackets)."""
+    import glob
+
+    return glob.escape(text)
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the kill-and-resume tests: when the environment variable
+    ``ISG_FAULT_<NAME>`` holds a count, it is decremented at each call and the process kills
+    itself with SIGKILL (as ``kill -9`` would) when it reaches 0.  Without the variable this
+    costs one dictionary lookup; it never fires in normal use."""
+    key = f"ISG_FAULT_{name.upper()}"
+    left = os.environ.get(key)
+    if left is None:
+        return
+    n = int(left) - 1
+    os.environ[key] = str(n)
+    if n <= 0:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -63,6 +97,8 @@ def _umask() -> int:
 def writable_dir(directory: str | os.PathLike) -> Path:
     """Create ``directory`` if needed and check that it can be written to (one-line errors)."""
     d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise IsgError(d, "is a file, not a directory")
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -182,6 +182,7 @@ def read_star_counts(path: str | os.PathLike, column: str = "fpkm_uq_unstranded"
     table.columns = [str(c).strip() for c in table.columns]
     if "gene_id" not in table.columns:
         raise IsgError(path, f"STAR-Counts file lacks column gene_id (columns: {', '.join(table.columns)})")
+    _check_not_cut_off(path, table.shape[1])
 
     chosen = column
     if chosen not in table.columns:
@@ -212,6 +213,26 @@ def read_star_counts(path: str | os.PathLike, column: str = "fpkm_uq_unstranded"
         originals = ids[stripped == dup.iloc[0]].tolist()
         raise IsgError(path, f"STAR-Counts file lists gene {dup.iloc[0]} more than once ({', '.join(originals)})")
     return pd.Series(values.to_numpy(dtype=np.float64), index=pd.Index(stripped.to_numpy(), name="gene_id"), name=column)
+
+
+def _check_not_cut_off(path: Path, n_columns: int) -> None:
+    """A cut-off download ends inside a row; pandas pads that row with "" (keep_default_na=False),
+    which would be reported as a missing value.  Say what it is: the file is truncated.  (A cut
+    gzip stream already fails to decompress, so only plain files are looked at.)"""
+    if path.name.lower().endswith(".gz"):
+        return
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 65536))
+            tail = fh.read()
+    except OSError as e:
+        raise IsgError(path, f"cannot read STAR-Counts file ({e.strerror})") from None
+    if tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace").split("\t")
+    if len(last) < n_columns:
+        raise IsgError(path, f"STAR-Counts file is truncated: its last line ({last[0][:40]}) has {len(last)} of "
+                             f"{n_columns} fields")
 
 
 # --------------------------------------------------------------------------- sample sheet
@@ -396,6 +417,8 @@ def read_expression_matrix(path: str | os.PathLike) -> pd.DataFrame:
         raise IsgError(path, f"cannot read expression table ({_first_line(e)})") from None
     if not header_line.strip():
         raise IsgError(path, "expression table has no header row")
+    if "\x00" in header_line or "\ufffd" in header_line:  # _open_text decodes with errors="replace"
+        raise IsgError(path, "expression table is not UTF-8 text (a binary file, or another encoding)")
     sep = _sniff_delimiter(path, header_line)
     header = next(csv.reader([header_line], delimiter=sep))
     if first_data:

@@ -104,3 +104,30 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> pd.DataF
             if not Path(p).exists():
                 raise IsgError(path, f"slide {sid!r} names a missing file {p}")
     return df.reset_index(drop=True)
+
+
+# --- sharding a cohort over independent workers ------------------------------------------------------
+def parse_shard(spec: "str | None") -> tuple[int, int] | None:
+    """``"K/N"`` (1 <= K <= N) -> (K, N); None -> None.  ``K`` is 1-based, as SLURM's
+    ``--array=1-N`` numbers its tasks (``--shard $SLURM_ARRAY_TASK_ID/N``)."""
+    if spec is None:
+        return None
+    k, sep, n = str(spec).partition("/")
+    try:
+        k_, n_ = int(k), int(n)
+    except ValueError:
+        raise IsgError(None, f"--shard takes K/N, e.g. 3/8, got {spec!r}") from None
+    if not sep or n_ < 1 or not 1 <= k_ <= n_:
+        raise IsgError(None, f"--shard K/N needs 1 <= K <= N, got {spec!r}")
+    return k_, n_
+
+
+def shard_rows(df: "pd.DataFrame | Sequence", shard: "str | tuple[int, int] | None") -> "pd.DataFrame | list":
+    """The rows (of a manifest, or items of a list of slides) of shard K of N: every N-th row starting at row K-1 (round robin, so slides listed
+    by project or size spread evenly).  The N shards cover every row exactly once: no overlap,
+    no gap, whatever N and the number of rows."""
+    kn = parse_shard(shard) if isinstance(shard, (str, type(None))) else shard
+    if kn is None:
+        return df
+    k, n = kn
+    return df.iloc[k - 1::n] if isinstance(df, pd.DataFrame) else list(df)[k - 1::n]

@@ -63,15 +63,19 @@ def _prepare_one(args) -> dict:
 
 def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None,
                    methods: Sequence[str] = ("shannon",), thresholds: dict[str, str] | None = None,
-                   config: TilingConfig = TilingConfig(), workers: int = 1, progress: bool = True) -> pd.DataFrame:
-    """Tile every slide of ``<cohort_root>/manifest.csv`` and add a selection per method.
+                   config: TilingConfig = TilingConfig(), workers: int = 1, progress: bool = True,
+                   shard: "str | None" = None) -> pd.DataFrame:
+    """Tile every slide of ``<cohort_root>/manifest.csv`` (or of its ``shard`` "K/N": see
+    :func:`isg_core.manifest.shard_rows`) and add a selection per method.
 
     ``thresholds`` maps a method to a threshold string (see
     :func:`isg_core.selection.parse_threshold`); missing methods use their default.  Returns one
     row per slide: slide_id, h5, n_patches and n_kept_<method>."""
     from tqdm import tqdm
 
-    manifest = read_manifest(Path(cohort_root) / "manifest.csv")
+    from .manifest import shard_rows
+
+    manifest = shard_rows(read_manifest(Path(cohort_root) / "manifest.csv"), shard)
     out = cohort_tiles_dir(cohort_root, tiles)
     jobs = [(p, out, list(methods), dict(thresholds or {}), config) for p in manifest["path"]]
     bar = dict(total=len(jobs), desc="tile + select", unit="slide", disable=not progress)

@@ -32,6 +32,15 @@ WSI_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs
 MAX_PLAIN_PIXELS = 20_000 * 20_000
 #: mpp assumed for a plain image that carries no physical resolution (20x, HE2RNA's tiling).
 DEFAULT_PLAIN_MPP = 0.5
+#: Formats whose pixel data all lie in the one file OpenSlide opens (MIRAX, Hamamatsu VMS/VMU and
+#: DICOM keep theirs in other files, so their size says nothing).
+SINGLE_FILE_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".scn", ".svslide", ".bif"}
+#: Fewest bytes per level-0 pixel a real single-file slide holds.  A JPEG tile of blank glass
+#: (256 px, quality 75) is ~1.6 KB, 0.025 byte/px; this floor is 250x lower.  A header that claims
+#: far more pixels than the file can hold (a truncated file, a crafted 1e6 x 1e6 px header without
+#: data) is refused at open: OpenSlide reads its missing tiles as blank, so tiling it would
+#: otherwise try to score millions of empty patches.
+MIN_BYTES_PER_PIXEL = 1e-4
 
 
 def mpp_to_magnification(mpp: float) -> float:
@@ -302,6 +311,11 @@ def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None) -> Slide:
     w, h = osr.dimensions
     if w <= 0 or h <= 0:
         raise IsgError(p, f"slide has no pixels ({w}x{h})")
+    size = p.stat().st_size
+    if p.suffix.lower() in SINGLE_FILE_SUFFIXES and size < w * h * MIN_BYTES_PER_PIXEL:
+        osr.close()
+        raise IsgError(p, f"header claims {w}x{h} px but the file holds only {size} bytes "
+                          "(truncated, or a header without image data)")
     source = "argument"
     if mpp is None:
         try:

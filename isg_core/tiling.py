@@ -75,6 +75,9 @@ def tile_slide(slide: Slide, config: TilingConfig = TilingConfig()) -> Tiling:
     """The global grid of ``slide`` at ``config`` (origin at the slide's top-left corner,
     incomplete patches at the right and bottom edges dropped, row-major order)."""
     p0 = config.global_size * config.mpp / slide.mpp
+    if p0 < 1:  # a patch finer than one scanned pixel: billions of patches, never a real request
+        raise IsgError(slide.path, f"a {config.global_size} px patch at {config.mpp:g} mpp spans {p0:.3g} px of this "
+                                   f"{slide.mpp:.3g} mpp slide; the tiling mpp is far finer than the scan")
     w, h = slide.dimensions
     cols, rows = int(math.floor(w / p0 + 1e-9)), int(math.floor(h / p0 + 1e-9))
     rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")

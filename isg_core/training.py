@@ -31,7 +31,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import IsgError, atomic_path
+from . import distributed as dist_
+from .errors import IsgError, atomic_path, fault_point
 from .metrics import mean_squared_error, pearson_per_column, roc_auc
 
 
@@ -95,6 +96,12 @@ def collate(data: SlideData, idx: Sequence[int], max_patches: int | None = None,
             rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
     """Pad slides ``idx`` into (f, R, mask, pos) tensors; draw at most ``max_patches`` patches
     per slide when ``rng`` is given (training), else keep every patch (evaluation)."""
+    return _pad(data, idx, _draw_patches(data, idx, max_patches, rng))
+
+
+def _draw_patches(data: SlideData, idx: Sequence[int], max_patches: int | None,
+                  rng: np.random.Generator | None) -> list[np.ndarray]:
+    """The patches :func:`collate` keeps of each slide of ``idx`` (draws from ``rng`` in slide order)."""
     picks = []
     for i in idx:
         n = len(data.f[i])
@@ -102,6 +109,11 @@ def collate(data: SlideData, idx: Sequence[int], max_patches: int | None = None,
             picks.append(np.sort(rng.choice(n, max_patches, replace=False)))
         else:
             picks.append(np.arange(n))
+    return picks
+
+
+def _pad(data: SlideData, idx: Sequence[int], picks: Sequence[np.ndarray]) -> tuple[torch.Tensor, ...]:
+    """Patches ``picks[b]`` of slide ``idx[b]``, padded into (f, R, mask, pos) tensors."""
     n_max = max(len(p) for p in picks)
     d = data.f[idx[0]].shape[1]
     g = data.R[idx[0]].shape[1:3]
@@ -195,42 +207,102 @@ def predict(model: nn.Module, data: SlideData, idx: Sequence[int], batch_size: i
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+def predict_all(model: nn.Module, data: SlideData, idx: Sequence[int], batch_size: int = 8,
+                device: str | None = None) -> np.ndarray:
+    """:func:`predict` on ``idx``; with several processes (torchrun) each predicts its share of the
+    slides and every process gets all the predictions, in the order of ``idx``."""
+    rank, world = dist_.world()
+    if world == 1 or len(idx) == 0:
+        return predict(model, data, idx, batch_size, device)
+    idx = np.asarray(idx)
+    pos = dist_.shard_positions(len(idx), rank, world)
+    parts = dist_.all_gather_objects((pos, predict(model, data, idx[pos], batch_size, dist_.local_device(device))))
+    filled = [(p, a) for p, a in parts if len(p)]
+    out = np.empty((len(idx), filled[0][1].shape[1]), dtype=filled[0][1].dtype)
+    for p, a in filled:
+        out[p] = a
+    return out
+
+
+def _share_loss(net: nn.Module, data: SlideData, b: np.ndarray, Yt: torch.Tensor, loss_fn, cfg: TrainConfig,
+                rng: np.random.Generator, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's part of one training step on batch ``b`` (several processes): (loss to
+    backpropagate, its contribution to the batch's recorded loss).
+
+    The patches of every slide of the batch are drawn, so ``rng`` advances as in one process;
+    the loss (a mean over the observed targets, as both :data:`LOSSES` are) is weighted by this
+    share's fraction of the batch's observed targets times the number of processes, so that
+    DDP's average of the gradients is the gradient of the whole batch's loss.  A process whose
+    share is empty (a last batch smaller than the number of processes) or holds no observed
+    target runs a slide with weight 0: it must still take part in the gradient averaging."""
+    rank, world = dist_.world()
+    picks = _draw_patches(data, list(b), cfg.max_patches, rng)
+    n_obs_total = int((~torch.isnan(Yt[b])).sum())
+    pos = dist_.shard_positions(len(b), rank, world)
+    mine = pos if len(pos) else np.array([0])
+    out = net(*(t.to(dev) for t in _pad(data, list(b[mine]), [picks[j] for j in mine])))
+    target = Yt[b[mine]].to(dev)
+    n_obs = int((~torch.isnan(target)).sum()) if len(pos) else 0
+    if n_obs == 0:
+        loss = out.sum() * 0.0  # a zero gradient that still reaches every parameter
+        return loss, torch.tensor(float("nan") if n_obs_total == 0 else 0.0)
+    loss = loss_fn(out, target) * dist_.share_weight(n_obs, n_obs_total, world)
+    return loss, loss.detach()
+
+
 def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
         cfg: TrainConfig, ckpt: Path | None = None, device: str | None = None, progress: bool = False,
         desc: str = "train") -> tuple[nn.Module, list[dict]]:
     """Train ``model`` on standardised targets ``Y`` (NaN = unobserved) with Adam(W) and early
     stopping on the inner validation loss; returns the best model and the per-epoch history.
-    With ``ckpt``, state is saved every epoch and a run that finds it resumes from it."""
+    With ``ckpt``, state is saved every epoch and a run that finds it resumes from it.
+
+    Under torchrun (several processes) the step is data-parallel (:mod:`isg_core.distributed`):
+    each process takes its share of every batch of ``cfg.batch_size`` slides, DDP averages the
+    gradients, validation is shared out and gathered, and only rank 0 writes ``ckpt``."""
     from tqdm import tqdm
 
-    dev = _device(device)
+    dist_.init_from_env(device=device)
+    rank, world = dist_.world()
+    dev = dist_.local_device(device)
     model.to(dev)
     loss_fn = LOSSES[cfg.loss]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     Yt = torch.tensor(np.asarray(Y, dtype=np.float32))  # a copy: Y may be a read-only view
     history: list[dict] = []
     best, best_loss, since, epoch = copy.deepcopy(model.state_dict()), float("inf"), 0, 0
-    if ckpt is not None and ckpt.exists():
-        st = torch.load(ckpt, map_location=dev, weights_only=True)
+    dist_.barrier()  # rank 0 has finished writing whatever the others are about to read
+    st = _load_epoch_checkpoint(ckpt, dev) if ckpt is not None and ckpt.exists() else None
+    if st is not None:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         best, best_loss, since, epoch, history = st["best"], st["best_loss"], st["since"], st["epoch"], st["history"]
-    bar = tqdm(total=cfg.epochs, initial=epoch, desc=desc, unit="epoch", disable=not progress, leave=False)
+    # DDP over the model's own parameters (the model itself in one process); any model may
+    # leave a parameter without a gradient in a step, hence find_unused_parameters
+    net = dist_.wrap_ddp(model, dev, find_unused_parameters=True)
+    bar = tqdm(total=cfg.epochs, initial=epoch, desc=desc, unit="epoch", disable=not progress or rank != 0,
+               leave=False)
     while epoch < cfg.epochs and since < cfg.patience:
         rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: a resumed run draws the same
         torch.manual_seed(int(rng.integers(2 ** 31)))  # dropout, random k of HE2RNA, ...
-        model.train()
+        net.train()
         order = rng.permutation(train_idx)
         losses = []
         for k in range(0, len(order), cfg.batch_size):
             b = order[k:k + cfg.batch_size]
-            f, R, mask, pos = (t.to(dev) for t in collate(data, list(b), cfg.max_patches, rng))
-            loss = loss_fn(model(f, R, mask, pos), Yt[b].to(dev))
+            if world == 1:
+                f, R, mask, pos = (t.to(dev) for t in collate(data, list(b), cfg.max_patches, rng))
+                loss = loss_fn(net(f, R, mask, pos), Yt[b].to(dev))
+                logged = loss
+            else:
+                loss, logged = _share_loss(net, data, b, Yt, loss_fn, cfg, rng, dev)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss.detach()))
-        val = predict(model, data, val_idx, cfg.batch_size, device)
+            losses.append(float(logged.detach()))
+        if world > 1:  # the whole batches' losses: the average of the weighted shares
+            losses = dist_.all_reduce_mean(torch.tensor(losses, dtype=torch.float64, device=dev)).tolist()
+        val = predict_all(model, data, val_idx, cfg.batch_size, dev)
         val_loss = float(loss_fn(torch.from_numpy(val), Yt[val_idx]))
         epoch += 1
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
@@ -241,12 +313,29 @@ def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray,
         bar.update(1)
         bar.set_postfix(train=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
         if ckpt is not None:
-            with atomic_path(ckpt) as tmp:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "best": best, "best_loss": best_loss,
-                            "since": since, "epoch": epoch, "history": history}, tmp)
+            if rank == 0:
+                with atomic_path(ckpt) as tmp:
+                    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "best": best,
+                                "best_loss": best_loss, "since": since, "epoch": epoch, "history": history}, tmp)
+            dist_.barrier()
+        fault_point("epoch")  # tests: killed after an epoch's checkpoint
     bar.close()
     model.load_state_dict(best)
     return model, history
+
+
+def _load_epoch_checkpoint(path: Path, dev) -> dict | None:
+    """An unfinished fold's per-epoch state, or None (with a warning) when the file is damaged:
+    the fold then starts again from epoch 0, which gives what an uninterrupted run gives."""
+    try:
+        st = torch.load(path, map_location=dev, weights_only=True)
+        if not {"model", "opt", "best", "best_loss", "since", "epoch", "history"} <= set(st):
+            raise KeyError("missing fields")
+        return st
+    except Exception as e:  # noqa: BLE001 - truncated zip, foreign file: any failure means damaged
+        warnings.warn(f"{path}: damaged training checkpoint ({type(e).__name__}); training this fold again "
+                      "from the start", stacklevel=3)
+        return None
 
 
 # --- cross-validation ---------------------------------------------------------------------------------
@@ -315,9 +404,14 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
     ``data.slide_ids``; ``folds`` / ``patients``: per slide.  ``model_factory(n_outputs)`` builds
     a fresh model per fold (seeded here); with ``standardize`` it is wrapped in an
     :class:`InputStandardizer` fitted on the fold's training slides.  Results go to
-    ``out_dir/<name>-<run id>/``."""
+    ``out_dir/<name>-<run id>/``.
+
+    Under torchrun every process runs the same folds in step, each fold's :func:`fit` is
+    data-parallel, and only rank 0 writes files; every process returns the same result."""
     from tqdm import tqdm
 
+    dist_.init_from_env(device=device)
+    main = dist_.is_main()
     ids = list(data.slide_ids)
     Y = targets.loc[ids].to_numpy(np.float64)
     fold = folds.loc[ids].to_numpy()
@@ -325,16 +419,19 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
     run_model_cfg = dict(model_cfg or {}, standardize=standardize)
     out = Path(out_dir) / f"{name}-{_run_id(name, cfg, run_model_cfg, ids, targets.columns)}"
     out.mkdir(parents=True, exist_ok=True)
-    _check_data(out, data_fingerprint(data, Y))
-    (out / "config.json").write_text(json.dumps({"name": name, "train": cfg.to_dict(), "model": model_cfg},
-                                                indent=1, default=str))
+    if main:
+        _check_data(out, data_fingerprint(data, Y))
+        (out / "config.json").write_text(json.dumps({"name": name, "train": cfg.to_dict(), "model": model_cfg},
+                                                    indent=1, default=str))
+    dist_.barrier()
     preds = np.full(Y.shape, np.nan)
     rows = []
-    for k in tqdm(np.unique(fold), desc=f"{name}: folds", unit="fold", disable=not progress):
+    for k in tqdm(np.unique(fold), desc=f"{name}: folds", unit="fold", disable=not progress or not main):
         test = np.flatnonzero(fold == k)
         train_all = np.flatnonzero(fold != k)
         done = out / f"fold{k}.csv"
-        if done.exists() and (out / f"fold{k}_model.pt").exists():
+        # rank 0's view decides, so that every process takes the same branch
+        if dist_.broadcast_object(done.exists() and (out / f"fold{k}_model.pt").exists()):
             preds[test] = pd.read_csv(done, index_col=0).loc[[ids[i] for i in test]].to_numpy()
         else:
             from .probe import inner_split
@@ -356,20 +453,22 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
                 model = InputStandardizer(model, feature_stats(data, tr))
             model, hist = fit(model, data, Ys, tr, va, cfg, ckpt=out / f"fold{k}.pt", device=device,
                               progress=progress, desc=f"fold {k}")
-            p = predict(model, data, test, cfg.batch_size, device) * sd + mu
+            p = predict_all(model, data, test, cfg.batch_size, device) * sd + mu
             if cfg.loss == "bce":  # stored as probabilities
                 p = 1.0 / (1.0 + np.exp(-p))
-            # the fold's best model, with what is needed to use it on a new slide (isg predict)
-            with atomic_path(out / f"fold{k}_model.pt") as tmp:
-                torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": name,
-                            "model_cfg": run_model_cfg, "train_cfg": cfg.to_dict(), "targets": list(targets.columns),
-                            "target_mean": [float(x) for x in mu], "target_std": [float(x) for x in sd],
-                            "fold": int(k)}, tmp)
             preds[test] = p
-            pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
-            with atomic_path(done) as tmp:
-                pd.DataFrame(p, index=[ids[i] for i in test], columns=targets.columns).to_csv(tmp)
-            (out / f"fold{k}.pt").unlink(missing_ok=True)  # the predictions are the result
+            if main:
+                # the fold's best model, with what is needed to use it on a new slide (isg predict)
+                with atomic_path(out / f"fold{k}_model.pt") as tmp:
+                    torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": name,
+                                "model_cfg": run_model_cfg, "train_cfg": cfg.to_dict(),
+                                "targets": list(targets.columns), "target_mean": [float(x) for x in mu],
+                                "target_std": [float(x) for x in sd], "fold": int(k)}, tmp)
+                pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
+                with atomic_path(done) as tmp:
+                    pd.DataFrame(p, index=[ids[i] for i in test], columns=targets.columns).to_csv(tmp)
+                (out / f"fold{k}.pt").unlink(missing_ok=True)  # the predictions are the result
+            dist_.barrier()
         for j, t in enumerate(targets.columns):
             ok = ~np.isnan(Y[test, j])
             if ok.sum() == 0:

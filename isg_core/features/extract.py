@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import IsgError, atomic_path
+from ..errors import IsgError, atomic_path, fault_point
 from .data import resize_patches, to_tensor
 
 
@@ -276,6 +276,7 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
                 if dl is not None:
                     dl[start:start + len(x)] = rv.astype(np.float16)
                 start += len(x)
+                fault_point("extract_batch")  # tests: killed mid-slide, the original file must survive
             seconds = time.perf_counter() - t0
             for key, val in {"source": source, "name": encoder.name, "selection": selection, "patches": patches,
                              "global_dim": encoder.global_dim, "local_dim": encoder.local_dim or 0,
@@ -288,7 +289,7 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
 
 def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tiles: "str | os.PathLike | None" = None,
                    selection: str = "shannon", patches: str = "kept", batch_size: int = 32, overwrite: bool = False,
-                   progress: bool = True, slide_ids: list[str] | None = None) -> pd.DataFrame:
+                   progress: bool = True, slide_ids: list[str] | None = None, shard: "str | None" = None) -> pd.DataFrame:
     """``isg extract``: every slide of the cohort's manifest (tiled and selected by
     ``isg prepare``); one row per slide (slide_id, n, seconds, skipped).  ``df.attrs`` holds
     the throughput in patches per second over the slides encoded now and, for slides done
@@ -298,9 +299,12 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
     from ..manifest import read_manifest
     from ..pipeline import cohort_tiles_dir
 
+    from ..manifest import shard_rows
+
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     if slide_ids is not None:
         manifest = manifest[manifest["slide_id"].isin(slide_ids)]
+    manifest = shard_rows(manifest, shard)  # "K/N": this worker's slides (see isg_core.manifest.shard_rows)
     tiles_dir = cohort_tiles_dir(cohort_root, tiles)
     rows, done_n, done_s = [], 0, 0.0
     bar = tqdm(list(manifest.itertuples()), desc=f"extract {encoder.name}", unit="slide", disable=not progress)
@@ -310,6 +314,7 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
             raise IsgError(h5, "slide not tiled: run `isg prepare` on the cohort first")
         row = extract_slide(h5, r.path, encoder, selection, patches, batch_size, overwrite)
         rows.append(row)
+        fault_point("extract_slide")  # tests: killed between slides
         if not row["skipped"]:
             done_n, done_s = done_n + row["n"], done_s + row["seconds"]
             bar.set_postfix(patches_per_s=f"{done_n / max(done_s, 1e-9):.1f}")

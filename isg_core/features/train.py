@@ -11,6 +11,10 @@ as the uninterrupted run would have (``tests/test_features.py`` checks it).  Che
 their config (nanoGPT's habit), the loss history and which LPIPS trunk was used, contain only
 tensors and plain Python values (they load with ``torch.load(weights_only=True)``), and are
 written under a temporary name, then renamed.
+
+Under torchrun the step is data-parallel (:mod:`isg_core.distributed`): every process draws the
+same batch and noise, trains on its share, DDP averages the gradients of E and D and those of
+C; only rank 0 writes the checkpoint, history and figures.
 """
 from __future__ import annotations
 
@@ -27,11 +31,12 @@ import pandas as pd
 import torch
 
 from .. import __version__
+from .. import distributed as dist_
 from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path
 from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, to_tensor, to_uint8
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
-from .stylegan import AutoencoderConfig, Discriminator, StyleAutoencoder
+from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
 
 CHECKPOINT_FORMAT = "isg-extractor/1"
 
@@ -109,13 +114,41 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class _CriticObjective(torch.nn.Module):
+    """C's two objectives as one module, so that C's DDP wrapper sees one forward per backward:
+    ``(real, fake)`` -> u(-C(x)) + u(C(x_hat)); ``(real, None)`` -> (E ||grad_x C(x)||^2, sum of
+    C(x)).  The sum is returned so the R1 step can add 0 x it: the penalty's double backward
+    gives C's last bias no gradient, and DDP waits for a gradient of every parameter."""
+
+    def __init__(self, disc: Discriminator):
+        super().__init__()
+        self.disc = disc
+
+    def forward(self, real: torch.Tensor, fake: torch.Tensor | None = None):
+        if fake is not None:
+            return d_logistic_loss(self.disc(real), self.disc(fake))
+        logits: list[torch.Tensor] = []
+
+        def critic(x: torch.Tensor) -> torch.Tensor:
+            logits.append(self.disc(x))
+            return logits[-1]
+
+        return r1_penalty(critic, real), logits[0].sum()
+
+
 class ExtractorTrainer:
-    """Holds the networks, optimisers and history of one run; ``step()`` advances by one."""
+    """Holds the networks, optimisers and history of one run; ``step()`` advances by one.
+
+    Under torchrun (several processes) each step is data-parallel: see :meth:`step`."""
 
     def __init__(self, cfg: ExtractorTrainConfig, bank: np.ndarray, device: torch.device | str | None = None,
                  lpips: LPIPSLoss | None = None):
+        dist_.init_from_env(device=device)
+        self.rank, self.world = dist_.world()
+        if cfg.batch_size < self.world:
+            raise IsgError(None, f"batch size {cfg.batch_size} is smaller than the {self.world} processes")
         self.cfg = cfg
-        self.device = torch.device(device) if device else default_device()
+        self.device = dist_.local_device(device)
         self.bank = bank
         self.bank_id = bank_fingerprint(bank) if len(bank) <= 200_000 else f"n={len(bank)}"
         with torch.random.fork_rng(devices=[]):
@@ -130,6 +163,21 @@ class ExtractorTrainer:
         self.step_count = 0
         self.history: list[dict] = []
         self.seconds = 0.0
+        # DDP wrappers (the bare networks in one process); states and optimisers stay on the bare ones
+        self._r1_no_grad = self._params_r1_leaves_without_grad() if self.world > 1 else []
+        self._ae = dist_.wrap_ddp(self.ae, self.device, sync_buffers=False)
+        self._critic = dist_.wrap_ddp(_CriticObjective(self.disc), self.device,
+                                      sync_buffers=False)
+
+    def _params_r1_leaves_without_grad(self) -> list[torch.nn.Parameter]:
+        """C's parameters that R1's penalty gives no gradient (C's last bias): in one process
+        they keep ``grad = None`` in the R1 step, so Adam leaves them (and their step count)
+        alone; with DDP they get a zero gradient, which :meth:`step` removes again."""
+        res = self.cfg.model.resolution
+        params = list(self.disc.parameters())
+        r1 = r1_penalty(self.disc, torch.zeros(2, 3, res, res, device=self.device))
+        grads = torch.autograd.grad(r1, params, allow_unused=True)
+        return [p for p, g in zip(params, grads) if g is None]
 
     # --- one step -------------------------------------------------------------------------------
     def _autocast(self):
@@ -143,43 +191,94 @@ class ExtractorTrainer:
         x = to_tensor(self.bank[np.sort(idx)])
         return augment(x, g).to(self.device)
 
+    @contextlib.contextmanager
+    def _whole_batch_noise(self, n: int, share: np.ndarray):
+        """While active, each noise input of the generator draws noise for the whole batch of
+        ``n`` (as one process does) and keeps the rows of this process's ``share``."""
+        rows = torch.as_tensor(share, device=self.device)
+
+        def hook(module, args, kwargs):
+            if len(args) > 1 or kwargs.get("noise") is not None:  # noise given: leave it
+                return None
+            x = args[0]
+            noise = torch.randn(n, 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)[rows]
+            return args, {**kwargs, "noise": noise}
+
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True)
+                   for m in self.ae.modules() if isinstance(m, NoiseInjection)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
     def step(self) -> dict:
+        """One step of the discriminator (with R1 every ``r1_every`` steps) and one of E and D.
+
+        With several processes: each takes the elements ``rank, rank + N, ...`` of the step's
+        batch (the same batch and noise everywhere), its losses are weighted by its share of the
+        batch (:func:`isg_core.distributed.share_weight`, 1 when N divides the batch) and DDP
+        averages the gradients, so the step equals the single-process one up to float
+        rounding (see :mod:`isg_core.distributed` for the minibatch-stddev groups); the
+        recorded losses are the whole batch's."""
         cfg, t = self.cfg, self.step_count
         t0 = time.perf_counter()
         torch.manual_seed(_step_seed(cfg.seed + 1, t))  # the generator's noise inputs
         x = self.batch(t)
         rec: dict = {"step": t + 1}
+        if self.world > 1:
+            n = len(x)
+            share = dist_.shard_positions(n, self.rank, self.world)
+            noise = self._whole_batch_noise(n, share)
+            x, w = x[share], dist_.share_weight(len(share), n, self.world)
+        else:
+            noise, w = contextlib.nullcontext(), 1.0
+
+        def scaled(loss: torch.Tensor) -> torch.Tensor:
+            return loss * w if self.world > 1 else loss
+
         adv = cfg.lambda_adv > 0 and t >= cfg.adv_start
-        if adv:  # 1. discriminator
-            self.disc.requires_grad_(True)
-            with self._autocast():
-                with torch.no_grad():
-                    fake = self.ae(x)
-                loss_d = d_logistic_loss(self.disc(x), self.disc(fake.detach()))
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
-            rec["d"] = float(loss_d.detach())
-            if t % cfg.r1_every == 0:
-                r1 = r1_penalty(self.disc, x)  # full precision: a gradient penalty
+        with noise:
+            if adv:  # 1. discriminator
+                self.disc.requires_grad_(True)
+                with self._autocast():
+                    with torch.no_grad():
+                        fake = self.ae(x)
+                    loss_d = self._critic(x, fake.detach())
                 self.opt_d.zero_grad(set_to_none=True)
-                (cfg.gamma / 2 * r1 * cfg.r1_every).backward()
+                scaled(loss_d).backward()
                 self.opt_d.step()
-                rec["r1"] = float(r1.detach())
-            self.disc.requires_grad_(False)
-        with self._autocast():  # 2. autoencoder
-            x_hat = self.ae(x)
-            l1 = l1_loss(x, x_hat.float())
-            lp = self.lpips(x, x_hat.float())
-            loss = cfg.lambda_l1 * l1 + cfg.lambda_lpips * lp
-            if adv:
-                g_adv = g_nonsaturating_loss(self.disc(x_hat))
-                loss = loss + cfg.lambda_adv * g_adv
-                rec["adv"] = float(g_adv.detach())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+                rec["d"] = float(loss_d.detach())
+                if t % cfg.r1_every == 0:
+                    r1, logit_sum = self._critic(x)  # full precision: a gradient penalty
+                    loss_r1 = scaled(cfg.gamma / 2 * r1 * cfg.r1_every)
+                    if self.world > 1:
+                        loss_r1 = loss_r1 + 0.0 * logit_sum
+                    self.opt_d.zero_grad(set_to_none=True)
+                    loss_r1.backward()
+                    for p in self._r1_no_grad:
+                        p.grad = None
+                    self.opt_d.step()
+                    rec["r1"] = float(r1.detach())
+                self.disc.requires_grad_(False)
+            with self._autocast():  # 2. autoencoder (C frozen: its bare module, no DDP)
+                x_hat = self._ae(x)
+                l1 = l1_loss(x, x_hat.float())
+                lp = self.lpips(x, x_hat.float())
+                loss = cfg.lambda_l1 * l1 + cfg.lambda_lpips * lp
+                if adv:
+                    g_adv = g_nonsaturating_loss(self.disc(x_hat))
+                    loss = loss + cfg.lambda_adv * g_adv
+                    rec["adv"] = float(g_adv.detach())
+            self.opt_g.zero_grad(set_to_none=True)
+            scaled(loss).backward()
+            self.opt_g.step()
         rec.update(l1=float(l1.detach()), lpips=float(lp.detach()), total=float(loss.detach()))
+        if self.world > 1:  # the whole batch's losses: the average of the weighted shares
+            keys = [k for k in rec if k != "step"]
+            v = dist_.all_reduce_mean(torch.tensor([rec[k] * w for k in keys], dtype=torch.float64,
+                                                   device=self.device))
+            rec.update(zip(keys, v.tolist()))
         self.step_count += 1
         self.seconds += time.perf_counter() - t0
         self.history.append(rec)
@@ -253,12 +352,17 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     one is continued with ``resume=True``; otherwise it is an error, as is a checkpoint made
     with another config (``overwrite=True`` starts again).  ``max_steps`` stops early (to test
     interruption); figures (loss curves, reconstructions) and ``history.csv`` are written
-    beside the checkpoint."""
+    beside the checkpoint.
+
+    Under torchrun every process trains its share of each batch (:class:`ExtractorTrainer`);
+    rank 0 builds the patch bank, which the others then load, and alone writes files."""
     from tqdm import tqdm
 
     from ..manifest import read_manifest
     from ..pipeline import cohort_tiles_dir
 
+    dist_.init_from_env(device=device)
+    main = dist_.is_main()
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint.pt"
     ck = None
@@ -273,8 +377,13 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     bank_cfg = BankConfig(scale=cfg.scale, n=cfg.bank_size, resolution=cfg.model.resolution, selection=cfg.selection,
                           seed=cfg.seed, folds=folds)
-    bank = load_or_build_bank(out_dir / "bank.npy", manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg,
-                              progress=progress)
+    if main:
+        bank = load_or_build_bank(out_dir / "bank.npy", manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg,
+                                  progress=progress)
+    dist_.barrier(timeout_s=dist_.LONG_WAIT_S)  # building a large bank takes a while
+    if not main:  # rank 0 has saved it: load it
+        bank = load_or_build_bank(out_dir / "bank.npy", manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg,
+                                  progress=False)
     trainer = ExtractorTrainer(cfg, bank, device=device)
     if ck is not None:
         if ck["bank"] != trainer.bank_id:
@@ -282,17 +391,21 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
         trainer.load_state(ck)
     stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     bar = tqdm(total=cfg.steps, initial=trainer.step_count, desc=f"train {cfg.scale} extractor", unit="step",
-               disable=not progress)
+               disable=not progress or not main)
     while trainer.step_count < stop:
         rec = trainer.step()
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("l1", "lpips", "adv", "d")})
         if trainer.step_count % cfg.checkpoint_every == 0 or trainer.step_count == stop:
-            trainer.save(ckpt)
-            write_history(trainer.history, out_dir / "history.csv")
+            if main:
+                trainer.save(ckpt)
+                write_history(trainer.history, out_dir / "history.csv")
+            dist_.barrier()
     bar.close()
     if trainer.step_count >= cfg.steps:
-        save_training_figures(trainer, out_dir)
+        if main:
+            save_training_figures(trainer, out_dir)
+        dist_.barrier()
     return ckpt
 
 
