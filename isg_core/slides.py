@@ -275,12 +275,17 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
     :class:`IsgError` naming the file: missing, unsupported format, corrupt or truncated.
     """
     p = Path(path)
-    if not p.exists():
-        raise IsgError(p, "no such file")
-    if p.is_dir() and p.suffix.lower() != ".mrxs":
-        raise IsgError(p, "is a directory, not a slide")
-    if p.stat().st_size == 0:
-        raise IsgError(p, "file is empty")
+    try:
+        if not p.exists():
+            raise IsgError(p, "no such file")
+        if p.is_dir() and p.suffix.lower() != ".mrxs":
+            raise IsgError(p, "is a directory, not a slide")
+        if p.stat().st_size == 0:
+            raise IsgError(p, "file is empty")
+    except PermissionError:  # a folder on the way cannot be entered
+        raise IsgError(p, "permission denied") from None
+    if not os.access(p, os.R_OK):
+        raise IsgError(p, "permission denied: the file is not readable by this user")
     suffix = p.suffix.lower()
     if suffix not in WSI_SUFFIXES | PLAIN_SUFFIXES:
         raise IsgError(

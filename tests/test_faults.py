@@ -143,3 +143,71 @@ def test_kill_9_during_training_then_resume(tmp_path, extractors):
     again = _cv(broken)
     assert again.returncode == 0 and "damaged training checkpoint" in again.stderr
     assert _fold_outputs(broken) == want
+
+
+@pytest.fixture
+def world_readable_dir():
+    """A folder every user can enter (pytest's tmp_path sits under a 0700 folder)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="isg-perm-"))
+    os.chmod(d, 0o755)
+    yield d
+    for p in d.rglob("*"):
+        if p.is_dir():
+            os.chmod(p, 0o755)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _as_nobody(cmd: list[str]) -> list[str]:
+    """As root (CI) file permissions do not apply: run the command as `nobody` through setpriv."""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be exercised")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+
+
+def test_unreadable_slide_and_read_only_output_folder_give_one_line(world_readable_dir, cmu_path):
+    work = world_readable_dir
+    slide = work / cmu_path.name
+    shutil.copy(cmu_path, slide)
+    os.chmod(slide, 0o644)
+    ro = work / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    r = subprocess.run(_as_nobody([ISG, "tile", str(slide), "--out", str(ro)]), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"isg: error: {ro}: output directory is not writable"
+    assert not any(ro.iterdir())
+    os.chmod(slide, 0o600)  # now the slide itself cannot be read
+    r = subprocess.run(_as_nobody([ISG, "info", str(slide)]), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().startswith(f"isg: error: {slide}: permission denied")
+
+
+def test_full_disk_gives_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, capsys, cmu_path):
+    """No space left while writing the tiling HDF5: one line, exit 2, the previous file untouched and
+    no temporary file left (the write goes to a temporary name first)."""
+    import errno
+
+    import isg_core.tiling as tiling
+
+    out = tmp_path / "tiles"
+    assert main(["tile", str(cmu_path), "--out", str(out)]) == 0
+    h5 = out / "CMU-1-Small-Region.h5"
+    before = h5.read_bytes()
+    real = tiling.h5py.File
+
+    def full(path, mode="r", *a, **k):
+        if mode != "r":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, mode, *a, **k)
+
+    monkeypatch.setattr(tiling.h5py, "File", full)
+    capsys.readouterr()
+    assert main(["tile", str(cmu_path), "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and "CMU-1-Small-Region" in err
+    assert h5.read_bytes() == before and [p.name for p in out.iterdir()] == [h5.name]
