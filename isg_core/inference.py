@@ -54,7 +54,6 @@ class SlideOutput:
     prediction: np.ndarray  # (n_outputs,) the model's raw output (standardised units)
     attention: np.ndarray | None  # (n_kept,) the class token's attention to each kept patch, or None
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
-    n_encoded: int = 0  # patches through the encoder (kept; all of them for a per-slide threshold's 2nd pass: kept)
 
     @property
     def n_patches(self) -> int:
@@ -153,7 +152,7 @@ class SlidePipeline:
         pred, att = self._predict(feats, tiling.grid_index[keep])
         clock.add("predict", t)
         return SlideOutput(tiling.slide_id, str(slide_path), tiling, scores, keep, float(value), pred, att,
-                           clock.seconds, int(keep.sum()))
+                           clock.seconds)
 
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         f, R = self.encoder.encode(x, self.tiling.local_size)

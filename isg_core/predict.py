@@ -87,7 +87,7 @@ def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 
 
     fig_s, ax = plt.subplots(figsize=size)
     ax.imshow(thumb)
-    kept = _grid_values(t, out.keep[np.arange(t.n_patches)].astype(float), np.arange(t.n_patches))
+    kept = _grid_values(t, out.keep.astype(float), np.arange(t.n_patches))
     # discarded patches are greyed out, kept ones tinted green: the selection at a glance
     ax.imshow(np.where(kept == 0, 1.0, np.nan), extent=extent, cmap=ListedColormap(["#303030"]), alpha=0.55,
               interpolation="nearest", vmin=0, vmax=1)
@@ -162,6 +162,8 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
     """Predict every slide with the bundle ``model``; returns one record per slide (what its JSON holds)."""
     from tqdm import tqdm
 
+    from .slides import slide_id_from_path
+
     bundle = load_bundle(model)
     report_genes = check_genes(bundle, list(genes) if genes else None)
     pipe = bundle.pipeline(device)
@@ -172,8 +174,6 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
         sp = Path(sp)
         if not sp.exists():
             raise IsgError(sp, "slide not found")
-        from .slides import slide_id_from_path
-
         sid = slide_id_from_path(sp)
         js = out_dir / f"{sid}.predictions.json"
         if not overwrite and js.exists() and all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS):
