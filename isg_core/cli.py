@@ -404,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
     s.add_argument("--in-place", action="store_true", help="also write the outputs back into notebooks/")
     s.set_defaults(func=_cmd_reproduce)
+
+    from .gdc import add_cohort_parser  # `isg cohort from-gdc | gdc-query` (light import: no torch)
+
+    add_cohort_parser(sub)
     return p
 
 
