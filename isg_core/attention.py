@@ -45,10 +45,9 @@ def slide_attention(model: torch.nn.Module, data: SlideData, i: int) -> dict[str
 
 def patch_images(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike", pos: np.ndarray) -> np.ndarray:
     """(N, p, p, 3) uint8: the global patches at grid positions ``pos`` (row, col) of a tiled slide."""
-    from .slides import open_slide
-    from .tiling import read_global_patch, read_tiling_h5
+    from .tiling import open_tiled_slide, read_global_patch, read_tiling_h5
 
     tiling = read_tiling_h5(Path(h5_path))
     where = {tuple(rc): k for k, rc in enumerate(tiling.grid_index.tolist())}
-    with open_slide(slide_path) as slide:
+    with open_tiled_slide(slide_path, tiling, h5_path) as slide:
         return np.stack([read_global_patch(slide, tiling, where[tuple(rc)]) for rc in np.asarray(pos).tolist()])

@@ -58,20 +58,22 @@ def _cmd_tile(args) -> None:
 
     from .manifest import shard_rows
 
+    from .slides import distinct_slides
+
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
     failures = 0
-    args.slides = shard_rows(args.slides, args.shard)
-    for s in tqdm(args.slides, desc="tiling", unit="slide", disable=len(args.slides) < 2):
+    slides = distinct_slides(shard_rows(args.slides, args.shard), "tilings")  # before any work
+    for s, _ in tqdm(slides, desc="tiling", unit="slide", disable=len(slides) < 2):
         try:
             path, written = tile_to_h5(s, args.out, cfg, overwrite=args.overwrite, mpp=args.slide_mpp)
-            print(f"{'wrote' if written else 'kept '} {path}")
+            print(f"{'wrote' if written else 'kept '} {path}" + ("" if written else " (already tiled from this file)"))
         except IsgError as e:
-            if len(args.slides) == 1:
+            if len(slides) == 1:
                 raise
             print(f"isg: error: {e}", file=sys.stderr)
             failures += 1
     if failures:
-        raise IsgError(None, f"{failures} of {len(args.slides)} slides failed (see above)")
+        raise IsgError(None, f"{failures} of {len(slides)} slides failed (see above)")
 
 
 def _cmd_select(args) -> None:
@@ -90,9 +92,10 @@ def _cmd_info(args) -> None:
     from .slides import open_slide
 
     for s in args.slides:
-        with open_slide(s, mpp=args.slide_mpp) as slide:
+        with open_slide(s, mpp=args.slide_mpp, require_mpp=False) as slide:  # describing needs no scale
             i = slide.info
-            print(f"{i.slide_id}\t{i.width}x{i.height} px\t{i.mpp:.4g} mpp ({i.mpp_source})\t{i.magnification:.3g}x"
+            mpp = f"{i.mpp:.4g} mpp ({i.mpp_source})" if i.mpp_source != "missing" else "mpp unknown (give --slide-mpp)"
+            print(f"{i.slide_id}\t{i.width}x{i.height} px\t{mpp}\t{i.magnification:.3g}x"
                   f"\t{len(i.level_dimensions)} levels {list(i.level_downsamples)}\t{i.backend}")
 
 
@@ -104,8 +107,9 @@ def _cmd_check(args) -> None:
     from .slides import open_slide
 
     manifest = read_manifest(args.manifest)
-    for row in manifest.itertuples():
-        with open_slide(row.path):
+    mpps = manifest["mpp"] if "mpp" in manifest else [float("nan")] * len(manifest)
+    for path, mpp in zip(manifest["path"], mpps):
+        with open_slide(path, mpp=None if mpp != mpp else float(mpp)):  # NaN: the file's own resolution
             pass
     msg = f"{args.manifest}: {len(manifest)} slides, {manifest.patient_id.nunique()} patients, " \
           f"{manifest.fold.nunique()} folds, all slides open"
@@ -146,7 +150,6 @@ def _cmd_prepare(args) -> None:
 
 
 def _cmd_train_extractor(args) -> None:
-    from dataclasses import replace
 
     from .config import get_profile
     from .features.train import checkpoint_summary, train_config_for, train_extractor
@@ -249,8 +252,9 @@ def _cmd_predict(args) -> None:
                           device=args.device, overwrite=args.overwrite)
     for r in recs:
         preds = ", ".join(f"{g} {v['log10_fpkm_uq_plus_1']:.2f}" for g, v in r["predictions"].items())
+        done = " (already predicted from this file with this model)" if r.get("skipped") else ""
         print(f"{r['slide']['slide_id']}: {r['selection']['kept']}/{r['selection']['patches']} patches kept; "
-              f"log10(1 + FPKM-UQ): {preds}")
+              f"log10(1 + FPKM-UQ): {preds}{done}")
         print(f"  report: {Path(args.out) / (r['slide']['slide_id'] + '.report.html')}")
     if recs and recs[0]["model"].get("simulated"):
         print("note: the model was trained on ISG-Sim (simulated); these are not measurements")
@@ -288,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5, 20x)")
     s.add_argument("--patch", type=int, default=256, help="global patch size p in px at --mpp (default 256)")
     s.add_argument("--local", type=int, default=32, help="local patch size q in px at --mpp (default 32)")
-    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
+    s.add_argument("--slide-mpp", type=float, help="the slide's resolution in um/px: required where the file has none "
+                                                   "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
     s.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
     s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.set_defaults(func=_cmd_tile)
@@ -301,13 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5)")
     s.add_argument("--patch", type=int, default=256, help="global patch size p (default 256)")
     s.add_argument("--local", type=int, default=32, help="local patch size q (default 32)")
-    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp")
+    s.add_argument("--slide-mpp", type=float, help="the slide's resolution in um/px: required where the file has none")
     s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.set_defaults(func=_cmd_select)
 
     s = sub.add_parser("info", help="print what a slide is: size, mpp, magnification, pyramid")
     s.add_argument("slides", nargs="+")
-    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp")
+    s.add_argument("--slide-mpp", type=float, help="the slide's resolution in um/px (a file without one shows 'unknown')")
     s.set_defaults(func=_cmd_info)
 
     s = sub.add_parser("check", help="validate a cohort: manifest, slides, expression table")
@@ -387,11 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_export_model)
 
     s = sub.add_parser("predict", help="predict gene expression of your own slides with a model bundle")
-    s.add_argument("slides", nargs="+", help="slide files (any OpenSlide format, or PNG/JPEG/TIFF with --slide-mpp)")
+    s.add_argument("slides", nargs="+", help="slide files (any OpenSlide format, or PNG/JPEG/TIFF; a file without a "
+                                             "resolution needs --slide-mpp)")
     s.add_argument("--model", required=True, help="model bundle (isg export-model; make reproduce leaves results/quick/isg_model.pt)")
     s.add_argument("--out", required=True, help="output folder: CSV, JSON, PNG maps and an HTML report per slide")
     s.add_argument("--genes", nargs="*", help="report only these genes (default: all the model predicts)")
-    s.add_argument("--slide-mpp", type=float, help="override the slide's own mpp (plain images have none)")
+    s.add_argument("--slide-mpp", type=float, help="the slides' resolution in um/px: required where a file has none "
+                                                   "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
     s.add_argument("--overwrite", action="store_true", help="redo slides already predicted with this model")
     s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")

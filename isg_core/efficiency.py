@@ -129,8 +129,7 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
     from .features.train import train_config_for
     from .selection import ShannonSelector
     from .selection.slide import add_selection_to_h5, score_slide, threshold_info
-    from .slides import open_slide
-    from .tiling import read_tiling_h5, tile_to_h5
+    from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
     if threads:
         torch.set_num_threads(threads)
@@ -144,7 +143,7 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
     t1 = time.perf_counter()
     tiling = read_tiling_h5(h5)
     sel = ShannonSelector()
-    with open_slide(slide) as s:
+    with open_tiled_slide(slide, tiling, h5) as s:
         scores = score_slide(s, tiling, sel, progress=False)
     info = threshold_info(scores, sel.default_threshold, sel, prof.tiling.global_size ** 2)
     add_selection_to_h5(h5, "shannon", scores, scores > info["threshold_score"], info)

@@ -28,6 +28,7 @@ import pandas as pd
 from .config import TASK_GENES, Profile
 from .errors import IsgError
 from .metrics import bootstrap_mean_ci, pearson_per_column
+from .tiling import check_tiles_current
 from .training import SlideData, TrainConfig, cross_validate
 
 #: the task of the one-model-for-all-tasks setting
@@ -277,6 +278,7 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
     Y = task_targets(cohort, task)
     ids = list(Y.index)
     if data is None:
+        check_tiles_current(tiles_dir, cohort.manifest)  # features of a replaced slide never train a model
         data = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2)
     else:
         data = data.subset([data.slide_ids.index(s) for s in ids])
@@ -356,6 +358,7 @@ def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Pro
     ``jobs > 1`` runs that many cross-validations at once in worker processes of one thread each:
     these models are too small to keep two cores busy from one process, so on a 2-core CPU two jobs
     take about half the time.  Every fold is seeded, so the results do not depend on ``jobs``."""
+    check_tiles_current(tiles_dir, cohort.manifest)  # once here: the workers get loaded data or check again
     if jobs > 1 and len(experiments) * len(tasks) > 1:
         work = [(exp, cohort, tiles_dir, profile, out_dir, task, device) for exp in experiments for task in tasks]
         return pd.concat(in_processes(_run_job, work, jobs, progress), ignore_index=True)

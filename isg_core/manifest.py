@@ -1,4 +1,5 @@
-"""The cohort manifest: one row per slide (slide id, path, cancer type, patient id, fold).
+"""The cohort manifest: one row per slide (slide id, path, cancer type, patient id, fold, and
+optionally mpp: the resolution of a slide whose file carries none, e.g. a PNG or a bare TIFF).
 
 Folds are assigned by *patient* (TCGA patient id = the first 12 characters of the slide
 name), stratified by cancer type, so no patient's slides are split between training and
@@ -94,6 +95,13 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> pd.DataF
         row = int(np.flatnonzero(folds.isna() | (folds != folds.round()) | (folds < 0))[0]) + 2
         raise IsgError(path, f"row {row}: fold must be a non-negative integer, got {df['fold'].iloc[row - 2]!r}")
     df["fold"] = folds.astype(np.int64)
+    if "mpp" in df.columns:  # optional: the resolution of slides whose files carry none (blank = the file's own)
+        mpp = pd.to_numeric(df["mpp"], errors="coerce")
+        bad = (df["mpp"].notna() & mpp.isna()) | (mpp <= 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise IsgError(path, f"row {row + 2}: mpp must be a positive number of microns per pixel, got {df['mpp'].iloc[row]!r}")
+        df["mpp"] = mpp
     split = df.groupby("patient_id")["fold"].nunique()
     if (split > 1).any():
         raise IsgError(path, f"patient {split[split > 1].index[0]!r} has slides in more than one fold")

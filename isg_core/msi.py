@@ -35,6 +35,7 @@ from .config import Profile
 from .errors import IsgError
 from .experiments import Experiment, in_processes, isg, isg_full, load_experiment_data, model_factory, train_config
 from .metrics import roc_auc, roc_curve
+from .tiling import check_tiles_current
 
 #: paper cohort -> the ISG-Sim cancer type that stands in for it
 STAND_INS: dict[str, str] = {"TCGA-CRC-DX": "COAD", "TCGA-CRC-KR": "PRAD", "TCGA-STAD": "LIHC"}
@@ -91,6 +92,7 @@ def run_msi(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, paper_cohor
     ct = STAND_INS[paper_cohort]
     Y = msi_labels(cohort, ct)
     ids = list(Y.index)
+    check_tiles_current(tiles_dir, cohort.manifest)
     data = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2)
     width = profile.models.width if exp.model == "isg" else None
     factory, model_cfg = model_factory(exp, data.f[0].shape[1], data.R[0].shape[1], width)

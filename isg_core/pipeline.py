@@ -39,11 +39,10 @@ def selection_is_current(h5_path: Path, method: str, threshold: str) -> bool:
 def _prepare_one(args) -> dict:
     from .selection import (ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, score_slide,
                             threshold_info)
-    from .slides import open_slide
-    from .tiling import read_tiling_h5, tile_to_h5
+    from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
-    slide_path, tiles, methods, thresholds, cfg = args
-    h5, _ = tile_to_h5(slide_path, tiles, cfg)
+    slide_path, slide_id, mpp, tiles, methods, thresholds, cfg = args
+    h5, _ = tile_to_h5(slide_path, tiles, cfg, mpp=mpp, slide_id=slide_id)
     tiling = read_tiling_h5(h5)
     row = {"slide_id": tiling.slide_id, "h5": str(h5), "n_patches": tiling.n_patches}
     for method in methods:
@@ -52,7 +51,7 @@ def _prepare_one(args) -> dict:
         if th.kind in ("bits", "bpp") and not isinstance(sel, ShannonSelector):
             raise IsgError(None, f"a '{th.kind}' threshold applies only to the shannon method, not {method!r}")
         if not selection_is_current(h5, sel.name, str(th)):
-            with open_slide(slide_path) as slide:
+            with open_tiled_slide(slide_path, tiling, h5) as slide:
                 scores = score_slide(slide, tiling, sel, progress=False)
             info = threshold_info(scores, th, sel, cfg.global_size ** 2)
             add_selection_to_h5(h5, sel.name, scores, scores > info["threshold_score"], info)
@@ -66,7 +65,10 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
                    config: TilingConfig = TilingConfig(), workers: int = 1, progress: bool = True,
                    shard: "str | None" = None) -> pd.DataFrame:
     """Tile every slide of ``<cohort_root>/manifest.csv`` (or of its ``shard`` "K/N": see
-    :func:`isg_core.manifest.shard_rows`) and add a selection per method.
+    :func:`isg_core.manifest.shard_rows`) into ``<tiles>/<slide_id>.h5`` (the manifest's id) and
+    add a selection per method.  A slide file changed since it was tiled is redone (see
+    :func:`isg_core.tiling.tile_to_h5`); the manifest's optional ``mpp`` column gives the
+    resolution of slides whose files lack one.
 
     ``thresholds`` maps a method to a threshold string (see
     :func:`isg_core.selection.parse_threshold`); missing methods use their default.  Returns one
@@ -77,11 +79,19 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
 
     manifest = shard_rows(read_manifest(Path(cohort_root) / "manifest.csv"), shard)
     out = cohort_tiles_dir(cohort_root, tiles)
-    jobs = [(p, out, list(methods), dict(thresholds or {}), config) for p in manifest["path"]]
-    bar = dict(total=len(jobs), desc="tile + select", unit="slide", disable=not progress)
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            rows = list(tqdm(ex.map(_prepare_one, jobs), **bar))
-    else:
-        rows = [_prepare_one(j) for j in tqdm(jobs, **bar)]
+    mpps = manifest["mpp"] if "mpp" in manifest else [None] * len(manifest)  # optional: slides without a resolution
+    jobs = [(p, sid, None if mpp is None or pd.isna(mpp) else float(mpp), out, list(methods), dict(thresholds or {}),
+             config) for p, sid, mpp in zip(manifest["path"], manifest["slide_id"], mpps)]
+    rows = []
+    # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
+    with tqdm(total=len(jobs), desc="tile + select", unit="slide", disable=not progress) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as ex:
+                for row in ex.map(_prepare_one, jobs):
+                    rows.append(row)
+                    bar.update(1)
+        else:
+            for j in jobs:
+                rows.append(_prepare_one(j))
+                bar.update(1)
     return pd.DataFrame(rows)

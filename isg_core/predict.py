@@ -13,7 +13,10 @@ PNG/JPEG/TIFF with ``--slide-mpp``) it writes into ``DIR``:
 * ``<slide>.report.html``: one self-contained page (images embedded) with both maps and the table.
 
 Every file is written under a temporary name and renamed; a slide whose outputs exist for the
-same bundle is skipped (``overwrite`` redoes it).  The numbers are a model's predictions, and a
+same bundle, the same slide file (its fingerprint) read at the same mpp and the same genes is
+skipped (``overwrite`` redoes it); anything else is predicted again, with a one-line note when
+earlier outputs are replaced.  Two different slides with one file name in one call are refused
+before any work (their outputs would share names).  The numbers are a model's predictions, and a
 model trained on ISG-Sim (simulated) says so in every output.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ import html
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -162,33 +166,46 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
     """Predict every slide with the bundle ``model``; returns one record per slide (what its JSON holds)."""
     from tqdm import tqdm
 
-    from .slides import slide_id_from_path
+    from .fingerprint import file_fingerprint
+    from .slides import distinct_slides
+    from .tiling import StaleResultWarning
 
+    for sp in slide_paths:  # every missing file named before the slow part, not after hours
+        if not Path(sp).exists():
+            raise IsgError(sp, "slide not found")
+    slides = distinct_slides(slide_paths)
     bundle = load_bundle(model)
     report_genes = check_genes(bundle, list(genes) if genes else None)
     pipe = bundle.pipeline(device)
     bundle_sha = sha256(bundle.path)[:16]
     out_dir = writable_dir(out_dir)  # fail before the slow part
     records = []
-    for sp in tqdm(list(slide_paths), desc="predict", unit="slide", disable=not progress or len(slide_paths) < 2):
-        sp = Path(sp)
-        if not sp.exists():
-            raise IsgError(sp, "slide not found")
-        sid = slide_id_from_path(sp)
+    for sp, sid in tqdm(slides, desc="predict", unit="slide", disable=not progress or len(slides) < 2):
+        fp = file_fingerprint(sp)
         js = out_dir / f"{sid}.predictions.json"
-        if not overwrite and js.exists() and all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS):
+        if not overwrite and js.exists():
+            why = "its outputs are incomplete"
             try:
                 rec = json.loads(js.read_text())
-                if rec.get("model", {}).get("sha256") == bundle_sha and rec.get("genes") == report_genes:
-                    records.append(rec)
+                done = all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS)
+                why = ("made with another model" if rec.get("model", {}).get("sha256") != bundle_sha else
+                       f"made from another slide file ({rec['slide'].get('path')})"
+                       if rec["slide"].get("fingerprint") != fp else
+                       "the slide was read at another mpp" if rec["slide"].get("mpp_argument") != slide_mpp else
+                       "made for other genes" if rec.get("genes") != report_genes else
+                       why if not done else None)
+                if why is None:
+                    records.append(dict(rec, skipped=True))
                     continue
-            except (ValueError, OSError):
-                pass  # unreadable: predict again
+            except (ValueError, OSError, KeyError, TypeError, AttributeError):
+                why = "its earlier record is unreadable"
+            warnings.warn(f"{js}: {why}; predicting {sp} again", StaleResultWarning, stacklevel=2)
         out = pipe.run(sp, slide_mpp=slide_mpp, progress=progress)
         table = prediction_table(bundle, out.prediction, report_genes)
         meta = bundle.meta
         rec = {"slide": {"slide_id": sid, "path": str(sp), "width": int(out.tiling.slide_size[0]),
-                         "height": int(out.tiling.slide_size[1]), "mpp": float(out.tiling.slide_mpp)},
+                         "height": int(out.tiling.slide_size[1]), "mpp": float(out.tiling.slide_mpp),
+                         "mpp_source": out.tiling.mpp_source, "mpp_argument": slide_mpp, "fingerprint": fp},
                "tiling": {"mpp": bundle.tiling.mpp, "global_size": bundle.tiling.global_size,
                           "local_size": bundle.tiling.local_size},
                "selection": {"method": bundle.raw["selection"]["method"], "threshold": bundle.raw["selection"]["threshold"],
@@ -210,5 +227,5 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
             table.to_csv(tmp, index=False, float_format="%.8g")
         atomic_write_text(out_dir / f"{sid}.report.html", report_html(rec, table, sel_png, att_png))
         atomic_write_text(js, json.dumps(rec, indent=1))  # last: its presence marks the slide done
-        records.append(rec)
+        records.append(dict(rec, skipped=False))
     return records

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -30,8 +29,12 @@ PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 WSI_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif", ".dcm"}
 #: A plain image above this many pixels must be converted to a tiled pyramidal TIFF first.
 MAX_PLAIN_PIXELS = 20_000 * 20_000
-#: mpp assumed for a plain image that carries no physical resolution (20x, HE2RNA's tiling).
-DEFAULT_PLAIN_MPP = 0.5
+#: What a slide without a physical resolution gets: nothing is assumed.  ISG cuts patches of a
+#: physical size (128 um at 0.5 mpp), so a guessed mpp silently changes what a patch shows (a 40x
+#: image read as 20x gives patches of a quarter of the area).  Every command refuses such a slide
+#: unless its resolution is given (``--slide-mpp``, or an ``mpp`` column in the manifest).
+MISSING_MPP_HINT = ("no resolution (microns per pixel) in the file's metadata; give it with --slide-mpp "
+                    "(0.25 for a 40x scan, 0.5 for 20x) or an `mpp` column in the manifest")
 #: Formats whose pixel data all lie in the one file OpenSlide opens (MIRAX, Hamamatsu VMS/VMU and
 #: DICOM keep theirs in other files, so their size says nothing).
 SINGLE_FILE_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".scn", ".svslide", ".bif"}
@@ -57,6 +60,24 @@ def slide_id_from_path(path: str | os.PathLike) -> str:
     return Path(path).stem
 
 
+def distinct_slides(paths: Iterable[str | os.PathLike], what: str = "outputs") -> list[tuple[Path, str]]:
+    """(path, slide id) of each slide given, the same file given twice kept once.  Two different
+    files with the same id (``a/slide.svs`` and ``b/slide.tif``) are refused before any work: their
+    ``<id>.*`` outputs in one folder would overwrite each other."""
+    seen: dict[str, Path] = {}
+    out: list[tuple[Path, str]] = []
+    for p in map(Path, paths):
+        sid = slide_id_from_path(p)
+        if sid in seen:
+            if os.path.realpath(seen[sid]) == os.path.realpath(p):
+                continue
+            raise IsgError(p, f"has the same name '{sid}' as {seen[sid]}: their {what} would overwrite each other; "
+                              "rename one, or run them into separate --out folders")
+        seen[sid] = p
+        out.append((p, sid))
+    return out
+
+
 @dataclass(frozen=True)
 class SlideInfo:
     """What a slide is, independent of how it is read."""
@@ -66,7 +87,7 @@ class SlideInfo:
     width: int
     height: int
     mpp: float
-    mpp_source: str  # "metadata", "argument" or "assumed"
+    mpp_source: str  # "metadata", "argument", or "missing" (only with require_mpp=False; mpp is NaN)
     magnification: float
     level_dimensions: tuple[tuple[int, int], ...]
     level_downsamples: tuple[float, ...]
@@ -144,6 +165,8 @@ class Slide:
         """Read a region of ``size`` pixels *at resolution ``mpp``*, top-left ``(x, y)`` in
         level-0 pixels, from the best pyramid level, resampled with a box/Lanczos filter."""
         out_w, out_h = (size, size) if isinstance(size, int) else size
+        if not math.isfinite(self.mpp):
+            raise IsgError(self.path, MISSING_MPP_HINT)
         downsample = mpp / self.mpp  # target pixel size in level-0 pixels
         level = self.best_level_for_downsample(downsample)
         lvl_ds = self.info.level_downsamples[level]
@@ -267,12 +290,14 @@ def _plain_image_mpp(img: Image.Image) -> float | None:
     return mpp if 0.05 <= mpp <= 20 else None
 
 
-def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
+def open_slide(path: str | os.PathLike, mpp: float | None = None, require_mpp: bool = True) -> Slide:
     """Open a whole-slide image or a plain image.
 
-    ``mpp`` overrides the file's resolution (needed for plain images without it; those
-    otherwise get :data:`DEFAULT_PLAIN_MPP` with a warning).  Errors are one-line
-    :class:`IsgError` naming the file: missing, unsupported format, corrupt or truncated.
+    ``mpp`` overrides the file's resolution.  A file without one (a PNG or JPEG, a TIFF without
+    resolution tags, a slide without ``openslide.mpp-x``) is refused unless ``mpp`` is given: see
+    :data:`MISSING_MPP_HINT`.  ``require_mpp=False`` opens it anyway with ``mpp`` NaN, for what
+    needs no physical scale (``isg info``, a thumbnail); reading at an mpp then fails.  Errors are
+    one-line :class:`IsgError` naming the file: missing, unsupported format, corrupt or truncated.
     """
     p = Path(path)
     try:
@@ -305,13 +330,13 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
             osr = openslide.OpenSlide(str(p))
         except Exception as e:
             raise IsgError(p, f"corrupt or unreadable {vendor} slide ({_one_line(e)})") from None
-        return _wrap_openslide(p, osr, vendor, mpp)
+        return _wrap_openslide(p, osr, vendor, mpp, require_mpp)
     if suffix in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}:
-        return _open_plain(p, mpp)
-    raise IsgError(p, f"not a readable slide: format not recognised, or the file is corrupt or truncated")
+        return _open_plain(p, mpp, require_mpp)
+    raise IsgError(p, "not a readable slide: format not recognised, or the file is corrupt or truncated")
 
 
-def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None) -> Slide:
+def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None, require_mpp: bool = True) -> Slide:
     props = osr.properties
     w, h = osr.dimensions
     if w <= 0 or h <= 0:
@@ -329,8 +354,10 @@ def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None) -> Slide:
             mpp = float("nan")
         source = "metadata"
         if not (mpp > 0 and math.isfinite(mpp)):
-            mpp, source = DEFAULT_PLAIN_MPP, "assumed"
-            warnings.warn(f"{p}: no microns-per-pixel in the slide metadata; assuming {mpp} mpp", stacklevel=3)
+            if require_mpp:
+                osr.close()
+                raise IsgError(p, MISSING_MPP_HINT)
+            mpp, source = float("nan"), "missing"
     try:
         mag = float(props.get("openslide.objective-power", "nan"))
     except ValueError:
@@ -352,7 +379,7 @@ def _wrap_openslide(p: Path, osr, vendor: str, mpp: float | None) -> Slide:
     return Slide(info, _OpenSlideReader(osr))
 
 
-def _open_plain(p: Path, mpp: float | None) -> Slide:
+def _open_plain(p: Path, mpp: float | None, require_mpp: bool = True) -> Slide:
     Image.MAX_IMAGE_PIXELS = None  # we apply our own, clearer limit below
     try:
         with Image.open(p) as img:
@@ -372,8 +399,10 @@ def _open_plain(p: Path, mpp: float | None) -> Slide:
         source = "argument"
     elif meta_mpp is not None:
         mpp, source = meta_mpp, "metadata"
+    elif require_mpp:
+        raise IsgError(p, MISSING_MPP_HINT)
     else:
-        mpp, source = DEFAULT_PLAIN_MPP, "assumed"
+        mpp, source = float("nan"), "missing"
     downsamples = [1.0]
     while max(w, h) / downsamples[-1] > 512:
         downsamples.append(downsamples[-1] * 2)

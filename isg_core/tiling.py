@@ -9,12 +9,20 @@ The tiling is stored as HDF5 in CLAM's convention (Lu et al. 2021): a ``coords``
 level-0 top-left corners with the patch size, level, downsample and slide name as attributes.
 Later stages (selection, feature extraction) add their datasets to the same file.  Tiling reads
 no pixels, so it costs the same for any slide size.
+
+The file also records *which* slide it was made from and how it was read: the slide file's
+fingerprint (:func:`isg_core.fingerprint.file_fingerprint`) and its mpp.  A tiling is reused only
+for the same file read at the same mpp with the same config (:func:`tiling_stale_reason`); a
+changed slide is re-tiled with a one-line note, and since selections and features live in the
+same file, they are redone with it.  Every later reader opens the slide through
+:func:`open_tiled_slide`, which reads it as it was tiled and refuses a slide changed since.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +32,7 @@ import numpy as np
 from . import __version__
 from .config import TilingConfig
 from .errors import IsgError, atomic_path
+from .fingerprint import file_fingerprint
 from .slides import Slide, open_slide
 
 
@@ -46,6 +55,8 @@ class Tiling:
     patch_size_level0: float
     coords: np.ndarray  # (n, 2) int64, (x, y)
     grid_index: np.ndarray  # (n, 2) int64, (row, col)
+    slide_fingerprint: str = ""  # of the slide file when tiled ("" in files of isg before 0.2)
+    mpp_source: str = "metadata"  # "metadata" or "argument" (--slide-mpp / the manifest's mpp)
 
     @property
     def n_patches(self) -> int:
@@ -71,9 +82,10 @@ class Tiling:
         return self.coords[:, None, None, :] + self.local_offsets()[None]
 
 
-def tile_slide(slide: Slide, config: TilingConfig = TilingConfig()) -> Tiling:
+def tile_slide(slide: Slide, config: TilingConfig = TilingConfig(), slide_id: str | None = None) -> Tiling:
     """The global grid of ``slide`` at ``config`` (origin at the slide's top-left corner,
-    incomplete patches at the right and bottom edges dropped, row-major order)."""
+    incomplete patches at the right and bottom edges dropped, row-major order).  ``slide_id``
+    names it (default: the file name without its suffix; a manifest's id where there is one)."""
     p0 = config.global_size * config.mpp / slide.mpp
     if p0 < 1:  # a patch finer than one scanned pixel: billions of patches, never a real request
         raise IsgError(slide.path, f"a {config.global_size} px patch at {config.mpp:g} mpp spans {p0:.3g} px of this "
@@ -85,7 +97,7 @@ def tile_slide(slide: Slide, config: TilingConfig = TilingConfig()) -> Tiling:
     coords = np.stack([np.round(grid[:, 1] * p0), np.round(grid[:, 0] * p0)], axis=1).astype(np.int64)
     level = slide.best_level_for_downsample(config.mpp / slide.mpp)
     return Tiling(
-        slide_id=slide.slide_id,
+        slide_id=slide_id or slide.slide_id,
         slide_path=str(slide.path),
         config=config,
         slide_mpp=slide.mpp,
@@ -95,6 +107,8 @@ def tile_slide(slide: Slide, config: TilingConfig = TilingConfig()) -> Tiling:
         patch_size_level0=float(p0),
         coords=coords,
         grid_index=grid.reshape(-1, 2),
+        slide_fingerprint=file_fingerprint(slide.path),
+        mpp_source=slide.info.mpp_source,
     )
 
 
@@ -130,6 +144,8 @@ def _attrs(t: Tiling) -> dict:
         "local_grid": t.config.grid,  # p/q
         "level_dim": t.slide_size,
         "tiling_config": json.dumps(asdict(t.config)),
+        "slide_fingerprint": t.slide_fingerprint,
+        "mpp_source": t.mpp_source,
         "isg_core_version": __version__,
     }
 
@@ -172,6 +188,8 @@ def read_tiling_h5(path: str | os.PathLike) -> Tiling:
                 patch_size_level0=float(a["patch_size_level0"]),
                 coords=f["coords"][:].astype(np.int64),
                 grid_index=f["grid_index"][:].astype(np.int64),
+                slide_fingerprint=str(a.get("slide_fingerprint", "")),
+                mpp_source=str(a.get("mpp_source", "metadata")),
             )
     except IsgError:
         raise
@@ -179,30 +197,58 @@ def read_tiling_h5(path: str | os.PathLike) -> Tiling:
         raise IsgError(path, f"corrupt or incomplete tiling file ({str(e).splitlines()[0][:120]})") from None
 
 
-def tiling_is_current(path: Path, config: TilingConfig, slide_path: str | None = None) -> bool:
-    """True if ``path`` holds a complete tiling made with ``config`` (skip-if-done)."""
+class StaleResultWarning(UserWarning):
+    """A cached result was made from another input and is being redone (a one-line note)."""
+
+
+def tiling_stale_reason(path: Path, config: TilingConfig, slide: Slide) -> str | None:
+    """Why the tiling file ``path`` cannot be reused for ``slide`` (opened as it is to be read),
+    or None if it can: it must be complete, made with ``config``, from a file with the same
+    fingerprint, read at the same mpp."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
     try:
         with h5py.File(path, "r") as f:
-            ok = bool(f.attrs.get("complete", False)) and json.loads(f.attrs["tiling_config"]) == asdict(config)
-            if slide_path is not None:
-                ok = ok and str(f.attrs["slide_path"]) == str(slide_path)
-            return ok
-    except Exception:
-        return False
+            a = dict(f.attrs)
+    except OSError:
+        return "unreadable or incomplete"
+    if not a.get("complete", False) or "tiling_config" not in a:
+        return "incomplete (an interrupted write)"
+    if json.loads(a["tiling_config"]) != asdict(config):
+        return "made with another tiling config"
+    old = str(a.get("slide_fingerprint", ""))
+    if not old:
+        return "made by an older isg that did not record which slide file it came from"
+    if old != file_fingerprint(slide.path):
+        before = str(a.get("slide_path", ""))
+        if before and os.path.abspath(before) != os.path.abspath(slide.path):
+            return f"made from another file ({before})"
+        return "the slide file changed since it was tiled"
+    if not math.isclose(float(a.get("slide_mpp", float("nan"))), slide.mpp, rel_tol=1e-9):
+        return f"the slide was read at {float(a['slide_mpp']):.4g} mpp, now at {slide.mpp:.4g}"
+    return None
 
 
 def tile_to_h5(
     slide_path: str | os.PathLike, out_dir: str | os.PathLike, config: TilingConfig = TilingConfig(),
-    overwrite: bool = False, mpp: float | None = None,
+    overwrite: bool = False, mpp: float | None = None, slide_id: str | None = None,
 ) -> tuple[Path, bool]:
-    """Tile one slide into ``out_dir/<slide_id>.h5``.  Returns (path, written); an existing
-    complete file with the same config is kept (``written`` False) unless ``overwrite``."""
+    """Tile one slide into ``out_dir/<slide_id>.h5`` (``slide_id`` defaults to the file name
+    without its suffix).  Returns (path, written).  An existing file made from the same slide
+    file, read at the same mpp, with the same config is kept (``written`` False) unless
+    ``overwrite``; any other is replaced, with a :class:`StaleResultWarning` saying why."""
     slide_path = str(Path(slide_path).resolve())
     with open_slide(slide_path, mpp=mpp) as slide:
-        out = Path(out_dir) / f"{slide.slide_id}.h5"
-        if not overwrite and out.exists() and tiling_is_current(out, config, slide_path):
-            return out, False
-        tiling = tile_slide(slide, config)
+        out = Path(out_dir) / f"{slide_id or slide.slide_id}.h5"
+        if not overwrite:
+            reason = tiling_stale_reason(out, config, slide)
+            if reason is None:
+                return out, False
+            if reason != "missing":
+                warnings.warn(f"{out}: {reason}; re-tiling {Path(slide_path).name} (its selections and features "
+                              "are redone)", StaleResultWarning, stacklevel=2)
+        tiling = tile_slide(slide, config, slide_id)
         if tiling.n_patches == 0:
             raise IsgError(
                 slide_path,
@@ -210,3 +256,44 @@ def tile_to_h5(
                 f"one {config.global_size} px patch at {config.mpp} mpp",
             )
         return write_tiling_h5(tiling, out), True
+
+
+def check_same_slide(slide_path: str | os.PathLike, tiling: Tiling, h5_path: str | os.PathLike | None = None) -> None:
+    """A one-line error if the file at ``slide_path`` is not the one ``tiling`` was made from
+    (its tiling, selections and features describe the old one): re-run ``isg prepare`` / ``isg tile``."""
+    if tiling.slide_fingerprint and file_fingerprint(slide_path) != tiling.slide_fingerprint:
+        where = f" into {h5_path}" if h5_path else ""
+        raise IsgError(slide_path, f"the slide file changed since it was tiled{where}; run `isg prepare` "
+                                   "(or `isg tile`) again to redo its tiles, selections and features")
+
+
+def open_tiled_slide(slide_path: str | os.PathLike, tiling: Tiling, h5_path: str | os.PathLike | None = None) -> Slide:
+    """Open the slide a tiling was made from, read as it was then (at the tiling's slide mpp);
+    a slide file changed since is refused (:func:`check_same_slide`)."""
+    check_same_slide(slide_path, tiling, h5_path)
+    return open_slide(slide_path, mpp=tiling.slide_mpp)
+
+
+def check_tiles_current(tiles_dir: str | os.PathLike, manifest) -> None:
+    """Every slide of ``manifest`` (slide_id, path) whose tiles exist was tiled from the file that
+    is there now; otherwise a one-line error naming the slide.  What cross-validations call first,
+    so features of a replaced slide never train a model.  Costs a stat per slide (fingerprints
+    are memoised), and two MiB read per slide the first time in a process.  A manifest without
+    paths (features made elsewhere, a constructed test cohort) has nothing to check."""
+    if "path" not in manifest:
+        return
+    for sid, p in zip(manifest["slide_id"], manifest["path"]):
+        h5 = Path(tiles_dir) / f"{sid}.h5"
+        if not h5.exists():
+            continue
+        try:
+            with h5py.File(h5, "r") as f:
+                old = str(f.attrs.get("slide_fingerprint", ""))
+        except OSError:
+            continue  # reading its features will say what is wrong with it
+        if not old:
+            raise IsgError(h5, "made by an older isg that did not record which slide file it came from; "
+                               "run `isg prepare` and `isg extract` again")
+        if old != file_fingerprint(p):
+            raise IsgError(p, f"the slide file changed since it was tiled into {h5}; run `isg prepare` and "
+                              "`isg extract` again")

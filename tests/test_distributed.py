@@ -115,18 +115,27 @@ def _extractor_cfg():
 
 
 def _fake_cohort(root: Path, out: Path) -> None:
-    """A manifest whose bank is already in ``out``: train_extractor reads no slide."""
-    from isg_core.features.data import BankConfig
+    """A manifest whose bank is already in ``out``: train_extractor reads no slide (its tiles file
+    holds only what the bank's identity is made of: a fingerprint and a keep mask)."""
+    import h5py
+
+    from isg_core.features.data import BankConfig, tiles_identity
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "s0.svs").write_bytes(b"")
-    pd.DataFrame({"slide_id": ["s0"], "path": ["s0.svs"], "cancer_type": ["LIHC"], "patient_id": ["p0"],
-                  "fold": [0]}).to_csv(root / "manifest.csv", index=False)
+    manifest = pd.DataFrame({"slide_id": ["s0"], "path": ["s0.svs"], "cancer_type": ["LIHC"], "patient_id": ["p0"],
+                             "fold": [0]})
+    manifest.to_csv(root / "manifest.csv", index=False)
+    (root / "tiles").mkdir(exist_ok=True)
+    with h5py.File(root / "tiles" / "s0.h5", "w") as f:
+        f.attrs["slide_fingerprint"] = "0" * 16
+        f.create_dataset("selection/shannon/keep", data=np.ones(4, bool))
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "bank.npy", _bank())
     cfg = _extractor_cfg()
     want = BankConfig(scale="global", n=cfg.bank_size, resolution=AE.resolution, selection=cfg.selection, seed=cfg.seed)
-    (out / "bank.json").write_text(json.dumps(asdict(want), sort_keys=True))
+    (out / "bank.json").write_text(json.dumps({**asdict(want), "tiles": tiles_identity(manifest, root / "tiles", want)},
+                                              sort_keys=True))
 
 
 def _extractor_worker(rank: int, world: int, port: int, root: str, out: str) -> None:

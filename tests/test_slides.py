@@ -59,14 +59,19 @@ def test_cmu_svs(cmu_path):
         assert max(th.shape[:2]) == 256
 
 
-def test_plain_png_assumes_mpp_and_warns_nothing_silently(tmp_path):
+def test_plain_png_without_resolution_is_refused_unless_given(tmp_path):
+    """One rule for every format: no resolution in the file, no silent guess."""
     p = tmp_path / "tile.png"
     Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(p, dpi=(96, 96))  # screen dpi: ignored
-    with open_slide(p) as s:
-        assert s.dimensions == (60, 40)
-        assert s.info.mpp_source == "assumed" and s.mpp == 0.5
+    with pytest.raises(IsgError, match="tile.png: no resolution .*--slide-mpp"):
+        open_slide(p)
     with open_slide(p, mpp=0.25) as s:
+        assert s.dimensions == (60, 40)
         assert s.info.mpp_source == "argument" and s.mpp == 0.25
+    with open_slide(p, require_mpp=False) as s:  # what `isg info` does: describe, no scale
+        assert s.info.mpp_source == "missing" and np.isnan(s.mpp) and s.thumbnail(32).shape[1] == 32
+        with pytest.raises(IsgError, match="no resolution"):
+            s.read_region_mpp(0, 0, 8, 0.5)
 
 
 def test_plain_image_scan_dpi_is_trusted(tmp_path):
@@ -86,7 +91,7 @@ def test_plain_image_modes_become_rgb(tmp_path, mode):
         Image.fromarray(a, "RGBA").save(p)
     else:
         Image.fromarray(np.full((8, 8), 77, np.uint8)).save(p)
-    with open_slide(p) as s:
+    with open_slide(p, mpp=0.5) as s:
         r = s.read_region(0, 0, 8, 8)
     assert r.shape == (8, 8, 3) and r.dtype == np.uint8
     expected = {"L": 77, "RGBA": 255, "I;16": 255}[mode]

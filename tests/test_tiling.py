@@ -95,7 +95,7 @@ def test_too_small_slide_errors(tmp_path):
     from PIL import Image
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(p)
     with pytest.raises(IsgError, match="smaller than one 256 px patch"):
-        tile_to_h5(p, tmp_path / "out")
+        tile_to_h5(p, tmp_path / "out", mpp=0.5)
     assert not (tmp_path / "out" / "tiny.h5").exists()
 
 

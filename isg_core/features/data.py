@@ -84,8 +84,7 @@ def build_bank(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig, progre
     manifest's slides.  Deterministic given ``cfg.seed``."""
     from tqdm import tqdm
 
-    from ..slides import open_slide
-    from ..tiling import read_global_patch, read_tiling_h5, split_local
+    from ..tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
 
     tiles_dir = Path(tiles_dir)
     m = manifest if cfg.folds is None else manifest[manifest["fold"].isin(cfg.folds)]
@@ -105,8 +104,8 @@ def build_bank(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig, progre
             if sid != current:
                 if slide is not None:
                     slide.close()
-                slide, current = open_slide(paths[sid]), sid
                 tiling = read_tiling_h5(tiles_dir / f"{sid}.h5")
+                slide, current = open_tiled_slide(paths[sid], tiling, tiles_dir / f"{sid}.h5"), sid
             patch = read_global_patch(slide, tiling, i)
             if cfg.scale == "global":
                 out.append(to_uint8(to_tensor(patch[None], cfg.resolution))[0])
@@ -122,15 +121,34 @@ def build_bank(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig, progre
     return bank[rng.permutation(len(bank))]
 
 
+def tiles_identity(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig) -> str:
+    """SHA-256 (16 hex) of what a bank is drawn from: each slide's id, the fingerprint of the slide
+    file it was tiled from, its tiling config and the selection's keep mask.  A bank (and an
+    extractor trained on it) is reused only if this is unchanged: a regenerated cohort at the same
+    path has the same slide ids but not the same files."""
+    m = manifest if cfg.folds is None else manifest[manifest["fold"].isin(cfg.folds)]
+    h = hashlib.sha256()
+    for sid in m["slide_id"]:
+        path = Path(tiles_dir) / f"{sid}.h5"
+        try:
+            with h5py.File(path, "r") as f:
+                h.update(f"{sid}:{f.attrs.get('slide_fingerprint', '')}:{f.attrs.get('tiling_config', '')}".encode())
+                h.update(np.ascontiguousarray(f[f"selection/{cfg.selection}/keep"][:]).tobytes())
+        except (OSError, KeyError):
+            raise IsgError(path, f"no '{cfg.selection}' selection: run `isg prepare` on the cohort first") from None
+    return h.hexdigest()[:16]
+
+
 def bank_fingerprint(bank: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(bank).tobytes()).hexdigest()[:16]
 
 
 def load_or_build_bank(path: "str | os.PathLike", manifest, tiles_dir, cfg: BankConfig, progress: bool = True) -> np.ndarray:
-    """The bank at ``path`` if it was built with ``cfg``, else build and save it (atomically)."""
+    """The bank at ``path`` if it was built with ``cfg`` from the same tiles (:func:`tiles_identity`),
+    else build and save it (atomically)."""
     path = Path(path)
     meta = path.with_suffix(".json")
-    want = json.dumps(asdict(cfg), sort_keys=True)
+    want = json.dumps({**asdict(cfg), "tiles": tiles_identity(manifest, tiles_dir, cfg)}, sort_keys=True)
     if path.exists() and meta.exists() and meta.read_text() == want:
         try:
             return np.load(path, mmap_mode="r")  # the paper-size bank is GBs: page it in

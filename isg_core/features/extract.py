@@ -221,11 +221,14 @@ def read_features(h5_path: "str | os.PathLike", name: str = "fe", local: bool = 
 
 
 def features_are_current(h5_path: Path, name: str, source: str, index: np.ndarray) -> bool:
+    """True if ``features/<name>`` is complete, made by the same encoder and selection
+    (``source``) on the same patches (``index``) of the slide file the tiling now describes."""
     try:
         with h5py.File(h5_path, "r") as f:
             g = f.get(f"features/{name}")
             return (g is not None and bool(g.attrs.get("complete", False)) and g.attrs.get("source") == source
-                    and np.array_equal(g["index"][:], index))
+                    and np.array_equal(g["index"][:], index)
+                    and str(g.attrs.get("slide_fingerprint", "")) == str(f.attrs.get("slide_fingerprint", "-")))
     except (OSError, KeyError):
         return False
 
@@ -237,11 +240,11 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
     Returns {slide_id, n, seconds, skipped}."""
     from tqdm import tqdm
 
-    from ..slides import open_slide
-    from ..tiling import read_global_patch, read_tiling_h5
+    from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 
     h5_path = Path(h5_path)
     tiling = read_tiling_h5(h5_path)
+    check_same_slide(slide_path, tiling, h5_path)  # even when skipping: done for another file is not done
     with h5py.File(h5_path, "r") as f:
         index = patch_index(f, selection, patches)
     source = json.dumps({"encoder": encoder.describe(), "selection": selection, "patches": patches}, sort_keys=True)
@@ -251,7 +254,9 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
         return {"slide_id": tiling.slide_id, "n": len(index), "seconds": seconds, "skipped": True}
     q, g = tiling.config.local_size, tiling.config.grid
     t0 = time.perf_counter()
-    with open_slide(slide_path) as slide, atomic_path(h5_path) as tmp, ThreadPoolExecutor(1) as pool:
+    # the slide as it was tiled (same file, same mpp): a replaced slide is an error, never mixed features
+    with open_tiled_slide(slide_path, tiling, h5_path) as slide, atomic_path(h5_path) as tmp, \
+            ThreadPoolExecutor(1) as pool:
         shutil.copyfile(h5_path, tmp)
         read = lambda rows: np.stack([read_global_patch(slide, tiling, int(i)) for i in rows])  # noqa: E731
         batches = [index[k:k + batch_size] for k in range(0, len(index), batch_size)]
@@ -281,6 +286,7 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
             for key, val in {"source": source, "name": encoder.name, "selection": selection, "patches": patches,
                              "global_dim": encoder.global_dim, "local_dim": encoder.local_dim or 0,
                              "n": len(index), "seconds": seconds, "device": str(encoder.device),
+                             "slide_fingerprint": tiling.slide_fingerprint,
                              "torch_threads": torch.get_num_threads()}.items():
                 out.attrs[key] = val
             out.attrs["complete"] = True  # last: a group without it was interrupted

@@ -23,7 +23,8 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from .. import __version__
 from .. import distributed as dist_
 from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path
-from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, to_tensor, to_uint8
+from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor, to_uint8
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
 
@@ -151,6 +152,7 @@ class ExtractorTrainer:
         self.device = dist_.local_device(device)
         self.bank = bank
         self.bank_id = bank_fingerprint(bank) if len(bank) <= 200_000 else f"n={len(bank)}"
+        self.tiles_id = ""  # what the bank was drawn from (data.tiles_identity), set by train_extractor
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
             self.ae = StyleAutoencoder(cfg.model).to(self.device)
@@ -288,7 +290,7 @@ class ExtractorTrainer:
     def state(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT, "isg_core_version": __version__, "config": self.cfg.to_dict(),
-            "step": self.step_count, "seconds": self.seconds, "bank": self.bank_id,
+            "step": self.step_count, "seconds": self.seconds, "bank": self.bank_id, "tiles": self.tiles_id,
             "lpips_trunk": self.lpips.trunk, "history": self.history,
             "encoder": self.ae.encoder.state_dict(), "generator": self.ae.generator.state_dict(),
             "discriminator": self.disc.state_dict(),
@@ -365,18 +367,25 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     main = dist_.is_main()
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint.pt"
+    manifest = read_manifest(Path(cohort_root) / "manifest.csv")
+    bank_cfg = BankConfig(scale=cfg.scale, n=cfg.bank_size, resolution=cfg.model.resolution, selection=cfg.selection,
+                          seed=cfg.seed, folds=folds)
+    tiles_id = tiles_identity(manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg)
     ck = None
     if ckpt.exists() and not overwrite:
         ck = load_checkpoint(ckpt)
         if ck["config"] != cfg.to_dict():
             raise IsgError(ckpt, "checkpoint was made with another config (use --overwrite to start again)")
-        if ck["step"] >= cfg.steps:
+        if ck.get("tiles") != tiles_id:  # the cohort's slides (or their selections) changed: its patches are stale
+            from ..tiling import StaleResultWarning
+
+            warnings.warn(f"{ckpt}: trained on patches of other slide files (or selections) than the cohort's now; "
+                          "training again", StaleResultWarning, stacklevel=2)
+            ck = None
+        elif ck["step"] >= cfg.steps:
             return ckpt
-        if not resume:
+        elif not resume:
             raise IsgError(ckpt, f"unfinished run at step {ck['step']}/{cfg.steps} (use --resume to continue it)")
-    manifest = read_manifest(Path(cohort_root) / "manifest.csv")
-    bank_cfg = BankConfig(scale=cfg.scale, n=cfg.bank_size, resolution=cfg.model.resolution, selection=cfg.selection,
-                          seed=cfg.seed, folds=folds)
     if main:
         bank = load_or_build_bank(out_dir / "bank.npy", manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg,
                                   progress=progress)
@@ -385,6 +394,7 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
         bank = load_or_build_bank(out_dir / "bank.npy", manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg,
                                   progress=False)
     trainer = ExtractorTrainer(cfg, bank, device=device)
+    trainer.tiles_id = tiles_id
     if ck is not None:
         if ck["bank"] != trainer.bank_id:
             raise IsgError(ckpt, "the training patches changed since this checkpoint (use --overwrite)")

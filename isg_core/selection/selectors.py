@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import abc
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

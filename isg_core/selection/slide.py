@@ -13,8 +13,8 @@ import numpy as np
 
 from ..config import TilingConfig
 from ..errors import IsgError, atomic_path
-from ..slides import Slide, open_slide
-from ..tiling import Tiling, read_global_patch, read_tiling_h5, tile_to_h5
+from ..slides import Slide, distinct_slides
+from ..tiling import Tiling, open_tiled_slide, read_global_patch, read_tiling_h5, tile_to_h5
 from .selectors import Selector, ShannonSelector, get_selector
 from .thresholds import Threshold, parse_threshold, resolve_threshold
 
@@ -134,10 +134,10 @@ def run_select(slide_paths: Sequence["str | os.PathLike"], method: str = "shanno
         raise IsgError(None, f"a '{th.kind}' threshold applies only to the shannon method, not {sel.name!r}")
     out_dir = Path(out_dir)
     results = []
-    for sp in slide_paths:
+    for sp, _ in distinct_slides(slide_paths, "tilings and selections"):  # refused before any work
         h5, _ = tile_to_h5(sp, out_dir, config, mpp=slide_mpp)
         tiling = read_tiling_h5(h5)
-        with open_slide(sp, mpp=slide_mpp) as slide:
+        with open_tiled_slide(sp, tiling, h5) as slide:
             scores = score_slide(slide, tiling, sel, progress=progress)
             pixels = config.global_size ** 2
             info = threshold_info(scores, th, sel, pixels)

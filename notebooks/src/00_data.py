@@ -41,14 +41,18 @@ print(cohort.label, "->", cohort_root)
 # %% [markdown]
 # ## The real samples
 # `open_slide` reads every OpenSlide format and plain images through one interface; it knows the
-# microns per pixel (from the slide's metadata, or *assumed* 0.5 when a plain image carries none).
+# microns per pixel from the slide's metadata. The two PNGs carry none, and ISG cuts patches of a
+# physical size (128 µm), so every `isg` command refuses such a file unless its resolution is
+# given (`--slide-mpp`, or an `mpp` column in the manifest). A thumbnail needs no scale:
+# `require_mpp=False` opens them anyway and shows their mpp as *missing*.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.5))
 for ax, key in zip(axes, SAMPLES):
-    with open_slide(sample_path(key)) as s:
+    with open_slide(sample_path(key), require_mpp=False) as s:
         ax.imshow(s.thumbnail(512))
-        ax.set_title(f"{s.slide_id}\n{s.dimensions[0]}x{s.dimensions[1]} px, {s.mpp:.3g} mpp ({s.info.mpp_source})", fontsize=9)
+        mpp = f"{s.mpp:.3g} mpp" if s.info.mpp_source != "missing" else "mpp unknown"
+        ax.set_title(f"{s.slide_id}\n{s.dimensions[0]}x{s.dimensions[1]} px, {mpp} ({s.info.mpp_source})", fontsize=9)
         ax.set_axis_off()
         print(s)
 plt.tight_layout()

@@ -1,0 +1,321 @@
+"""Every skip-if-done knows its input (issue 13).
+
+A cached tiling, selection, feature set, cross-validation or prediction is reused only when it was
+made from the same slide file (its fingerprint), read the same way (its mpp).  Here a slide is
+rewritten at the same path and every stage must redo it, with a one-line note, while unchanged
+slides are still skipped; two slides that share a file name in one call are refused before any
+work; and a file without a resolution is refused by every command unless one is given.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from PIL import Image
+
+from isg_core.cli import main
+from isg_core.errors import IsgError
+from isg_core.fingerprint import file_fingerprint
+from isg_core.paths import cohort_dir
+from isg_core.tiling import StaleResultWarning, read_tiling_h5, tile_to_h5
+from tests.test_bad_input import error_line
+
+SMOKE = cohort_dir("smoke")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _smoke_or_skip() -> None:
+    if not (SMOKE / "manifest.csv").exists():
+        pytest.skip("smoke cohort missing: run `isg simulate --profile smoke` (make test does)")
+
+
+def _stale_notes(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, StaleResultWarning)]
+
+
+def _one_error_line(capsys, argv, *names) -> str:
+    """``isg argv`` fails with status 2 and one stderr line naming every one of ``names``."""
+    return error_line(capsys, argv, *map(str, names))
+
+
+# --- the fingerprint ---------------------------------------------------------------------------------
+def test_fingerprint_changes_with_content_and_time_not_with_path(tmp_path):
+    a = tmp_path / "a.bin"
+    a.write_bytes(os.urandom(3 << 20))  # 3 MiB: head and tail hashed, the middle MiB not
+    fp = file_fingerprint(a)
+    assert fp == file_fingerprint(a) and len(fp) == 16
+    b = tmp_path / "sub" / "b.bin"
+    b.parent.mkdir()
+    shutil.copy2(a, b)  # same bytes, same mtime, other path: the same input
+    assert file_fingerprint(b) == fp
+    st = a.stat()
+    data = bytearray(a.read_bytes())
+    data[-10] ^= 0xFF  # a change in the last MiB, mtime put back: the tail hash sees it
+    a.write_bytes(bytes(data))
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert file_fingerprint(a) != fp
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: redone (costs time, never a wrong result)
+    assert file_fingerprint(b) != fp
+    with pytest.raises(IsgError, match="no such file"):
+        file_fingerprint(tmp_path / "nope.tiff")
+
+
+# --- a slide rewritten at the same path, through every stage ------------------------------------------
+@pytest.fixture(scope="module")
+def extractors():
+    _smoke_or_skip()
+    from isg_core.features.workflow import ensure_extractor
+
+    return [ensure_extractor(s, "smoke", SMOKE, progress=False) for s in ("global", "local")]
+
+
+def _copy_cohort(dst: Path) -> Path:
+    dst.mkdir()
+    for name in ("manifest.csv", "expression.tsv", "cohort.json"):
+        shutil.copy(SMOKE / name, dst / name)
+    shutil.copytree(SMOKE / "slides", dst / "slides")
+    return dst
+
+
+def test_rewritten_slide_is_retiled_reselected_reextracted_and_its_runs_redone(tmp_path, extractors):
+    from isg_core.cohort import load_cohort
+    from isg_core.config import get_profile
+    from isg_core.experiments import Experiment, run_experiment
+    from isg_core.features.extract import StyleGANEncoder, extract_cohort, read_features
+    from isg_core.pipeline import prepare_cohort
+
+    prof = get_profile("smoke")
+    root = _copy_cohort(tmp_path / "cohort")
+    enc = StyleGANEncoder(*extractors, device="cpu")
+    exp = Experiment("HE2RNA", "he2rna", features="fe", selection="shannon")
+
+    def stages():
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            prep = prepare_cohort(root, config=prof.tiling, progress=False)
+            ext = extract_cohort(root, enc, patches="all", batch_size=8, progress=False)
+            cv = run_experiment(load_cohort(root), root / "tiles", exp, "COAD", prof, root / "runs", device="cpu",
+                                progress=False)
+        return prep, ext.set_index("slide_id"), cv, rec
+
+    _, ext, cv, rec = stages()
+    assert not _stale_notes(rec) and not ext.skipped.any()
+    folds = sorted(cv.run_dir.glob("fold?.csv"))
+    assert folds
+    stamp = {p: p.stat().st_mtime_ns for p in folds}
+
+    # unchanged: every stage is skipped, and says so
+    _, ext, cv2, rec = stages()
+    assert not _stale_notes(rec)
+    assert ext.skipped.all() and (ext.seconds > 0).all()  # the time recorded when it was done
+    assert {p: p.stat().st_mtime_ns for p in folds} == stamp
+    pd.testing.assert_frame_equal(cv2.predictions, cv.predictions)
+
+    # one COAD slide is replaced at the same path by another slide's bytes
+    man = load_cohort(root).manifest
+    coad = man[man.cancer_type == "COAD"]
+    victim, donor = coad.iloc[0], coad.iloc[1]
+    old_f = read_features(root / "tiles" / f"{victim.slide_id}.h5", "fe").global_
+    shutil.copyfile(donor.path, victim.path)
+
+    # anything downstream refuses to use the old tiles before they are redone
+    with pytest.raises(IsgError, match="changed since it was tiled"):
+        extract_cohort(root, enc, patches="all", batch_size=8, progress=False)
+    with pytest.raises(IsgError, match=f"{victim.slide_id}.*changed since it was tiled"):
+        run_experiment(load_cohort(root), root / "tiles", exp, "COAD", prof, root / "runs", device="cpu",
+                       progress=False)
+
+    _, ext, cv3, rec = stages()
+    notes = _stale_notes(rec)
+    assert len(notes) == 1 and f"{victim.slide_id}.h5" in notes[0] and "changed since it was tiled" in notes[0]
+    assert not ext.loc[victim.slide_id, "skipped"] and ext.drop(victim.slide_id).skipped.all()
+    # the victim now holds the donor's slide: same selection scores, same features
+    with h5py.File(root / "tiles" / f"{victim.slide_id}.h5") as v, h5py.File(root / "tiles" / f"{donor.slide_id}.h5") as d:
+        np.testing.assert_array_equal(v["selection/shannon/scores"][:], d["selection/shannon/scores"][:])
+        assert v.attrs["slide_fingerprint"] == file_fingerprint(victim.path)
+    new_f = read_features(root / "tiles" / f"{victim.slide_id}.h5", "fe").global_
+    np.testing.assert_array_equal(new_f, read_features(root / "tiles" / f"{donor.slide_id}.h5", "fe").global_)
+    assert not np.array_equal(new_f, old_f)
+    # the runs learnt from the old features: every fold was trained again
+    assert cv3.run_dir == cv.run_dir
+    assert all(p.stat().st_mtime_ns != stamp[p] for p in folds)
+
+
+def test_extractor_trained_on_other_slides_is_trained_again(tmp_path, extractors):
+    """A finished extractor checkpoint is reused only if its patches came from the same tiles."""
+    from isg_core.config import get_profile
+    from isg_core.features.train import load_checkpoint, train_config_for, train_extractor
+    from isg_core.pipeline import prepare_cohort
+
+    prof = get_profile("smoke")
+    root = _copy_cohort(tmp_path / "cohort")
+    prepare_cohort(root, config=prof.tiling, progress=False)
+    cfg = train_config_for("global", prof.features)
+    ck = train_extractor(root, cfg, root / "ext", progress=False, device="cpu")
+    first = load_checkpoint(ck)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        assert train_extractor(root, cfg, root / "ext", progress=False, device="cpu") == ck
+    assert not _stale_notes(rec) and load_checkpoint(ck)["tiles"] == first["tiles"]
+
+    slides = sorted((root / "slides").glob("*.tiff"))
+    shutil.copyfile(slides[1], slides[0])
+    prepare_cohort(root, config=prof.tiling, progress=False)
+    with pytest.warns(StaleResultWarning, match="trained on patches of other slide files"):
+        train_extractor(root, cfg, root / "ext", progress=False, device="cpu")
+    again = load_checkpoint(ck)
+    assert again["tiles"] != first["tiles"] and again["step"] == cfg.steps
+
+
+# --- predictions ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smoke_bundle(tmp_path_factory):
+    _smoke_or_skip()
+    from isg_core.bundle import export_default_bundle
+
+    return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
+
+
+def _values(rec: dict) -> dict[str, float]:
+    return {g: v["log10_fpkm_uq_plus_1"] for g, v in rec["predictions"].items()}
+
+
+def test_predict_redoes_a_replaced_slide_and_skips_an_unchanged_one(tmp_path, smoke_bundle):
+    from isg_core.predict import predict_slides
+
+    slides = sorted((SMOKE / "slides").glob("*.tiff"))
+    a = tmp_path / "in" / "slide.tiff"
+    a.parent.mkdir()
+    shutil.copy2(slides[0], a)
+    out = tmp_path / "out"
+    first = predict_slides([a], smoke_bundle, out, device="cpu", progress=False)[0]
+    assert not first["skipped"]
+    stamp = (out / "slide.predictions.json").stat().st_mtime_ns
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        again = predict_slides([a], smoke_bundle, out, device="cpu", progress=False)[0]
+    assert again["skipped"] and not _stale_notes(rec)
+    assert (out / "slide.predictions.json").stat().st_mtime_ns == stamp
+    assert _values(again) == _values(first)
+
+    shutil.copyfile(slides[5], a)  # another slide, same path and name
+    with pytest.warns(StaleResultWarning, match="made from another slide file"):
+        redo = predict_slides([a], smoke_bundle, out, device="cpu", progress=False)[0]
+    assert not redo["skipped"] and _values(redo) != _values(first)
+    ref = predict_slides([slides[5]], smoke_bundle, tmp_path / "ref", device="cpu", progress=False)[0]
+    assert _values(redo) == _values(ref)  # the new slide's own prediction, nothing carried over
+
+
+# --- two slides, one name -----------------------------------------------------------------------------
+@pytest.fixture
+def same_stem(tmp_path):
+    _smoke_or_skip()
+    slides = sorted((SMOKE / "slides").glob("*.tiff"))
+    a, b = tmp_path / "a" / "slide.tiff", tmp_path / "b" / "slide.tiff"
+    for src, dst in ((slides[0], a), (slides[4], b)):
+        dst.parent.mkdir()
+        shutil.copy2(src, dst)
+    return a, b
+
+
+@pytest.mark.parametrize("command", ["tile", "select", "predict"])
+def test_two_slides_with_one_name_are_refused_before_any_work(command, same_stem, tmp_path, capsys, smoke_bundle):
+    a, b = same_stem
+    out = tmp_path / "out"
+    extra = ["--model", smoke_bundle, "--device", "cpu"] if command == "predict" else []
+    for order in ((a, b), (b, a)):
+        line = _one_error_line(capsys, [command, *order, "--out", out, *extra], order[1], order[0])
+        assert "same name 'slide'" in line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_same_slide_given_twice_is_done_once(same_stem, tmp_path, capsys):
+    a, _ = same_stem
+    assert main(["tile", str(a), str(tmp_path / ".." / tmp_path.name / "a" / "slide.tiff"), "--out",
+                 str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.count("wrote") == 1
+
+
+def test_tiling_into_a_folder_that_holds_another_slide_of_that_name(same_stem, tmp_path):
+    a, b = same_stem
+    out = tmp_path / "out"
+    tile_to_h5(a, out)
+    with pytest.warns(StaleResultWarning, match=r"made from another file \(.*a/slide.tiff\)"):
+        path, written = tile_to_h5(b, out)
+    assert written and read_tiling_h5(path).slide_fingerprint == file_fingerprint(b)
+
+
+def test_manifest_ids_name_the_tiles_when_files_share_a_name(same_stem, tmp_path):
+    from isg_core.config import get_profile
+    from isg_core.manifest import write_manifest
+    from isg_core.pipeline import prepare_cohort
+
+    a, b = same_stem
+    root = tmp_path / "cohort"
+    root.mkdir()
+    write_manifest(pd.DataFrame({"slide_id": ["S-A", "S-B"], "path": [str(a), str(b)], "cancer_type": ["LIHC"] * 2,
+                                 "patient_id": ["P1", "P2"], "fold": [0, 1]}), root / "manifest.csv")
+    df = prepare_cohort(root, config=get_profile("smoke").tiling, progress=False)
+    assert sorted(df.slide_id) == ["S-A", "S-B"]
+    ta, tb = read_tiling_h5(root / "tiles" / "S-A.h5"), read_tiling_h5(root / "tiles" / "S-B.h5")
+    assert (ta.slide_id, tb.slide_id) == ("S-A", "S-B")
+    assert ta.slide_fingerprint == file_fingerprint(a) and tb.slide_fingerprint == file_fingerprint(b)
+    with h5py.File(root / "tiles" / "S-A.h5") as fa, h5py.File(root / "tiles" / "S-B.h5") as fb:
+        assert not np.array_equal(fa["selection/shannon/scores"][:], fb["selection/shannon/scores"][:])
+
+
+# --- one rule for a missing resolution -------------------------------------------------------------------
+def _no_resolution(tmp_path: Path) -> dict[str, Path]:
+    rgb = np.asarray(Image.open(sorted((SMOKE / "slides").glob("*.tiff"))[0]).convert("RGB"))[:600, :600]
+    files = {"png": tmp_path / "x.png", "jpeg": tmp_path / "x.jpg", "tiff": tmp_path / "x.tiff",
+             "tiled tiff": tmp_path / "xt.tiff"}
+    Image.fromarray(rgb).save(files["png"])
+    Image.fromarray(rgb).save(files["jpeg"], quality=90)
+    tifffile.imwrite(files["tiff"], rgb, photometric="rgb")  # Pillow reads it
+    tifffile.imwrite(files["tiled tiff"], rgb, photometric="rgb", tile=(256, 256), compression="jpeg")  # OpenSlide reads it
+    return files
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff", "tiled tiff"])
+def test_a_file_without_resolution_is_refused_by_every_command_unless_given(kind, tmp_path, capsys, smoke_bundle):
+    _smoke_or_skip()
+    p = _no_resolution(tmp_path)[kind]
+    out = tmp_path / "out"
+    for argv in (["tile", p, "--out", out], ["select", p, "--out", out],
+                 ["predict", p, "--model", smoke_bundle, "--out", out, "--device", "cpu"]):
+        _one_error_line(capsys, argv, p.name, "no resolution", "--slide-mpp")
+    assert not out.exists() or not any(out.iterdir())
+    # a cohort: the manifest's mpp column is the same fix
+    root = tmp_path / "cohort"
+    root.mkdir()
+    rows = f"slide_id,path,cancer_type,patient_id,fold\nS1,{p},LIHC,P1,0\n"
+    (root / "manifest.csv").write_text(rows)
+    _one_error_line(capsys, ["prepare", "--cohort", root, "--profile", "smoke", "--workers", "1"], p.name,
+                    "no resolution")
+    _one_error_line(capsys, ["check", root / "manifest.csv"], p.name, "no resolution")
+    (root / "manifest.csv").write_text(rows.replace("fold\n", "fold,mpp\n").replace(",0\n", ",0,0.5\n"))
+    assert main(["prepare", "--cohort", str(root), "--profile", "smoke", "--workers", "1"]) == 0
+    t = read_tiling_h5(root / "tiles" / "S1.h5")
+    assert t.slide_mpp == 0.5 and t.mpp_source == "argument"
+    # given on the command line it works, and `info` only describes the file
+    assert main(["tile", str(p), "--out", str(out), "--slide-mpp", "0.5"]) == 0
+    assert main(["info", str(p)]) == 0
+    assert "mpp unknown" in capsys.readouterr().out
+
+
+def test_reading_at_another_mpp_is_a_different_input(pyramid_tiff, tmp_path):
+    path, _ = pyramid_tiff
+    out = tmp_path / "t"
+    assert tile_to_h5(path, out, mpp=0.25)[1]
+    assert not tile_to_h5(path, out, mpp=0.25)[1]
+    with pytest.warns(StaleResultWarning, match="read at 0.25 mpp, now at 0.5"):
+        h5, written = tile_to_h5(path, out, mpp=0.5)
+    assert written and read_tiling_h5(h5).slide_mpp == 0.5
