@@ -534,7 +534,7 @@ def plot_table(run: TableRun, ax=None, title: str | None = None):
     s = run.summary
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.45 * len(s) + 1.2))
-    ax.barh(s.method, s["PCC mean"], xerr=s["PCC sd"], color="tab:blue", alpha=0.8, label="ours (ISG-Sim, simulated)")
+    ax.barh(s.method, s["PCC mean"], xerr=s["PCC sd"], color="tab:blue", alpha=0.8, label=f"ours ({run.config.get('cohort', 'ISG-Sim, simulated')})")
     if "paper PCC" in s and s["paper PCC"].notna().any():
         ax.scatter(s["paper PCC"], s.method, color="tab:red", marker="D", zorder=3, label="paper (TCGA)")
     if np.isfinite(run.ceiling):
