@@ -10,7 +10,8 @@
 # writes, per slide, the predicted expression per gene (CSV and JSON), the Shannon selection map
 # and a heat map of the model's attention per global patch over the thumbnail (PNG), and a
 # one-page HTML report with both.  Any OpenSlide format works (SVS, NDPI, MRXS, TIFF, ...);
-# a PNG or JPEG needs `--slide-mpp`.
+# a file without a resolution in its metadata (a PNG, a JPEG, a bare TIFF) is refused until
+# `--slide-mpp` gives it (patches have a physical size, so it is never guessed).
 #
 # The model is a **bundle**: the Dual Attention network *and* what made its inputs (tiling,
 # Shannon selection, the two encoders' weights, the genes with their training mean and SD).  This
