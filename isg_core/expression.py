@@ -245,6 +245,17 @@ def _first_of_cell(value: object) -> str:
     return str(value).split(",")[0].strip()
 
 
+def read_sheet_tsv(path: Path, what: str = "sample sheet") -> pd.DataFrame:
+    """A GDC tab-separated sheet as strings (empty cells stay ""), or a one-line error naming it."""
+    _check_file(path, what)
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise IsgError(path, f"{what} has no header row") from None
+    except Exception as e:
+        raise IsgError(path, f"cannot read {what} ({_first_line(e)})") from None
+
+
 def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read the GDC portal's sample sheet (tab-separated) and keep primary-tumour rows.
 
@@ -259,13 +270,7 @@ def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     unreadable file, missing ``File Name`` or ``Sample ID`` column, no primary-tumour rows.
     """
     path = Path(path)
-    _check_file(path, "sample sheet")
-    try:
-        sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise IsgError(path, "sample sheet has no header row") from None
-    except Exception as e:
-        raise IsgError(path, f"cannot read sample sheet ({_first_line(e)})") from None
+    sheet = read_sheet_tsv(path)
     sheet.columns = [str(c).strip() for c in sheet.columns]
     missing = [c for c in SHEET_REQUIRED if c not in sheet.columns]
     if missing:

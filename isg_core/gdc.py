@@ -282,16 +282,10 @@ def read_gdc_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from .expression import _check_file
+    from .expression import read_sheet_tsv
 
     path = Path(path)
-    _check_file(path, "sample sheet")
-    try:
-        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise IsgError(path, "sample sheet has no header row") from None
-    except Exception as e:
-        raise IsgError(path, f"cannot read sample sheet ({(str(e).splitlines() or [''])[0][:160]})") from None
+    raw = read_sheet_tsv(path)
     cols = _pick_columns([str(c) for c in raw.columns])
     missing = [SHEET_LABEL[f] for f in SHEET_REQUIRED if f not in cols]
     if missing:
