@@ -113,6 +113,10 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
         ck = torch.load(ck_path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise IsgError(ck_path, "no saved model for this fold (run the cross-validation first)") from None
+    untrained = [g for g, m in zip(ck["targets"], ck["target_mean"]) if not np.isfinite(m)]
+    if untrained:  # no training slide of the gene's type in this fold (tiny cohorts): it would predict NaN
+        raise IsgError(ck_path, f"fold {fold} had no training slide for {', '.join(untrained)}; export another "
+                                "fold (--fold) or train on a larger cohort")
     encoders = {}
     for scale in ("global", "local"):
         path = extractor_dir(cohort_root, scale) / "checkpoint.pt"

@@ -42,7 +42,8 @@ def _free_port() -> int:
 
 
 def _join(rank: int, world: int, port: int) -> None:
-    """What torchrun gives each process: its rank and the rendezvous address."""
+    """What torchrun gives each process: its rank and the rendezvous address.  Every call here passes
+    device="cpu": these are the gloo tests (NCCL's are in test_gpu.py), also on a GPU machine."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
@@ -88,16 +89,16 @@ def _model() -> MeanPool:
 def _cv(data, y, out):
     folds = pd.Series(np.arange(len(y)) % 5, index=y.index)
     patients = pd.Series(y.index, index=y.index)
-    return cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, CV_CFG, out, progress=False)
+    return cross_validate(lambda k: MeanPool(4, k), data, y, folds, patients, CV_CFG, out, progress=False, device="cpu")
 
 
 def _fit_worker(rank: int, world: int, port: int, out: str) -> None:
     _join(rank, world, port)
     out = Path(out)
     data, y, Y = _slide_problem()
-    model, hist = fit(_model(), data, Y, TRAIN, VAL, FIT_CFG, ckpt=out / "fit.pt")
+    model, hist = fit(_model(), data, Y, TRAIN, VAL, FIT_CFG, ckpt=out / "fit.pt", device="cpu")
     res = _cv(data, y, out / "cv")
-    torch.save({"state": model.state_dict(), "history": hist, "pred": predict(model, data, VAL),
+    torch.save({"state": model.state_dict(), "history": hist, "pred": predict(model, data, VAL, device="cpu"),
                 "cv": res.predictions.to_numpy(), "is_ddp": D.is_distributed()}, out / f"rank{rank}.pt")
     D.destroy()
 
@@ -143,8 +144,8 @@ def _extractor_worker(rank: int, world: int, port: int, root: str, out: str) -> 
 
     _join(rank, world, port)
     cfg = _extractor_cfg()
-    train_extractor(root, cfg, out, progress=False, max_steps=2)  # "killed" after the checkpoint of step 2
-    train_extractor(root, cfg, out, progress=False, resume=True)  # every rank resumes from it
+    train_extractor(root, cfg, out, progress=False, max_steps=2, device="cpu")  # "killed" after the checkpoint of step 2
+    train_extractor(root, cfg, out, progress=False, resume=True, device="cpu")  # every rank resumes from it
     D.destroy()
 
 
@@ -182,7 +183,7 @@ def test_plain_process_is_not_distributed(monkeypatch):
 
 def test_fit_and_cross_validate_on_two_processes_equal_one(tmp_path):
     data, y, Y = _slide_problem()
-    one, h1 = fit(_model(), data, Y, TRAIN, VAL, FIT_CFG)
+    one, h1 = fit(_model(), data, Y, TRAIN, VAL, FIT_CFG, device="cpu")
     cv1 = _cv(data, y, tmp_path / "one")
     _spawn(_fit_worker, str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
@@ -194,7 +195,7 @@ def test_fit_and_cross_validate_on_two_processes_equal_one(tmp_path):
         for a, b in zip(r["history"], h1):
             assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
             assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
-        np.testing.assert_allclose(r["pred"], predict(one, data, VAL), atol=1e-5)
+        np.testing.assert_allclose(r["pred"], predict(one, data, VAL, device="cpu"), atol=1e-5)
         np.testing.assert_allclose(r["cv"], cv1.predictions.to_numpy(), atol=1e-4)
     assert r0["history"] == r1["history"]  # the same numbers everywhere: the same early-stopping decisions
     # the 2-process checkpoint has the bare model's keys and loads into a plain model
@@ -218,7 +219,7 @@ def test_extractor_on_two_processes_equals_one(tmp_path):
     _fake_cohort(tmp_path / "cohort", tmp_path / "two")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        one = load_checkpoint(train_extractor(tmp_path / "cohort", cfg, tmp_path / "one", progress=False))
+        one = load_checkpoint(train_extractor(tmp_path / "cohort", cfg, tmp_path / "one", progress=False, device="cpu"))
     _spawn(_extractor_worker, str(tmp_path / "cohort"), str(tmp_path / "two"))
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert two["step"] == one["step"] == 4

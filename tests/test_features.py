@@ -309,3 +309,25 @@ def test_knn_agreement_known_answer():
     assert np.allclose(out["knn5_same_class"], 1.0) and np.allclose(out["chance"], 0.5)
     mixed = knn_agreement(rng.normal(0, 1, (200, 4)), lab, k=5).set_index("class")
     assert (mixed["knn5_same_class"] < 0.7).all()
+
+
+def test_encoder_chunks_give_what_one_call_gives(monkeypatch):
+    """The encoders take a batch in chunks (bounded memory at paper sizes): same features."""
+    from isg_core.config import get_profile
+    from isg_core.features import extract
+    from isg_core.features.train import train_config_for
+
+    fc = get_profile("smoke").features
+    enc = extract.StyleGANEncoder.from_configs(train_config_for("global", fc), train_config_for("local", fc), device="cpu")
+    x = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    f1, r1 = enc.encode(x, 16)
+    calls = {"global": 0, "local": 0}
+    for k in calls:
+        enc.encoders[k].register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls[k] + 1))
+    monkeypatch.setattr(extract, "GLOBAL_CHUNK", 2)
+    monkeypatch.setattr(extract, "LOCAL_CHUNK", 7)
+    f2, r2 = enc.encode(x, 16)
+    assert calls == {"global": 3, "local": 12}  # 5 patches by 2; 5 * 4 * 4 = 80 local patches by 7
+    assert f2.shape == (5, fc.code_dim) and r2.shape == (5, 4, 4, fc.code_dim)
+    np.testing.assert_allclose(f2, f1, atol=1e-5)
+    np.testing.assert_allclose(r2, r1, atol=1e-5)

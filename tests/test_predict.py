@@ -154,3 +154,27 @@ def test_efficiency_summary_arithmetic():
     assert s.loc["ISG", "ratio to HE2RNA"] == pytest.approx(5.0 / 7.75) and s.loc["HE2RNA", "ratio to HE2RNA"] == 1.0
     assert s.loc["ISG", "stage sum"] == pytest.approx(5.0)
     assert extrapolate(s.reset_index(), side_px=2000).tolist() == pytest.approx([10.0, 15.5])  # 2x the area
+
+
+def test_a_fold_without_training_slides_for_a_gene_is_not_exported(smoke_bundle, tmp_path):
+    """A gene with no training slide of its type in the fold has a NaN training mean: its
+    predictions would be NaN, so the export refuses, naming the gene (tiny cohorts hit this)."""
+    from dataclasses import replace
+
+    from isg_core.bundle import export_bundle
+    from isg_core.cohort import load_cohort
+    from isg_core.experiments import ALL_TASKS, isg, run_experiment
+    from isg_core.paths import cohort_dir
+
+    prof = get_profile("smoke")
+    root = cohort_dir("smoke")
+    res = run_experiment(load_cohort(root), root / "tiles", isg(), ALL_TASKS, prof, root / "runs", device="cpu",
+                         progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(res.run_dir, run)
+    ck = torch.load(run / "fold0_model.pt", weights_only=True)
+    ck["target_mean"][ck["targets"].index("KRT8")] = float("nan")
+    torch.save(ck, run / "fold0_model.pt")
+    with pytest.raises(IsgError, match="fold 0 had no training slide for KRT8"):
+        export_bundle(replace(res, run_dir=run), 0, prof, root, tmp_path / "b.pt")
+    assert not (tmp_path / "b.pt").exists()

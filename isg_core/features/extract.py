@@ -33,6 +33,15 @@ from ..errors import IsgError, atomic_path, fault_point
 from .data import resize_patches, to_tensor
 
 
+#: Patches per encoder call.  The activations of one call grow with its batch: at the paper's sizes
+#: (E_G at 256 px, channel_base 8192; E_L on 64 local patches per global patch) a batch of 256
+#: global patches in one call needs ~33 GB (benchmarks/paper_memory.py), so the encoders take a
+#: batch in chunks of at most this many.  Chunks of 32 / 4096 leave the quick profile's batches
+#: (32 global, 2048 local) in one call, so its features are unchanged.
+GLOBAL_CHUNK = 32
+LOCAL_CHUNK = 4096
+
+
 class PatchEncoder(abc.ABC):
     """Turns a batch of global patches (uint8 (B, p, p, 3)) into features."""
 
@@ -141,8 +150,7 @@ class StyleGANEncoder(PatchEncoder):
         x = to_tensor(patches).to(self.device)  # (B, 3, p, p) at the tiling's mpp
         cl = torch.channels_last
         xg = resize_patches(x, self.meta["global"]["resolution"]).contiguous(memory_format=cl)
-        f = self.encoders["global"](xg)
-        f = f.float().cpu().numpy()
+        f = torch.cat([self.encoders["global"](c) for c in xg.split(GLOBAL_CHUNK)]).float().cpu().numpy()
         if "local" not in self.encoders:
             return f, None
         b, _, p, _ = x.shape
@@ -150,7 +158,7 @@ class StyleGANEncoder(PatchEncoder):
         # (B, 3, g*q, g*q) -> (B*g*g, 3, q, q), row-major over the grid: R_i[r, c] is local patch (r, c)
         loc = x.view(b, 3, g, q, g, q).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, 3, q, q)
         xl = resize_patches(loc, self.meta["local"]["resolution"]).contiguous(memory_format=cl)
-        r = self.encoders["local"](xl).float()
+        r = torch.cat([self.encoders["local"](c).float() for c in xl.split(LOCAL_CHUNK)])
         return f, r.view(b, g, g, -1).cpu().numpy()
 
 
