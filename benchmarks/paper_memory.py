@@ -23,8 +23,9 @@ plus what was resident before it (models, optimiser state, inputs):
   batch, then its inner-validation pass on one small slide); the profile's 256 patches drawn
   per slide after ``--isg-patches``.
 
-Each ladder of sizes stops before a size that the last two predict (peaks grow linearly with
-the batch) to need over 90% of the cap; the paper's size is then extrapolated on their line.
+Each ladder of sizes skips a smaller size that the last two predict (peaks grow about linearly
+with the batch) to need over 90% of the cap; the paper's size is always tried, and extrapolated
+on their line only if it does not fit under the cap.
 Every child runs under a cap on its data (``RLIMIT_DATA``: ``--limit-gb``, at most 85% of the
 memory available at start), so a step that does not fit fails with an allocation error instead
 of starving a shared machine.  Seconds per step are also given as a ratio to the same step at
@@ -235,14 +236,16 @@ def _line(points: list[tuple[int, float]], x: float) -> float:
 def ladder(step: str, fn, fixed: tuple, sizes: list[int], target: int, label, limit_gb: float, threads: int,
            config: str) -> list[dict]:
     """Rows of ``fn(*fixed, size, threads, limit_gb)`` for growing ``sizes`` up to ``target`` (the
-    paper's), each in a fresh process.  A size whose peak the last two measured sizes predict to
-    be over 90% of the cap is not run, nor are the larger ones; the target is then extrapolated
-    (peak on their line; seconds in proportion to the size, from the largest measured).  ``label``
-    names a size in the table; ``config`` (JSON) is the network sizes of the row."""
+    paper's), each in a fresh process.  A smaller size whose peak the last two measured sizes
+    predict to be over 90% of the cap is not run; the target always is, since a step need not grow
+    linearly (the encoders take a batch in chunks), and the cap makes a step that does not fit
+    fail instead of starving the machine.  A target that did not fit is then extrapolated (peak on
+    the line of the last two measured; seconds in proportion to the size, from the largest
+    measured).  ``label`` names a size in the table; ``config`` (JSON) is the network sizes of the row."""
     rows, points = [], []
     for size in sorted(set(sizes) | {target}):
-        if len(points) >= 2 and _line(points, size) > 0.9 * limit_gb * 1024:
-            break
+        if size != target and len(points) >= 2 and _line(points, size) > 0.9 * limit_gb * 1024:
+            continue
         r = _fresh(fn, *fixed, size, threads, limit_gb)
         rows.append({"step": step, "size": label(size), "how": "measured" if "error" not in r else "did not fit",
                      **r, "config": config})
@@ -330,7 +333,7 @@ def main() -> None:
     note = ("Each row in a fresh process (CPU only). Peak = resident high-water mark of the step, reset after "
             "imports and model construction, so it includes 'before step' (models, optimisers, inputs). 'size': "
             "the step's batch; the paper's own (256 patches to extract, batch 32 to train an extractor, 8 slides x "
-            "256 patches for ISG) is measured when the smaller ones predict that it fits under the cap, else "
+            "256 patches for ISG) is always tried under the cap; where it did not fit it is "
             "extrapolated on their line (seconds in proportion to the size: a lower bound, since patches / s fell "
             "as the batches grew on this CPU). 'quick': the same step at the quick profile's sizes "
             "and batch (median of 3 after a warm-up), in the same process after this one; 'patches' are global "
