@@ -8,6 +8,7 @@ killed run.
 """
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,12 +27,15 @@ def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike
     return Path(tiles) if tiles else Path(cohort_root) / "tiles"
 
 
-def selection_is_current(h5_path: Path, method: str, threshold: str) -> bool:
-    """True if ``h5_path`` already holds ``selection/<method>`` made with ``threshold``."""
+def selection_is_current(h5_path: Path, method: str, threshold: str, params: str | None = None) -> bool:
+    """True if ``h5_path`` already holds ``selection/<method>`` made with ``threshold`` (and, when
+    given, the selector's ``params`` as JSON: another compressor or downsampling scores otherwise).
+    The slide itself needs no check here: a tiling made from another file is redone whole."""
     try:
         with h5py.File(h5_path, "r") as f:
             g = f.get(f"selection/{method}")
-            return g is not None and str(g.attrs.get("threshold")) == threshold
+            return (g is not None and str(g.attrs.get("threshold")) == threshold
+                    and (params is None or str(g.attrs.get("selector_params")) == params))
     except OSError:
         return False
 
@@ -50,7 +54,7 @@ def _prepare_one(args) -> dict:
         th = parse_threshold(thresholds.get(method), default=sel.default_threshold)
         if th.kind in ("bits", "bpp") and not isinstance(sel, ShannonSelector):
             raise IsgError(None, f"a '{th.kind}' threshold applies only to the shannon method, not {method!r}")
-        if not selection_is_current(h5, sel.name, str(th)):
+        if not selection_is_current(h5, sel.name, str(th), json.dumps(sel.params(), default=str)):
             with open_tiled_slide(slide_path, tiling, h5) as slide:
                 scores = score_slide(slide, tiling, sel, progress=False)
             info = threshold_info(scores, th, sel, cfg.global_size ** 2)

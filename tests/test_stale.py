@@ -319,3 +319,25 @@ def test_reading_at_another_mpp_is_a_different_input(pyramid_tiff, tmp_path):
     with pytest.warns(StaleResultWarning, match="read at 0.25 mpp, now at 0.5"):
         h5, written = tile_to_h5(path, out, mpp=0.5)
     assert written and read_tiling_h5(h5).slide_mpp == 0.5
+
+
+def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp_path, monkeypatch):
+    _smoke_or_skip()
+    import isg_core.selection as selection
+    from isg_core.config import get_profile
+    from isg_core.pipeline import prepare_cohort
+
+    root = _copy_cohort(tmp_path / "cohort")
+    cfg = get_profile("smoke").tiling
+    prepare_cohort(root, config=cfg, progress=False)
+    calls = []
+    real = selection.score_slide
+    monkeypatch.setattr(selection, "score_slide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prepare_cohort(root, config=cfg, progress=False)
+    assert calls == []  # done: nothing rescored
+    prepare_cohort(root, config=cfg, thresholds={"shannon": "bpp:9"}, progress=False)
+    assert len(calls) == 12  # another threshold: every slide
+    params = selection.ShannonSelector.params
+    monkeypatch.setattr(selection.ShannonSelector, "params", lambda self: {**params(self), "compressor": "png"})
+    prepare_cohort(root, config=cfg, thresholds={"shannon": "bpp:9"}, progress=False)
+    assert len(calls) == 24  # another selector setting: every slide again
