@@ -7,12 +7,15 @@ outputs are written under ``.<name>.<random>.tmp<suffix>`` and renamed, so after
 output folder holds no temporary file and no output for the failed item.
 
 Odd inputs that are legitimate (RGBA, greyscale and 16-bit images) must *work*.  Everything
-here is tiny (a few KB, smoke profile) so the file runs in well under a minute.
+here is tiny (a few KB, smoke profile) so the file runs in well under a minute.  The slides,
+cohort and extractor these tests need are built here, once per module (a 3-slide ISG-Sim cohort
+and a global extractor trained for 2 steps: 5-15 s on 2 cores), so nothing skips for want of
+``make reproduce``; permission errors are injected (``tests/helpers.py``), so they are tested as
+root too.
 """
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import re
 import shutil
@@ -28,9 +31,8 @@ from PIL import Image
 
 from isg_core.cli import main
 from isg_core.errors import IsgError
-from isg_core.paths import cohort_dir
+from tests.helpers import deadline, deny
 
-SMOKE = cohort_dir("smoke")
 MANIFEST_HEADER = "slide_id,path,cancer_type,patient_id,fold\n"
 _BAR = re.compile(r"\d+%\|")  # a tqdm progress bar (cohort commands draw them on stderr)
 
@@ -140,7 +142,10 @@ def bad_slide(request, tmp_path):
 def bundle(tmp_path_factory):
     from isg_core.bundle import export_default_bundle
 
-    return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
+    # trains the smoke extractors and cross-validation in the smoke cohort when they are not there
+    # yet (process pools): minutes on a bare checkout, never a hang
+    with deadline(900, "export_default_bundle('smoke')"):
+        return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
 
 
 @pytest.mark.parametrize("bad_slide", list(BAD_SLIDES), indirect=True)
@@ -222,21 +227,40 @@ def test_rgba_grey_and_16bit_slides_work(tmp_path, capsys):
     assert not leftovers(tmp_path / "out")
 
 
+# --- this module's own cohort and extractor ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A private ISG-Sim cohort of 3 slides of 512 px (one per cancer type), tiled and selected as
+    `isg prepare` does, with a global extractor trained for 2 steps at the smoke sizes and its
+    features (`isg extract`): what the smoke cohort gave these tests, built in 5-15 s."""
+    from isg_core.config import get_profile
+    from isg_core.features.train import train_config_for, train_extractor
+    from isg_core.pipeline import prepare_cohort
+    from isg_core.simulate import simulate_cohort
+
+    prof = get_profile("smoke")
+    root = tmp_path_factory.mktemp("bad-input") / "cohort"
+    simulate_cohort(root, n_slides=3, seed=0, size=512, workers=1, tiling=prof.tiling, progress=False)
+    prepare_cohort(root, methods=["shannon"], config=prof.tiling, workers=1, progress=False)  # = `isg prepare`
+    ck = train_extractor(root, train_config_for("global", prof.features, steps=2), root / "extractors" / "global",
+                         progress=False, device="cpu")
+    assert main(["extract", "--cohort", str(root), "--profile", "smoke", "--global", str(ck), "--device", "cpu"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(built) -> Path:
+    """A real (tiny) global extractor checkpoint."""
+    return built / "extractors" / "global" / "checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def slide(built) -> str:
+    """A real (small) ISG-Sim slide."""
+    return str(built / "slides" / "ISGSIM-LIHC-0001-DX1.tiff")
+
+
 # --- bad manifests --------------------------------------------------------------------------------
-def _checkpoint() -> Path:
-    p = SMOKE / "extractors" / "global" / "checkpoint.pt"
-    if not p.exists():
-        pytest.skip("smoke extractor missing: run `make reproduce` at ISG_PROFILE=smoke")
-    return p
-
-
-def _slide() -> str:
-    p = SMOKE / "slides" / "ISGSIM-LIHC-0001-DX1.tiff"
-    if not p.exists():
-        pytest.skip("smoke cohort missing: run `isg simulate --profile smoke`")
-    return str(p)
-
-
 BAD_MANIFESTS = {  # name: (make(slide path) -> text or bytes, problem)
     "missing columns": (lambda s: f"slide_id,path,fold\nS1,{s},0\n", "lacks column(s) cancer_type, patient_id"),
     "duplicate ids": (lambda s: MANIFEST_HEADER + f"S1,{s},LIHC,P1,0\nS1,{s},LIHC,P1,0\n", "'S1' appears more than once"),
@@ -251,16 +275,16 @@ BAD_MANIFESTS = {  # name: (make(slide path) -> text or bytes, problem)
 
 @pytest.mark.parametrize("case", list(BAD_MANIFESTS))
 @pytest.mark.parametrize("command", ["check", "prepare", "extract", "cv", "export-model", "table"])
-def test_bad_manifest(command, case, tmp_path, capsys):
+def test_bad_manifest(command, case, slide, checkpoint, tmp_path, capsys):
     make, problem = BAD_MANIFESTS[case]
-    content = make(_slide())
+    content = make(slide)
     cohort = tmp_path / "cohort"
     cohort.mkdir()
     m = cohort / "manifest.csv"
     m.write_bytes(content) if isinstance(content, bytes) else m.write_text(content)
     argv = {"check": ["check", m],
             "prepare": ["prepare", "--cohort", cohort, "--profile", "smoke"],
-            "extract": ["extract", "--cohort", cohort, "--profile", "smoke", "--global", _checkpoint(), "--device", "cpu"],
+            "extract": ["extract", "--cohort", cohort, "--profile", "smoke", "--global", checkpoint, "--device", "cpu"],
             "cv": ["cv", "--cohort", cohort, "--profile", "smoke", "--device", "cpu"],
             "export-model": ["export-model", "--cohort", cohort, "--profile", "smoke", "--device", "cpu"],
             "table": ["table", "1", "--cohort", cohort, "--profile", "smoke", "--device", "cpu"]}[command]
@@ -288,20 +312,20 @@ BAD_EXPRESSION = {  # the merged-matrix cases tests/test_expression.py covers on
 
 
 @pytest.mark.parametrize("case", list(BAD_EXPRESSION))
-def test_check_bad_expression(case, tmp_path, capsys):
+def test_check_bad_expression(case, slide, tmp_path, capsys):
     content, problem = BAD_EXPRESSION[case]
-    (tmp_path / "manifest.csv").write_text(MANIFEST_HEADER + f"S1,{_slide()},LIHC,P1,0\n")
+    (tmp_path / "manifest.csv").write_text(MANIFEST_HEADER + f"S1,{slide},LIHC,P1,0\n")
     f = tmp_path / "expr.tsv"
     f.write_bytes(content) if isinstance(content, bytes) else f.write_text(content)
     error_line(capsys, ["check", tmp_path / "manifest.csv", "--expression", f], "expr.tsv", problem)
 
 
-def test_check_star_folder_with_truncated_file(tmp_path, capsys):
+def test_check_star_folder_with_truncated_file(slide, tmp_path, capsys):
     from tests.test_expression import STAR, make_gdc_download
 
     root, sheet = make_gdc_download(tmp_path)
     sid = "TCGA-AA-AAAA-01Z-00-DX1.AAAAAAAA-0000-0000-0000-000000000000"
-    (tmp_path / "manifest.csv").write_text(MANIFEST_HEADER + f"{sid},{_slide()},LIHC,TCGA-AA-AAAA,0\n")
+    (tmp_path / "manifest.csv").write_text(MANIFEST_HEADER + f"{sid},{slide},LIHC,TCGA-AA-AAAA,0\n")
     argv = ["check", tmp_path / "manifest.csv", "--expression", root, "--sample-sheet", sheet]
     assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     capsys.readouterr()
@@ -315,21 +339,18 @@ def test_check_star_folder_with_truncated_file(tmp_path, capsys):
 
 # --- bad checkpoints and tile files in a cohort ---------------------------------------------------
 @pytest.fixture
-def cohort(tmp_path):
-    """A private copy of the smoke cohort (slides, tiles with features, expression): ~8 MB."""
-    _checkpoint()
-    if not (SMOKE / "tiles").is_dir():
-        pytest.skip("prepared smoke cohort missing: run `make reproduce` at ISG_PROFILE=smoke")
+def cohort(built, tmp_path):
+    """A copy of this module's cohort (slides, tiles with features, expression) for one test: ~1 MB."""
     root = tmp_path / "cohort"
     root.mkdir()
     for name in ("manifest.csv", "expression.tsv", "cohort.json", "slides", "tiles"):
-        src = SMOKE / name
+        src = built / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     return root
 
 
-def test_extract_bad_checkpoints(cohort, tmp_path, capsys):
-    real = _checkpoint()
+def test_extract_bad_checkpoints(cohort, checkpoint, tmp_path, capsys):
+    real = checkpoint
     junk, cut = tmp_path / "junk.pt", tmp_path / "cut.pt"
     junk.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     cut.write_bytes(real.read_bytes()[: real.stat().st_size * 3 // 10])
@@ -351,9 +372,9 @@ def _corrupt_first_h5(cohort: Path, how: str) -> Path:
 
 
 @pytest.mark.parametrize("how", ["random", "truncated"])
-def test_corrupt_tile_file_is_named_by_extract_and_cv_and_redone_by_prepare(cohort, how, capsys):
+def test_corrupt_tile_file_is_named_by_extract_and_cv_and_redone_by_prepare(cohort, checkpoint, how, capsys):
     h5 = _corrupt_first_h5(cohort, how)
-    ck = _checkpoint()
+    ck = checkpoint
     error_line(capsys, ["extract", "--cohort", cohort, "--profile", "smoke", "--global", ck, "--device", "cpu"],
                h5.name, "corrupt or incomplete tiling file")
     error_line(capsys, ["cv", "--cohort", cohort, "--profile", "smoke", "--device", "cpu"], h5.name, "cannot read")
@@ -367,57 +388,58 @@ def test_corrupt_tile_file_is_named_by_extract_and_cv_and_redone_by_prepare(coho
     assert not leftovers(cohort)
 
 
-def _isg_error_pickles() -> bool:
-    try:
-        return str(pickle.loads(pickle.dumps(IsgError("a.svs", "boom")))) == "a.svs: boom"
-    except Exception:
-        return False
+def test_isg_error_pickles_intact():
+    """An IsgError raised in a worker process (`isg prepare --workers N`) reaches the parent pickled:
+    it must come back as itself, with its path, its problem and its one-line message."""
+    for path, problem, text in (("a.svs", "boom", "a.svs: boom"), (None, "no file involved", "no file involved")):
+        e = pickle.loads(pickle.dumps(IsgError(path, problem)))
+        assert type(e) is IsgError
+        assert e.path == path and e.problem == problem and str(e) == text and e.args == (text,)
+    e = pickle.loads(pickle.dumps(IsgError(Path("/x/b.tiff"), "corrupt or truncated")))
+    assert e.path == "/x/b.tiff" and str(e) == "/x/b.tiff: corrupt or truncated"
 
 
 def test_prepare_with_workers_reports_a_bad_slide(cohort, capsys):
     """`isg prepare` tiles in worker processes: a slide's IsgError must cross the process boundary
     intact (else the pool breaks: 'internal error: BrokenProcessPool' and a stray temporary file)."""
-    if not _isg_error_pickles():
-        pytest.xfail("IsgError cannot be unpickled (IsgError.__init__ needs path and problem): isg_core/errors.py "
-                     "needs a __reduce__ returning (IsgError, (self.path, self.problem))")
-    bad = cohort / "slides" / "ISGSIM-LIHC-0002-DX1.tiff"
+    sid = (cohort / "manifest.csv").read_text().splitlines()[2].split(",")[0]  # the second slide
+    bad = cohort / "slides" / f"{sid}.tiff"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    (cohort / "tiles" / "ISGSIM-LIHC-0002-DX1.h5").unlink()  # the other slides' tiles are current: skipped
-    error_line(capsys, ["prepare", "--cohort", cohort, "--profile", "smoke", "--workers", "2"], bad.name,
-               "corrupt or truncated")
+    (cohort / "tiles" / f"{sid}.h5").unlink()  # the other slides' tiles are current: skipped
+    with deadline(120, "isg prepare --workers 2"):
+        error_line(capsys, ["prepare", "--cohort", cohort, "--profile", "smoke", "--workers", "2"], bad.name,
+                   "corrupt or truncated")
     assert not leftovers(cohort)
-    assert not (cohort / "tiles" / "ISGSIM-LIHC-0002-DX1.h5").exists()
+    assert not (cohort / "tiles" / f"{sid}.h5").exists()
 
 
 # --- bad output paths -----------------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["tile", "select", "simulate"])
-def test_output_path_is_a_file(command, tmp_path, capsys):
+def test_output_path_is_a_file(command, slide, tmp_path, capsys):
     f = tmp_path / "taken"
     f.write_text("x")
     for out in (f, f / "sub"):
         argv = (["simulate", "--out", out, "--slides", "3", "--size", "256"] if command == "simulate"
-                else [command, _slide(), "--out", out])
+                else [command, slide, "--out", out])
         error_line(capsys, argv, str(out))
     assert f.read_text() == "x" and not leftovers(tmp_path)
 
 
-def test_predict_output_path_is_a_file(bundle, tmp_path, capsys):
+def test_predict_output_path_is_a_file(bundle, slide, tmp_path, capsys):
     f = tmp_path / "taken"
     f.write_text("x")
-    error_line(capsys, ["predict", _slide(), "--model", bundle, "--out", f, "--device", "cpu"], "taken")
+    error_line(capsys, ["predict", slide, "--model", bundle, "--out", f, "--device", "cpu"], "taken")
 
 
-def test_read_only_output_dir(tmp_path, capsys):
+def test_read_only_output_dir(slide, tmp_path, capsys, monkeypatch):
+    """An output folder this user may not write to.  Root (CI) ignores permission bits, so the
+    refusal is injected (EACCES from os.access, os.open, open, mkdir, rename); a real chmod, run by
+    a user the bits bind, is tests/test_faults.py::test_unreadable_slide_and_read_only_output_folder_give_one_line."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o500)
-    try:
-        if os.access(ro, os.W_OK):  # root (CI containers): permission bits do not stop its writes
-            pytest.skip("running as root: chmod 0o500 does not make a directory unwritable for root")
-        error_line(capsys, ["tile", _slide(), "--out", ro], "ro", "not writable")
-        assert not any(ro.iterdir())
-    finally:
-        ro.chmod(0o700)
+    deny(monkeypatch, ro, write=True)
+    error_line(capsys, ["tile", slide, "--out", ro], "ro", "not writable")
+    assert not any(ro.iterdir())
 
 
 # --- bad arguments --------------------------------------------------------------------------------
@@ -437,8 +459,8 @@ def test_simulate_bad_args(args, problem, tmp_path, capsys):
 
 @pytest.mark.parametrize("mpp, problem", [("nan", "tiling mpp must be a positive number"), ("inf", "positive number"),
                                           ("1e-9", "far finer than the scan")])
-def test_tile_absurd_mpp_is_refused_fast(mpp, problem, tmp_path, capsys):
-    error_line(capsys, ["tile", _slide(), "--out", tmp_path / "o", "--mpp", mpp], problem)
+def test_tile_absurd_mpp_is_refused_fast(mpp, problem, slide, tmp_path, capsys):
+    error_line(capsys, ["tile", slide, "--out", tmp_path / "o", "--mpp", mpp], problem)
     assert not (tmp_path / "o").exists()
 
 

@@ -1,13 +1,16 @@
 """Data-parallel training (isg_core.distributed): two CPU processes on the gloo backend, started
 with torch.multiprocessing.spawn and torchrun's environment variables, train exactly as one
 process does: the same weights (up to float rounding), the same history, and checkpoints that
-load into a plain model.  The workers are module-level functions, so the spawned processes can
-import them."""
+load into a plain model, for a simple pooling model and for a small ISG-a-b network.  The
+workers are module-level functions, so the spawned processes can import them; a run of them that
+is not over within SPAWN_TIMEOUT_S is killed and fails the test (a hung rendezvous or collective
+must not hang the suite)."""
 from __future__ import annotations
 
 import json
 import os
 import socket
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 import torch
 
 from isg_core import distributed as D
+from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
 from isg_core.features.stylegan import AutoencoderConfig
 from isg_core.training import TrainConfig, cross_validate, fit, predict
 from tests.test_training import MeanPool, bags
@@ -32,6 +36,10 @@ CV_CFG = TrainConfig(epochs=2, batch_size=4, lr=1e-2, patience=2, max_patches=3)
 TRAIN, VAL = np.arange(29), np.arange(29, 40)
 # a batch of 4 = 2 processes x minibatch-stddev groups of 2: the groups stay whole
 AE = AutoencoderConfig(resolution=16, code_dim=8, style_dim=16, channel_base=128, channel_max=16, mbstd_group=2)
+# ISG-2-1 at d = 8 on 2 x 2 local cubes (MBConv, attention fusion, ViT).  No dropout: each process
+# would drop units of its own slides, which matches one process in distribution only (README, DDP)
+ISG_CFG = DualAttentionConfig(d=8, grid=2, n_outputs=2, n_mbconv=2, fusion_every=1, width=None, dropout=0.0)
+SPAWN_TIMEOUT_S = 300  # each spawned run takes 10-20 s on 2 CPU cores
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -50,19 +58,34 @@ def _join(rank: int, world: int, port: int) -> None:
     warnings.simplefilter("ignore")  # LPIPS' random trunk, DDP's notes
 
 
-def _spawn(worker, *args) -> None:
-    """Run ``worker(rank, WORLD, port, *args)`` in WORLD fresh processes and wait for them."""
+def _spawn(worker, *args, timeout_s: float = SPAWN_TIMEOUT_S) -> None:
+    """Run ``worker(rank, WORLD, port, *args)`` in WORLD fresh processes and wait for them, at most
+    ``timeout_s``: then they are killed and the test fails.  A worker's exception fails it at once
+    (torch's ProcessContext.join raises it and terminates the others)."""
     import torch.multiprocessing as mp
 
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # read by the children's torch at import
     try:
-        mp.spawn(worker, args=(WORLD, _free_port(), *args), nprocs=WORLD, join=True)
+        ctx = mp.start_processes(worker, args=(WORLD, _free_port(), *args), nprocs=WORLD, join=False,
+                                 start_method="spawn")
     finally:
         if old is None:
             os.environ.pop("OMP_NUM_THREADS")
         else:
             os.environ["OMP_NUM_THREADS"] = old
+    end = time.monotonic() + timeout_s
+    try:
+        while not ctx.join(timeout=max(0.1, min(5.0, end - time.monotonic()))):
+            if time.monotonic() >= end:
+                alive = [p.pid for p in ctx.processes if p.is_alive()]
+                pytest.fail(f"{worker.__name__}: processes {alive} still running after {timeout_s:.0f} s: killed",
+                            pytrace=False)
+    finally:
+        for p in ctx.processes:  # nothing outlives the test, whatever happened
+            if p.is_alive():
+                p.kill()
+            p.join(10)
 
 
 def _slide_problem():
@@ -100,6 +123,28 @@ def _fit_worker(rank: int, world: int, port: int, out: str) -> None:
     res = _cv(data, y, out / "cv")
     torch.save({"state": model.state_dict(), "history": hist, "pred": predict(model, data, VAL, device="cpu"),
                 "cv": res.predictions.to_numpy(), "is_ddp": D.is_distributed()}, out / f"rank{rank}.pt")
+    D.destroy()
+
+
+def _isg_model() -> DualAttentionNetwork:
+    torch.manual_seed(0)
+    return DualAttentionNetwork(ISG_CFG)
+
+
+def _isg_problem():
+    """The slide problem of :func:`_slide_problem` with the features ISG_CFG takes (d = 8, 2 x 2 cubes)."""
+    data, y = bags(d=ISG_CFG.d, g=ISG_CFG.grid, seed=1)
+    y.loc[y.index[::3], "b"] = np.nan
+    return data, ((y - y.mean()) / y.std()).to_numpy()
+
+
+def _isg_fit_worker(rank: int, world: int, port: int, out: str) -> None:
+    _join(rank, world, port)
+    out = Path(out)
+    data, Y = _isg_problem()
+    model, hist = fit(_isg_model(), data, Y, TRAIN, VAL, FIT_CFG, ckpt=out / "fit.pt", device="cpu")
+    torch.save({"state": model.state_dict(), "history": hist, "pred": predict(model, data, VAL, device="cpu"),
+                "is_ddp": D.is_distributed()}, out / f"rank{rank}.pt")
     D.destroy()
 
 
@@ -209,6 +254,40 @@ def test_fit_and_cross_validate_on_two_processes_equal_one(tmp_path):
     names = sorted(p.name for p in run.iterdir())
     assert names == sorted(p.name for p in next((tmp_path / "one").iterdir()).iterdir())
     assert not list(run.glob("fold?.pt")) and len(list(run.glob("fold?_model.pt"))) == 5
+
+
+def test_isg_network_on_two_processes_equals_one(tmp_path):
+    """The same check on ISG-a-b itself: MBConv (GroupNorm, squeeze-excitation), attention fusion and
+    a ViT whose padding differs between a batch and its shares (keys masked), without dropout."""
+    assert ISG_CFG.dropout == 0.0 and ISG_CFG.name == "ISG-2-1"
+    data, Y = _isg_problem()
+    one, h1 = fit(_isg_model(), data, Y, TRAIN, VAL, FIT_CFG, device="cpu")
+    assert len(h1) == FIT_CFG.epochs and h1[-1]["train_loss"] < h1[0]["train_loss"]  # it trains
+    _spawn(_isg_fit_worker, str(tmp_path))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
+    assert r0["is_ddp"] and r1["is_ddp"]
+    for r in (r0, r1):
+        assert r["state"].keys() == one.state_dict().keys()
+        for k, v in one.state_dict().items():
+            got = r["state"][k]
+            if k.endswith("self_attn.in_proj_bias"):  # [query; key; value] biases
+                # The key bias adds q . b_k to every score of a query: the softmax cancels it, so its
+                # gradient is 0 up to float rounding, and AdamW turns that noise into steps of size lr,
+                # different in every run (measured: up to 0.03 here).  It changes nothing the network
+                # computes (the predictions below are compared); the query and value biases must match.
+                e = v.shape[0] // 3
+                got, v = torch.cat([got[:e], got[2 * e:]]), torch.cat([v[:e], v[2 * e:]])
+            torch.testing.assert_close(got, v, atol=1e-5, rtol=1e-5, msg=k)
+        assert [h["epoch"] for h in r["history"]] == [h["epoch"] for h in h1]
+        for a, b in zip(r["history"], h1):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+        np.testing.assert_allclose(r["pred"], predict(one, data, VAL, device="cpu"), atol=1e-5)
+    assert r0["history"] == r1["history"]
+    ck = torch.load(tmp_path / "fit.pt", weights_only=True)  # rank 0's checkpoint: a plain ISG-a-b's weights
+    plain = DualAttentionNetwork(ISG_CFG)
+    plain.load_state_dict(ck["model"])
+    assert ck["epoch"] == FIT_CFG.epochs
 
 
 def test_extractor_on_two_processes_equals_one(tmp_path):

@@ -1,9 +1,13 @@
 """Faults: `kill -9` during extraction, then the same command again, must give what an
 uninterrupted run gives, leave no temporary file behind, and never expose a half-written slide.
 The kill is injected at a fixed point (`isg_core.errors.fault_point`: the process sends itself
-SIGKILL), so the test is deterministic."""
+SIGKILL), so the test is deterministic.  Permission errors are tested twice: injected (EACCES,
+in-process: everywhere, root included) and with real permission bits through the real entry point
+(as a user they bind: this user, or, as root, root without CAP_DAC_OVERRIDE or user nobody).
+Every process started here has a time limit."""
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -16,9 +20,10 @@ import numpy as np
 import pytest
 
 from isg_core.cli import main
+from isg_core.paths import cohort_dir
+from tests.helpers import deadline, deny, smoke_cohort
 
-ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "data" / "cohorts" / "isg-sim-smoke"
+SMOKE = cohort_dir("smoke")  # data/cohorts/isg-sim-smoke
 ISG = str(Path(sys.executable).parent / "isg")
 
 
@@ -33,11 +38,12 @@ def _copy_cohort(dst: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def extractors():
-    if not (SMOKE / "manifest.csv").exists():
-        pytest.skip("smoke cohort missing: run `isg simulate --profile smoke` (make test does)")
+    smoke_cohort()  # `isg simulate --profile smoke` when it is missing (make test runs it first)
     from isg_core.features.workflow import ensure_extractor
 
-    return [ensure_extractor(s, "smoke", SMOKE, progress=False) for s in ("global", "local")]
+    # found, or trained (after `prepare` with a process pool) in a bare checkout
+    with deadline(900, "the smoke extractors"):
+        return [ensure_extractor(s, "smoke", SMOKE, progress=False) for s in ("global", "local")]
 
 
 def _extract(cohort: Path, extractors, fault: dict | None = None) -> subprocess.CompletedProcess:
@@ -112,7 +118,8 @@ def test_kill_9_during_training_then_resume(tmp_path, extractors):
     checkpoint is detected and its fold is trained again from the start, to the same result."""
     from isg_core.features.workflow import ensure_features
 
-    ensure_features(("fe",), "smoke", SMOKE, progress=False)
+    with deadline(900, "the smoke cohort's features"):
+        ensure_features(("fe",), "smoke", SMOKE, progress=False)
 
     def copy_with_features(name: str) -> Path:
         dst = tmp_path / name
@@ -145,6 +152,24 @@ def test_kill_9_during_training_then_resume(tmp_path, extractors):
     assert _fold_outputs(broken) == want
 
 
+def test_unreadable_slide_and_read_only_output_folder_give_one_line_injected(tmp_path, cmu_path, monkeypatch, capsys):
+    """The refusals of permission bits, injected (EACCES: os.access, os.open, open ...), so that they
+    are tested as root too (root ignores the bits); the real bits are the test below."""
+    slide = tmp_path / cmu_path.name
+    shutil.copy(cmu_path, slide)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with monkeypatch.context() as m:
+        deny(m, ro, write=True)
+        assert main(["tile", str(slide), "--out", str(ro)]) == 2
+    assert capsys.readouterr().err.strip() == f"isg: error: {ro}: output directory is not writable"
+    assert not any(ro.iterdir())
+    deny(monkeypatch, slide, read=True)  # now the slide itself cannot be read
+    assert main(["info", str(slide)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"isg: error: {slide}: permission denied") and "\n" not in err
+
+
 @pytest.fixture
 def world_readable_dir():
     """A folder every user can enter (pytest's tmp_path sits under a 0700 folder)."""
@@ -159,34 +184,66 @@ def world_readable_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _as_nobody(cmd: list[str]) -> list[str]:
-    """As root (CI) file permissions do not apply: run the command as `nobody` through setpriv."""
-    if os.geteuid() != 0:
-        return cmd
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: permissions cannot be exercised")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _drop_dac_capabilities() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set
+    (what ``setpriv --bounding-set=-dac_override,-dac_read_search`` does), so root's next program
+    keeps uid 0 (and can read the checkout it owns) but is bound by permission bits."""
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if _LIBC.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+#: ways to run a command as someone permission bits bind: as it is (a user who is not root, or a root
+#: without those capabilities), root without CAP_DAC_OVERRIDE, user nobody
+_BOUND = {"this user": {}, "root without CAP_DAC_OVERRIDE": {"preexec_fn": _drop_dac_capabilities},
+          "user nobody": {"user": 65534, "group": 65534, "extra_groups": []}}
+
+
+def _bound_by_permissions(work: Path) -> dict:
+    """``subprocess.run`` arguments under which permission bits bind: the first of :data:`_BOUND`
+    that runs isg and is refused a 0o000 file in ``work``.  As root that needs CAP_SETPCAP or
+    CAP_SETUID (both in a container's default set); skips only where root has neither."""
+    probe = work / "probe"
+    probe.write_text("x")
+    os.chmod(probe, 0o000)
+    tried = []
+    for how, kwargs in _BOUND.items():
+        try:
+            refused = subprocess.run([sys.executable, "-c", f"open({str(probe)!r}).read()"], capture_output=True,
+                                     text=True, timeout=120, **kwargs)
+            if refused.returncode == 0 or "PermissionError" not in refused.stderr:
+                tried.append(f"{how}: permission bits ignored")
+                continue
+            ok = subprocess.run([ISG, "--help"], capture_output=True, text=True, timeout=120, **kwargs)
+        except (OSError, subprocess.SubprocessError) as e:  # e.g. not permitted to drop or to switch user
+            tried.append(f"{how}: {e}")
+            continue
+        if ok.returncode == 0:
+            return kwargs
+        tried.append(f"{how}: cannot run isg ({ok.stderr.strip()[-80:]})")  # nobody, in a 0700 checkout
+    pytest.skip("no way to run isg bound by permission bits here (" + "; ".join(tried) + "); the injected variant "
+                "tests the contract")
 
 
 def test_unreadable_slide_and_read_only_output_folder_give_one_line(world_readable_dir, cmu_path):
-    probe = subprocess.run(_as_nobody([ISG, "--help"]), capture_output=True, text=True, timeout=120)
-    if probe.returncode != 0:  # e.g. a checkout inside a 0700 folder: `nobody` cannot even start isg
-        pytest.skip(f"user nobody cannot run {ISG} here: {probe.stderr.strip()[:80]}")
     work = world_readable_dir
+    bound = _bound_by_permissions(work)  # as root (CI): without CAP_DAC_OVERRIDE, or as nobody
     slide = work / cmu_path.name
     shutil.copy(cmu_path, slide)
     os.chmod(slide, 0o644)
     ro = work / "ro"
     ro.mkdir()
     os.chmod(ro, 0o555)
-    r = subprocess.run(_as_nobody([ISG, "tile", str(slide), "--out", str(ro)]), capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([ISG, "tile", str(slide), "--out", str(ro)], capture_output=True, text=True, timeout=120,
+                       **bound)
     assert r.returncode == 2
     assert r.stderr.strip() == f"isg: error: {ro}: output directory is not writable"
     assert not any(ro.iterdir())
-    os.chmod(slide, 0o600)  # now the slide itself cannot be read
-    r = subprocess.run(_as_nobody([ISG, "info", str(slide)]), capture_output=True, text=True, timeout=120)
+    os.chmod(slide, 0o000)  # now the slide itself cannot be read (by its owner either)
+    r = subprocess.run([ISG, "info", str(slide)], capture_output=True, text=True, timeout=120, **bound)
     assert r.returncode == 2 and r.stderr.strip().startswith(f"isg: error: {slide}: permission denied")
 
 

