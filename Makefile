@@ -28,13 +28,15 @@ cohort: samples
 reproduce: cohort
 	$(BIN)/isg reproduce --profile quick
 
-# Unit tests, then every notebook executed by nbval at the smoke profile.
+# Lint (ruff, settings in pyproject.toml), unit tests, then every notebook executed by nbval at smoke.
 test: samples
+	$(BIN)/ruff check .
 	$(BIN)/isg simulate --profile smoke
 	ISG_PROFILE=smoke $(BIN)/python -m pytest -q tests --nbval-lax notebooks
 
 # Unit tests only (no notebooks).
 test-fast: samples
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests -m "not slow"
 
 # Maintainers: re-execute the notebooks at quick and store their outputs in notebooks/.

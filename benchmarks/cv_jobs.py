@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +24,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isg_core.cohort import ensure_cohort, load_cohort  # noqa: E402
-from isg_core.config import get_profile  # noqa: E402
-from isg_core.experiments import isg, run_table  # noqa: E402
-from isg_core.features.workflow import ensure_features  # noqa: E402
-from isg_core.report import write_table  # noqa: E402
+from isg_core.cohort import ensure_cohort, load_cohort
+from isg_core.config import get_profile
+from isg_core.experiments import isg, run_table
+from isg_core.features.workflow import ensure_features
+from isg_core.report import write_table
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -50,7 +47,9 @@ if __name__ == "__main__":
         torch.set_num_threads(threads)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            tables.append(run_table(exps, cohort, root / "tiles", prof, Path(tmp), [args.task], progress=False, jobs=jobs))
+            tables.append(
+                run_table(exps, cohort, root / "tiles", prof, Path(tmp), [args.task], progress=False, jobs=jobs)
+            )
             rows.append({"setup": name, "torch threads": threads, "jobs": jobs, "cross-validations": len(exps),
                          "seconds": time.perf_counter() - t0})
         print(rows[-1], flush=True)

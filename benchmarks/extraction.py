@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,16 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isg_core.cohort import ensure_cohort  # noqa: E402
-from isg_core.config import get_profile  # noqa: E402
-from isg_core.features.extract import ResNet50Encoder, StyleGANEncoder  # noqa: E402
-from isg_core.features.workflow import ensure_extractor  # noqa: E402
-from isg_core.manifest import read_manifest  # noqa: E402
-from isg_core.report import write_table  # noqa: E402
-from isg_core.slides import open_slide  # noqa: E402
-from isg_core.tiling import read_global_patch, read_tiling_h5  # noqa: E402
+from isg_core.cohort import ensure_cohort
+from isg_core.config import get_profile
+from isg_core.features.extract import ResNet50Encoder, StyleGANEncoder
+from isg_core.features.workflow import ensure_extractor
+from isg_core.manifest import read_manifest
+from isg_core.report import write_table
+from isg_core.slides import open_slide
+from isg_core.tiling import read_global_patch, read_tiling_h5
 
 
 def run(slides, tiles: Path, encoder, batch: int) -> tuple[int, float]:
@@ -68,14 +65,14 @@ def main() -> None:
     args = ap.parse_args()
     prof = get_profile(args.profile)
     root = ensure_cohort(prof.name)
-    g, l = ensure_extractor("global", prof, root), ensure_extractor("local", prof, root)
+    g, loc = ensure_extractor("global", prof, root), ensure_extractor("local", prof, root)
     man = read_manifest(root / "manifest.csv")
     slides = list(zip(man.slide_id, man.path))[: args.slides]
     batch = args.batch or prof.features.extract_batch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         encoders = {"read": None, "fe:global": StyleGANEncoder(g, None, device=args.device),
-                    "fe": StyleGANEncoder(g, l, device=args.device),
+                    "fe": StyleGANEncoder(g, loc, device=args.device),
                     "resnet50": ResNet50Encoder(prof.features.resnet_input, device=args.device)}
     run(slides[:1], root / "tiles", encoders["fe"], batch)  # warm-up (page cache, kernels)
     rows = []

@@ -19,18 +19,15 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from pathlib import Path
 
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort  # noqa: E402
-from isg_core.config import get_profile  # noqa: E402
-from isg_core.efficiency import extrapolate, measure, plot_stages, summarise_efficiency  # noqa: E402
-from isg_core.paths import repo_root, samples_dir  # noqa: E402
-from isg_core.report import save_figure, write_table  # noqa: E402
+from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
+from isg_core.config import get_profile
+from isg_core.efficiency import extrapolate, measure, plot_stages, summarise_efficiency
+from isg_core.paths import repo_root, samples_dir
+from isg_core.report import save_figure, write_table
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -69,7 +66,8 @@ if __name__ == "__main__":
     table["s/slide at 1e5 x 1e5 px"] = extrapolate(table)
     device = table.device.iloc[0]
     cmd = (f"python benchmarks/inference.py --profile {prof.name} --slides {args.slides} --large {args.large}"
-           + (f" --device {args.device}" if args.device else "") + (f" --threads {args.threads}" if args.threads else ""))
+           + (f" --device {args.device}" if args.device else "")
+           + (f" --threads {args.threads}" if args.threads else ""))
     write_table(table, "benchmark_inference", prof.name, cmd,
                 config={"tiling": prof.tiling.__dict__, "features": prof.features.__dict__, "device": device,
                         "threads": int(table.threads.iloc[0]) if "threads" in table else torch.get_num_threads(),

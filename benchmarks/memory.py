@@ -17,19 +17,15 @@ Writes ``results/<profile>/benchmark_memory.{csv,md}`` and ``fig_benchmark_memor
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isg_core.config import get_profile  # noqa: E402
-from isg_core.efficiency import cohort_path_peak, in_fresh_process, measure  # noqa: E402
-from isg_core.paths import repo_root  # noqa: E402
-from isg_core.report import save_figure, write_table  # noqa: E402
-from isg_core.simulate.large import write_large_slide  # noqa: E402
+from isg_core.config import get_profile
+from isg_core.efficiency import cohort_path_peak, in_fresh_process, measure
+from isg_core.paths import repo_root
+from isg_core.report import save_figure, write_table
+from isg_core.simulate.large import write_large_slide
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -57,9 +53,10 @@ if __name__ == "__main__":
     df = pd.DataFrame(rows)
     df["added by the slide (MB)"] = df["peak RSS (MB)"] - df["before slide (MB)"]
     df["under 2 GB"] = df["peak RSS (MB)"] <= 2048
-    cmd = f"python benchmarks/memory.py --profile {prof.name} --sizes {' '.join(map(str, args.sizes))} --threads {args.threads}"
-    write_table(df, "benchmark_memory", prof.name, cmd, config={"features": prof.features.__dict__,
-                                                                "tiling": prof.tiling.__dict__, "threads": args.threads},
+    sizes = " ".join(map(str, args.sizes))
+    cmd = f"python benchmarks/memory.py --profile {prof.name} --sizes {sizes} --threads {args.threads}"
+    config = {"features": prof.features.__dict__, "tiling": prof.tiling.__dict__, "threads": args.threads}
+    write_table(df, "benchmark_memory", prof.name, cmd, config=config,
                 title="Peak memory of one large slide by size (SIMULATED slides, CPU)",
                 note="Each row in a fresh process; untrained ISG-10-2 at full width and the profile's encoders. "
                      "'before slide' is the process after imports and model construction.")
@@ -69,7 +66,8 @@ if __name__ == "__main__":
     for path, g in df.groupby("path", sort=False):
         ax.plot(g["size (px)"] / 1000, g["peak RSS (MB)"] / 1024, marker="o", label=path)
     ax.axhline(2, color="red", ls="--", lw=1, label="2 GB goal")
-    ax.set(xlabel="slide side (1000 px)", ylabel="peak RSS (GB)", ylim=(0, max(2.5, df["peak RSS (MB)"].max() / 1024 * 1.1)),
+    ax.set(xlabel="slide side (1000 px)", ylabel="peak RSS (GB)",
+           ylim=(0, max(2.5, df["peak RSS (MB)"].max() / 1024 * 1.1)),
            title="Peak memory by slide size (simulated slides)")
     ax.legend(fontsize=7)
     save_figure(fig, "fig_benchmark_memory", prof.name)

@@ -38,21 +38,17 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isg_core.config import PROFILES  # noqa: E402
-from isg_core.efficiency import in_fresh_process, peak_rss_mb, reset_peak_rss, rss_now_mb  # noqa: E402
-from isg_core.errors import atomic_path  # noqa: E402
-from isg_core.report import profile_results_dir, write_table  # noqa: E402
+from isg_core.config import PROFILES
+from isg_core.efficiency import in_fresh_process, peak_rss_mb, reset_peak_rss, rss_now_mb
+from isg_core.errors import atomic_path
+from isg_core.report import profile_results_dir, write_table
 
 OUT_PROFILE = "paper_cpu"  # results/paper_cpu/
 
@@ -288,7 +284,8 @@ def main() -> None:
                       "E_L": f"{fc.local_resolution} px, channel_base {fc.local_channel_base}",
                       "d": fc.code_dim, "channel_max": fc.channel_max})
     rows = ladder("extract: E_G + E_L (untrained), one batch", measure_extract, (), args.extract_batches,
-                  fc.extract_batch, lambda b: f"{b} global patches (+ {paper.tiling.grid ** 2 * b} local)", config=enc, **run)
+                  fc.extract_batch, lambda b: f"{b} global patches (+ {paper.tiling.grid ** 2 * b} local)",
+                  config=enc, **run)
     for scale, batches in (("global", args.global_batches), ("local", [])):
         res, base = ((fc.global_resolution, fc.channel_base) if scale == "global"
                      else (fc.local_resolution, fc.local_channel_base))
@@ -315,9 +312,9 @@ def main() -> None:
     df[f"fits {ram_gb:.0f} GB"] = df["peak RSS (GB)"] <= ram_gb
     df = df.rename(columns={"seconds": "s per step", "seconds_r1_step": "s (step with R1)",
                             "baseline_rss_mb": "before step (MB)", "quick_seconds": "quick: s per step"})
-    cols = ["step", "size", "how", "peak RSS (GB)", f"fits {ram_gb:.0f} GB", "added by the step (GB)", "before step (MB)", "s per step",
-            "s (step with R1)", "patches / s", "quick: s per step", "quick: patches / s", "step / quick step",
-            "outputs", "config", "error"]
+    cols = ["step", "size", "how", "peak RSS (GB)", f"fits {ram_gb:.0f} GB", "added by the step (GB)",
+            "before step (MB)", "s per step", "s (step with R1)", "patches / s", "quick: s per step",
+            "quick: patches / s", "step / quick step", "outputs", "config", "error"]
     table = df[cols].drop(columns=["error"] if df.error.isna().all() else [])
     cmd = ("python benchmarks/paper_memory.py --threads {t} --extract-batches {e} --global-batches {g} "
            "--isg-patches {i} --limit-gb {l:g}").format(t=args.threads, e=" ".join(map(str, args.extract_batches)),

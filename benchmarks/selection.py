@@ -27,15 +27,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isg_core.config import get_profile  # noqa: E402
-from isg_core.paths import cohort_dir, samples_dir  # noqa: E402
-from isg_core.report import write_table  # noqa: E402
-from isg_core.selection import (SELECTORS, ShannonSelector, Threshold, available_selectors,  # noqa: E402
-                                compressor_study, get_selector, precision_recall, select)
-from isg_core.slides import open_slide  # noqa: E402
-from isg_core.tiling import read_global_patch, tile_slide  # noqa: E402
+from isg_core.config import get_profile
+from isg_core.paths import cohort_dir, samples_dir
+from isg_core.report import write_table
+from isg_core.selection import (
+    SELECTORS,
+    ShannonSelector,
+    Threshold,
+    available_selectors,
+    compressor_study,
+    get_selector,
+    precision_recall,
+    select,
+)
+from isg_core.slides import open_slide
+from isg_core.tiling import read_global_patch, tile_slide
 
 CMU = "CMU-1-Small-Region.svs"
 
@@ -73,8 +79,9 @@ def timing(datasets: dict[str, list[Path]]) -> pd.DataFrame:
         n = sum(len(x[0]) for x in loaded)
         mp = sum(x[0].shape[0] * x[0].shape[1] * x[0].shape[2] for x in loaded) / 1e6
         t_read = sum(x[1] for x in loaded)
-        rows.append({"dataset": dname, "method": "read+decode (OpenSlide)", "patches": n, "ms_per_patch": 1e3 * t_read / n,
-                     "patches_per_s": n / t_read, "mp_per_s": mp / t_read, "ratio_to_read": 1.0})
+        rows.append({"dataset": dname, "method": "read+decode (OpenSlide)", "patches": n,
+                     "ms_per_patch": 1e3 * t_read / n, "patches_per_s": n / t_read, "mp_per_s": mp / t_read,
+                     "ratio_to_read": 1.0})
         variants = [(m, {}) for m in _methods()] + [
             (f"shannon[{c},ds{d}]", {"compressor": c, "score_downsample": d})
             for c, d in [("zstdgrad", 1), ("zstdgrad", 4), ("jpegxl", 1), ("webp", 4), ("png", 4), ("zstd", 2)]]
@@ -179,7 +186,8 @@ def main(argv=None) -> int:
            "timing_slides": args.timing_slides, "note": "ISG-Sim is simulated"}
     pd.set_option("display.width", 220)
 
-    tdf = timing({f"ISG-Sim {prof.name} ({args.timing_slides} slides)": paths[:: max(1, len(paths) // args.timing_slides)][: args.timing_slides],
+    timed = paths[:: max(1, len(paths) // args.timing_slides)][: args.timing_slides]
+    tdf = timing({f"ISG-Sim {prof.name} ({args.timing_slides} slides)": timed,
                   "CMU-1-Small-Region (real)": [cmu]})
     write_table(tdf, "benchmark_selection", prof.name, cmd, cfg, title="Patch selection cost vs OpenSlide read+decode",
                 note="One process, best of 3. ratio_to_read = scoring time / read+decode time of the same patches. "

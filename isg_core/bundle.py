@@ -122,7 +122,8 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
         path = extractor_dir(cohort_root, scale) / "checkpoint.pt"
         e = load_checkpoint(path)
         encoders[scale] = {"config": e["config"], "encoder": e["encoder"], "step": int(e["step"]),
-                           "lpips_trunk": e["lpips_trunk"], "checkpoint": f"{scale} extractor of {Path(cohort_root).name}",
+                           "lpips_trunk": e["lpips_trunk"],
+                           "checkpoint": f"{scale} extractor of {Path(cohort_root).name}",
                            "sha256": ""}
     sel = get_selector(exp.selection)
     d, grid = result.data.f[0].shape[1], result.data.R[0].shape[1]
@@ -141,7 +142,8 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
         "encoders": encoders,
         "model": {"experiment": {**exp.run_spec(), "overrides": [list(o) for o in exp.overrides]},
                   "d": int(d), "grid": int(grid), "width": width, "state": ck["model"]},
-        "meta": {"isg_version": __version__, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "meta": {"isg_version": __version__,
+                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                  "profile": profile.name, "cohort": cohort.label, "simulated": cohort.simulated,
                  "task": result.task, "experiment": exp.label, "fold": int(fold), "run": Path(result.run_dir).name,
                  "gene_tasks": gene_tasks,
@@ -164,7 +166,8 @@ def load_bundle(path: "str | os.PathLike") -> Bundle:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, not a torch file
-        raise IsgError(path, f"not a readable model bundle ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+        raise IsgError(path, f"not a readable model bundle "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
     if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT:
         hint = " (a cross-validation fold model: export it with `isg export-model`)" \
             if isinstance(raw, dict) and raw.get("format") == "isg-slide-model/1" else ""
@@ -217,5 +220,6 @@ def export_default_bundle(profile: "str | Profile | None" = None, cohort_root: "
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     ensure_features(("fe",), prof, root, progress=progress, device=device)
     cohort = load_cohort(root)
-    res = run_experiment(cohort, root / "tiles", isg(), ALL_TASKS, prof, root / "runs", device=device, progress=progress)
+    res = run_experiment(cohort, root / "tiles", isg(), ALL_TASKS, prof, root / "runs", device=device,
+                         progress=progress)
     return export_bundle(res, fold, prof, root, out or default_bundle_path(prof.name))

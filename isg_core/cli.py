@@ -54,11 +54,9 @@ def _cmd_tile(args) -> None:
     from tqdm import tqdm
 
     from .config import TilingConfig
-    from .tiling import tile_to_h5
-
     from .manifest import shard_rows
-
     from .slides import distinct_slides
+    from .tiling import tile_to_h5
 
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
     failures = 0
@@ -78,12 +76,12 @@ def _cmd_tile(args) -> None:
 
 def _cmd_select(args) -> None:
     from .config import TilingConfig
+    from .manifest import shard_rows
     from .selection import run_select
 
-    from .manifest import shard_rows
-
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
-    rows = run_select(shard_rows(args.slides, args.shard), args.method, args.out, threshold=args.threshold, config=cfg, slide_mpp=args.slide_mpp)
+    rows = run_select(shard_rows(args.slides, args.shard), args.method, args.out, threshold=args.threshold,
+                      config=cfg, slide_mpp=args.slide_mpp)
     for r in rows:
         print("  ".join(f"{k}={v}" for k, v in r.items()))
 
@@ -146,7 +144,8 @@ def _cmd_prepare(args) -> None:
     df = prepare_cohort(cohort, args.tiles, methods=args.methods, thresholds=thresholds, config=prof.tiling,
                         workers=args.workers or prof.workers, shard=args.shard)
     kept = "  ".join(f"{c[7:]}: {df[c].sum()}" for c in df.columns if c.startswith("n_kept_"))
-    print(f"{len(df)} slides, {df.n_patches.sum()} global patches in {cohort_tiles_dir(cohort, args.tiles)}; kept {kept}")
+    print(f"{len(df)} slides, {df.n_patches.sum()} global patches in {cohort_tiles_dir(cohort, args.tiles)}; "
+          f"kept {kept}")
 
 
 def _cmd_train_extractor(args) -> None:
@@ -158,7 +157,8 @@ def _cmd_train_extractor(args) -> None:
 
     prof = get_profile(args.profile)
     cohort = _cohort_arg(args)
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed))
+                 if v is not None}
     cfg = train_config_for(args.scale, prof.features, **overrides)
     from .distributed import LONG_WAIT_S, barrier, init_from_env, is_main
 
@@ -240,16 +240,16 @@ def _cmd_export_model(args) -> None:
     from .bundle import export_default_bundle
 
     path = export_default_bundle(args.profile, _cohort_arg(args), args.out, fold=args.fold, device=args.device)
-    print(f"{path}: ISG model bundle ({path.stat().st_size / 1e6:.1f} MB); use it with `isg predict SLIDE --model {path}`")
+    print(f"{path}: ISG model bundle ({path.stat().st_size / 1e6:.1f} MB); "
+          f"use it with `isg predict SLIDE --model {path}`")
 
 
 def _cmd_predict(args) -> None:
+    from .manifest import shard_rows
     from .predict import predict_slides
 
-    from .manifest import shard_rows
-
-    recs = predict_slides(shard_rows(args.slides, args.shard), args.model, args.out, genes=args.genes, slide_mpp=args.slide_mpp,
-                          device=args.device, overwrite=args.overwrite)
+    recs = predict_slides(shard_rows(args.slides, args.shard), args.model, args.out, genes=args.genes,
+                          slide_mpp=args.slide_mpp, device=args.device, overwrite=args.overwrite)
     for r in recs:
         preds = ", ".join(f"{g} {v['log10_fpkm_uq_plus_1']:.2f}" for g, v in r["predictions"].items())
         done = " (already predicted from this file with this model)" if r.get("skipped") else ""
@@ -269,7 +269,8 @@ def _cmd_reproduce(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="isg", description="ISG: gene expression from H&E slides (reference implementation)")
+    p = argparse.ArgumentParser(prog="isg",
+                                description="ISG: gene expression from H&E slides (reference implementation)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("fetch-samples", help="put the real H&E sample images into data/samples/")
@@ -292,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5, 20x)")
     s.add_argument("--patch", type=int, default=256, help="global patch size p in px at --mpp (default 256)")
     s.add_argument("--local", type=int, default=32, help="local patch size q in px at --mpp (default 32)")
-    s.add_argument("--slide-mpp", type=float, help="the slide's resolution in um/px: required where the file has none "
-                                                   "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
+    s.add_argument("--slide-mpp", type=float,
+                   help="the slide's resolution in um/px: required where the file has none "
+                        "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
     s.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
     s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.set_defaults(func=_cmd_tile)
@@ -301,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("select", help="score global patches and keep the informative ones (Shannon or a baseline)")
     s.add_argument("slides", nargs="+", help="slide files (tiled first if needed)")
     s.add_argument("--method", default="shannon", help="shannon | ig | canny | dog | log | otsu | he2rna | dexined")
-    s.add_argument("--threshold", help="e.g. 0.36, bits:5.7e5, bpp:8.7, mu+sigma, robust:1, otsu (default: the method's)")
+    s.add_argument("--threshold",
+                   help="e.g. 0.36, bits:5.7e5, bpp:8.7, mu+sigma, robust:1, otsu (default: the method's)")
     s.add_argument("--out", required=True, help="folder for <slide_id>.h5 and the selection thumbnail PNG")
     s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5)")
     s.add_argument("--patch", type=int, default=256, help="global patch size p (default 256)")
@@ -312,12 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="print what a slide is: size, mpp, magnification, pyramid")
     s.add_argument("slides", nargs="+")
-    s.add_argument("--slide-mpp", type=float, help="the slide's resolution in um/px (a file without one shows 'unknown')")
+    s.add_argument("--slide-mpp", type=float,
+                   help="the slide's resolution in um/px (a file without one shows 'unknown')")
     s.set_defaults(func=_cmd_info)
 
     s = sub.add_parser("check", help="validate a cohort: manifest, slides, expression table")
     s.add_argument("manifest", help="manifest CSV (slide_id, path, cancer_type, patient_id, fold)")
-    s.add_argument("--expression", help="merged matrix or STAR-Counts folder (default: expression.tsv beside the manifest)")
+    s.add_argument("--expression",
+                   help="merged matrix or STAR-Counts folder (default: expression.tsv beside the manifest)")
     s.add_argument("--sample-sheet", help="GDC sample sheet (with a STAR-Counts folder)")
     s.add_argument("--genes", nargs="*", help="gene symbols (default: the tasks' genes of the manifest's cancer types)")
     s.set_defaults(func=_cmd_check)
@@ -325,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     def cohort_args(s) -> None:
         s.add_argument("--cohort", help="cohort folder with manifest.csv (default: the profile's ISG-Sim cohort)")
         s.add_argument("--tiles", help="folder of per-slide HDF5 (default <cohort>/tiles)")
-        s.add_argument("--profile", choices=["smoke", "quick", "paper"], help="sizes and budgets (default $ISG_PROFILE or quick)")
+        s.add_argument("--profile", choices=["smoke", "quick", "paper"],
+                       help="sizes and budgets (default $ISG_PROFILE or quick)")
 
     s = sub.add_parser("prepare", help="tile every slide of a cohort and add the selections")
     cohort_args(s)
@@ -394,11 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="predict gene expression of your own slides with a model bundle")
     s.add_argument("slides", nargs="+", help="slide files (any OpenSlide format, or PNG/JPEG/TIFF; a file without a "
                                              "resolution needs --slide-mpp)")
-    s.add_argument("--model", required=True, help="model bundle (isg export-model; make reproduce leaves results/quick/isg_model.pt)")
+    s.add_argument("--model", required=True,
+                   help="model bundle (isg export-model; make reproduce leaves results/quick/isg_model.pt)")
     s.add_argument("--out", required=True, help="output folder: CSV, JSON, PNG maps and an HTML report per slide")
     s.add_argument("--genes", nargs="*", help="report only these genes (default: all the model predicts)")
-    s.add_argument("--slide-mpp", type=float, help="the slides' resolution in um/px: required where a file has none "
-                                                   "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
+    s.add_argument("--slide-mpp", type=float,
+                   help="the slides' resolution in um/px: required where a file has none "
+                        "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
     s.add_argument("--overwrite", action="store_true", help="redo slides already predicted with this model")
     s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of those given (1 <= K <= N)")
     s.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")

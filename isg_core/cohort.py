@@ -60,7 +60,8 @@ class Cohort:
         return SIMULATED_LABEL if self.simulated else self.meta.get("name", self.root.name)
 
 
-def load_cohort(root: str | Path, expression: str | Path | None = None, sample_sheet: str | Path | None = None) -> Cohort:
+def load_cohort(root: str | Path, expression: str | Path | None = None,
+                sample_sheet: str | Path | None = None) -> Cohort:
     """Load a cohort folder: its manifest and targets (through the real expression loader)."""
     from .expression import load_targets
 
@@ -77,5 +78,5 @@ def load_cohort(root: str | Path, expression: str | Path | None = None, sample_s
         p = root / name
         return pd.read_csv(p, **kw) if p.exists() else None
 
-    return Cohort(root, manifest, targets, meta, truth=opt("truth.csv", index_col=0), noise_ceiling=opt("noise_ceiling.csv"),
-                  labels=opt("labels.csv"), patches=opt("patches.csv"))
+    return Cohort(root, manifest, targets, meta, truth=opt("truth.csv", index_col=0),
+                  noise_ceiling=opt("noise_ceiling.csv"), labels=opt("labels.csv"), patches=opt("patches.csv"))

@@ -156,8 +156,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", SimConfig(slides_per_type=4, size=1024, seed=0),
                      features=FeatureConfig(global_resolution=16, local_resolution=16, code_dim=16, channel_base=256,
-                                            channel_max=32, local_channel_base=256, global_steps=6, local_steps=6, batch_size=8, bank_size=64,
-                                            checkpoint_every=3, extract_batch=32, resnet_input=64),
+                                            channel_max=32, local_channel_base=256, global_steps=6, local_steps=6,
+                                            batch_size=8, bank_size=64, checkpoint_every=3, extract_batch=32,
+                                            resnet_input=64),
                      models=SlideModelConfig(epochs=2, patience=2, batch_size=4, max_patches=4, width=8),
                      workers=2),
     # 150 slides per type (TCGA projects have 300-500): slide-level models learn from slide labels, and with
@@ -168,9 +169,9 @@ PROFILES: dict[str, Profile] = {
                      workers=2),
     "paper": Profile("paper", SimConfig(slides_per_type=150, size=8192, seed=0),
                      features=FeatureConfig(global_resolution=256, local_resolution=32, code_dim=128, channel_base=8192,
-                                            channel_max=256, local_channel_base=2048, global_steps=50_000, local_steps=50_000, batch_size=32,
-                                            bank_size=50_000, checkpoint_every=1000, extract_batch=256,
-                                            resnet_input=224),
+                                            channel_max=256, local_channel_base=2048, global_steps=50_000,
+                                            local_steps=50_000, batch_size=32, bank_size=50_000, checkpoint_every=1000,
+                                            extract_batch=256, resnet_input=224),
                      workers=16),
 }
 

@@ -12,9 +12,9 @@ same whatever the weights, and the selection (which sets how many patches are en
 use them.  Each method runs in its own spawned process, so the peak resident memory
 (``ru_maxrss``) is that method's alone; the first slide is run once before timing (warm-up:
 allocator, thread pools, lazy imports).  The peak is the process's resident high-water mark over
-the timed slides (reset after the warm-up where Linux allows), beside its footprint before them.  Seconds per slide at 1e5 x 1e5 px are extrapolated
-from a large slide in proportion to its area (the patch count), an assumption that holds for a
-slide with the same tissue fraction.
+the timed slides (reset after the warm-up where Linux allows), beside its footprint before them.
+Seconds per slide at 1e5 x 1e5 px are extrapolated from a large slide in proportion to its area
+(the patch count), an assumption that holds for a slide with the same tissue fraction.
 """
 from __future__ import annotations
 
@@ -134,8 +134,8 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
     if threads:
         torch.set_num_threads(threads)
     prof = profile if not isinstance(profile, str) else get_profile(profile)
-    enc = StyleGANEncoder.from_configs(train_config_for("global", prof.features), train_config_for("local", prof.features),
-                                       device=device or "cpu")
+    enc = StyleGANEncoder.from_configs(train_config_for("global", prof.features),
+                                       train_config_for("local", prof.features), device=device or "cpu")
     baseline = rss_now_mb()
     reset_peak_rss()
     t0 = time.perf_counter()

@@ -151,7 +151,8 @@ def keep_mask(h5: h5py.File, exp: Experiment, pixels: int) -> np.ndarray | None:
         return None
     key = f"selection/{exp.selection}/keep"
     if key not in h5:
-        raise IsgError(h5.filename, f"no '{exp.selection}' selection stored: run `isg prepare --methods {exp.selection}`")
+        raise IsgError(h5.filename,
+                       f"no '{exp.selection}' selection stored: run `isg prepare --methods {exp.selection}`")
     return h5[key][:]
 
 
@@ -409,7 +410,8 @@ def summarise(rows: pd.DataFrame, table: int | None = None, ceiling: float = flo
     out = pd.DataFrame({"PCC mean": g.pcc.mean(), "PCC sd": g.pcc.std(ddof=1), "L2 mean": g.l2.mean(),
                         "L2 sd": g.l2.std(ddof=1)})
     if "pcc_pooled" in rows:  # PCC of the out-of-fold predictions of all 5 folds together, per task and gene
-        out["PCC pooled"] = rows.drop_duplicates(["method", "task", "gene"]).groupby("method", sort=False).pcc_pooled.mean()
+        out["PCC pooled"] = (rows.drop_duplicates(["method", "task", "gene"])
+                             .groupby("method", sort=False).pcc_pooled.mean())
     for ct in rows.task.unique():
         out[f"PCC {ct}"] = rows[rows.task == ct].groupby("method", sort=False).pcc.mean()
     out["noise ceiling"] = ceiling
@@ -534,7 +536,8 @@ def plot_table(run: TableRun, ax=None, title: str | None = None):
     s = run.summary
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.45 * len(s) + 1.2))
-    ax.barh(s.method, s["PCC mean"], xerr=s["PCC sd"], color="tab:blue", alpha=0.8, label=f"ours ({run.config.get('cohort', 'ISG-Sim, simulated')})")
+    ax.barh(s.method, s["PCC mean"], xerr=s["PCC sd"], color="tab:blue", alpha=0.8,
+            label=f"ours ({run.config.get('cohort', 'ISG-Sim, simulated')})")
     if "paper PCC" in s and s["paper PCC"].notna().any():
         ax.scatter(s["paper PCC"], s.method, color="tab:red", marker="D", zorder=3, label="paper (TCGA)")
     if np.isfinite(run.ceiling):
@@ -568,7 +571,8 @@ def describe(run: TableRun, ours: str | None = None) -> str:
     and the README; every number comes from ``run``)."""
     s = run.summary.sort_values("PCC mean", ascending=False)
     ours = ours or table_comparisons(run.number, run.summary)[0][0]
-    lines = ["Ranking by mean PCC over folds: " + " > ".join(f"{m} ({v:.3f})" for m, v in zip(s.method, s["PCC mean"])) + "."]
+    lines = ["Ranking by mean PCC over folds: "
+             + " > ".join(f"{m} ({v:.3f})" for m, v in zip(s.method, s["PCC mean"])) + "."]
     if np.isfinite(run.ceiling):
         r = float(s.loc[s.method == ours, "PCC mean"].iloc[0])
         lines.append(f"{ours} reaches {r / run.ceiling:.2f} of the noise ceiling ({run.ceiling:.3f}); the goal is 0.9.")

@@ -212,7 +212,8 @@ def read_star_counts(path: str | os.PathLike, column: str = "fpkm_uq_unstranded"
     if len(dup):
         originals = ids[stripped == dup.iloc[0]].tolist()
         raise IsgError(path, f"STAR-Counts file lists gene {dup.iloc[0]} more than once ({', '.join(originals)})")
-    return pd.Series(values.to_numpy(dtype=np.float64), index=pd.Index(stripped.to_numpy(), name="gene_id"), name=column)
+    return pd.Series(values.to_numpy(dtype=np.float64), index=pd.Index(stripped.to_numpy(), name="gene_id"),
+                     name=column)
 
 
 def _check_not_cut_off(path: Path, n_columns: int) -> None:

@@ -192,7 +192,8 @@ class GdcReport:
     def summary(self) -> str:
         """One paragraph for the terminal."""
         c = self.counts()
-        shown = ", ".join(f"{k}: {v}" for k, v in c.items() if k not in ("slides found", "slides kept", "patients") and v)
+        shown = ", ".join(f"{k}: {v}" for k, v in c.items()
+                          if k not in ("slides found", "slides kept", "patients") and v)
         return (f"{c['slides kept']} of {c['slides found']} slides kept ({c['patients']} patients; "
                 + ", ".join(f"{k} {v}" for k, v in self.projects.items()) + ")" + (f"; {shown}" if shown else ""))
 
@@ -309,7 +310,8 @@ def read_gdc_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
         if clash.any():
             i = int(clash.to_numpy().nonzero()[0][0])
             raise IsgError(path, f"row {i + 2}: sample {sheet['sample_id'].iat[i]} has sample code "
-                                 f"{sample_code(sheet['sample_id'].iat[i])!r} but Sample Type {sheet['sample_type'].iat[i]!r}")
+                                 f"{sample_code(sheet['sample_id'].iat[i])!r} "
+                                 f"but Sample Type {sheet['sample_type'].iat[i]!r}")
     # the API repeats a file once per case it belongs to; a cart export can list a file twice
     return sheet.drop_duplicates("file_name").reset_index(drop=True)
 
@@ -448,7 +450,8 @@ def match_download(slides: dict[str, Path], star: dict[str, list[Path]], sheet: 
                                    f"{len(sample_files)} primary-tumour samples with expression downloaded)")
     sample_files = {s: sample_files[s] for s in sorted(used)}
     aliquots = {s: sample_aliquots[s] for s in sample_files}
-    rep.averaged = {s: [f"{a}: {p.name}" for a, p in zip(aliquots[s], f)] for s, f in sample_files.items() if len(f) > 1}
+    rep.averaged = {s: [f"{a}: {p.name}" for a, p in zip(aliquots[s], f)]
+                    for s, f in sample_files.items() if len(f) > 1}
     return GdcMatch(kept, slide_sample, sample_files, aliquots, {s: sample_project[s] for s in sample_files}, rep)
 
 
@@ -508,7 +511,8 @@ def build_manifest(match: GdcMatch, k: int, seed: int) -> pd.DataFrame:
                        "patient_id": [patient_id_from_slide(s) for _, s in rows]})
     n_patients = df.patient_id.nunique()
     if n_patients < k:
-        raise IsgError(None, f"--folds {k} needs at least {k} patients; the download has {n_patients} with slide and expression")
+        raise IsgError(None, f"--folds {k} needs at least {k} patients; "
+                             f"the download has {n_patients} with slide and expression")
     df["fold"] = assign_folds(df.patient_id.tolist(), df.cancer_type.tolist(), k=k, seed=seed)
     return df
 
@@ -712,7 +716,8 @@ def readme_text(projects: Sequence[str]) -> str:
         "",
         "A cart from the GDC portal works too: download its manifest and sample sheet, then",
         "`gdc-client download -m gdc_manifest.txt -d download` and",
-        "`isg cohort from-gdc --slides download --expression download --sample-sheet gdc_sample_sheet.tsv --out cohort`.",
+        "`isg cohort from-gdc --slides download --expression download "
+        "--sample-sheet gdc_sample_sheet.tsv --out cohort`.",
         "",
     ])
 

@@ -92,7 +92,8 @@ class SlidePipeline:
     batch_size: int = 32
     uses_local: bool = True  # the model reads R_i (ISG); else R is a placeholder and E_L is not run
 
-    def run(self, slide_path: "str | os.PathLike", slide_mpp: float | None = None, progress: bool = False) -> SlideOutput:
+    def run(self, slide_path: "str | os.PathLike", slide_mpp: float | None = None,
+            progress: bool = False) -> SlideOutput:
         from tqdm import tqdm
 
         from .slides import open_slide
@@ -143,7 +144,8 @@ class SlidePipeline:
                 rows = np.flatnonzero(keep)
                 for start in range(0, len(rows), self.batch_size):
                     t = time.perf_counter()
-                    x = np.stack([read_global_patch(slide, tiling, int(i)) for i in rows[start:start + self.batch_size]])
+                    x = np.stack([read_global_patch(slide, tiling, int(i))
+                                  for i in rows[start:start + self.batch_size]])
                     t = clock.add("read", t)
                     feats.append(self._encode(x))
                     clock.add("extract", t)
@@ -217,7 +219,8 @@ def untrained_pipeline(method: str, profile: Profile, n_outputs: int = 16, devic
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if method == "isg":
-            enc = StyleGANEncoder.from_configs(train_config_for("global", fc), train_config_for("local", fc), device=dev)
+            enc = StyleGANEncoder.from_configs(train_config_for("global", fc), train_config_for("local", fc),
+                                               device=dev)
             d, g = fc.code_dim, profile.tiling.grid
             net = DualAttentionNetwork(DualAttentionConfig(d=d, grid=g, n_outputs=n_outputs))
             model = InputStandardizer(net, {"f_mean": np.zeros(d), "f_std": np.ones(d),

@@ -100,7 +100,8 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> pd.DataF
         bad = (df["mpp"].notna() & mpp.isna()) | (mpp <= 0)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise IsgError(path, f"row {row + 2}: mpp must be a positive number of microns per pixel, got {df['mpp'].iloc[row]!r}")
+            raise IsgError(path, f"row {row + 2}: mpp must be a positive number of microns per pixel, "
+                                 f"got {df['mpp'].iloc[row]!r}")
         df["mpp"] = mpp
     split = df.groupby("patient_id")["fold"].nunique()
     if (split > 1).any():
@@ -131,9 +132,9 @@ def parse_shard(spec: "str | None") -> tuple[int, int] | None:
 
 
 def shard_rows(df: "pd.DataFrame | Sequence", shard: "str | tuple[int, int] | None") -> "pd.DataFrame | list":
-    """The rows (of a manifest, or items of a list of slides) of shard K of N: every N-th row starting at row K-1 (round robin, so slides listed
-    by project or size spread evenly).  The N shards cover every row exactly once: no overlap,
-    no gap, whatever N and the number of rows."""
+    """The rows (of a manifest, or items of a list of slides) of shard K of N: every N-th row starting
+    at row K-1 (round robin, so slides listed by project or size spread evenly).  The N shards cover
+    every row exactly once: no overlap, no gap, whatever N and the number of rows."""
     kn = parse_shard(shard) if isinstance(shard, (str, type(None))) else shard
     if kn is None:
         return df

@@ -256,7 +256,8 @@ def reproduce_table3(profile: "str | Profile | None" = None, cohort_root: "str |
                    for e, _, _, c, *_ in work]
     refs = [r for r in (biology_reference(cohort, c) for c in cohorts) if r is not None]
     summary = summarise_msi(results + refs)
-    diffs = pd.concat([paired_auc_difference(results, "ISG", b) for b in ("HE2RNA", "HE2RNA on our features + Shannon")],
+    diffs = pd.concat([paired_auc_difference(results, "ISG", b)
+                       for b in ("HE2RNA", "HE2RNA on our features + Shannon")],
                       ignore_index=True)
     config = {"profile": prof.name, "models": asdict(prof.models), "loss": "bce",
               "experiments": [e.to_dict() for e in exps], "stand_ins": {c: STAND_INS[c] for c in cohorts},

@@ -41,8 +41,14 @@ def selection_is_current(h5_path: Path, method: str, threshold: str, params: str
 
 
 def _prepare_one(args) -> dict:
-    from .selection import (ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, score_slide,
-                            threshold_info)
+    from .selection import (
+        ShannonSelector,
+        add_selection_to_h5,
+        get_selector,
+        parse_threshold,
+        score_slide,
+        threshold_info,
+    )
     from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
     slide_path, slide_id, mpp, tiles, methods, thresholds, cfg = args

@@ -134,10 +134,12 @@ def report_html(record: dict, table: pd.DataFrame, selection_png: bytes, attenti
     rows = "".join(
         f"<tr><td>{html.escape(r.gene)}</td><td>{r.log10_fpkm_uq_plus_1:.3f}</td><td>{r.fpkm_uq:,.1f}</td>"
         f"<td>{html.escape(str(r.trained_on))}</td>"
-        f"<td>{'n/a' if not np.isfinite(r.fold_test_pcc) else f'{r.fold_test_pcc:.2f}'}</td></tr>" for r in table.itertuples())
+        f"<td>{'n/a' if not np.isfinite(r.fold_test_pcc) else f'{r.fold_test_pcc:.2f}'}</td></tr>"
+        for r in table.itertuples())
     sl, se = record["slide"], record["selection"]
     secs = " &middot; ".join(f"{k} {v:.2f} s" for k, v in record["seconds"].items())
     img = lambda b, alt: f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(b).decode()}'>"  # noqa: E731
+    maps = img(selection_png, 'selection map') + img(attention_png, 'attention heat map')
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ISG prediction: {html.escape(sl['slide_id'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
@@ -154,7 +156,7 @@ Shannon selection ({html.escape(se['threshold'])}) kept <b>{se['kept']}</b>.</p>
 <p><small>A gene trained on one cancer type is extrapolated on slides of another. Model: {html.escape(m['experiment'])},
 fold {m['fold']} of {html.escape(m['run'])} ({html.escape(m['cohort'])}, profile {html.escape(m['profile'])}).
 Seconds: {secs}.</small></p>
-<h2>Where the model looked</h2><div class="maps">{img(selection_png, 'selection map')}{img(attention_png, 'attention heat map')}</div>
+<h2>Where the model looked</h2><div class="maps">{maps}</div>
 </body></html>
 """
 
@@ -208,7 +210,8 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
                          "mpp_source": out.tiling.mpp_source, "mpp_argument": slide_mpp, "fingerprint": fp},
                "tiling": {"mpp": bundle.tiling.mpp, "global_size": bundle.tiling.global_size,
                           "local_size": bundle.tiling.local_size},
-               "selection": {"method": bundle.raw["selection"]["method"], "threshold": bundle.raw["selection"]["threshold"],
+               "selection": {"method": bundle.raw["selection"]["method"],
+                             "threshold": bundle.raw["selection"]["threshold"],
                              "threshold_score": out.threshold_score, "patches": out.n_patches, "kept": out.n_kept},
                "genes": report_genes,
                "predictions": {r.gene: {"log10_fpkm_uq_plus_1": r.log10_fpkm_uq_plus_1, "fpkm_uq": r.fpkm_uq,

@@ -97,8 +97,8 @@ def ignore_patterns(root: Path) -> list[str]:
     gi = root / ".gitignore"
     if not gi.is_file():
         return []
-    lines = (l.strip() for l in gi.read_text().splitlines())
-    return [l.strip("/") for l in lines if l and not l.startswith(("#", "!")) and l.strip("/")]
+    lines = (line.strip() for line in gi.read_text().splitlines())
+    return [line.strip("/") for line in lines if line and not line.startswith(("#", "!")) and line.strip("/")]
 
 
 def is_ignored(rel: str, patterns: list[str]) -> bool:

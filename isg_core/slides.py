@@ -209,7 +209,8 @@ class Slide:
                     continue
                 tw, th = int(min(step, lw - tx)), int(min(step, lh - ty))
                 tile = self.read_region(int(tx * ds), int(ty * ds), max(tw, 1), max(th, 1), level)
-                out[oy0:oy1, ox0:ox1] = np.asarray(Image.fromarray(tile).resize((ox1 - ox0, oy1 - oy0), Image.Resampling.BOX))
+                out[oy0:oy1, ox0:ox1] = np.asarray(Image.fromarray(tile).resize((ox1 - ox0, oy1 - oy0),
+                                                                                 Image.Resampling.BOX))
         return out
 
     def close(self) -> None:
@@ -271,7 +272,8 @@ def _openslide():
 
         return openslide
     except Exception as e:  # pragma: no cover - environment problem
-        raise IsgError(None, f"OpenSlide is not available ({_one_line(e)}); pip install openslide-python openslide-bin") from None
+        raise IsgError(None, f"OpenSlide is not available ({_one_line(e)}); "
+                             "pip install openslide-python openslide-bin") from None
 
 
 def _plain_image_mpp(img: Image.Image) -> float | None:
@@ -314,7 +316,8 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None, require_mpp: b
     suffix = p.suffix.lower()
     if suffix not in WSI_SUFFIXES | PLAIN_SUFFIXES:
         raise IsgError(
-            p, f"unsupported format '{suffix or p.name}' (supported: {', '.join(sorted(WSI_SUFFIXES | PLAIN_SUFFIXES))})"
+            p, f"unsupported format '{suffix or p.name}' "
+               f"(supported: {', '.join(sorted(WSI_SUFFIXES | PLAIN_SUFFIXES))})"
         )
     if mpp is not None and not (mpp > 0):
         raise IsgError(p, f"mpp must be positive, got {mpp}")

@@ -263,11 +263,13 @@ def slide(built) -> str:
 # --- bad manifests --------------------------------------------------------------------------------
 BAD_MANIFESTS = {  # name: (make(slide path) -> text or bytes, problem)
     "missing columns": (lambda s: f"slide_id,path,fold\nS1,{s},0\n", "lacks column(s) cancer_type, patient_id"),
-    "duplicate ids": (lambda s: MANIFEST_HEADER + f"S1,{s},LIHC,P1,0\nS1,{s},LIHC,P1,0\n", "'S1' appears more than once"),
+    "duplicate ids": (lambda s: MANIFEST_HEADER + f"S1,{s},LIHC,P1,0\nS1,{s},LIHC,P1,0\n",
+                      "'S1' appears more than once"),
     "missing slide": (lambda s: MANIFEST_HEADER + "S1,gone.svs,LIHC,P1,0\n", "names a missing file"),
     "empty file": (lambda s: "", "not a readable CSV"),
     "header only": (lambda s: MANIFEST_HEADER, "no slides"),
-    "binary": (lambda s: np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes(), "not a readable CSV"),
+    "binary": (lambda s: np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes(),
+               "not a readable CSV"),
     "fold not an integer": (lambda s: MANIFEST_HEADER + f"S1,{s},LIHC,P1,one\n", "fold must be a non-negative integer"),
     "fractional fold": (lambda s: MANIFEST_HEADER + f"S1,{s},LIHC,P1,1.5\n", "fold must be a non-negative integer"),
 }

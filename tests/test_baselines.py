@@ -5,8 +5,15 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from isg_core.baselines import (BASELINES, HE2RNA, HE2RNAConfig, CycleFC, SlideTransformerConfig,
-                                build_baseline, supertiles)
+from isg_core.baselines import (
+    BASELINES,
+    HE2RNA,
+    CycleFC,
+    HE2RNAConfig,
+    SlideTransformerConfig,
+    build_baseline,
+    supertiles,
+)
 
 D, G, OUT = 8, 4, 3
 

@@ -189,7 +189,8 @@ def _extractor_worker(rank: int, world: int, port: int, root: str, out: str) -> 
 
     _join(rank, world, port)
     cfg = _extractor_cfg()
-    train_extractor(root, cfg, out, progress=False, max_steps=2, device="cpu")  # "killed" after the checkpoint of step 2
+    # "killed" after the checkpoint of step 2
+    train_extractor(root, cfg, out, progress=False, max_steps=2, device="cpu")
     train_extractor(root, cfg, out, progress=False, resume=True, device="cpu")  # every rank resumes from it
     D.destroy()
 

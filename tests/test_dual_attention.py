@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from isg_core.dual_attention import (AttentionFusion, DualAttentionConfig, DualAttentionNetwork,
-                                     make_mbconv, sincos_2d)
-
+from isg_core.dual_attention import AttentionFusion, DualAttentionConfig, DualAttentionNetwork, make_mbconv, sincos_2d
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,10 +11,19 @@ import pytest
 import torch
 
 from isg_core.config import TASK_GENES
-from isg_core.experiments import (ALL_TASKS, Experiment, cv_metrics, isg, load_experiment_data, paired_difference,
-                                  summarise, table4_experiments, table_experiments, task_targets)
-from isg_core.training import (InputStandardizer, SlideData, TrainConfig, cross_validate, feature_stats,
-                               load_fold_model)
+from isg_core.experiments import (
+    ALL_TASKS,
+    Experiment,
+    cv_metrics,
+    isg,
+    load_experiment_data,
+    paired_difference,
+    summarise,
+    table4_experiments,
+    table_experiments,
+    task_targets,
+)
+from isg_core.training import InputStandardizer, SlideData, TrainConfig, cross_validate, feature_stats, load_fold_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

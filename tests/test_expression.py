@@ -219,7 +219,8 @@ def test_read_sample_sheet_errors(tmp_path):
         read_sample_sheet(bad)
     one_line(e, str(bad), "lacks column(s) Sample ID")
 
-    normals = write_sheet(tmp_path / "normals.tsv", [sheet_row("f4", "x.tsv", "TCGA-AA-AAAA-11A", "Solid Tissue Normal")])
+    normals = write_sheet(tmp_path / "normals.tsv",
+                          [sheet_row("f4", "x.tsv", "TCGA-AA-AAAA-11A", "Solid Tissue Normal")])
     with pytest.raises(IsgError) as e:
         read_sample_sheet(normals)
     one_line(e, str(normals), "no Primary Tumor rows")

@@ -19,8 +19,15 @@ import torch.nn.functional as F
 from isg_core.config import FeatureConfig
 from isg_core.errors import IsgError
 from isg_core.features.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
-from isg_core.features.stylegan import (AutoencoderConfig, Discriminator, Encoder, Generator, MinibatchStdDev,
-                                        ModulatedConv2d, StyleAutoencoder)
+from isg_core.features.stylegan import (
+    AutoencoderConfig,
+    Discriminator,
+    Encoder,
+    Generator,
+    MinibatchStdDev,
+    ModulatedConv2d,
+    StyleAutoencoder,
+)
 
 TINY = AutoencoderConfig(resolution=16, code_dim=8, style_dim=16, channel_base=128, channel_max=16)
 TINY_FEATURES = FeatureConfig(global_resolution=16, local_resolution=16, code_dim=8, channel_base=128, channel_max=16,
@@ -291,7 +298,9 @@ def test_pooled_and_patch_features_line_up(tiny_cohort, tiny_checkpoints):
     assert np.allclose(pooled.loc[sid].to_numpy(), want, atol=1e-5)
     assert slide_features(cohort.manifest, tiles, "fe:global").shape[1] == TINY_FEATURES.code_dim
     X, meta = patch_features(cohort.manifest, tiles, "fe:global", cohort.patches)
-    assert len(X) == len(meta) == sum(len(read_features(tiles / f"{s}.h5", "fe").index) for s in cohort.manifest.slide_id)
+    assert len(X) == len(meta) == sum(
+        len(read_features(tiles / f"{s}.h5", "fe").index) for s in cohort.manifest.slide_id
+    )
     # each feature row is matched to the simulator's record of the same patch (same level-0 corner)
     with h5py.File(tiles / f"{sid}.h5", "r") as h:
         coords = h["coords"][:][f.index]
@@ -318,7 +327,8 @@ def test_encoder_chunks_give_what_one_call_gives(monkeypatch):
     from isg_core.features.train import train_config_for
 
     fc = get_profile("smoke").features
-    enc = extract.StyleGANEncoder.from_configs(train_config_for("global", fc), train_config_for("local", fc), device="cpu")
+    enc = extract.StyleGANEncoder.from_configs(train_config_for("global", fc), train_config_for("local", fc),
+                                               device="cpu")
     x = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     f1, r1 = enc.encode(x, 16)
     calls = {"global": 0, "local": 0}

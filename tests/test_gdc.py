@@ -95,7 +95,8 @@ def star_text(values: dict[str, float]) -> str:
             "ENSG00000002586.20_PAR_Y\tCD99\tprotein_coding\t0\t0\t0\t0.0\t0.0\t0.0"]
     for g in ALL_GENES:
         v = values[g]
-        rows.append(f"{VERSION[g]}\t{g}\tprotein_coding\t{int(v * 10)}\t{int(v * 5)}\t{int(v * 5)}\t{v / 3:.4f}\t{v / 2:.4f}\t{v!r}")
+        rows.append(f"{VERSION[g]}\t{g}\tprotein_coding\t{int(v * 10)}\t{int(v * 5)}\t{int(v * 5)}"
+                    f"\t{v / 3:.4f}\t{v / 2:.4f}\t{v!r}")
     return "\n".join(rows) + "\n"
 
 
@@ -131,12 +132,14 @@ def make_download(tmp_path: Path, layout: str = "one tree", sheet: str = "portal
         rows.append((fid, name, "Transcriptome Profiling", "Gene Expression Quantification", project, aliquot[:12],
                      aliquot[:16], stype))
     if sheet == "portal":
-        cols = ["File ID", "File Name", "Data Category", "Data Type", "Project ID", "Case ID", "Sample ID", "Sample Type"]
+        cols = ["File ID", "File Name", "Data Category", "Data Type", "Project ID", "Case ID", "Sample ID",
+                "Sample Type"]
         df = pd.DataFrame(rows, columns=cols)
     else:  # the API's TSV: dotted names, alphabetical, the file id twice (file_id and id)
         df = pd.DataFrame({
             "cases.0.case_id": [_uuid("case", r[5]) for r in rows], "cases.0.project.project_id": [r[4] for r in rows],
-            "cases.0.samples.0.sample_type": [r[7] for r in rows], "cases.0.samples.0.submitter_id": [r[6] for r in rows],
+            "cases.0.samples.0.sample_type": [r[7] for r in rows],
+            "cases.0.samples.0.submitter_id": [r[6] for r in rows],
             "cases.0.submitter_id": [r[5] for r in rows], "data_category": [r[2] for r in rows],
             "data_type": [r[3] for r in rows], "file_id": [r[0] for r in rows], "file_name": [r[1] for r in rows],
             "id": [r[0] for r in rows]})
@@ -355,7 +358,8 @@ def test_partial_download_is_reported(tmp_path):
     assert rep.not_in_sheet == [extra.name]
     assert [s.split(".")[0] for s in rep.slides_without_expression] == ["TCGA-AA-3A04-01Z-00-DX1",
                                                                         "TCGA-EJ-5B02-01Z-00-DX1"]
-    assert len(rep.slides_kept) == 9 and "| sample-sheet files not downloaded | 2 |" in (tmp_path / "c" / "report.md").read_text()
+    assert len(rep.slides_kept) == 9
+    assert "| sample-sheet files not downloaded | 2 |" in (tmp_path / "c" / "report.md").read_text()
 
 
 def test_project_without_task_genes_is_kept_and_reported(tmp_path, capsys):
@@ -424,11 +428,13 @@ BAD = {
     "not a STAR file": (lambda p: (_first_star(p).write_text("a,b,c\n1,2,3\n"), _first_star(p))[1],
                         "lacks column gene_id"),
     "STAR file without a gene": (
-        lambda p: (_first_star(p).write_text(star_text(gene_values(1.0, 1.0)).replace(VERSION["CD19"], "ENSG00000000005.6")),
+        lambda p: (_first_star(p).write_text(
+                       star_text(gene_values(1.0, 1.0)).replace(VERSION["CD19"], "ENSG00000000005.6")),
                    _first_star(p))[1], "lacks gene CD19"),
-    "slide not a TCGA barcode": (lambda p: (shutil.copyfile(SMOKE / "slides" / "ISGSIM-COAD-0001-DX1.tiff",
-                                                            p["slides"] / "my_slide.tiff"), p["slides"] / "my_slide.tiff")[1],
-                                 "not a TCGA slide barcode"),
+    "slide not a TCGA barcode": (
+        lambda p: (shutil.copyfile(SMOKE / "slides" / "ISGSIM-COAD-0001-DX1.tiff", p["slides"] / "my_slide.tiff"),
+                   p["slides"] / "my_slide.tiff")[1],
+        "not a TCGA slide barcode"),
 }
 
 
@@ -518,7 +524,8 @@ def test_gdc_query_files(tmp_path, capsys):
                  "--out", str(out)]) == 0
     projects = ("TCGA-LIHC", "TCGA-COAD", "TCGA-PRAD")
     proj = ("in", "cases.project.project_id", projects)
-    slides = {proj, ("in", "files.data_type", ("Slide Image",)), ("in", "files.experimental_strategy", ("Diagnostic Slide",)),
+    slides = {proj, ("in", "files.data_type", ("Slide Image",)),
+              ("in", "files.experimental_strategy", ("Diagnostic Slide",)),
               ("in", "files.data_format", ("SVS",))}
     star = {proj, ("in", "files.data_category", ("Transcriptome Profiling",)),
             ("in", "files.data_type", ("Gene Expression Quantification",)),
@@ -546,7 +553,8 @@ def test_gdc_query_files(tmp_path, capsys):
                  "--data @sample_sheet_request.json 'https://api.gdc.cancer.gov/files' > sample_sheet.tsv",
                  "gdc-client download -m slides.manifest.txt -d slides",
                  "gdc-client download -m star_counts.manifest.txt -d star_counts",
-                 "isg cohort from-gdc --slides slides --expression star_counts --sample-sheet sample_sheet.tsv --out cohort"):
+                 ("isg cohort from-gdc --slides slides --expression star_counts --sample-sheet sample_sheet.tsv "
+                  "--out cohort")):
         assert line in script, line
     assert (out / "download.sh").stat().st_mode & 0o100
     assert "gdc-client download" in (out / "README.md").read_text()

@@ -11,7 +11,15 @@ from isg_core.baselines import HE2RNAMSI, build_baseline
 from isg_core.errors import IsgError
 from isg_core.experiments import Experiment
 from isg_core.metrics import roc_auc, roc_curve
-from isg_core.msi import STAND_INS, MSIResult, fold_auc, msi_labels, paired_auc_difference, stand_in_label, summarise_msi
+from isg_core.msi import (
+    STAND_INS,
+    MSIResult,
+    fold_auc,
+    msi_labels,
+    paired_auc_difference,
+    stand_in_label,
+    summarise_msi,
+)
 
 
 def test_auc_known_answers():
@@ -59,7 +67,8 @@ def test_summary_and_paired_difference_on_constructed_scores():
     row = s[s.method == "ISG"].iloc[0]
     assert row.AUC == 1.0 and row["AUC 95% low"] == 1.0 and row["MSI-H"] == 30
     assert row["paper AUC"] == pytest.approx(0.86)  # the paper's CRC-DX number for ISG
-    assert s[s.method == "MSIfromHE"]["paper AUC"].iloc[0] == pytest.approx(0.77) and np.isnan(s[s.method == "MSIfromHE"].AUC.iloc[0])
+    assert s[s.method == "MSIfromHE"]["paper AUC"].iloc[0] == pytest.approx(0.77)
+    assert np.isnan(s[s.method == "MSIfromHE"].AUC.iloc[0])
     d = paired_auc_difference([perfect, noise], "ISG", "HE2RNA", n_boot=300).iloc[0]
     assert d["AUC difference"] == pytest.approx(1 - fold_auc(noise.frame))
     assert d.verdict == "a higher"

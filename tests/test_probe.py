@@ -7,7 +7,6 @@ from isg_core.errors import IsgError
 from isg_core.metrics import bootstrap_mean_ci, mean_squared_error, pearson_per_column
 from isg_core.probe import MLPProbe, ProbeConfig, cross_validate_probe, fit_probe, inner_split
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

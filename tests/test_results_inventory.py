@@ -138,7 +138,8 @@ def test_missing_output_is_reported_unless_pending(tmp_path):
     root = fake_repo(tmp_path)
     (root / "results/quick/isg_model.pt").unlink()
     assert ri.check(root) == [
-        "results/quick/isg_model.pt: listed in results/outputs.csv but missing (run `make reproduce`, or mark it pending)"]
+        "results/quick/isg_model.pt: listed in results/outputs.csv but missing "
+        "(run `make reproduce`, or mark it pending)"]
 
 
 def test_output_its_writer_does_not_write_is_reported(tmp_path):
@@ -149,7 +150,8 @@ def test_output_its_writer_does_not_write_is_reported(tmp_path):
     inv.write_text(inv.read_text().replace("results/quick/table_1.csv,notebooks/src/05_table1_sota.py",
                                            "results/quick/table_1.csv,benchmarks/x.py"))
     assert ri.check(root) == [
-        "results/quick/table_1.csv: benchmarks/x.py (and the isg_core modules it imports) writes no file named table_1.csv"]
+        "results/quick/table_1.csv: benchmarks/x.py (and the isg_core modules it imports) "
+        "writes no file named table_1.csv"]
 
 
 def test_write_table_names_only_csv_and_md(tmp_path):
@@ -181,7 +183,8 @@ def test_markdown_command_must_name_writer_and_match_inventory(tmp_path):
     (root / "results/quick/benchmark_x.md").write_text("Made by: `python benchmarks/x.py --n 4`\n")
     problems = ri.check(root)
     assert len(problems) == 2
-    assert problems[0].startswith("results/quick/table_1.md: its command") and "notebooks/05_table1_sota.ipynb" in problems[0]
+    assert problems[0].startswith("results/quick/table_1.md: its command")
+    assert "notebooks/05_table1_sota.ipynb" in problems[0]
     assert problems[1] == ("results/quick/benchmark_x.md: made by `python benchmarks/x.py --n 4`, "
                            "but results/outputs.csv says `.venv/bin/python benchmarks/x.py --n 3`")
 
@@ -191,7 +194,8 @@ def test_markdown_command_must_name_writer_and_match_inventory(tmp_path):
     ("path,writer,command,pending\nresults/a.csv,w.py,,no\n", "line 2: path, writer and command are required"),
     ("path,writer,command,pending\nresults/a.csv,w.py,c,maybe\n", "line 2: pending is 'maybe'"),
     ("path,writer,command,pending\ndata/a.csv,w.py,c,no\n", "line 2: data/a.csv is not under results/"),
-    ("path,writer,command,pending\nresults/a.csv,w.py,c,no\nresults/a.csv,v.py,c,no\n", "line 3: results/a.csv is listed twice"),
+    ("path,writer,command,pending\nresults/a.csv,w.py,c,no\nresults/a.csv,v.py,c,no\n",
+     "line 3: results/a.csv is listed twice"),
 ])
 def test_malformed_inventory_is_one_line_error(tmp_path, text, problem):
     inv = tmp_path / "outputs.csv"

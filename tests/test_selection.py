@@ -6,10 +6,26 @@ import numpy as np
 import pytest
 
 from isg_core.errors import IsgError
-from isg_core.selection import (COMPRESSORS, SELECTORS, ShannonSelector, Threshold, add_selection_to_h5, auc,
-                                available_selectors, check_lossless, compressor_study, get_compressor, get_selector,
-                                parse_threshold, precision_recall, read_selection, resolve_threshold, run_select,
-                                score_slide, select)
+from isg_core.selection import (
+    COMPRESSORS,
+    SELECTORS,
+    ShannonSelector,
+    Threshold,
+    add_selection_to_h5,
+    auc,
+    available_selectors,
+    check_lossless,
+    compressor_study,
+    get_compressor,
+    get_selector,
+    parse_threshold,
+    precision_recall,
+    read_selection,
+    resolve_threshold,
+    run_select,
+    score_slide,
+    select,
+)
 from isg_core.selection.compressors import grad_residual
 from isg_core.slides import open_slide
 from isg_core.tiling import read_global_patch, read_tiling_h5, tile_slide, tile_to_h5

@@ -87,7 +87,8 @@ def test_plain_image_modes_become_rgb(tmp_path, mode):
     if mode == "I;16":
         Image.fromarray(np.full((8, 8), 4000, np.uint16)).save(p)
     elif mode == "RGBA":
-        a = np.zeros((8, 8, 4), np.uint8); a[..., 0] = 200  # fully transparent -> white
+        a = np.zeros((8, 8, 4), np.uint8)
+        a[..., 0] = 200  # fully transparent -> white
         Image.fromarray(a, "RGBA").save(p)
     else:
         Image.fromarray(np.full((8, 8), 77, np.uint8)).save(p)
@@ -137,8 +138,8 @@ def test_truncated_svs_is_refused(tmp_path, cmu_path):
 
 def test_thumbnail_of_single_level_large_slide_reads_in_tiles(tmp_path, monkeypatch):
     """A slide with no small pyramid level is shrunk tile by tile, never read whole."""
-    from tests.conftest import gradient_image
     from isg_core.slides import write_pyramidal_tiff
+    from tests.conftest import gradient_image
     img = gradient_image(4500, 5000)
     p = tmp_path / "flat.tiff"
     write_pyramidal_tiff(p, img, mpp=0.5, quality=90, min_level_size=10**6)  # one level only

@@ -138,7 +138,8 @@ def test_rewritten_slide_is_retiled_reselected_reextracted_and_its_runs_redone(t
     assert len(notes) == 1 and f"{victim.slide_id}.h5" in notes[0] and "changed since it was tiled" in notes[0]
     assert not ext.loc[victim.slide_id, "skipped"] and ext.drop(victim.slide_id).skipped.all()
     # the victim now holds the donor's slide: same selection scores, same features
-    with h5py.File(root / "tiles" / f"{victim.slide_id}.h5") as v, h5py.File(root / "tiles" / f"{donor.slide_id}.h5") as d:
+    with (h5py.File(root / "tiles" / f"{victim.slide_id}.h5") as v,
+          h5py.File(root / "tiles" / f"{donor.slide_id}.h5") as d):
         np.testing.assert_array_equal(v["selection/shannon/scores"][:], d["selection/shannon/scores"][:])
         assert v.attrs["slide_fingerprint"] == file_fingerprint(victim.path)
     new_f = read_features(root / "tiles" / f"{victim.slide_id}.h5", "fe").global_
@@ -280,7 +281,8 @@ def _no_resolution(tmp_path: Path) -> dict[str, Path]:
     Image.fromarray(rgb).save(files["png"])
     Image.fromarray(rgb).save(files["jpeg"], quality=90)
     tifffile.imwrite(files["tiff"], rgb, photometric="rgb")  # Pillow reads it
-    tifffile.imwrite(files["tiled tiff"], rgb, photometric="rgb", tile=(256, 256), compression="jpeg")  # OpenSlide reads it
+    # OpenSlide reads it
+    tifffile.imwrite(files["tiled tiff"], rgb, photometric="rgb", tile=(256, 256), compression="jpeg")
     return files
 
 

@@ -6,7 +6,7 @@ import pytest
 from isg_core.config import TilingConfig
 from isg_core.errors import IsgError
 from isg_core.slides import open_slide, write_pyramidal_tiff
-from isg_core.tiling import (read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5)
+from isg_core.tiling import read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5
 from tests.conftest import gradient_image
 
 
@@ -33,7 +33,8 @@ def test_local_offsets_positions():
 
 
 def tile_slide_from_array(img, cfg, tmp=None):
-    import tempfile, pathlib
+    import pathlib
+    import tempfile
     d = pathlib.Path(tempfile.mkdtemp())
     p = d / "a.tiff"
     write_pyramidal_tiff(p, img, mpp=cfg.mpp, quality=95)

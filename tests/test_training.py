@@ -11,7 +11,6 @@ from torch import nn
 
 from isg_core.training import SlideData, TrainConfig, collate, cross_validate, fit, masked_mse
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -53,7 +52,8 @@ def test_collate_pads_and_subsamples():
     assert mask.sum(1).tolist() == n and float(f[~mask].abs().sum()) == 0.0
     f2, _, mask2, _ = collate(data, [0, 1, 2], max_patches=3, rng=np.random.default_rng(0))
     assert mask2.sum(1).tolist() == [3, 3, 3]
-    assert all(any(torch.equal(f2[b, j], torch.from_numpy(data.f[b][r])) for r in range(n[b])) for b in range(3) for j in range(3))
+    assert all(any(torch.equal(f2[b, j], torch.from_numpy(data.f[b][r])) for r in range(n[b]))
+               for b in range(3) for j in range(3))
 
 
 def test_masked_mse_ignores_nan():

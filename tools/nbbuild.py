@@ -6,6 +6,7 @@ parameters cell.  Building drops outputs; ``make notebooks`` then executes them 
 
     python tools/nbbuild.py            # every source
     python tools/nbbuild.py 00 01      # only these prefixes
+    python tools/nbbuild.py --sources-only 03   # new cell sources, stored outputs kept
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def parse(text: str) -> list:
             return
         body = "\n".join(buf).strip("\n")
         if kind == "markdown":
-            body = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in body.splitlines())
+            body = "\n".join(ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in body.splitlines())
             cells.append(nbformat.v4.new_markdown_cell(body))
         else:
             cells.append(nbformat.v4.new_code_cell(body, metadata={"tags": tags} if tags else {}))
@@ -58,8 +59,27 @@ def build(src: Path) -> Path:
     return out
 
 
+def sync(src: Path) -> Path:
+    """Rewrite the cell *sources* of an executed notebook from its source file, keeping every
+    output: for edits that cannot change what a cell prints (a comment, a wrapped line, an unused
+    import dropped).  The source must have the same cells, in the same order and of the same kinds;
+    anything else needs ``build`` and a new run (``make notebooks``)."""
+    out = ROOT / "notebooks" / (src.stem + ".ipynb")
+    nb = nbformat.read(out, as_version=4)
+    cells = parse(src.read_text())
+    kinds = [c.cell_type for c in nb.cells], [c.cell_type for c in cells]
+    if kinds[0] != kinds[1]:
+        raise SystemExit(f"{out}: its cells differ from {src} in number or kind; build it and run it again")
+    for old, new in zip(nb.cells, cells):
+        old.source = new.source
+    nbformat.write(nb, out)
+    return out
+
+
 if __name__ == "__main__":
-    prefixes = sys.argv[1:]
+    # --sources-only: keep the stored outputs (see ``sync``)
+    keep = "--sources-only" in sys.argv
+    prefixes = [a for a in sys.argv[1:] if a != "--sources-only"]
     for src in sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py")):
         if not prefixes or any(src.name.startswith(p) for p in prefixes):
-            print("built", build(src).relative_to(ROOT))
+            print("synced" if keep else "built", (sync(src) if keep else build(src)).relative_to(ROOT))

@@ -17,9 +17,20 @@ from __future__ import annotations
 from torch import nn
 
 from isg_core.baselines.he2rna import HE2RNA, HE2RNAMSI, HE2RNAConfig, HE2RNAOnFeatures, kmeans, supertiles
-from isg_core.baselines.local_tokenizers import (CycleFC, CycleMLPBlock, CycleMLPConfig, CycleMLPNet,
-                                                 CycleTokenizer, LocalTokenViT, MBTokenizer, MPTokenizer,
-                                                 MPViTConfig, MPViTNet, ViTMB, ViTMBConfig)
+from isg_core.baselines.local_tokenizers import (
+    CycleFC,
+    CycleMLPBlock,
+    CycleMLPConfig,
+    CycleMLPNet,
+    CycleTokenizer,
+    LocalTokenViT,
+    MBTokenizer,
+    MPTokenizer,
+    MPViTConfig,
+    MPViTNet,
+    ViTMB,
+    ViTMBConfig,
+)
 from isg_core.baselines.vit import SlideTransformer, SlideTransformerConfig, ViTS
 
 BASELINES: dict[str, type[nn.Module]] = {

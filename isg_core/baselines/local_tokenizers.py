@@ -19,7 +19,6 @@ the model classes.
 from __future__ import annotations
 
 import abc
-
 import math
 from dataclasses import dataclass, replace
 

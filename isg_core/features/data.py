@@ -143,7 +143,8 @@ def bank_fingerprint(bank: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(bank).tobytes()).hexdigest()[:16]
 
 
-def load_or_build_bank(path: "str | os.PathLike", manifest, tiles_dir, cfg: BankConfig, progress: bool = True) -> np.ndarray:
+def load_or_build_bank(path: "str | os.PathLike", manifest, tiles_dir, cfg: BankConfig,
+                       progress: bool = True) -> np.ndarray:
     """The bank at ``path`` if it was built with ``cfg`` from the same tiles (:func:`tiles_identity`),
     else build and save it (atomically)."""
     path = Path(path)

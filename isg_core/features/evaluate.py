@@ -77,7 +77,8 @@ def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec:
         xs.append(x)
     meta = pd.concat(metas, ignore_index=True)
     if meta[list(PATCH_TARGETS)].isna().any().any():
-        raise IsgError(None, "patches.csv does not cover every extracted patch (was the cohort tiled with another config?)")
+        raise IsgError(None, "patches.csv does not cover every extracted patch "
+                             "(was the cohort tiled with another config?)")
     return np.concatenate(xs), meta
 
 
@@ -92,8 +93,10 @@ def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
         m = cohort.manifest[cohort.manifest["cancer_type"] == ctype]
         if len(m) == 0:
             continue
-        res = cross_validate_probe(X.loc[m["slide_id"]].to_numpy(), cohort.targets.loc[m["slide_id"], list(genes)].to_numpy(),
-                                   m["fold"].to_numpy(), cfg, groups=m["patient_id"].to_numpy(), target_names=list(genes))
+        res = cross_validate_probe(X.loc[m["slide_id"]].to_numpy(),
+                                   cohort.targets.loc[m["slide_id"], list(genes)].to_numpy(),
+                                   m["fold"].to_numpy(), cfg, groups=m["patient_id"].to_numpy(),
+                                   target_names=list(genes))
         out.append(_rows(res, "slide", ctype))
     return pd.concat(out, ignore_index=True)
 

@@ -32,7 +32,6 @@ import torch
 from ..errors import IsgError, atomic_path, fault_point
 from .data import resize_patches, to_tensor
 
-
 #: Patches per encoder call.  The activations of one call grow with its batch: at the paper's sizes
 #: (E_G at 256 px, channel_base 8192; E_L on 64 local patches per global patch) a batch of 256
 #: global patches in one call needs ~33 GB (benchmarks/paper_memory.py), so the encoders take a
@@ -303,17 +302,16 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
 
 def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tiles: "str | os.PathLike | None" = None,
                    selection: str = "shannon", patches: str = "kept", batch_size: int = 32, overwrite: bool = False,
-                   progress: bool = True, slide_ids: list[str] | None = None, shard: "str | None" = None) -> pd.DataFrame:
+                   progress: bool = True, slide_ids: list[str] | None = None,
+                   shard: "str | None" = None) -> pd.DataFrame:
     """``isg extract``: every slide of the cohort's manifest (tiled and selected by
     ``isg prepare``); one row per slide (slide_id, n, seconds, skipped).  ``df.attrs`` holds
     the throughput in patches per second over the slides encoded now and, for slides done
     earlier, as recorded in their HDF5 when they were done (``patches_per_second_recorded``)."""
     from tqdm import tqdm
 
-    from ..manifest import read_manifest
+    from ..manifest import read_manifest, shard_rows
     from ..pipeline import cohort_tiles_dir
-
-    from ..manifest import shard_rows
 
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     if slide_ids is not None:

@@ -84,11 +84,13 @@ class LPIPSLoss(nn.Module):
 
         cached = alexnet_weights_cached()
         if cached is None and not allow_random:
-            raise FileNotFoundError(f"LPIPS AlexNet trunk not cached at {torch.hub.get_dir()}/checkpoints/{ALEXNET_FILE}")
+            raise FileNotFoundError(f"LPIPS AlexNet trunk not cached at "
+                                    f"{torch.hub.get_dir()}/checkpoints/{ALEXNET_FILE}")
         self.trunk = "imagenet" if cached is not None else "random"
         if cached is None:
             warn_once("lpips", f"LPIPS: ImageNet AlexNet weights not found in {torch.hub.get_dir()}/checkpoints; "
-                               "using the lpips package's randomly initialised trunk (recorded as lpips_trunk='random')")
+                               "using the lpips package's randomly initialised trunk "
+                               "(recorded as lpips_trunk='random')")
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore")  # torchvision's 'pretrained' deprecation, from inside lpips
             torch.manual_seed(0)

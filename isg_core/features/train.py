@@ -446,7 +446,8 @@ def save_training_figures(trainer: ExtractorTrainer, out_dir: Path, n: int = 8) 
     plt.close(fig)
     x = np.asarray(trainer.bank[:n])
     trainer.ae.eval()
-    fig = plot_reconstructions(x, reconstruct(trainer.ae, x), title=f"{trainer.cfg.scale}: inputs (top), D(E(x)) (bottom)")
+    fig = plot_reconstructions(x, reconstruct(trainer.ae, x),
+                               title=f"{trainer.cfg.scale}: inputs (top), D(E(x)) (bottom)")
     trainer.ae.train()
     with atomic_path(out_dir / "reconstructions.png") as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png", metadata={"Software": None})

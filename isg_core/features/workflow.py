@@ -21,10 +21,12 @@ def extractor_dir(cohort_root: "str | os.PathLike", scale: str) -> Path:
 COHORT_SELECTORS = ("shannon", "ig", "canny", "dog", "log", "otsu")
 
 
-def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=COHORT_SELECTORS, progress: bool = True):
+def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=COHORT_SELECTORS,
+                    progress: bool = True):
     from ..pipeline import prepare_cohort
 
-    return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers, progress=progress)
+    return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers,
+                          progress=progress)
 
 
 def ensure_extractor(scale: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
@@ -58,8 +60,9 @@ def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root:
     raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, resnet50)")
 
 
-def ensure_features(names=("fe",), profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
-                    progress: bool = True, device: str | None = None) -> dict:
+def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
+                    cohort_root: "str | os.PathLike | None" = None, progress: bool = True,
+                    device: str | None = None) -> dict:
     """Extract the named features for every slide of the cohort (skip-if-done); returns
     {name: per-slide DataFrame with the throughput in ``.attrs``}."""
     from ..cohort import ensure_cohort

@@ -25,7 +25,6 @@ A selector has ``name``, ``score(patch) -> float`` (higher = keep), ``fit(slide_
 from __future__ import annotations
 
 import abc
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,7 +186,8 @@ class OtsuSelector(Selector):
 
     def score(self, patch):
         if self.level is None:
-            raise IsgError(None, f"the {self.name} selector needs a per-slide threshold: call fit(slide_thumbnail) first")
+            raise IsgError(None, f"the {self.name} selector needs a per-slide threshold: "
+                                 f"call fit(slide_thumbnail) first")
         return float(np.mean(_grey(patch) < self.level))
 
     def params(self):

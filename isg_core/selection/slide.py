@@ -71,7 +71,8 @@ def add_selection_to_h5(h5_path: "str | os.PathLike", method: str, scores: np.nd
                     raise IsgError(h5_path, "not an ISG tiling file (no 'coords' dataset)")
                 n = f["coords"].shape[0]
                 if scores.shape != (n,) or keep.shape != (n,):
-                    raise IsgError(h5_path, f"{n} patches in the tiling but {scores.shape[0]} scores / {keep.shape[0]} keep flags")
+                    raise IsgError(h5_path, f"{n} patches in the tiling but "
+                                            f"{scores.shape[0]} scores / {keep.shape[0]} keep flags")
                 grp = f.require_group("selection")
                 if method in grp:
                     del grp[method]

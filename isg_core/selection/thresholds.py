@@ -65,7 +65,8 @@ def parse_threshold(text: "str | float | Threshold | None", default: "Threshold 
     try:
         return Threshold(kind, float(val) if val else 1.0)
     except ValueError:
-        raise IsgError(None, f"cannot parse threshold {text!r} (e.g. 0.2, bits:1.6e6, bpp:6, mu_sigma:1, robust:1, otsu)") from None
+        raise IsgError(None, f"cannot parse threshold {text!r} "
+                             "(e.g. 0.2, bits:1.6e6, bpp:6, mu_sigma:1, robust:1, otsu)") from None
 
 
 def otsu_value(values: np.ndarray, nbins: int = 128) -> float:
@@ -114,7 +115,8 @@ def resolve_threshold(scores: np.ndarray, threshold: Threshold, pixels: int | No
     raise IsgError(None, f"unknown threshold kind {k!r}")  # pragma: no cover
 
 
-def select(scores: np.ndarray, threshold: "Threshold | str | float" = Threshold("otsu"), pixels: int | None = None) -> np.ndarray:
+def select(scores: np.ndarray, threshold: "Threshold | str | float" = Threshold("otsu"),
+           pixels: int | None = None) -> np.ndarray:
     """Keep mask (bool, same length as ``scores``): ``scores > resolve_threshold(...)``."""
     th = parse_threshold(threshold)
     s = np.asarray(scores, float)

@@ -78,7 +78,8 @@ def plan(rng: np.random.Generator, cmap: np.ndarray) -> list[dict]:
                       "hw": int(rng.integers(8, 28)), "colour": int(rng.integers(len(_SOLID)))})
     for _ in range(rng.integers(0, 3) if rng.random() < 0.7 else 0):
         items.append({"kind": PEN, "thick": float(rng.uniform(2.5, 5.0)), "ink": int(rng.integers(len(_PEN_INKS))),
-                      "n": int(rng.integers(6, 16)), "step": float(rng.uniform(6, 14)), "seed": int(rng.integers(2**31))})
+                      "n": int(rng.integers(6, 16)), "step": float(rng.uniform(6, 14)),
+                      "seed": int(rng.integers(2**31))})
     for _ in range(rng.integers(0, 3)):
         cy, cx = where(0.0)
         items.append({"kind": BLUR, "cy": int(cy), "cx": int(cx), "ry": float(rng.uniform(10, 32)),
@@ -86,7 +87,8 @@ def plan(rng: np.random.Generator, cmap: np.ndarray) -> list[dict]:
     for _ in range(rng.integers(1, 4)):
         cy, cx = where(0.9)
         items.append({"kind": SPECKS, "cy": int(cy), "cx": int(cx), "r": float(rng.uniform(8, 30)),
-                      "n": int(rng.integers(30, 250)), "chunks": int(rng.integers(0, 5)), "seed": int(rng.integers(2**31))})
+                      "n": int(rng.integers(30, 250)), "chunks": int(rng.integers(0, 5)),
+                      "seed": int(rng.integers(2**31))})
     if rng.random() < 0.45:
         items.append({"kind": FOLD, "width": float(rng.uniform(4, 12)), "seed": int(rng.integers(2**31))})
     return items
@@ -97,7 +99,8 @@ def solid_mask(items: list[dict], shape: tuple[int, int]) -> np.ndarray:
     m = np.zeros(shape, bool)
     for it in items:
         if it["kind"] == SOLID:
-            m[max(it["cy"] - it["hh"], 0) : max(it["cy"] + it["hh"], 0), max(it["cx"] - it["hw"], 0) : max(it["cx"] + it["hw"], 0)] = True
+            m[max(it["cy"] - it["hh"], 0) : max(it["cy"] + it["hh"], 0),
+              max(it["cx"] - it["hw"], 0) : max(it["cx"] + it["hw"], 0)] = True
     return m
 
 
@@ -138,7 +141,8 @@ def apply_hed(rng: np.random.Generator, hed: np.ndarray, cmap: np.ndarray, items
             reg += a * blurred
 
 
-def apply_rgb(rng: np.random.Generator, rgb: np.ndarray, cmap: np.ndarray, items: list[dict], amap: np.ndarray) -> np.ndarray:
+def apply_rgb(rng: np.random.Generator, rgb: np.ndarray, cmap: np.ndarray, items: list[dict],
+              amap: np.ndarray) -> np.ndarray:
     """Opaque artefacts drawn over the RGB image (float32 0..255, in place): solid, pen, specks."""
     h, w = rgb.shape[:2]
     for it in items:
@@ -183,7 +187,8 @@ def apply_rgb(rng: np.random.Generator, rgb: np.ndarray, cmap: np.ndarray, items
                 y = int(np.clip(cy + r2.normal(0, r / 2), s, h - s - 1))
                 x = int(np.clip(cx + r2.normal(0, r / 2), s, w - s - 1))
                 yy, xx = np.mgrid[-s:s, -s:s]
-                blob = (np.hypot(yy, xx) / s + 0.35 * ndimage.gaussian_filter(r2.standard_normal((2 * s, 2 * s)), 3) * 3) < 0.8
+                blob = (np.hypot(yy, xx) / s
+                        + 0.35 * ndimage.gaussian_filter(r2.standard_normal((2 * s, 2 * s)), 3) * 3) < 0.8
                 grain = r2.uniform(0.25, 0.85, (2 * s, 2 * s)).astype(np.float32)
                 tint = np.array([0.9, 0.8, 0.7], np.float32) * r2.uniform(0.6, 1.0)
                 reg = rgb[y - s : y + s, x - s : x + s]

@@ -164,7 +164,8 @@ def _lattice(rng: np.random.Generator, h: int, w: int, spacing: float) -> tuple[
 
 def _lookup(m: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Value of a map (at 1/DS resolution) at slide-px positions."""
-    return m[np.minimum((y // DS).astype(np.int64), m.shape[0] - 1), np.minimum((x // DS).astype(np.int64), m.shape[1] - 1)]
+    return m[np.minimum((y // DS).astype(np.int64), m.shape[0] - 1),
+             np.minimum((x // DS).astype(np.int64), m.shape[1] - 1)]
 
 
 def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w: int, cancer: str, lat: dict,

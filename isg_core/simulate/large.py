@@ -237,7 +237,8 @@ class _Source:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x61A55, ds]))
         sd = GLASS_NOISE_SD / ds
         self.glass = [
-            np.clip(GLASS_RGB + rng.standard_normal((self.tile, self.tile, 1), dtype=np.float32) * sd + 0.5, 0, 255).astype(np.uint8)
+            np.clip(GLASS_RGB + rng.standard_normal((self.tile, self.tile, 1), dtype=np.float32) * sd + 0.5,
+                    0, 255).astype(np.uint8)
             for _ in range(GLASS_POOL)
         ]
         # the edge ramp must span at least a pixel of this level, or edges alias

@@ -23,7 +23,6 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 # %%
 import json
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
@@ -67,8 +66,10 @@ m = cohort.manifest
 examples = [m[m.cancer_type == t].iloc[0] for t in TASK_GENES]
 fig, axes = plt.subplots(2, 4, figsize=(16, 8.5))
 with open_slide(sample_path("cmu")) as s:
-    axes[0, 0].imshow(s.thumbnail(512)); axes[0, 0].set_title("real: CMU-1-Small-Region", fontsize=9)
-    axes[1, 0].imshow(s.read_region(700, 1100, 512, 512)); axes[1, 0].set_title("real, crop at 0.5 mpp", fontsize=9)
+    axes[0, 0].imshow(s.thumbnail(512))
+    axes[0, 0].set_title("real: CMU-1-Small-Region", fontsize=9)
+    axes[1, 0].imshow(s.read_region(700, 1100, 512, 512))
+    axes[1, 0].set_title("real, crop at 0.5 mpp", fontsize=9)
 for k, row in enumerate(examples, start=1):
     with open_slide(row.path) as s:
         axes[0, k].imshow(s.thumbnail(512))
@@ -126,7 +127,8 @@ fig, ax = plt.subplots(figsize=(10, 3.5))
 labels = [f"{r.cancer_type}\n{r.gene}" for r in nc.itertuples()]
 ax.bar(range(len(nc)), nc.pcc, color=["C0" if t == "LIHC" else "C1" if t == "COAD" else "C2" for t in nc.cancer_type])
 ax.set_xticks(range(len(nc)), labels, fontsize=7)
-ax.set_ylim(0, 1); ax.set_ylabel("PCC(truth, target)")
+ax.set_ylim(0, 1)
+ax.set_ylabel("PCC(truth, target)")
 ax.set_title("ISG-Sim (SIMULATED): noise ceiling per gene — no model can beat it")
 plt.tight_layout()
 save_figure(fig, "fig_noise_ceiling", profile)

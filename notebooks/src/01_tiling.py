@@ -57,12 +57,16 @@ patch = read_global_patch(slide, tiling, i)
 local = split_local(patch, cfg.local_size)
 print("global patch", patch.shape, "-> local patches", local.shape)
 fig = plt.figure(figsize=(11, 5))
-ax = fig.add_subplot(1, 2, 1); ax.imshow(patch); ax.set_title(f"global patch {i}, {cfg.global_size} px"); ax.set_axis_off()
+ax = fig.add_subplot(1, 2, 1)
+ax.imshow(patch)
+ax.set_title(f"global patch {i}, {cfg.global_size} px")
+ax.set_axis_off()
 g = cfg.grid
 for r in range(g):
     for c in range(g):
         a = fig.add_subplot(g, 2 * g, r * 2 * g + g + c + 1)
-        a.imshow(local[r, c]); a.set_axis_off()
+        a.imshow(local[r, c])
+        a.set_axis_off()
 plt.tight_layout()
 
 # %% [markdown]

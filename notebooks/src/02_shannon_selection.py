@@ -83,7 +83,9 @@ for r, (cls, idx) in enumerate(picks.items()):
         s = {k: sel.score(cmu_patches[i]) for k, sel in fig2_sel.items()}
         rows.append({"class": cls, "tile": int(i), "saturated_fraction": cmu_sat[i], **s})
         ax = axes[r, c]
-        ax.imshow(cmu_patches[i]); ax.set_xticks([]); ax.set_yticks([])
+        ax.imshow(cmu_patches[i])
+        ax.set_xticks([])
+        ax.set_yticks([])
         ax.set_xlabel("\n".join(f"{k}: {v:.2f}" for k, v in s.items()), fontsize=9)
         if c == 0:
             ax.set_ylabel(cls, fontsize=11)
@@ -146,7 +148,8 @@ fig, ax = plt.subplots(figsize=(9, 3.5))
 for j, (k, col) in enumerate([("precision", "#3060c0"), ("recall", "#c03070"), ("f1", "#30a060")]):
     ax.bar(x + (j - 1) * 0.27, ok[k], 0.27, label=k, color=col)
 ax.set_xticks(x, [f"{m}\n{t}" for m, t in zip(ok.method, ok.threshold)], fontsize=8)
-ax.set_ylim(0, 1.05); ax.legend(fontsize=8, ncol=3, loc="lower right")
+ax.set_ylim(0, 1.05)
+ax.legend(fontsize=8, ncol=3, loc="lower right")
 ax.set_title(f"Selection vs truth on ISG-Sim {profile} (SIMULATED), {len(scored)} patches", fontsize=10)
 plt.tight_layout()
 save_figure(fig, "selection_isg_sim", profile)
@@ -169,7 +172,8 @@ for r, sid in enumerate(show):
         order = [tuple(c) for c in t.coords]
         thumbnail_with_grid(s, t, ax=axes[r, 0], mask=d.loc[order, "tissue"].to_numpy(),
                             title="truth: tissue (patches.csv)")
-        axes[r, 0].text(-0.08, 0.5, sid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+        axes[r, 0].text(-0.08, 0.5, sid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
+                        fontsize=8)
         for c, m in enumerate(methods, start=1):
             km = keep[m][rows_].set_axis(d.index).loc[order].to_numpy()
             thumbnail_with_grid(s, t, ax=axes[r, c], mask=km, title=f"{m}: {km.sum()}/{len(km)}")
@@ -245,8 +249,11 @@ for ds, mk in zip((1, 2, 4), "os^"):
     for r in d.itertuples():
         ax.annotate(r.compressor, (r.cost_vs_read, r.auc), fontsize=7)
 ax.axvline(0.25, ls="--", c="grey", lw=0.8)
-ax.set_xscale("log"); ax.set_xlabel("cost / OpenSlide read+decode (log)"); ax.set_ylabel("AUC tissue vs textureless")
-ax.set_title("Compressor study on ISG-Sim (SIMULATED)", fontsize=10); ax.legend(fontsize=8)
+ax.set_xscale("log")
+ax.set_xlabel("cost / OpenSlide read+decode (log)")
+ax.set_ylabel("AUC tissue vs textureless")
+ax.set_title("Compressor study on ISG-Sim (SIMULATED)", fontsize=10)
+ax.legend(fontsize=8)
 plt.tight_layout()
 save_figure(fig, "selection_compressor_study_nb", profile)
 

@@ -24,7 +24,6 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,8 +34,8 @@ from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
 from isg_core.features.extract import read_features
 from isg_core.features.stylegan import Discriminator, StyleAutoencoder
-from isg_core.features.train import (ExtractorTrainConfig, checkpoint_summary, load_autoencoder, load_checkpoint,
-                                     plot_losses, plot_reconstructions, reconstruct, train_config_for)
+from isg_core.features.train import (checkpoint_summary, load_autoencoder, load_checkpoint,
+                                     plot_losses, reconstruct, train_config_for)
 from isg_core.features.workflow import ensure_extractor, ensure_features, ensure_prepared
 from isg_core.report import notebook_command, save_figure, write_table
 
@@ -139,7 +138,8 @@ save_figure(fig, "fig_fe_reconstructions", profile)
 # %%
 done = ensure_features(("fe",), prof, cohort_root)["fe"]
 # seconds per slide are stored with the features, so a rerun that skips done slides reports them too
-thr = pd.DataFrame([{"features": "fe (E_G + E_L)", "device": done.attrs["device"], "torch threads": torch.get_num_threads(),
+thr = pd.DataFrame([{"features": "fe (E_G + E_L)", "device": done.attrs["device"],
+                     "torch threads": torch.get_num_threads(),
                      "slides": len(done), "global patches": int(done.n.sum()),
                      "local patches": int(done.n.sum()) * prof.tiling.grid ** 2,
                      "patches/s (global, with their local patches)": done.attrs["patches_per_second_recorded"]}])

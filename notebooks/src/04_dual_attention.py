@@ -122,16 +122,18 @@ order = np.argsort(-att["token"])[:3] if "token" in att else np.arange(min(3, le
 fig, axes = plt.subplots(3, len(order), figsize=(3.2 * len(order), 9.6), squeeze=False)
 for c, k in enumerate(order):
     axes[0, c].imshow(imgs[k])
-    axes[0, c].set_title(f"patch {tuple(int(v) for v in att['pos'][k])}" + (f", ViT attention {att['token'][k]:.2f}" if "token" in att else ""),
-                         fontsize=8)
-    for r, (name, m) in enumerate((("A (last fusion)", att["A"][-1, k]), ("Z (last fusion)", att["Z"][-1, k])), start=1):
+    vit = f", ViT attention {att['token'][k]:.2f}" if "token" in att else ""
+    axes[0, c].set_title(f"patch {tuple(int(v) for v in att['pos'][k])}{vit}", fontsize=8)
+    for r, (name, m) in enumerate((("A (last fusion)", att["A"][-1, k]), ("Z (last fusion)", att["Z"][-1, k])),
+                                  start=1):
         axes[r, c].imshow(imgs[k])
         axes[r, c].imshow(np.kron(m, np.ones((imgs.shape[1] // g, imgs.shape[1] // g))), alpha=0.55, cmap="magma")
         axes[r, c].set_title(name, fontsize=8)
 for a in axes.ravel():
     a.axis("off")
 fig.suptitle(f"{pick} (ISG-Sim, SIMULATED): predicted vs observed log CD3D "
-             f"{att['pred'][0] * ck['target_std'][0] + ck['target_mean'][0]:.2f} / {cohort.targets.loc[pick, 'CD3D']:.2f}",
+             f"{att['pred'][0] * ck['target_std'][0] + ck['target_mean'][0]:.2f} / "
+             f"{cohort.targets.loc[pick, 'CD3D']:.2f}",
              fontsize=9)
 fig.tight_layout()
 save_figure(fig, "fig_isg_attention", profile)

@@ -16,7 +16,7 @@
 # | HE2RNA | ResNet50 features of Otsu-kept tiles, 100 K-means supertiles | per-tile MLP + top-k mean |
 # | HE2RNA on our features (+ Shannon) | f_i of every patch (of Shannon-kept patches) | the same HE2RNA |
 # | ViT-S | f_i of Shannon-kept patches | ViT over patches |
-# | ViT-MB / CycleMLP / MPViT | R_i of Shannon-kept patches, downsampled by MBConv / CycleMLP / MPViT blocks | ViT over patches |
+# | ViT-MB / CycleMLP / MPViT | R_i of Shannon-kept patches, downsampled by each one's blocks | ViT over patches |
 #
 # Offline, the ResNet50 of the HE2RNA row is a *seeded random* network (ImageNet weights are not
 # cached here): the table says so. The two "on our features" rows go beyond the paper: they separate

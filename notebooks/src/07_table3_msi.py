@@ -33,7 +33,6 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import torch
 
 from isg_core.msi import STAND_INS, describe_msi, plot_roc, reproduce_table3

@@ -82,8 +82,8 @@ long.pivot_table(index=["level", "task", "target"], columns="features", values="
 # %% [markdown]
 # ## Table 5
 # Average PCC per feature set (slide level: over tasks and genes; patch level: over cell types) of the
-# pooled out-of-fold predictions, with the mean over folds and its spread, beside the paper's numbers. The paper's rows are TCGA and STNet;
-# ours are their ISG-Sim stand-ins, so compare rankings, not values.
+# pooled out-of-fold predictions, with the mean over folds and its spread, beside the paper's numbers.
+# The paper's rows are TCGA and STNet; ours are their ISG-Sim stand-ins, so compare rankings, not values.
 
 # %%
 label = {"resnet50": f"ResNet50 ({resnet_trunk})", "fe": "Feature Extraction network (f_i + mean R_i)",
@@ -99,7 +99,8 @@ agg["features"] = agg["features"].map(label)
 agg = agg.sort_values(["level", "pcc"], ascending=[False, False]).reset_index(drop=True)
 write_table(agg, "table_5", profile, command, config={"probe": pcfg.__dict__, "features": prof.features.__dict__},
             title="Table 5: feature effectiveness, 2-layer MLP probe PCC (ISG-Sim, SIMULATED)",
-            note=f"ISG-Sim is SIMULATED, not TCGA/STNet. ResNet50 trunk: {resnet_trunk} (ImageNet weights are used only "
+            note=f"ISG-Sim is SIMULATED, not TCGA/STNet. ResNet50 trunk: {resnet_trunk} (ImageNet weights are "
+                 "used only "
                  f"when cached; offline they are not). FE trained with LPIPS trunk: {lpips_trunk}. 'paper' is the "
                  "paper's Table 5 value for the corresponding row (TCGA / STNet); the fine-tuned ResNet50 column "
                  "(paper: - / 0.162) was not run.")

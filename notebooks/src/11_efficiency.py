@@ -22,10 +22,9 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 import time
-from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.efficiency import extrapolate, measure, plot_stages, summarise_efficiency
