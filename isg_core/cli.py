@@ -101,13 +101,12 @@ def _cmd_check(args) -> None:
     """Validate a cohort before a long run: manifest, every slide's header, the expression table."""
     from .config import ALL_GENES, TASK_GENES
     from .expression import load_targets
-    from .manifest import read_manifest
+    from .manifest import read_manifest, slide_mpps
     from .slides import open_slide
 
     manifest = read_manifest(args.manifest)
-    mpps = manifest["mpp"] if "mpp" in manifest else [float("nan")] * len(manifest)
-    for path, mpp in zip(manifest["path"], mpps):
-        with open_slide(path, mpp=None if mpp != mpp else float(mpp)):  # NaN: the file's own resolution
+    for path, mpp in zip(manifest["path"], slide_mpps(manifest)):
+        with open_slide(path, mpp=mpp):
             pass
     msg = f"{args.manifest}: {len(manifest)} slides, {manifest.patient_id.nunique()} patients, " \
           f"{manifest.fold.nunique()} folds, all slides open"

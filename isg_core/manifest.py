@@ -115,6 +115,14 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> pd.DataF
     return df.reset_index(drop=True)
 
 
+def slide_mpps(manifest: pd.DataFrame) -> list[float | None]:
+    """Per row, the manifest's ``mpp`` (the resolution of a slide whose file has none), or None:
+    read it from the file."""
+    if "mpp" not in manifest:
+        return [None] * len(manifest)
+    return [None if pd.isna(v) else float(v) for v in manifest["mpp"]]
+
+
 # --- sharding a cohort over independent workers ------------------------------------------------------
 def parse_shard(spec: "str | None") -> tuple[int, int] | None:
     """``"K/N"`` (1 <= K <= N) -> (K, N); None -> None.  ``K`` is 1-based, as SLURM's

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .config import TilingConfig
 from .errors import IsgError
-from .manifest import read_manifest
+from .manifest import read_manifest, slide_mpps
 
 
 def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None) -> Path:
@@ -89,9 +89,8 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
 
     manifest = shard_rows(read_manifest(Path(cohort_root) / "manifest.csv"), shard)
     out = cohort_tiles_dir(cohort_root, tiles)
-    mpps = manifest["mpp"] if "mpp" in manifest else [None] * len(manifest)  # optional: slides without a resolution
-    jobs = [(p, sid, None if mpp is None or pd.isna(mpp) else float(mpp), out, list(methods), dict(thresholds or {}),
-             config) for p, sid, mpp in zip(manifest["path"], manifest["slide_id"], mpps)]
+    jobs = [(p, sid, mpp, out, list(methods), dict(thresholds or {}), config)
+            for p, sid, mpp in zip(manifest["path"], manifest["slide_id"], slide_mpps(manifest))]
     rows = []
     # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
     with tqdm(total=len(jobs), desc="tile + select", unit="slide", disable=not progress) as bar:

@@ -162,6 +162,20 @@ Seconds: {secs}.</small></p>
 
 
 # --- the command -------------------------------------------------------------------------------------
+def _why_not_reusable(rec: dict, bundle_sha: str, fingerprint: str, slide_mpp: float | None, genes: list[str],
+                      complete: bool) -> str | None:
+    """Why a slide's earlier outputs (``rec``, its JSON) do not answer this call, or None if they do."""
+    if rec.get("model", {}).get("sha256") != bundle_sha:
+        return "made with another model"
+    if rec["slide"].get("fingerprint") != fingerprint:
+        return f"made from another slide file ({rec['slide'].get('path')})"
+    if rec["slide"].get("mpp_argument") != slide_mpp:
+        return "the slide was read at another mpp"
+    if rec.get("genes") != genes:
+        return "made for other genes"
+    return None if complete else "its outputs are incomplete"
+
+
 def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.PathLike", out_dir: "str | os.PathLike",
                    genes: Sequence[str] | None = None, slide_mpp: float | None = None, device: str | None = None,
                    overwrite: bool = False, progress: bool = True) -> list[dict]:
@@ -186,21 +200,15 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
         fp = file_fingerprint(sp)
         js = out_dir / f"{sid}.predictions.json"
         if not overwrite and js.exists():
-            why = "its outputs are incomplete"
             try:
                 rec = json.loads(js.read_text())
-                done = all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS)
-                why = ("made with another model" if rec.get("model", {}).get("sha256") != bundle_sha else
-                       f"made from another slide file ({rec['slide'].get('path')})"
-                       if rec["slide"].get("fingerprint") != fp else
-                       "the slide was read at another mpp" if rec["slide"].get("mpp_argument") != slide_mpp else
-                       "made for other genes" if rec.get("genes") != report_genes else
-                       why if not done else None)
-                if why is None:
-                    records.append(dict(rec, skipped=True))
-                    continue
+                why = _why_not_reusable(rec, bundle_sha, fp, slide_mpp, report_genes,
+                                        all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS))
             except (ValueError, OSError, KeyError, TypeError, AttributeError):
                 why = "its earlier record is unreadable"
+            if why is None:
+                records.append(dict(rec, skipped=True))
+                continue
             warnings.warn(f"{js}: {why}; predicting {sp} again", StaleResultWarning, stacklevel=2)
         out = pipe.run(sp, slide_mpp=slide_mpp, progress=progress)
         table = prediction_table(bundle, out.prediction, report_genes)

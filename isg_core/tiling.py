@@ -258,10 +258,10 @@ def tile_to_h5(
         return write_tiling_h5(tiling, out), True
 
 
-def check_same_slide(slide_path: str | os.PathLike, tiling: Tiling, h5_path: str | os.PathLike | None = None) -> None:
-    """A one-line error if the file at ``slide_path`` is not the one ``tiling`` was made from
-    (its tiling, selections and features describe the old one): re-run ``isg prepare`` / ``isg tile``."""
-    if tiling.slide_fingerprint and file_fingerprint(slide_path) != tiling.slide_fingerprint:
+def check_same_slide(slide_path: str | os.PathLike, fingerprint: str, h5_path: str | os.PathLike | None = None) -> None:
+    """A one-line error if the file at ``slide_path`` is not the one whose ``fingerprint`` a tiling
+    recorded (its tiling, selections and features describe the old one): re-run ``isg prepare``."""
+    if fingerprint and file_fingerprint(slide_path) != fingerprint:
         where = f" into {h5_path}" if h5_path else ""
         raise IsgError(slide_path, f"the slide file changed since it was tiled{where}; run `isg prepare` "
                                    "(or `isg tile`) again to redo its tiles, selections and features")
@@ -270,7 +270,7 @@ def check_same_slide(slide_path: str | os.PathLike, tiling: Tiling, h5_path: str
 def open_tiled_slide(slide_path: str | os.PathLike, tiling: Tiling, h5_path: str | os.PathLike | None = None) -> Slide:
     """Open the slide a tiling was made from, read as it was then (at the tiling's slide mpp);
     a slide file changed since is refused (:func:`check_same_slide`)."""
-    check_same_slide(slide_path, tiling, h5_path)
+    check_same_slide(slide_path, tiling.slide_fingerprint, h5_path)
     return open_slide(slide_path, mpp=tiling.slide_mpp)
 
 
@@ -294,6 +294,4 @@ def check_tiles_current(tiles_dir: str | os.PathLike, manifest) -> None:
         if not old:
             raise IsgError(h5, "made by an older isg that did not record which slide file it came from; "
                                "run `isg prepare` and `isg extract` again")
-        if old != file_fingerprint(p):
-            raise IsgError(p, f"the slide file changed since it was tiled into {h5}; run `isg prepare` and "
-                              "`isg extract` again")
+        check_same_slide(p, old, h5)

@@ -251,7 +251,8 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
 
     h5_path = Path(h5_path)
     tiling = read_tiling_h5(h5_path)
-    check_same_slide(slide_path, tiling, h5_path)  # even when skipping: done for another file is not done
+    # even when skipping: done for another file is not done
+    check_same_slide(slide_path, tiling.slide_fingerprint, h5_path)
     with h5py.File(h5_path, "r") as f:
         index = patch_index(f, selection, patches)
     source = json.dumps({"encoder": encoder.describe(), "selection": selection, "patches": patches}, sort_keys=True)
