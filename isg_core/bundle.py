@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from .config import Profile, TilingConfig
-from .errors import IsgError, atomic_path
+from .devices import resolve_device
+from .errors import IsgError, atomic_path, first_line
 
 BUNDLE_FORMAT = "isg-bundle/1"
 
@@ -81,7 +82,7 @@ class Bundle:
         from .inference import SlidePipeline, inference_batch
         from .selection import get_selector, parse_threshold
 
-        dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = resolve_device(device)
         enc = StyleGANEncoder.from_parts(self.raw["encoders"], device=dev)
         m = self.raw["model"]
         if enc.global_dim != int(m["d"]) or (enc.local_dim or 0) != int(m["d"]):
@@ -167,7 +168,7 @@ def load_bundle(path: "str | os.PathLike") -> Bundle:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, not a torch file
         raise IsgError(path, f"not a readable model bundle "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+                             f"({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT:
         hint = " (a cross-validation fold model: export it with `isg export-model`)" \
             if isinstance(raw, dict) and raw.get("format") == "isg-slide-model/1" else ""

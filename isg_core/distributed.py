@@ -58,6 +58,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .devices import resolve_device
+
 T = TypeVar("T")
 
 #: how long the others wait while rank 0 works alone (e.g. builds the extractor's patch bank):
@@ -104,7 +106,7 @@ def is_main() -> bool:
 def local_device(device: "str | torch.device | None" = None) -> torch.device:
     """The device this process trains on: ``device`` (default cuda if available, else cpu); under
     torchrun a ``cuda`` without an index becomes ``cuda:LOCAL_RANK`` (one GPU per process)."""
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device)
     if dev.type == "cuda" and dev.index is None and world()[1] > 1:
         dev = torch.device("cuda", local_rank())
     return dev

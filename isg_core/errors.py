@@ -64,6 +64,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def first_line(e: BaseException, width: int = 160) -> str:
+    """The first line of an exception's message, cut to ``width`` characters (the exception's
+    type name when the message is empty): what a one-line :class:`IsgError` quotes of the
+    library error beneath it (h5py, torch, pandas messages can run to many lines)."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:width]
+
+
 def glob_escape(text: str) -> str:
     """``text`` with glob's special characters escaped (slide ids may hold brackets)."""
     import glob

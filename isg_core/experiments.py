@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import TASK_GENES, Profile
-from .errors import IsgError
+from .errors import IsgError, first_line
 from .metrics import bootstrap_mean_ci, pearson_per_column
 from .tiling import check_tiles_current
 from .training import SlideData, TrainConfig, cross_validate
@@ -185,7 +185,7 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
                      else np.zeros((len(rows), 1, 1, f.shape[1]), np.float16))
                 pos = fh["grid_index"][:][index[rows]].astype(np.int64)
         except OSError as e:
-            raise IsgError(path, f"cannot read features ({str(e).splitlines()[0][:100]})") from None
+            raise IsgError(path, f"cannot read features ({first_line(e)})") from None
         if exp.supertiles is not None and len(rows) > 1:
             f, cents = supertiles(pos.astype(np.float64), f, exp.supertiles)
             pos = np.rint(cents).astype(np.int64)

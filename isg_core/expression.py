@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ALL_GENES, GENE_ENSEMBL
-from .errors import IsgError
+from .errors import IsgError, first_line
 
 __all__ = [
     "STAR_SUMMARY_ROWS",
@@ -178,7 +178,7 @@ def read_star_counts(path: str | os.PathLike, column: str = "fpkm_uq_unstranded"
     except pd.errors.EmptyDataError:
         raise IsgError(path, "STAR-Counts file has no header row") from None
     except Exception as e:  # a tokenizer error, a bad gzip stream, an OSError ...
-        raise IsgError(path, f"cannot read STAR-Counts file ({_first_line(e)})") from None
+        raise IsgError(path, f"cannot read STAR-Counts file ({first_line(e)})") from None
     table.columns = [str(c).strip() for c in table.columns]
     if "gene_id" not in table.columns:
         raise IsgError(path, f"STAR-Counts file lacks column gene_id (columns: {', '.join(table.columns)})")
@@ -254,7 +254,7 @@ def read_sheet_tsv(path: Path, what: str = "sample sheet") -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise IsgError(path, f"{what} has no header row") from None
     except Exception as e:
-        raise IsgError(path, f"cannot read {what} ({_first_line(e)})") from None
+        raise IsgError(path, f"cannot read {what} ({first_line(e)})") from None
 
 
 def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
@@ -420,7 +420,7 @@ def read_expression_matrix(path: str | os.PathLike) -> pd.DataFrame:
             header_line = fh.readline().rstrip("\r\n")
             first_data = fh.readline().rstrip("\r\n")
     except Exception as e:
-        raise IsgError(path, f"cannot read expression table ({_first_line(e)})") from None
+        raise IsgError(path, f"cannot read expression table ({first_line(e)})") from None
     if not header_line.strip():
         raise IsgError(path, "expression table has no header row")
     if "\x00" in header_line or "\ufffd" in header_line:  # _open_text decodes with errors="replace"
@@ -438,9 +438,9 @@ def read_expression_matrix(path: str | os.PathLike) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise IsgError(path, "expression table has a header but no rows") from None
     except pd.errors.ParserError as e:
-        raise IsgError(path, f"expression table has rows of different lengths ({_first_line(e)})") from None
+        raise IsgError(path, f"expression table has rows of different lengths ({first_line(e)})") from None
     except Exception as e:
-        raise IsgError(path, f"cannot read expression table ({_first_line(e)})") from None
+        raise IsgError(path, f"cannot read expression table ({first_line(e)})") from None
     if body.empty:
         raise IsgError(path, "expression table has a header but no rows")
     # A short row is padded with NaN by pandas; that surfaces in load_targets as "holds NaN"

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import IsgError
+from .errors import IsgError, first_line
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the parser is built on every `isg` call
     import pandas as pd
@@ -541,7 +541,7 @@ def read_clinical(path: str | os.PathLike, patients: Sequence[str]) -> tuple[pd.
     try:
         raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except Exception as e:
-        raise IsgError(path, f"cannot read clinical table ({(str(e).splitlines() or [''])[0][:160]})") from None
+        raise IsgError(path, f"cannot read clinical table ({first_line(e)})") from None
     names: dict[str, str] = {}
     for c in raw.columns:
         names.setdefault(_clinical_column(str(c)), str(c))

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .config import Profile, TilingConfig
+from .devices import resolve_device
 from .errors import IsgError
 from .features.extract import PatchEncoder
 from .selection import Selector, Threshold, resolve_threshold
@@ -213,7 +214,7 @@ def untrained_pipeline(method: str, profile: Profile, n_outputs: int = 16, devic
     from .selection import get_selector
     from .training import InputStandardizer
 
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device)
     fc = profile.features
     bs = batch_size or inference_batch(dev, fc.extract_batch)
     with torch.random.fork_rng(devices=[]):

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import IsgError, atomic_path
+from .errors import IsgError, atomic_path, first_line
 
 MANIFEST_COLUMNS = ("slide_id", "path", "cancer_type", "patient_id", "fold")
 
@@ -77,7 +77,7 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> pd.DataF
     try:
         df = pd.read_csv(path, dtype={"slide_id": str, "patient_id": str, "cancer_type": str, "path": str})
     except Exception as e:
-        raise IsgError(path, f"not a readable CSV manifest ({str(e).splitlines()[0][:160]})") from None
+        raise IsgError(path, f"not a readable CSV manifest ({first_line(e)})") from None
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise IsgError(path, f"manifest lacks column(s) {', '.join(missing)} (needs {', '.join(MANIFEST_COLUMNS)})")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import get_profile
-from .errors import IsgError, atomic_path
+from .errors import IsgError, atomic_path, first_line
 from .paths import repo_root, results_dir
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
@@ -88,7 +88,7 @@ def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out
                     except pm.PapermillExecutionError as e:
                         shutil.copyfile(tmp, target.with_suffix(".failed.ipynb"))
                         raise IsgError(nb, f"failed in cell {e.exec_count}: {e.ename}: "
-                                           f"{str(e.evalue).splitlines()[0][:200]} "
+                                           f"{first_line(e.evalue)} "
                                            f"(executed copy: {target.with_suffix('.failed.ipynb')})") from None
             finally:
                 seconds = time.perf_counter() - t0

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import __version__
 from .config import TilingConfig
-from .errors import IsgError, atomic_path
+from .errors import IsgError, atomic_path, first_line
 from .fingerprint import file_fingerprint
 from .slides import Slide, open_slide
 
@@ -194,7 +194,7 @@ def read_tiling_h5(path: str | os.PathLike) -> Tiling:
     except IsgError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
-        raise IsgError(path, f"corrupt or incomplete tiling file ({str(e).splitlines()[0][:120]})") from None
+        raise IsgError(path, f"corrupt or incomplete tiling file ({first_line(e)})") from None
 
 
 class StaleResultWarning(UserWarning):

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import distributed as dist_
+from .devices import resolve_device
 from .errors import IsgError, atomic_path, fault_point
 from .metrics import mean_squared_error, pearson_per_column, roc_auc
 
@@ -190,15 +191,11 @@ def masked_bce(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": masked_mse, "bce": masked_bce}
 
 
-def _device(device: str | None) -> torch.device:
-    return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @torch.no_grad()
 def predict(model: nn.Module, data: SlideData, idx: Sequence[int], batch_size: int = 8,
             device: str | None = None) -> np.ndarray:
     """Model outputs for slides ``idx`` (every kept patch), (len(idx), n_outputs)."""
-    dev = _device(device)
+    dev = resolve_device(device)
     model.eval()
     out = []
     for k in range(0, len(idx), batch_size):

@@ -34,7 +34,7 @@ import torch
 from .. import __version__
 from .. import distributed as dist_
 from ..config import FeatureConfig
-from ..errors import IsgError, atomic_path
+from ..errors import IsgError, atomic_path, first_line
 from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor, to_uint8
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
@@ -109,10 +109,6 @@ def train_config_for(scale: str, features: FeatureConfig, **overrides) -> Extrac
 
 def _step_seed(seed: int, step: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{step}".encode()).digest()[:7], "little")
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class _CriticObjective(torch.nn.Module):
@@ -321,7 +317,7 @@ def load_checkpoint(path: "str | os.PathLike", map_location: str | torch.device 
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, pickle of unexpected types, not a torch file
-        raise IsgError(path, f"corrupt or unreadable checkpoint ({str(e).splitlines()[0][:120]})") from None
+        raise IsgError(path, f"corrupt or unreadable checkpoint ({first_line(e)})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise IsgError(path, f"not an ISG feature-extractor checkpoint (expected format {CHECKPOINT_FORMAT})")
     return ck

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ..config import TilingConfig
-from ..errors import IsgError, atomic_path
+from ..errors import IsgError, atomic_path, first_line
 from ..slides import Slide, distinct_slides
 from ..tiling import Tiling, open_tiled_slide, read_global_patch, read_tiling_h5, tile_to_h5
 from .selectors import Selector, ShannonSelector, get_selector
@@ -85,7 +85,7 @@ def add_selection_to_h5(h5_path: "str | os.PathLike", method: str, scores: np.nd
                 g.attrs["n_kept"] = int(keep.sum())
                 g.attrs["n_patches"] = int(n)
         except OSError as e:
-            raise IsgError(h5_path, f"cannot update tiling file ({str(e).splitlines()[0][:120]})") from None
+            raise IsgError(h5_path, f"cannot update tiling file ({first_line(e)})") from None
     return h5_path
 
 
