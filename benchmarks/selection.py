@@ -38,21 +38,13 @@ from isg_core.selection import (
     compressor_study,
     get_selector,
     precision_recall,
+    saturation_labels,
     select,
 )
 from isg_core.slides import open_slide
 from isg_core.tiling import read_global_patch, tile_slide
 
 CMU = "CMU-1-Small-Region.svs"
-
-
-def cmu_labels(patches: np.ndarray) -> np.ndarray:
-    """1 tissue / 0 glass / -1 ambiguous: fraction of pixels with HSV saturation > 0.1 is
-    >= 0.5 (tissue) or < 0.02 (glass).  Independent of every selector's score."""
-    mx = patches.max(-1).astype(np.float32)
-    mn = patches.min(-1).astype(np.float32)
-    frac = ((mx - mn) / np.maximum(mx, 1) > 0.1).mean((1, 2))
-    return np.where(frac >= 0.5, 1, np.where(frac < 0.02, 0, -1))
 
 
 def read_all(path) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
@@ -106,7 +98,7 @@ def timing(datasets: dict[str, list[Path]]) -> pd.DataFrame:
 
 def study(cmu_path: Path, sim_paths: list[Path], truth: pd.DataFrame) -> pd.DataFrame:
     P, _, _, _ = read_all(cmu_path)
-    lab = cmu_labels(P)
+    lab = saturation_labels(P)
     tis, tl = [], []
     for sp in sim_paths:
         patches, _, coords, _ = read_all(sp)

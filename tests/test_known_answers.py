@@ -226,19 +226,8 @@ def test_extractor_total_is_the_weighted_sum_with_adversarial_on_at_two_thirds()
 
 
 # --- 3c. the default Shannon threshold, from the real CMU slide -----------------------------------------
-def saturation_labels(patches: np.ndarray) -> np.ndarray:
-    """1 tissue / 0 glass / -1 ambiguous: the fraction of pixels with HSV saturation
-    (max - min) / max > 0.1 is >= 0.5 (tissue) or < 0.02 (glass).  The rule of the package
-    docstring; it lives in benchmarks/selection.py (``cmu_labels``), notebook 02 and
-    tests/test_selection.py, not in the package, so it is written out here once more."""
-    mx = patches.max(-1).astype(np.float32)
-    mn = patches.min(-1).astype(np.float32)
-    frac = ((mx - mn) / np.maximum(mx, 1) > 0.1).mean((1, 2))
-    return np.where(frac >= 0.5, 1, np.where(frac < 0.02, 0, -1))
-
-
 def test_default_shannon_threshold_is_the_cmu_gap_midpoint(cmu_path):
-    from isg_core.selection import ShannonSelector, resolve_threshold
+    from isg_core.selection import ShannonSelector, resolve_threshold, saturation_labels
     from isg_core.slides import open_slide
     from isg_core.tiling import read_global_patch, tile_slide
 

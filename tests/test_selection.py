@@ -23,6 +23,8 @@ from isg_core.selection import (
     read_selection,
     resolve_threshold,
     run_select,
+    saturation_fraction,
+    saturation_labels,
     score_slide,
     select,
 )
@@ -57,11 +59,21 @@ def cmu_tiles(cmu_path):
     with open_slide(cmu_path) as s:
         t = tile_slide(s)
         P = np.stack([read_global_patch(s, t, i) for i in range(t.n_patches)])
-    mx, mn = P.max(-1).astype(float), P.min(-1).astype(float)
-    frac = ((mx - mn) / np.maximum(mx, 1) > 0.1).mean((1, 2))
-    lab = np.where(frac >= 0.5, 1, np.where(frac < 0.02, 0, -1))
+    lab = saturation_labels(P)
     assert (lab == 1).sum() >= 10 and (lab == 0).sum() >= 10
     return P, lab
+
+
+def test_saturation_labels_on_constructed_patches():
+    grey = np.full((8, 8, 3), 200, np.uint8)           # glass: no pixel saturated
+    pink = np.zeros((8, 8, 3), np.uint8) + np.array([220, 120, 180], np.uint8)  # stained: every pixel
+    edge = grey.copy()
+    edge[:2] = pink[:2]                                 # a quarter saturated: a tissue edge
+    P = np.stack([grey, pink, edge])
+    np.testing.assert_allclose(saturation_fraction(P), [0.0, 1.0, 0.25])
+    assert saturation_labels(P).tolist() == [0, 1, -1]
+    with pytest.raises(ValueError, match="N, H, W, 3"):
+        saturation_fraction(grey)
 
 
 # --- compressors ----------------------------------------------------------------------------

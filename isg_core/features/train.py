@@ -35,7 +35,7 @@ from .. import __version__
 from .. import distributed as dist_
 from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path, first_line
-from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor, to_uint8
+from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
 
@@ -410,7 +410,10 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     bar.close()
     if trainer.step_count >= cfg.steps:
         if main:
-            save_training_figures(trainer, out_dir)
+            # matplotlib only here, when the figures are written: workers that only train never load it
+            from .figures import save_training_figures
+
+            save_training_figures(history_frame(trainer.history), trainer.ae, trainer.bank, trainer.cfg.scale, out_dir)
         dist_.barrier()
     return ckpt
 
@@ -418,73 +421,6 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
 def write_history(history: list[dict], path: Path) -> None:
     with atomic_path(path) as tmp:
         history_frame(history).to_csv(tmp, float_format="%.6g")
-
-
-@torch.no_grad()
-def reconstruct(ae: StyleAutoencoder, patches: np.ndarray, seed: int = 0) -> np.ndarray:
-    """D(E(x)) for uint8 patches (n, r, r, 3) -> uint8 (n, r, r, 3); fixed noise for a fixed seed."""
-    dev = next(ae.parameters()).device
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return to_uint8(ae(to_tensor(patches).to(dev)))
-
-
-def save_training_figures(trainer: ExtractorTrainer, out_dir: Path, n: int = 8) -> None:
-    """``losses.png`` (L1, LPIPS, adversarial terms against step) and ``reconstructions.png``
-    (inputs on top, D(E(x)) below), beside the checkpoint."""
-    # no matplotlib.use("Agg") here: called inside a notebook it would switch the kernel's inline
-    # backend off and later figures would not show (headless, matplotlib picks Agg by itself)
-    import matplotlib.pyplot as plt
-
-    fig = plot_losses(history_frame(trainer.history), title=f"{trainer.cfg.scale} extractor")
-    with atomic_path(out_dir / "losses.png") as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png", metadata={"Software": None})
-    plt.close(fig)
-    x = np.asarray(trainer.bank[:n])
-    trainer.ae.eval()
-    fig = plot_reconstructions(x, reconstruct(trainer.ae, x),
-                               title=f"{trainer.cfg.scale}: inputs (top), D(E(x)) (bottom)")
-    trainer.ae.train()
-    with atomic_path(out_dir / "reconstructions.png") as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png", metadata={"Software": None})
-    plt.close(fig)
-
-
-def plot_losses(hist: pd.DataFrame, title: str = "", smooth: int = 25, ax=None):
-    """Loss curves (moving average over ``smooth`` steps)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
-    else:
-        fig = ax[0].figure
-    s = hist.rolling(min(smooth, max(1, len(hist))), min_periods=1).mean()
-    for col in ("l1", "lpips"):
-        if col in s:
-            ax[0].plot(s.index, s[col], label=col.upper())
-    ax[0].set(xlabel="step", ylabel="loss", title=f"{title}: reconstruction")
-    ax[0].legend()
-    for col, lab in (("d", "C: u(-C(x)) + u(C(x_hat))"), ("adv", "E, D: u(-C(x_hat))")):
-        if col in s:
-            ax[1].plot(s.index, s[col], label=lab)
-    ax[1].set(xlabel="step", title=f"{title}: adversarial")
-    if ax[1].lines:
-        ax[1].legend()
-    return fig
-
-
-def plot_reconstructions(x: np.ndarray, x_hat: np.ndarray, title: str = ""):
-    """Two rows: inputs and their reconstructions."""
-    import matplotlib.pyplot as plt
-
-    n = len(x)
-    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.8), squeeze=False)
-    for j in range(n):
-        for r, img in enumerate((x[j], x_hat[j])):
-            axes[r, j].imshow(img)
-            axes[r, j].axis("off")
-    fig.suptitle(title, fontsize=9)
-    return fig
 
 
 def checkpoint_summary(path: "str | os.PathLike") -> dict:

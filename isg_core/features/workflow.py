@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import Profile, get_profile
+import pandas as pd
+import torch
+
+from ..cohort import ensure_cohort
+from ..config import FeatureConfig, Profile, get_profile
+from ..pipeline import prepare_cohort
+from .extract import ResNet50Encoder, StyleGANEncoder, extract_cohort
+from .stylegan import Discriminator, StyleAutoencoder
+from .train import train_config_for, train_extractor
 
 
 def extractor_dir(cohort_root: "str | os.PathLike", scale: str) -> Path:
@@ -23,8 +31,7 @@ COHORT_SELECTORS = ("shannon", "ig", "canny", "dog", "log", "otsu")
 
 def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=COHORT_SELECTORS,
                     progress: bool = True):
-    from ..pipeline import prepare_cohort
-
+    """Tile and select the cohort (skip-if-done, :func:`isg_core.pipeline.prepare_cohort`)."""
     return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers,
                           progress=progress)
 
@@ -32,9 +39,6 @@ def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=
 def ensure_extractor(scale: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
                      progress: bool = True, device: str | None = None) -> Path:
     """Train (or find) the profile's ``scale`` extractor; returns its checkpoint."""
-    from ..cohort import ensure_cohort
-    from .train import train_config_for, train_extractor
-
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     cohort_root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     ensure_prepared(cohort_root, prof, progress=progress)
@@ -47,8 +51,6 @@ def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root:
                  progress: bool = True, device: str | None = None):
     """An encoder by name: ``fe`` (trained E_G and E_L), ``fe-untrained`` (same shapes, random
     weights: a control), ``resnet50`` (ImageNet when cached, else random)."""
-    from .extract import ResNet50Encoder, StyleGANEncoder
-
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if name == "resnet50":
         return ResNet50Encoder(prof.features.resnet_input, device=device)
@@ -65,9 +67,6 @@ def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
                     device: str | None = None) -> dict:
     """Extract the named features for every slide of the cohort (skip-if-done); returns
     {name: per-slide DataFrame with the throughput in ``.attrs``}."""
-    from ..cohort import ensure_cohort
-    from .extract import extract_cohort
-
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     cohort_root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     ensure_prepared(cohort_root, prof, progress=progress)
@@ -79,3 +78,20 @@ def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
         out[name] = extract_cohort(cohort_root, enc, patches="all", batch_size=prof.features.extract_batch,
                                    progress=progress)
     return out
+
+
+def architecture_table(features: FeatureConfig) -> pd.DataFrame:
+    """Sizes of the two autoencoders of Sec. 3.2 at a profile: input pixels, code size d, the
+    parameters (millions) of E, D and the critic C, and the training schedule."""
+    def mparams(m: torch.nn.Module) -> float:
+        return sum(p.numel() for p in m.parameters()) / 1e6
+
+    rows = []
+    for scale in ("global", "local"):
+        cfg = train_config_for(scale, features)
+        ae, disc = StyleAutoencoder(cfg.model), Discriminator(cfg.model)
+        rows.append({"scale": scale, "input px": cfg.model.resolution, "d": cfg.model.code_dim,
+                     "E (M params)": mparams(ae.encoder), "D (M params)": mparams(ae.generator),
+                     "C (M params)": mparams(disc), "steps": cfg.steps, "batch": cfg.batch_size,
+                     "C from step": cfg.adv_start})
+    return pd.DataFrame(rows)

@@ -66,7 +66,14 @@ shannon 0.937/1.000/0.968 (0.22x), ig 0.983/0.913/0.946 (0.39x), canny 0.995/0.9
 from __future__ import annotations
 
 from .compressors import COMPRESSOR_SETTINGS, COMPRESSORS, check_lossless, get_compressor
-from .evaluate import evaluate_scores, evaluate_selectors, keep_masks, score_cohort
+from .evaluate import (
+                       evaluate_scores,
+                       evaluate_selectors,
+                       keep_masks,
+                       saturation_fraction,
+                       saturation_labels,
+                       score_cohort,
+)
 from .selectors import SELECTORS, SelectionConfig, Selector, ShannonSelector, available_selectors, get_selector
 from .slide import add_selection_to_h5, read_selection, run_select, score_slide, selection_thumbnail, threshold_info
 from .study import compressor_study
@@ -77,5 +84,6 @@ __all__ = [
     "Threshold", "add_selection_to_h5", "auc", "evaluate_scores", "evaluate_selectors", "keep_masks",
     "available_selectors", "check_lossless", "compressor_study",
     "get_compressor", "get_selector", "parse_threshold", "precision_recall", "read_selection",
-    "resolve_threshold", "run_select", "score_cohort", "score_slide", "select", "selection_thumbnail", "threshold_info",
+    "resolve_threshold", "run_select", "saturation_fraction", "saturation_labels", "score_cohort", "score_slide",
+    "select", "selection_thumbnail", "threshold_info",
 ]

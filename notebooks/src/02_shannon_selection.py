@@ -28,7 +28,7 @@ from isg_core.config import get_profile
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.samples import sample_path
 from isg_core.selection import (SELECTORS, ShannonSelector, available_selectors, compressor_study, evaluate_scores,
-                                get_selector, keep_masks, score_cohort)
+                                get_selector, keep_masks, saturation_fraction, saturation_labels, score_cohort)
 from isg_core.slides import open_slide
 from isg_core.tiling import read_global_patch, tile_slide
 from isg_core.viz import thumbnail_with_grid
@@ -52,18 +52,10 @@ print("selectors:", {k: ("available" if v else "UNAVAILABLE offline") for k, v i
 # [0, 1]); HE2RNA's Otsu level is first fitted on the slide thumbnail.
 
 # %%
-def saturation_labels(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1 tissue / 0 textureless / -1 ambiguous, and the fraction of pixels with saturation > 0.1."""
-    mx = patches.max(-1).astype(np.float32)
-    mn = patches.min(-1).astype(np.float32)
-    frac = ((mx - mn) / np.maximum(mx, 1) > 0.1).mean((1, 2))
-    return np.where(frac >= 0.5, 1, np.where(frac < 0.02, 0, -1)), frac
-
-
 cmu = open_slide(sample_path("cmu"))
 cmu_tiling = tile_slide(cmu, cfg)
 cmu_patches = np.stack([read_global_patch(cmu, cmu_tiling, i) for i in range(cmu_tiling.n_patches)])
-cmu_label, cmu_sat = saturation_labels(cmu_patches)
+cmu_label, cmu_sat = saturation_labels(cmu_patches), saturation_fraction(cmu_patches)
 print(f"CMU-1-Small-Region: {cmu_tiling.n_patches} tiles: {(cmu_label == 1).sum()} tissue, "
       f"{(cmu_label == 0).sum()} textureless, {(cmu_label == -1).sum()} ambiguous")
 

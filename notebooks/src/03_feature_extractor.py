@@ -33,10 +33,9 @@ import torch
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
 from isg_core.features.extract import read_features
-from isg_core.features.stylegan import Discriminator, StyleAutoencoder
-from isg_core.features.train import (checkpoint_summary, load_autoencoder, load_checkpoint,
-                                     plot_losses, reconstruct, train_config_for)
-from isg_core.features.workflow import ensure_extractor, ensure_features, ensure_prepared
+from isg_core.features.figures import plot_losses, reconstruction_figure
+from isg_core.features.train import checkpoint_summary, load_checkpoint
+from isg_core.features.workflow import architecture_table, ensure_extractor, ensure_features, ensure_prepared
 from isg_core.report import notebook_command, save_figure, write_table
 
 T0 = time.perf_counter()
@@ -56,18 +55,7 @@ print(prof.features)
 # is residual with a minibatch standard-deviation layer. Sizes at this profile:
 
 # %%
-def n_params(m: torch.nn.Module) -> float:
-    return sum(p.numel() for p in m.parameters()) / 1e6
-
-arch = []
-for scale in ("global", "local"):
-    cfg = train_config_for(scale, prof.features)
-    ae, disc = StyleAutoencoder(cfg.model), Discriminator(cfg.model)
-    arch.append({"scale": scale, "input px": cfg.model.resolution, "d": cfg.model.code_dim,
-                 "E (M params)": n_params(ae.encoder), "D (M params)": n_params(ae.generator),
-                 "C (M params)": n_params(disc), "steps": cfg.steps, "batch": cfg.batch_size,
-                 "C from step": cfg.adv_start})
-pd.DataFrame(arch)
+architecture_table(prof.features)
 
 # %% [markdown]
 # ## Training
@@ -107,24 +95,9 @@ save_figure(fig, "fig_fe_losses", profile)
 # for, and need far longer training than a CPU profile gives.
 
 # %%
-from isg_core.features.data import BankConfig, build_bank
-
 test_ids = cohort.manifest[cohort.manifest["fold"] == 0]
-fig, axes = plt.subplots(4, 8, figsize=(12, 6.4))
-for k, (scale, path) in enumerate(ckpts.items()):
-    ae, meta = load_autoencoder(path)
-    res = meta["config"]["model"]["resolution"]
-    x = build_bank(test_ids, tiles, BankConfig(scale, 8, res, seed=1, local_per_global=1), progress=False)
-    x_hat = reconstruct(ae, x)
-    for j in range(8):
-        for r, img in enumerate((x[j], x_hat[j])):
-            ax = axes[2 * k + r, j]
-            ax.imshow(img)
-            ax.set_xticks([]), ax.set_yticks([])
-        axes[2 * k, 0].set_ylabel(f"{scale}\ninput")
-        axes[2 * k + 1, 0].set_ylabel("D(E(x))")
-fig.suptitle("ISG-Sim (SIMULATED), fold-0 slides: global and local patches at the networks' resolution", fontsize=10)
-fig.tight_layout()
+fig = reconstruction_figure(ckpts, test_ids, tiles, n=8, seed=1, title="ISG-Sim (SIMULATED), fold-0 slides: "
+                            "global and local patches at the networks' resolution")
 save_figure(fig, "fig_fe_reconstructions", profile)
 
 # %% [markdown]
