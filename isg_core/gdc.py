@@ -29,7 +29,7 @@ reads (:func:`isg_core.cohort.load_cohort`):
 * ``cohort.json`` (name, "simulated": false, projects), ``report.md`` (also printed), and with
   ``--clinical`` a ``clinical.csv`` (one row per patient).
 
-Matching rules (TCGA barcodes, ``../shared/formats.md``): a slide of sample
+Matching rules (TCGA barcodes, as documented by the GDC: docs.gdc.cancer.gov, "TCGA Barcode"): a slide of sample
 ``TCGA-XX-XXXX-01Z`` pairs with the STAR-Counts files of the same patient and sample type
 (first 15 characters, ``TCGA-XX-XXXX-01``): slides carry vial ``Z``, RNA aliquots ``A``/``B``.
 Only primary tumours (sample code ``01``, Sample Type "Primary Tumor") are kept; normals

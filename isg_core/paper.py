@@ -1,4 +1,5 @@
-"""The paper's own numbers (``paper_tables.csv``: a copy of ``../shared/paper/tables.csv``),
+"""The paper's own numbers (``paper_tables.csv``: every number of
+Yang, Pan, Liu and Stone, BMVC 2022, arXiv 2210.16728, Tables 1-6, transcribed),
 so every table we make can print them beside ours.  Method names are matched case-insensitively."""
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from isg_core.errors import IsgError
@@ -319,3 +320,25 @@ def test_thumbnail_does_not_switch_the_matplotlib_backend(cmu_path, tmp_path):
         assert matplotlib.get_backend().lower() == "svg"
     finally:
         plt.switch_backend(before)
+
+
+def test_selection_figures_draw_the_numbers_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from isg_core.selection.figures import precision_recall_bars, score_distributions
+
+    grey = np.full((16, 16, 3), 200, np.uint8)
+    tissue = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    P, lab = np.stack([grey, tissue, tissue]), np.array([0, 1, 1])
+    fig, data = score_distributions(P, lab, {"Shannon": ShannonSelector()})
+    assert len(data) == 3 and data["class"].tolist() == ["textureless", "tissue", "tissue"]
+    assert data.score.iloc[0] < data.score.iloc[1]  # glass compresses better than noise
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("Shannon score") and ax.get_ylabel() == "tiles"
+    table = pd.DataFrame({"method": ["a", "b"], "threshold": ["0.1", "0.2"], "available": [True, True],
+                          "precision": [0.9, 0.5], "recall": [0.8, 0.4], "f1": [0.85, 0.45]})
+    fig = precision_recall_bars(table)
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
+    assert heights == sorted([0.9, 0.5, 0.8, 0.4, 0.85, 0.45])
+    assert fig.axes[0].get_ylabel() == "fraction of patches"

@@ -29,6 +29,7 @@ from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.samples import sample_path
 from isg_core.selection import (SELECTORS, ShannonSelector, available_selectors, compressor_study, evaluate_scores,
                                 get_selector, keep_masks, saturation_fraction, saturation_labels, score_cohort)
+from isg_core.selection.figures import precision_recall_bars, score_distributions
 from isg_core.slides import open_slide
 from isg_core.tiling import read_global_patch, tile_slide
 from isg_core.viz import thumbnail_with_grid
@@ -94,14 +95,7 @@ print(fig2_table.round(3).to_string(index=False))
 # pixel / 24) grows with the amount of detail. Distribution of each score over all CMU tiles by class:
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-for ax, (k, sel) in zip(axes, fig2_sel.items()):
-    v = np.array([sel.score(p) for p in cmu_patches])
-    for lab, name, col in [(0, "textureless", "#888"), (-1, "ambiguous", "#e0a030"), (1, "tissue", "#c03070")]:
-        ax.hist(v[cmu_label == lab], bins=np.linspace(0, 1, 41), alpha=0.7, label=name, color=col)
-    ax.set_title(f"{k} score, all {len(v)} CMU tiles", fontsize=9)
-axes[0].legend(fontsize=8)
-plt.tight_layout()
+fig, fig2_scores = score_distributions(cmu_patches, cmu_label, fig2_sel, slide_name="CMU")
 
 # %% [markdown]
 # ## (b) Precision and recall on ISG-Sim (SIMULATED)
@@ -134,16 +128,7 @@ write_table(pr, "selection_isg_sim", profile, command,
 pr.drop(columns="data").round(3)
 
 # %%
-ok = pr[pr.available == True]  # noqa: E712
-x = np.arange(len(ok))
-fig, ax = plt.subplots(figsize=(9, 3.5))
-for j, (k, col) in enumerate([("precision", "#3060c0"), ("recall", "#c03070"), ("f1", "#30a060")]):
-    ax.bar(x + (j - 1) * 0.27, ok[k], 0.27, label=k, color=col)
-ax.set_xticks(x, [f"{m}\n{t}" for m, t in zip(ok.method, ok.threshold)], fontsize=8)
-ax.set_ylim(0, 1.05)
-ax.legend(fontsize=8, ncol=3, loc="lower right")
-ax.set_title(f"Selection vs truth on ISG-Sim {profile} (SIMULATED), {len(scored)} patches", fontsize=10)
-plt.tight_layout()
+fig = precision_recall_bars(pr, title=f"Selection vs truth on ISG-Sim {profile} (SIMULATED), {len(scored)} patches")
 save_figure(fig, "selection_isg_sim", profile)
 
 # %% [markdown]
