@@ -8,30 +8,31 @@ expression files (see :mod:`isg_core.expression`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .config import ALL_GENES, get_profile
+from .config import ALL_GENES, TASK_GENES, get_profile
 from .errors import IsgError
-from .manifest import read_manifest
+from .expression import load_targets
+from .manifest import read_manifest, slide_mpps
 from .paths import cohort_dir
+from .samples import fetch_samples
+from .simulate import simulate_cohort
+from .slides import open_slide
 
 SIMULATED_LABEL = "ISG-Sim (simulated cohort, not TCGA)"
 
 
 def ensure_samples() -> None:
     """Fetch the real sample images if they are not there yet (skip-if-done)."""
-    from .samples import fetch_samples
-
     fetch_samples(quiet=True)
 
 
 def ensure_cohort(profile: str | None = None, workers: int | None = None) -> Path:
     """Generate the profile's ISG-Sim cohort under ``data/cohorts/`` unless already there."""
-    from .simulate import simulate_cohort
-
     prof = get_profile(profile)
     ensure_samples()
     return simulate_cohort(cohort_dir(prof.name), n_slides=3 * prof.sim.slides_per_type, seed=prof.sim.seed,
@@ -41,7 +42,6 @@ def ensure_cohort(profile: str | None = None, workers: int | None = None) -> Pat
 @dataclass
 class Cohort:
     """A loaded cohort: manifest, log10(1 + x) targets and, for ISG-Sim, the simulator's truth."""
-
     root: Path
     manifest: pd.DataFrame
     targets: pd.DataFrame
@@ -63,8 +63,6 @@ class Cohort:
 def load_cohort(root: str | Path, expression: str | Path | None = None,
                 sample_sheet: str | Path | None = None) -> Cohort:
     """Load a cohort folder: its manifest and targets (through the real expression loader)."""
-    from .expression import load_targets
-
     root = Path(root)
     manifest = read_manifest(root / "manifest.csv")
     meta_path = root / "cohort.json"
@@ -80,3 +78,22 @@ def load_cohort(root: str | Path, expression: str | Path | None = None,
 
     return Cohort(root, manifest, targets, meta, truth=opt("truth.csv", index_col=0),
                   noise_ceiling=opt("noise_ceiling.csv"), labels=opt("labels.csv"), patches=opt("patches.csv"))
+
+
+def validate_cohort(manifest_path: "str | os.PathLike", expression: "str | os.PathLike | None" = None,
+                    genes: "list[str] | None" = None, sample_sheet: "str | os.PathLike | None" = None) -> str:
+    """``isg check``: validate a cohort before a long run (the manifest, every slide's header, the
+    expression table beside the manifest or ``expression``); returns the one-line summary and
+    raises a one-line :class:`IsgError` on the first problem."""
+    manifest = read_manifest(manifest_path)
+    for path, mpp in zip(manifest["path"], slide_mpps(manifest)):
+        with open_slide(path, mpp=mpp):
+            pass
+    msg = (f"{manifest_path}: {len(manifest)} slides, {manifest.patient_id.nunique()} patients, "
+           f"{manifest.fold.nunique()} folds, all slides open")
+    source = expression or (Path(manifest_path).parent / "expression.tsv")
+    if expression or Path(source).exists():
+        genes = genes or sorted({g for t in manifest.cancer_type.unique() for g in TASK_GENES.get(t, ALL_GENES)})
+        targets = load_targets(manifest, source, genes, sample_sheet=sample_sheet)
+        msg += f"; expression for {targets.shape[1]} genes, no missing values"
+    return msg

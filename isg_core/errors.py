@@ -9,6 +9,7 @@ a killed job never leaves a half-written file behind under the real name.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,6 @@ from typing import Iterator
 
 class IsgError(Exception):
     """A problem with the user's input or environment, reported as one line."""
-
     def __init__(self, path: str | os.PathLike | None, problem: str):
         self.path = None if path is None else str(path)
         self.problem = problem
@@ -32,7 +32,6 @@ class IsgError(Exception):
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
-
     The temporary file lives in the destination directory so the final ``os.replace`` is a
     same-filesystem rename (atomic on POSIX).  On any exception the temporary file is removed
     and ``path`` is left as it was.
@@ -74,8 +73,6 @@ def first_line(e: BaseException, width: int = 160) -> str:
 
 def glob_escape(text: str) -> str:
     """``text`` with glob's special characters escaped (slide ids may hold brackets)."""
-    import glob
-
     return glob.escape(text)
 
 

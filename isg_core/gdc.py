@@ -54,7 +54,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import IsgError, first_line
+import pandas as pd
+from tqdm import tqdm
+
+from .cohort import validate_cohort
+from .config import ALL_GENES, GENE_ENSEMBL, TASK_GENES
+from .errors import IsgError, atomic_path, atomic_write_text, first_line, writable_dir
+from .expression import _check_file, read_sheet_tsv, read_star_counts
+from .manifest import assign_folds, patient_id_from_slide, write_manifest
+from .slides import WSI_SUFFIXES, slide_id_from_path
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the parser is built on every `isg` call
     import pandas as pd
@@ -110,7 +118,6 @@ API_SIZE = 100_000
 @dataclass(frozen=True)
 class FromGdcConfig:
     """Inputs of ``isg cohort from-gdc``."""
-
     slides: Path
     expression: Path
     sample_sheet: Path
@@ -124,7 +131,6 @@ class FromGdcConfig:
 @dataclass
 class GdcReport:
     """What ``from-gdc`` kept and dropped, and why (written as ``report.md``)."""
-
     slides_found: int = 0
     slides_kept: list[str] = field(default_factory=list)
     slides_without_expression: list[str] = field(default_factory=list)
@@ -208,8 +214,6 @@ def is_star_counts_name(name: str) -> bool:
 
 def slide_id_of(path: Path) -> str:
     """The slide id every command uses: the file name without its slide suffix."""
-    from .slides import slide_id_from_path
-
     return slide_id_from_path(path)
 
 
@@ -271,7 +275,6 @@ def _pick_columns(columns: Sequence[str]) -> dict[str, str]:
 
 def read_gdc_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read a GDC sample sheet: the portal's export or the API's TSV (dotted or underscored names).
-
     :func:`isg_core.expression.read_sample_sheet` is not reused: it drops non-primary rows
     without saying how many (the report must), needs the portal's column names, and has no
     Project ID (the cancer type).  The checks are the same: the sample code decides primary,
@@ -281,10 +284,6 @@ def read_gdc_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     ``data_type``, ``project_id``, ``sample_id``, ``sample_type`` (empty where the sheet has no
     such column), ``sample`` (``TCGA-XX-XXXX-01``) and ``primary`` (bool).
     """
-    import pandas as pd
-
-    from .expression import read_sheet_tsv
-
     path = Path(path)
     raw = read_sheet_tsv(path)
     cols = _pick_columns([str(c) for c in raw.columns])
@@ -337,8 +336,6 @@ def _walk_files(root: Path) -> list[Path]:
 
 
 def _is_slide_name(name: str) -> bool:
-    from .slides import WSI_SUFFIXES
-
     return name.lower().endswith(tuple(WSI_SUFFIXES)) and not name.lower().endswith(".mrxs")
 
 
@@ -346,8 +343,6 @@ def find_slides(root: str | os.PathLike) -> dict[str, Path]:
     """Slide id -> file for every whole-slide file under ``root`` (suffixes of
     :data:`isg_core.slides.WSI_SUFFIXES`).  Names must be TCGA slide barcodes; the same slide
     twice (two downloads) is an error, as nothing says which copy is complete."""
-    from .slides import WSI_SUFFIXES
-
     root = _check_dir(Path(root), "slides")
     found: dict[str, Path] = {}
     for p in _walk_files(root):
@@ -390,7 +385,6 @@ def _locate(name: str, file_id: str, found: dict[str, list[Path]]) -> Path | Non
 @dataclass
 class GdcMatch:
     """The plan: which slides to keep, and the STAR-Counts files of each kept sample."""
-
     slides: dict[str, Path]  # slide id -> file, kept slides only
     slide_sample: dict[str, str]  # slide id -> sample (TCGA-XX-XXXX-01)
     sample_files: dict[str, list[Path]]  # sample -> STAR-Counts files to average
@@ -461,11 +455,6 @@ def match_download(slides: dict[str, Path], star: dict[str, list[Path]], sheet: 
 def average_star_counts(files: Sequence[Path], column: str = "fpkm_uq_unstranded") -> pd.Series:
     """The paper's genes (Ensembl id -> value) of one sample: the mean of its files' ``column``
     on the linear scale.  Errors name the file that is not a STAR-Counts file or lacks a gene."""
-    import pandas as pd
-
-    from .config import ALL_GENES, GENE_ENSEMBL
-    from .expression import read_star_counts
-
     ids = [GENE_ENSEMBL[g] for g in ALL_GENES]
     values = []
     for f in files:
@@ -480,9 +469,6 @@ def average_star_counts(files: Sequence[Path], column: str = "fpkm_uq_unstranded
 def expression_table(match: GdcMatch, slide_ids: Sequence[str], column: str = "fpkm_uq_unstranded",
                      progress: bool = True) -> pd.DataFrame:
     """``slide_id`` x Ensembl id, raw FPKM-UQ (the loader logs it): one STAR read per file."""
-    import pandas as pd
-    from tqdm import tqdm
-
     per_sample = {}
     # a context manager: the bar is closed (its line ended) before an error is printed
     with tqdm(total=len(match.sample_files), desc="STAR-Counts", unit="sample",
@@ -501,10 +487,6 @@ def expression_table(match: GdcMatch, slide_ids: Sequence[str], column: str = "f
 def build_manifest(match: GdcMatch, k: int, seed: int) -> pd.DataFrame:
     """One row per kept slide (ordered by project, then slide id), patient-level folds
     stratified by project.  Fewer patients than folds is an error (a fold would be empty)."""
-    import pandas as pd
-
-    from .manifest import assign_folds, patient_id_from_slide
-
     rows = sorted((project_cancer_type(match.sample_project[match.slide_sample[s]]), s) for s in match.slides)
     df = pd.DataFrame({"slide_id": [s for _, s in rows], "path": [str(match.slides[s]) for _, s in rows],
                        "cancer_type": [t for t, _ in rows],
@@ -532,10 +514,6 @@ def read_clinical(path: str | os.PathLike, patients: Sequence[str]) -> tuple[pd.
     GDC's ``clinical.tsv``: one row per patient, the first non-missing value of each column over
     the patient's rows (the file has a row per diagnosis / treatment).  Returns the table and the
     patients without a row."""
-    import pandas as pd
-
-    from .expression import _check_file
-
     path = Path(path)
     _check_file(path, "clinical table")
     try:
@@ -563,10 +541,6 @@ def read_clinical(path: str | os.PathLike, patients: Sequence[str]) -> tuple[pd.
 def build_cohort_from_gdc(cfg: FromGdcConfig, progress: bool = True) -> GdcReport:
     """Make the cohort folder ``cfg.out`` from a GDC download (see the module docstring) and
     return the report.  Validation (``isg check``) is the caller's: :func:`check_cohort`."""
-    from .config import TASK_GENES
-    from .errors import atomic_path, atomic_write_text, writable_dir
-    from .manifest import write_manifest
-
     sheet = read_gdc_sample_sheet(cfg.sample_sheet)
     slides = find_slides(cfg.slides)
     star = find_star_files(cfg.expression)
@@ -608,11 +582,8 @@ def build_cohort_from_gdc(cfg: FromGdcConfig, progress: bool = True) -> GdcRepor
 
 
 def check_cohort(out: str | os.PathLike) -> None:
-    """``isg check OUT/manifest.csv``, in this process (the same parser, defaults and code)."""
-    from .cli import build_parser
-
-    args = build_parser().parse_args(["check", str(Path(out) / "manifest.csv")])
-    args.func(args)
+    """``isg check OUT/manifest.csv``, in this process (the same code)."""
+    print(validate_cohort(Path(out) / "manifest.csv"))
 
 
 # --------------------------------------------------------------------------- gdc-query
@@ -724,8 +695,6 @@ def readme_text(projects: Sequence[str]) -> str:
 
 def write_gdc_query(projects: Sequence[str], out: str | os.PathLike) -> list[Path]:
     """Write the requests, ``download.sh`` and ``README.md`` into ``out``; return their paths."""
-    from .errors import atomic_write_text, writable_dir
-
     projects = list(dict.fromkeys(p.strip() for p in projects))
     bad = [p for p in projects if not PROJECT_RE.match(p)]
     if bad:

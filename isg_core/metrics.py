@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 __all__ = ["pearson_per_column", "mean_squared_error", "bootstrap_mean_ci", "roc_auc", "roc_curve"]
 
@@ -26,7 +27,6 @@ def _as_2d(a: np.ndarray) -> np.ndarray:
 
 def pearson_per_column(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """Pearson correlation of each column of ``y_true`` with the same column of ``y_pred``.
-
     Both arrays are ``(n, k)`` (a 1-D array counts as ``k = 1``); the correlation runs over
     the ``n`` rows.  A column is NaN when ``n < 2`` or either side is constant in it, since
     the correlation is undefined there (rather than silently 0).
@@ -61,7 +61,6 @@ def bootstrap_mean_ci(
     values: np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0
 ) -> tuple[float, float, float]:
     """Return ``(mean, lo, hi)``: the mean of ``values`` and its percentile bootstrap interval.
-
     NaNs (e.g. genes whose PCC is undefined) are dropped first.  ``lo``/``hi`` are the
     ``alpha/2`` and ``1 - alpha/2`` quantiles of ``n_boot`` resampled means.  All three are
     NaN when no finite value is left.
@@ -96,8 +95,6 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve: P(score of a random positive > score of a random negative), ties
     counting 1/2 (the Mann-Whitney U statistic / (n_pos n_neg), from mid-ranks).  NaN pairs are
     dropped; NaN when either class is absent (the AUC is undefined there, not 0.5)."""
-    from scipy.stats import rankdata
-
     y, s = _binary(y_true, score)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     if n_pos == 0 or n_neg == 0:

@@ -30,12 +30,18 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import ListedColormap
+from tqdm import tqdm
 
 from .bundle import Bundle, check_genes, load_bundle
 from .errors import IsgError, atomic_path, atomic_write_text, writable_dir
+from .fingerprint import file_fingerprint
 from .samples import sha256
+from .slides import distinct_slides, open_slide
+from .tiling import StaleResultWarning
 
 OUTPUTS = ("predictions.csv", "predictions.json", "selection.png", "attention.png", "report.html")
 
@@ -75,11 +81,6 @@ def _grid_values(tiling, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 1024):
     """(selection figure, attention figure) of one :class:`~isg_core.inference.SlideOutput`."""
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    from .slides import open_slide
-
     with open_slide(slide_path, mpp=slide_mpp) as slide:
         thumb = slide.thumbnail(max_size)
         scale = thumb.shape[1] / slide.dimensions[0]
@@ -118,8 +119,6 @@ def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 
 
 
 def _png_bytes(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -180,12 +179,6 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
                    genes: Sequence[str] | None = None, slide_mpp: float | None = None, device: str | None = None,
                    overwrite: bool = False, progress: bool = True) -> list[dict]:
     """Predict every slide with the bundle ``model``; returns one record per slide (what its JSON holds)."""
-    from tqdm import tqdm
-
-    from .fingerprint import file_fingerprint
-    from .slides import distinct_slides
-    from .tiling import StaleResultWarning
-
     for sp in slide_paths:  # every missing file named before the slow part, not after hours
         if not Path(sp).exists():
             raise IsgError(sp, "slide not found")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 from .errors import IsgError, atomic_path
@@ -81,7 +82,6 @@ def distinct_slides(paths: Iterable[str | os.PathLike], what: str = "outputs") -
 @dataclass(frozen=True)
 class SlideInfo:
     """What a slide is, independent of how it is read."""
-
     path: str
     slide_id: str
     width: int
@@ -96,10 +96,8 @@ class SlideInfo:
 
 class Slide:
     """A slide image: ``read_region`` in level-0 pixel coordinates, at a level or at an mpp.
-
     Use :func:`open_slide` to make one; close it (or use it as a context manager) when done.
     """
-
     def __init__(self, info: SlideInfo, reader):
         self.info = info
         self._reader = reader
@@ -245,7 +243,6 @@ class _OpenSlideReader:
 
 class _ArrayReader:
     """A plain image held in memory, with a virtual 2x pyramid for thumbnails."""
-
     def __init__(self, arr: np.ndarray, downsamples: Iterable[float]):
         self.arr = arr
         self.downsamples = list(downsamples)
@@ -278,7 +275,6 @@ def _openslide():
 
 def _plain_image_mpp(img: Image.Image) -> float | None:
     """mpp from an image's DPI, trusted only when it is a physical scan resolution.
-
     Screen and editor defaults (72, 96, 300 dpi) mean nothing about the microscope; a real
     scan is at least ~1270 dpi (20 um/px), so anything coarser is ignored.
     """
@@ -294,7 +290,6 @@ def _plain_image_mpp(img: Image.Image) -> float | None:
 
 def open_slide(path: str | os.PathLike, mpp: float | None = None, require_mpp: bool = True) -> Slide:
     """Open a whole-slide image or a plain image.
-
     ``mpp`` overrides the file's resolution.  A file without one (a PNG or JPEG, a TIFF without
     resolution tags, a slide without ``openslide.mpp-x``) is refused unless ``mpp`` is given: see
     :data:`MISSING_MPP_HINT`.  ``require_mpp=False`` opens it anyway with ``mpp`` NaN, for what
@@ -465,8 +460,6 @@ def write_pyramidal_tiff(
 
     Levels halve until the longer side is below ``min_level_size``.  Written atomically.
     """
-    import tifffile
-
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise IsgError(path, f"expected an RGB uint8 array, got {rgb.dtype} {rgb.shape}")
     with atomic_path(path) as tmp:

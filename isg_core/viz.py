@@ -4,7 +4,9 @@ Plotting only; every number drawn here was computed elsewhere in the package.
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from .slides import Slide
 from .tiling import Tiling
@@ -14,9 +16,6 @@ def thumbnail_with_grid(slide: Slide, tiling: Tiling, ax=None, max_size: int = 1
                         colour: str = "#00c000", local_for: int | None = None, title: str | None = None):
     """Draw the slide's thumbnail with the global grid (and optionally the local grid of one
     global patch) on a matplotlib axis.  ``mask`` (n,) bool outlines only those patches."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
     thumb = slide.thumbnail(max_size)
     scale = thumb.shape[1] / slide.dimensions[0]  # thumbnail px per level-0 px
     if ax is None:
@@ -40,8 +39,6 @@ def thumbnail_with_grid(slide: Slide, tiling: Tiling, ax=None, max_size: int = 1
 
 def image_grid(images, titles=None, ncols: int = 4, size: float = 2.6):
     """Show a list of RGB arrays in a grid; returns the figure."""
-    import matplotlib.pyplot as plt
-
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)

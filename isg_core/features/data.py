@@ -19,8 +19,10 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ..errors import IsgError, atomic_path
+from ..tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,6 @@ def kept_patches(tiles_dir: Path, slide_ids: list[str], selection: str) -> list[
 def build_bank(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig, progress: bool = True) -> np.ndarray:
     """Sample ``cfg.n`` training patches (uint8, (n, r, r, 3)) from the kept patches of the
     manifest's slides.  Deterministic given ``cfg.seed``."""
-    from tqdm import tqdm
-
-    from ..tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
-
     tiles_dir = Path(tiles_dir)
     m = manifest if cfg.folds is None else manifest[manifest["fold"].isin(cfg.folds)]
     pool = kept_patches(tiles_dir, list(m["slide_id"]), cfg.selection)

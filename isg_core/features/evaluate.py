@@ -21,11 +21,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from ..config import TASK_GENES
 from ..errors import IsgError
+from ..probe import ProbeConfig, cross_validate_probe
 from .extract import read_features
 
 #: the per-patch cell counts of ISG-Sim that stand in for spot-level expression
@@ -34,8 +37,6 @@ PATCH_TARGETS = ("n_lymphocyte", "n_bcell", "n_tumour", "n_mitosis", "n_luminal"
 
 def _vectors(h5: Path, spec: str) -> tuple[np.ndarray, np.ndarray]:
     """(index, (n, dim) features) of one slide for a spec ``name`` or ``name:global``."""
-    import h5py
-
     name, _, part = spec.partition(":")
     feats = read_features(h5, name, local=part != "global")
     # features may cover every patch (``--patches all``); Table 5 probes the Shannon-kept ones
@@ -63,8 +64,6 @@ def slide_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec:
 def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str,
                    patches: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """Per-patch features and the matching rows of ISG-Sim's ``patches.csv`` (by slide, row, col)."""
-    import h5py
-
     xs, metas = [], []
     table = patches.set_index(["slide_id", "row", "col"])
     for sid in manifest["slide_id"]:
@@ -84,8 +83,6 @@ def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec:
 
 def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
     """Per cancer type and gene: mean and std over folds of the probe's PCC."""
-    from ..probe import ProbeConfig, cross_validate_probe
-
     cfg = cfg or ProbeConfig()
     X = slide_features(cohort.manifest, tiles_dir, spec)
     out = []
@@ -112,8 +109,6 @@ def _rows(res, level: str, task: str) -> pd.DataFrame:
 
 def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
     """Per cell type: mean and std over folds of the probe's PCC at the patch level."""
-    from ..probe import ProbeConfig, cross_validate_probe
-
     if cohort.patches is None:
         raise IsgError(cohort.root, "patch-level probe needs ISG-Sim's patches.csv (per-patch cell counts)")
     cfg = cfg or ProbeConfig()
@@ -127,8 +122,6 @@ def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
 def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untrained"), cfg=None,
            progress: bool = True) -> pd.DataFrame:
     """Long table: one row per (features, level, task, target) with the probe's PCC."""
-    from tqdm import tqdm
-
     parts = []
     for spec in tqdm(specs, desc="Table 5 probes", unit="features", disable=not progress):
         for fn in (probe_slide_level, probe_patch_level):

@@ -16,6 +16,7 @@ place, so a killed run leaves every slide either done or untouched; done slides 
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import os
 import shutil
@@ -28,10 +29,16 @@ import h5py
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from ..devices import resolve_device
 from ..errors import IsgError, atomic_path, fault_point, first_line
+from ..manifest import read_manifest, shard_rows
+from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 from .data import resize_patches, to_tensor
+from .resnet import ResNet50Features
+from .stylegan import Encoder
+from .train import ExtractorTrainConfig, load_checkpoint
 
 #: Patches per encoder call.  The activations of one call grow with its batch: at the paper's sizes
 #: (E_G at 256 px, channel_base 8192; E_L on 64 local patches per global patch) a batch of 256
@@ -44,7 +51,6 @@ LOCAL_CHUNK = 4096
 
 class PatchEncoder(abc.ABC):
     """Turns a batch of global patches (uint8 (B, p, p, 3)) into features."""
-
     name: str
     global_dim: int
     local_dim: int | None = None  # None: no local cube
@@ -62,8 +68,6 @@ class PatchEncoder(abc.ABC):
 
 
 def _file_id(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -73,14 +77,11 @@ def _file_id(path: Path) -> str:
 
 class StyleGANEncoder(PatchEncoder):
     """The Feature Extraction network's encoders E_G and E_L (Sec. 3.2), from two checkpoints.
-
     ``untrained=True`` keeps the architecture but not the weights (a control for Table 5: what
     do features of a random network of the same shape give?)."""
 
     def __init__(self, global_ckpt: "str | os.PathLike", local_ckpt: "str | os.PathLike | None" = None,
                  device: str | torch.device | None = None, untrained: bool = False):
-        from .train import load_checkpoint
-
         parts = {}
         for scale, path in (("global", global_ckpt), ("local", local_ckpt)):
             if path is None:
@@ -111,9 +112,6 @@ class StyleGANEncoder(PatchEncoder):
         return cls.from_parts(parts, device)
 
     def _setup(self, parts: dict[str, dict], device, untrained: bool) -> None:
-        from .stylegan import Encoder
-        from .train import ExtractorTrainConfig
-
         PatchEncoder.__init__(self, device)
         self.untrained = untrained
         self.meta: dict = {"kind": "stylegan2-ae" + ("-untrained" if untrained else "")}
@@ -164,13 +162,11 @@ class StyleGANEncoder(PatchEncoder):
 
 class ResNet50Encoder(PatchEncoder):
     """Pooled ResNet50 features of the global patch (no local cube)."""
-
     name = "resnet50"
     global_dim = 2048
 
     def __init__(self, input_size: int = 224, device: str | torch.device | None = None):
         super().__init__(device)
-        from .resnet import ResNet50Features
 
         self.net = ResNet50Features(input_size).to(self.device)
         self.meta = {"kind": "resnet50", "trunk": self.net.trunk, "input_size": input_size}
@@ -208,7 +204,6 @@ def patch_index(h5: h5py.File, selection: str, patches: str = "kept") -> np.ndar
 @dataclass
 class Features:
     """Features of one slide as stored: ``index`` into coords, f (n, d), R (n, g, g, d) or None."""
-
     index: np.ndarray
     global_: np.ndarray
     local: np.ndarray | None
@@ -246,10 +241,6 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
                   progress: bool = False) -> dict:
     """Encode one slide's patches into ``features/<encoder.name>`` of its HDF5 (see module doc).
     Returns {slide_id, n, seconds, skipped}."""
-    from tqdm import tqdm
-
-    from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
-
     h5_path = Path(h5_path)
     tiling = read_tiling_h5(h5_path)
     # even when skipping: done for another file is not done
@@ -310,9 +301,6 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
     ``isg prepare``); one row per slide (slide_id, n, seconds, skipped).  ``df.attrs`` holds
     the throughput in patches per second over the slides encoded now and, for slides done
     earlier, as recorded in their HDF5 when they were done (``patches_per_second_recorded``)."""
-    from tqdm import tqdm
-
-    from ..manifest import read_manifest, shard_rows
     from ..pipeline import cohort_tiles_dir
 
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")

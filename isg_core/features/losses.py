@@ -22,6 +22,7 @@ import io
 import warnings
 from pathlib import Path
 
+import lpips
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,7 +70,6 @@ def alexnet_weights_cached() -> Path | None:
 
 class LPIPSLoss(nn.Module):
     """LPIPS(AlexNet) distance, frozen, averaged over the batch.
-
     The linear heads ship with the ``lpips`` package; the AlexNet trunk is an ImageNet download.
     When it is not in the torch hub cache we warn once and use the package's randomly
     initialised trunk, seeded so that every run gets the same one; ``trunk`` records which
@@ -77,10 +77,8 @@ class LPIPSLoss(nn.Module):
     Inputs smaller than ``min_size`` are upsampled first: AlexNet's first layers have stride 4
     and two poolings, so a 32 px local patch would leave almost no spatial map.
     """
-
     def __init__(self, min_size: int = 64, allow_random: bool = True):
         super().__init__()
-        import lpips
 
         cached = alexnet_weights_cached()
         if cached is None and not allow_random:

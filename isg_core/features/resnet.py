@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import resnet50
 
 from .losses import warn_once
 
@@ -33,7 +34,6 @@ def resnet50_weights_cached() -> tuple[str, Path] | None:
 
 class ResNet50Features(nn.Module):
     """x in [-1, 1], (B, 3, H, W) -> (B, 2048) pooled features of ResNet50's last block.
-
     Patches are resized to ``input_size`` (224 px, ImageNet's) and normalised with ImageNet
     statistics."""
 
@@ -41,7 +41,6 @@ class ResNet50Features(nn.Module):
 
     def __init__(self, input_size: int = 224, allow_random: bool = True):
         super().__init__()
-        from torchvision.models import resnet50
 
         cached = resnet50_weights_cached()
         if cached is None and not allow_random:

@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from .. import __version__
 from .. import distributed as dist_
 from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path, first_line
+from ..manifest import read_manifest
 from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
@@ -45,7 +47,6 @@ CHECKPOINT_FORMAT = "isg-extractor/1"
 @dataclass(frozen=True)
 class ExtractorTrainConfig:
     """Everything that defines a feature-extractor training run (stored in its checkpoints)."""
-
     scale: str
     model: AutoencoderConfig
     steps: int = 600
@@ -135,7 +136,6 @@ class _CriticObjective(torch.nn.Module):
 
 class ExtractorTrainer:
     """Holds the networks, optimisers and history of one run; ``step()`` advances by one.
-
     Under torchrun (several processes) each step is data-parallel: see :meth:`step`."""
 
     def __init__(self, cfg: ExtractorTrainConfig, bank: np.ndarray, device: torch.device | str | None = None,
@@ -212,7 +212,6 @@ class ExtractorTrainer:
 
     def step(self) -> dict:
         """One step of the discriminator (with R1 every ``r1_every`` steps) and one of E and D.
-
         With several processes: each takes the elements ``rank, rank + N, ...`` of the step's
         batch (the same batch and noise everywhere), its losses are weighted by its share of the
         batch (:func:`isg_core.distributed.share_weight`, 1 when N divides the batch) and DDP
@@ -354,9 +353,6 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
 
     Under torchrun every process trains its share of each batch (:class:`ExtractorTrainer`);
     rank 0 builds the patch bank, which the others then load, and alone writes files."""
-    from tqdm import tqdm
-
-    from ..manifest import read_manifest
     from ..pipeline import cohort_tiles_dir
 
     dist_.init_from_env(device=device)

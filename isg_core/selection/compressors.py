@@ -24,6 +24,7 @@ import zlib as _zlib
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
 from ..errors import IsgError
 
@@ -160,13 +161,11 @@ def get_compressor(name: str) -> Callable[[np.ndarray], float]:
 
 def downsample(patch: np.ndarray, factor: int) -> np.ndarray:
     """``factor`` x box-filter reduction (Pillow ``Image.reduce``, ~0.1 ms for 256 px); 1 = as is.
-
     A box filter (not nearest-neighbour subsampling) so that pixel noise is averaged down the
     way a coarser scan would see it, rather than kept at full strength."""
     if factor == 1:
         return patch
     if factor < 1 or int(factor) != factor:
         raise IsgError(None, f"score_downsample must be a positive integer, got {factor}")
-    from PIL import Image
 
     return np.asarray(Image.fromarray(_rgb(patch)).reduce(int(factor)))

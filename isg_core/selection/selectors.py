@@ -28,6 +28,8 @@ import abc
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter, gaussian_laplace
+from skimage.feature import canny
 
 from ..errors import IsgError
 from .compressors import downsample, get_compressor
@@ -43,7 +45,6 @@ def _grey(patch: np.ndarray) -> np.ndarray:
 
 class Selector(abc.ABC):
     """A patch scorer: ``score(patch) -> float``, higher means more worth keeping."""
-
     name = "base"
     #: used when the caller gives no threshold (see the package docstring for how each was set)
     default_threshold = Threshold("otsu")
@@ -67,14 +68,12 @@ class Selector(abc.ABC):
 @dataclass
 class SelectionConfig:
     """Shannon selector settings (measured defaults; see the package docstring)."""
-
     compressor: str = "zstdgrad"
     score_downsample: int = 2
 
 
 class ShannonSelector(Selector):
     """Paper Eq. 1: h(x) ~ K(x) <= bits of x under a lossless compressor.
-
     ``bits(patch)`` is the compressed length of the (optionally ``score_downsample``-reduced)
     patch, expressed for the full patch: bpp of the scored copy x H x W of the input, so that
     bit thresholds mean the same whatever the downsample.  ``score(patch)`` = bits / (24 H W)
@@ -123,8 +122,6 @@ class CannySelector(Selector):
         self.sigma = sigma
 
     def score(self, patch):
-        from skimage.feature import canny
-
         return float(canny(_grey(patch), sigma=self.sigma).mean())
 
     def params(self):
@@ -139,8 +136,6 @@ class DoGSelector(Selector):
         self.sigma, self.ratio = sigma, ratio
 
     def score(self, patch):
-        from scipy.ndimage import gaussian_filter
-
         g = _grey(patch)
         g -= g.mean()  # both filters ignore offsets; centring avoids float32 round-off on flat patches
         d = gaussian_filter(g, self.sigma) - gaussian_filter(g, self.sigma * self.ratio)
@@ -158,8 +153,6 @@ class LoGSelector(Selector):
         self.sigma = sigma
 
     def score(self, patch):
-        from scipy.ndimage import gaussian_laplace
-
         g = _grey(patch)
         g -= g.mean()  # LoG ignores offsets; centring avoids float32 round-off on flat patches
         r = gaussian_laplace(g, self.sigma) * self.sigma**2

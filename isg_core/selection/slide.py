@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Sequence
 
 import h5py
+import matplotlib.pyplot as plt
 import numpy as np
+from tqdm import tqdm
 
 from ..config import TilingConfig
 from ..errors import IsgError, atomic_path, first_line
 from ..slides import Slide, distinct_slides
 from ..tiling import Tiling, open_tiled_slide, read_global_patch, read_tiling_h5, tile_to_h5
+from ..viz import thumbnail_with_grid
 from .selectors import Selector, ShannonSelector, get_selector
 from .thresholds import Threshold, parse_threshold, resolve_threshold
 
@@ -28,8 +31,6 @@ def score_slide(slide: Slide, tiling: Tiling, method: "str | Selector" = "shanno
     """Score every global patch of ``tiling`` (read with :func:`read_global_patch`) with
     ``method``; (n,) float64.  Selectors that need a per-slide fit (Otsu) are fitted on the
     slide's thumbnail first."""
-    from tqdm import tqdm
-
     sel = _selector(method, **selector_kwargs)
     if sel.requires_fit:
         sel.fit(slide.thumbnail(thumbnail_size))
@@ -104,9 +105,6 @@ def selection_thumbnail(slide: Slide, tiling: Tiling, keep: np.ndarray, out_png:
     """Slide thumbnail with the kept patches outlined, written atomically as PNG."""
     # no matplotlib.use("Agg") here: called inside a notebook it would switch the kernel's inline
     # backend off and later figures would not show (headless, matplotlib picks Agg by itself)
-    import matplotlib.pyplot as plt
-
-    from ..viz import thumbnail_with_grid
 
     ax = thumbnail_with_grid(slide, tiling, mask=np.asarray(keep, bool), max_size=max_size,
                              title=title or f"{tiling.slide_id}: {int(np.sum(keep))}/{tiling.n_patches} kept")
@@ -123,7 +121,6 @@ def run_select(slide_paths: Sequence["str | os.PathLike"], method: str = "shanno
                slide_mpp: float | None = None, thumbnail: bool = True, progress: bool = True,
                **selector_kwargs) -> list[dict]:
     """``isg select SLIDE... --method NAME [--threshold T] --out DIR``.
-
     For each slide: tile into ``out_dir/<slide_id>.h5`` if that file is missing or was made
     with another config, score every global patch, apply ``threshold`` (None: the method's
     default; strings as :func:`parse_threshold` reads them), add ``selection/<method>`` to the

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ..errors import IsgError
 
@@ -91,7 +92,6 @@ def otsu_value(values: np.ndarray, nbins: int = 128) -> float:
 
 def resolve_threshold(scores: np.ndarray, threshold: Threshold, pixels: int | None = None) -> float:
     """The score value a threshold means on this slide: keep ``scores > value``.
-
     ``pixels`` (p^2 of the global patch) is needed for ``bits``."""
     s = np.asarray(scores, float)
     k, v = threshold.kind, threshold.value
@@ -132,7 +132,6 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     n1, n0 = pos.size, neg.size
     if n1 == 0 or n0 == 0:
         return float("nan")
-    from scipy.stats import rankdata
 
     r = rankdata(np.concatenate([pos, neg]))  # average ranks for ties
     u = r[:n1].sum() - n1 * (n1 + 1) / 2

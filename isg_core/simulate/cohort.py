@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
+from tqdm.auto import tqdm
 
 from ..config import ALL_GENES, CANCER_TYPES, GENE_ENSEMBL, TASK_GENES, TilingConfig
 from ..errors import IsgError, atomic_path, atomic_write_text
@@ -51,7 +53,6 @@ PATCH_CELL_COLUMNS = tuple(f"n_{n}" for n in cl.CELL_TYPES.values())
 @dataclass(frozen=True)
 class SlideSpec:
     """What a worker needs to render one slide."""
-
     index: int
     slide_id: str
     patient_id: str
@@ -68,7 +69,6 @@ class SlideSpec:
 # ---------------------------------------------------------------------------- design ----
 def design(n_slides: int, seed: int) -> list[tuple[str, int, str, str, int, int]]:
     """(cancer, type_index, patient_id, slide_id, patient_num, dx) per slide, in output order.
-
     ``n_slides`` is split as evenly as possible over the three types (earlier types get the
     remainder); ~``P_TWO_SLIDES`` of patients have two slides drawn from one latent state.
     """
@@ -119,8 +119,6 @@ def slide_latents(lat: dict, rng: np.random.Generator) -> dict:
 # ---------------------------------------------------------------------------- render ----
 def _map_gain(cmap: np.ndarray, h: int, w: int) -> np.ndarray:
     """Per-pixel texture multipliers (h, w, 3) from the class map, with soft class borders."""
-    from scipy import ndimage
-
     lut = np.array([CLASS_GAIN[c] for c in sorted(CLASS_GAIN)], np.float32)
     g = lut[cmap]
     return np.stack([art.upsample(ndimage.gaussian_filter(g[..., c], 0.7), h, w) for c in range(3)], axis=-1)
@@ -260,7 +258,6 @@ def summarise(cmap: np.ndarray, amap: np.ndarray, cells: dict, xs, ys, size: int
 
 def patch_truth(cohort_dir: str | Path, slide_id: str, coords, size_level0: int) -> pd.DataFrame:
     """Ground truth for arbitrary patches of a simulated slide.
-
     ``coords``: iterable of (x, y) level-0 top-left corners; ``size_level0``: patch side in
     level-0 px.  Columns: x, y, tissue_fraction, tissue_class, artefact, artefact_fraction,
     textureless, n_<cell type>..., n_lymphocyte_tumour, n_lymphocyte_other, n_cells.
@@ -317,7 +314,6 @@ def simulate_cohort(
     progress: bool = True,
 ) -> Path:
     """Generate an ISG-Sim cohort of ``n_slides`` slides (split over LIHC, COAD, PRAD) in ``out``.
-
     Writes slides/, maps/, manifest.csv, expression.tsv, truth.csv, noise_ceiling.csv,
     labels.csv, patches.csv and cohort.json (last: its presence marks a complete cohort).
     Returns ``out``; an existing complete cohort with the same parameters is kept as is.
@@ -338,7 +334,6 @@ def simulate_cohort(
     (out / "slides").mkdir(parents=True, exist_ok=True)
     (out / "maps").mkdir(parents=True, exist_ok=True)
     _init_worker()
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=len(specs), desc="isg simulate", unit="slide", disable=not progress)
     results: list[dict] = []

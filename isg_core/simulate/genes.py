@@ -23,6 +23,7 @@ where ``SD_c`` is the SD of that gene's truth over the slides of the cancer type
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .cells import BASAL, BCELL, DEBRIS, LUMINAL, LYM, MIT, TUM
 from .tissue import TUMOUR
@@ -70,12 +71,9 @@ def truth(sc: dict[str, float]) -> dict[str, float]:
 
 def observe(truth_df, z_df, cancer: "np.ndarray") -> "tuple":
     """Noisy log values: ``truth + k_g * SD_c(truth_g) * z`` (see module docstring).
-
     ``truth_df`` and ``z_df``: slides x genes DataFrames (same index); ``cancer``: type per
     slide.  Returns (observed log values, the sigma used per (type, gene)).
     """
-    import pandas as pd
-
     obs = truth_df.copy()
     sig = {}
     for c in sorted(set(cancer)):

@@ -31,6 +31,9 @@ import tempfile
 from typing import Iterator
 
 import numpy as np
+import tifffile
+from scipy import ndimage
+from tqdm.auto import tqdm
 
 from ..config import CANCER_TYPES
 from ..errors import IsgError, atomic_path
@@ -67,7 +70,6 @@ def _best_crop(bad: np.ndarray, m: int) -> tuple[int, int, float]:
 
 def _match_colour(blocks: list[np.ndarray]) -> list[np.ndarray]:
     """Scale each block's optical density per channel to the bank's mean tissue OD.
-
     Bank blocks come from different simulated patients, each with its own stain jitter; left
     as is, neighbouring grid cells would show as a patchwork of pinker and bluer squares.
     """
@@ -87,14 +89,11 @@ def _match_colour(blocks: list[np.ndarray]) -> list[np.ndarray]:
 
 def tissue_bank(seed: int, block: int, n: int = N_BANK, candidates: int = N_CANDIDATES) -> np.ndarray:
     """``(n, block, block, 3)`` uint8 blocks of simulated tissue, deterministic for ``seed``.
-
     Renders ``candidates`` ISG-Sim slides of one cancer type (chosen by the seed) at side
     ``2 * block`` into a temporary directory, reads each back, crops it to the block with the
     least glass and artefact (a tiled grid of whole simulated sections would show each one's
     blob outline and its pen marks over and over), and keeps the ``n`` best.
     """
-    import tifffile
-
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1A46E]))
     ti = int(rng.integers(len(CANCER_TYPES)))
     cancer = CANCER_TYPES[ti]
@@ -141,12 +140,9 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 def _tissue_weight(rgb: np.ndarray) -> np.ndarray:
     """uint8 blending weight of a bank block: ~255 on tissue, ~0 on its pale glass / lumen.
-
     Where two cells overlap, tissue wins over the odd glass notch at a bank crop's border,
     so the seams of the grid do not show as pale lines.
     """
-    from scipy import ndimage
-
     od = -np.log((rgb.astype(np.float32) + 0.5) / 256.0).sum(-1)
     w = ndimage.gaussian_filter(np.clip((od - 0.15) / 0.25, 0.0, 1.0), 4.0)
     return np.clip(w * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -155,13 +151,11 @@ def _tissue_weight(rgb: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------ geometry ----
 class _Source:
     """The large slide as a function of position: renders any tile of any level on demand.
-
     Holds only slide-size-independent state: the bank (and one downsampled copy for the
     level being written), the ``MASK_GRID``-square mask field, the per-cell bank choices
     (two bytes per cell of ~``block`` px: 35 kB at 100k px), a periodic edge-noise
     texture and a few glass noise tiles.
     """
-
     def __init__(self, size: int, seed: int, block: int, tile: int, tissue_fraction: float):
         self.size, self.block, self.tile = size, block, tile
         self.seed = seed
@@ -359,7 +353,6 @@ def write_large_slide(
     progress: bool = False,
 ) -> pathlib.Path:
     """Write a SIMULATED ``size`` x ``size`` px H&E slide to ``path`` in bounded memory.
-
     A tiled (``tile`` px), JPEG (``quality``) pyramidal TIFF (BigTIFF when the raw pixels
     exceed 2 GiB) that OpenSlide opens as ``generic-tiff`` with ``mpp`` from the resolution
     tags.  Levels halve until the longer side is below 1024 px.  Tissue covers about
@@ -368,8 +361,6 @@ def write_large_slide(
     atomically.  Peak memory is about that of rendering the bank (a few hundred MB for
     ``block=1024``), independent of ``size``.  Returns ``path``.
     """
-    import tifffile
-
     if size < 1:
         raise IsgError(path, f"size must be positive, got {size}")
     if tile < 16 or tile % 16:
@@ -388,7 +379,6 @@ def write_large_slide(
     ntiles = [math.ceil(s / tile) ** 2 for s in sizes]
     desc = (f"{COHORT_NAME} large slide size={size} seed={seed} block={block} "
             f"tissue_fraction={tissue_fraction} (SIMULATED image, no ground truth)")
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=sum(ntiles), desc="isg large slide", unit="tile", disable=not progress)
 

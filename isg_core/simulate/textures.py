@@ -25,6 +25,9 @@ from PIL import Image
 from scipy import ndimage
 from skimage.color import hed_from_rgb, rgb2hed, rgb_from_hed
 
+from ..samples import sample_path
+from ..slides import open_slide
+
 #: side of one bank crop in px at 0.5 mpp
 CROP = 320
 #: skimage's log adjustment: stain units = OD / -ln(1e-6)
@@ -52,7 +55,6 @@ def rgb_to_hed(rgb: np.ndarray) -> np.ndarray:
 
 def _tissue_crops(img: np.ndarray, size: int, stride: int, max_white: float) -> list[np.ndarray]:
     """Crops of ``img`` whose fraction of near-white pixels is below ``max_white``.
-
     Near-white = every channel above 215: glass and lumen, which we do not want as
     *tissue* texture (glass is drawn separately, lumens come from the class map).
     """
@@ -83,9 +85,6 @@ def _elastic(img: np.ndarray, rng: np.random.Generator, alpha: float = 10.0, sig
 
 def _load_sources() -> list[np.ndarray]:
     """The real H&E images as RGB arrays at ~0.5 mpp."""
-    from ..samples import sample_path
-    from ..slides import open_slide
-
     with open_slide(sample_path("cmu")) as s:  # 0.499 mpp: used as is
         cmu = s.read_region(0, 0, *s.dimensions)
     tia = Image.open(sample_path("tiatoolbox")).convert("RGB")
@@ -97,7 +96,6 @@ def _load_sources() -> list[np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def texture_bank(n: int = 48) -> np.ndarray:
     """``(n, CROP, CROP, 3)`` float32 HED crops of real tissue, augmented; cached per process.
-
     Deterministic (fixed seed) so every worker process builds the identical bank and a
     cohort never depends on which process drew a slide.
     """
