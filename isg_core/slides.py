@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from .errors import IsgError, atomic_path
+from .errors import IsgError, atomic_path, first_line
 
 #: Plain image formats read whole with Pillow (small images only; see ``MAX_PLAIN_PIXELS``).
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -157,7 +157,7 @@ class Slide:
         except IsgError:
             raise
         except Exception as e:  # corrupt or truncated tile data surfaces only at read time
-            raise IsgError(self.path, f"cannot read region at ({x}, {y}) level {level}: {_one_line(e)}") from None
+            raise IsgError(self.path, f"cannot read region at ({x}, {y}) level {level}: {first_line(e)}") from None
 
     def read_region_mpp(self, x: int, y: int, size: int | tuple[int, int], mpp: float) -> np.ndarray:
         """Read a region of ``size`` pixels *at resolution ``mpp``*, top-left ``(x, y)`` in
@@ -221,11 +221,6 @@ class Slide:
         self.close()
 
 
-def _one_line(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return (msg[0] if msg else type(e).__name__)[:200]
-
-
 class _OpenSlideReader:
     def __init__(self, osr):
         self.osr = osr
@@ -269,7 +264,7 @@ def _openslide():
 
         return openslide
     except Exception as e:  # pragma: no cover - environment problem
-        raise IsgError(None, f"OpenSlide is not available ({_one_line(e)}); "
+        raise IsgError(None, f"OpenSlide is not available ({first_line(e)}); "
                              "pip install openslide-python openslide-bin") from None
 
 
@@ -327,7 +322,7 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None, require_mpp: b
         try:
             osr = openslide.OpenSlide(str(p))
         except Exception as e:
-            raise IsgError(p, f"corrupt or unreadable {vendor} slide ({_one_line(e)})") from None
+            raise IsgError(p, f"corrupt or unreadable {vendor} slide ({first_line(e)})") from None
         return _wrap_openslide(p, osr, vendor, mpp, require_mpp)
     if suffix in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}:
         return _open_plain(p, mpp, require_mpp)
@@ -392,7 +387,7 @@ def _open_plain(p: Path, mpp: float | None, require_mpp: bool = True) -> Slide:
     except IsgError:
         raise
     except Exception as e:
-        raise IsgError(p, f"corrupt or truncated image ({_one_line(e)})") from None
+        raise IsgError(p, f"corrupt or truncated image ({first_line(e)})") from None
     if mpp is not None:
         source = "argument"
     elif meta_mpp is not None:
