@@ -158,7 +158,8 @@ def _isg_step_setup(profile: str, max_patches: int | None = None, patches_per_sl
     """ISG-10-2 at the profile's width (paper: full width d) in its input standardisation, and
     the slides of one training batch (+ one small validation slide), as cross_validate builds them."""
     from isg_core.experiments import isg, model_factory, train_config
-    from isg_core.training import InputStandardizer, SlideData, feature_stats
+    from isg_core.models import InputStandardizer
+    from isg_core.training import SlideData, feature_stats
 
     prof = PROFILES[profile]
     d, g = prof.features.code_dim, prof.tiling.grid

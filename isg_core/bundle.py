@@ -6,8 +6,10 @@ To run on a new slide one also needs what made its inputs, and a bundle carries 
 * the tiling (mpp, p, q) and the patch selection (method, parameters, threshold);
 * the encoders' weights and configs (E_G and E_L of the Feature Extraction network), without the
   decoders and discriminators of their training checkpoints (a few MB instead of 20);
-* the slide model: which experiment (ISG-a-b and its width), its weights, including the input
-  standardisation fitted on its training slides;
+* the slide model as a saved model of :mod:`isg_core.models` (``{"model": "isg", "config":
+  {d, grid, n_outputs, ...}, "standardize": True, "state": {...}}``): rebuilt from the file
+  alone by :func:`isg_core.models.load_model`, the input standardisation fitted on its
+  training slides included;
 * the genes it predicts, with the training mean and SD that map its outputs back to
   log10(1 + FPKM-UQ);
 * where it came from: the cohort (labelled simulated for ISG-Sim), the profile, the run and fold,
@@ -16,7 +18,10 @@ To run on a new slide one also needs what made its inputs, and a bundle carries 
 It is saved with ``torch.save`` of tensors and plain Python values only, loads with
 ``torch.load(weights_only=True)``, and is checked on load: a file that is not a bundle, weights
 that do not fit the stored config, genes that do not match the model's outputs, or encoders whose
-feature size is not the model's each stop with a one-line error naming the file.
+feature size is not the model's each stop with a one-line error naming the file.  A bundle of the
+first format (``isg-bundle/1``, which named a paper-table experiment instead of the model's
+config) is converted on load by :func:`upgrade`, the one place that knows it;
+:func:`upgrade_bundle_file` (``tools/upgrade_bundle.py``) rewrites such a file.
 """
 from __future__ import annotations
 
@@ -28,11 +33,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Profile, TilingConfig
+from . import __version__
+from .cohort import ensure_cohort, load_cohort
+from .config import Profile, TilingConfig, get_profile
 from .devices import resolve_device
 from .errors import IsgError, atomic_path, first_line
+from .experiments import ALL_TASKS, isg, run_experiment
+from .features.extract import StyleGANEncoder
+from .features.train import load_checkpoint
+from .features.workflow import ensure_features, extractor_dir
+from .inference import SlidePipeline, inference_batch
+from .models import ISG, load_model, model_spec
+from .paths import results_dir
+from .selection import get_selector, parse_threshold
 
-BUNDLE_FORMAT = "isg-bundle/1"
+BUNDLE_FORMAT = "isg-bundle/2"
+#: the first format: ``model`` held {"experiment": run spec, "d", "grid", "width", "state"}
+BUNDLE_FORMAT_V1 = "isg-bundle/1"
 
 
 @dataclass
@@ -58,36 +75,28 @@ class Bundle:
         """Model output (standardised) -> log10(1 + FPKM-UQ) per gene."""
         return np.asarray(raw_output, float) * np.asarray(self.raw["target_std"]) + np.asarray(self.raw["target_mean"])
 
-    def model(self) -> torch.nn.Module:
-        from .experiments import Experiment, model_factory
-        from .training import InputStandardizer
+    @property
+    def d(self) -> int:
+        """The feature size the slide model reads."""
+        return int(self.raw["model"]["config"]["d"])
 
-        m = self.raw["model"]
-        spec = dict(m["experiment"])
-        spec["overrides"] = tuple((k, v) for k, v in spec.get("overrides", []))
-        exp = Experiment(label="bundle", **spec)
-        factory, _ = model_factory(exp, int(m["d"]), int(m["grid"]), m.get("width"))
-        net = factory(len(self.genes))
-        zeros = {k: np.zeros(m["state"][k].shape) for k in ("f_mean", "f_std", "R_mean", "R_std")}
-        model = InputStandardizer(net, zeros)
+    def model(self) -> torch.nn.Module:
+        """The slide model with its weights (and input standardisation), in eval mode."""
         try:
-            model.load_state_dict(m["state"])
-        except RuntimeError as e:
+            model = load_model(self.raw["model"])
+        except (RuntimeError, TypeError, ValueError, KeyError) as e:
+            # the last line of load_state_dict's message names the first mismatch
+            detail = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()[:120]
             raise IsgError(self.path, "the model's weights do not match its config or its "
-                                      f"{len(self.genes)} genes ({str(e).splitlines()[-1].strip()[:120]})") from None
+                                      f"{len(self.genes)} genes ({detail})") from None
         return model.eval()
 
     def pipeline(self, device: str | None = None, batch_size: int | None = None):
-        from .features.extract import StyleGANEncoder
-        from .inference import SlidePipeline, inference_batch
-        from .selection import get_selector, parse_threshold
-
         dev = resolve_device(device)
         enc = StyleGANEncoder.from_parts(self.raw["encoders"], device=dev)
-        m = self.raw["model"]
-        if enc.global_dim != int(m["d"]) or (enc.local_dim or 0) != int(m["d"]):
+        if enc.global_dim != self.d or (enc.local_dim or 0) != self.d:
             raise IsgError(self.path, f"the encoders give {enc.global_dim}/{enc.local_dim}-d features but the model "
-                                      f"expects {m['d']}")
+                                      f"expects {self.d}")
         sel = self.raw["selection"]
         selector = get_selector(sel["method"], **sel.get("params", {}))
         return SlidePipeline("ISG", self.tiling, selector, parse_threshold(sel["threshold"]), enc,
@@ -99,14 +108,8 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
     """Write the bundle of fold ``fold`` of a finished ISG run (an
     :class:`~isg_core.experiments.ExperimentResult` on stored ``fe`` features with a stored
     selection) to ``out``, atomically."""
-    from . import __version__
-    from .cohort import load_cohort
-    from .features.train import load_checkpoint
-    from .features.workflow import extractor_dir
-    from .selection import get_selector
-
     exp = result.experiment
-    if exp.model != "isg" or exp.features != "fe" or exp.selection is None or exp.threshold is not None:
+    if exp.model != ISG or exp.features != "fe" or exp.selection is None or exp.threshold is not None:
         raise IsgError(None, "a bundle holds an ISG model on 'fe' features with a stored selection "
                              f"(got model={exp.model}, features={exp.features}, selection={exp.selection})")
     ck_path = Path(result.run_dir) / f"fold{fold}_model.pt"
@@ -128,7 +131,9 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
                            "sha256": ""}
     sel = get_selector(exp.selection)
     d, grid = result.data.f[0].shape[1], result.data.R[0].shape[1]
-    width = dict(exp.overrides).get("width", profile.models.width)
+    # the network's config: the experiment's overrides, its own width beating the profile's
+    config = {"width": profile.models.width, **dict(exp.overrides)}
+    spec = model_spec(ISG, int(d), int(grid), len(ck["targets"]), config)
     rows = result.rows[result.rows.fold == fold]
     cohort = load_cohort(cohort_root)
     ct = cohort.manifest.set_index("slide_id").cancer_type.reindex(result.targets.index)
@@ -141,8 +146,7 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
         "tiling": asdict(profile.tiling),
         "selection": {"method": sel.name, "params": sel.params(), "threshold": str(sel.default_threshold)},
         "encoders": encoders,
-        "model": {"experiment": {**exp.run_spec(), "overrides": [list(o) for o in exp.overrides]},
-                  "d": int(d), "grid": int(grid), "width": width, "state": ck["model"]},
+        "model": _saved_model(ck, spec),
         "meta": {"isg_version": __version__,
                  "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                  "profile": profile.name, "cohort": cohort.label, "simulated": cohort.simulated,
@@ -159,6 +163,48 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
     return out
 
 
+def _saved_model(ck: dict, spec: dict) -> dict:
+    """The saved model of a fold checkpoint: the checkpoint's own when it carries one (a dict with
+    ``config`` and ``state`` under ``model``), else ``spec`` with the bare state dict that
+    ``isg-slide-model/1`` keeps under ``model``."""
+    m = ck["model"]
+    if isinstance(m, dict) and "config" in m and "state" in m:
+        return dict(m)
+    return {**spec, "standardize": bool(ck.get("model_cfg", {}).get("standardize", True)), "state": m}
+
+
+def upgrade(raw: dict) -> dict:
+    """A bundle of the first format (``isg-bundle/1``) in the current one; other bundles unchanged.
+
+    The first format stored the slide model as a paper-table experiment (``{"experiment": {"model":
+    "isg", "overrides": [[name, value], ...], ...}, "d", "grid", "width", "state"}``) that was
+    rebuilt through the experiment factory; the current one stores the model's full config
+    (:func:`isg_core.models.model_spec`).  The network is the same: ISG-a-b with the experiment's
+    overrides, at the stored width unless an override sets its own.  The weights, genes, target
+    statistics, tiling, selection, encoders and meta are kept as they are."""
+    if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT_V1:
+        return raw
+    m = raw["model"]
+    exp = m["experiment"]
+    if exp.get("model", ISG) != ISG:
+        raise ValueError(f"a bundle holds an ISG model, this one holds {exp.get('model')!r}")
+    config = {"width": m.get("width"), **{str(k): v for k, v in exp.get("overrides", [])}}
+    spec = model_spec(ISG, int(m["d"]), int(m["grid"]), len(raw["genes"]), config)
+    return {**raw, "format": BUNDLE_FORMAT, "model": {**spec, "standardize": True, "state": m["state"]}}
+
+
+def upgrade_bundle_file(old: "str | os.PathLike", new: "str | os.PathLike") -> Path:
+    """Rewrite the bundle file ``old`` in the current format at ``new`` (atomically; ``new`` may be
+    ``old``).  The file is checked as :func:`load_bundle` checks it, and its model is built once."""
+    bundle = load_bundle(old)
+    bundle.model()  # the weights fit the converted config
+    new = Path(new)
+    new.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(new) as tmp:
+        torch.save(bundle.raw, tmp)
+    return new
+
+
 def load_bundle(path: "str | os.PathLike") -> Bundle:
     """Load and check a bundle (see the module docstring for what is checked)."""
     path = Path(path)
@@ -169,9 +215,9 @@ def load_bundle(path: "str | os.PathLike") -> Bundle:
     except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, not a torch file
         raise IsgError(path, f"not a readable model bundle "
                              f"({type(e).__name__}: {first_line(e)})") from None
-    if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT:
+    if not isinstance(raw, dict) or raw.get("format") not in (BUNDLE_FORMAT, BUNDLE_FORMAT_V1):
         hint = " (a cross-validation fold model: export it with `isg export-model`)" \
-            if isinstance(raw, dict) and raw.get("format") == "isg-slide-model/1" else ""
+            if isinstance(raw, dict) and str(raw.get("format", "")).startswith("isg-slide-model/") else ""
         raise IsgError(path, f"not an ISG model bundle (expected format {BUNDLE_FORMAT}){hint}")
     missing = [k for k in ("genes", "target_mean", "target_std", "tiling", "selection", "encoders", "model", "meta")
                if k not in raw]
@@ -181,6 +227,14 @@ def load_bundle(path: "str | os.PathLike") -> Bundle:
     if n == 0 or len(raw["target_mean"]) != n or len(raw["target_std"]) != n or len(set(raw["genes"])) != n:
         raise IsgError(path, f"model bundle's genes ({n}) and their target mean/SD "
                              f"({len(raw['target_mean'])}/{len(raw['target_std'])}) do not match")
+    try:
+        raw = upgrade(raw)
+        config = raw["model"]["config"]
+        outputs, _ = int(config["n_outputs"]), int(config["d"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise IsgError(path, f"model bundle's slide model has no valid config ({first_line(e)})") from None
+    if outputs != n:
+        raise IsgError(path, f"model bundle's {n} genes do not match its model's {outputs} outputs")
     try:
         TilingConfig(**raw["tiling"])
     except TypeError as e:
@@ -201,7 +255,6 @@ def check_genes(bundle: Bundle, genes: list[str] | None) -> list[str]:
 
 def default_bundle_path(profile: str) -> Path:
     """Where ``make reproduce`` (notebook 12) leaves the profile's model: ``results/<profile>/isg_model.pt``."""
-    from .paths import results_dir
 
     return results_dir() / profile / "isg_model.pt"
 
@@ -212,10 +265,6 @@ def export_default_bundle(profile: "str | Profile | None" = None, cohort_root: "
     """Train (or find) ISG-10-2 with one model for all tasks (the model of Tables 2, 4 and 6) on
     the profile's cohort and bundle fold ``fold``'s best model.  The fold is fixed in advance (0),
     not chosen by its test score."""
-    from .cohort import ensure_cohort, load_cohort
-    from .config import get_profile
-    from .experiments import ALL_TASKS, isg, run_experiment
-    from .features.workflow import ensure_features
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)

@@ -30,13 +30,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from .config import Profile, TilingConfig
 from .devices import resolve_device
 from .errors import IsgError
-from .features.extract import PatchEncoder
-from .selection import Selector, Threshold, resolve_threshold
-from .training import SlideData
+from .features.extract import PatchEncoder, ResNet50Encoder, StyleGANEncoder
+from .features.train import train_config_for
+from .models import ISG, build_model, identity_standardizer
+from .models.baselines import supertiles
+from .selection import Selector, Threshold, get_selector, resolve_threshold
+from .slides import open_slide
+from .tiling import read_global_patch, tile_slide
+from .training import SlideData, predict
 
 STAGES = ("read", "select", "extract", "predict")
 
@@ -95,11 +101,6 @@ class SlidePipeline:
 
     def run(self, slide_path: "str | os.PathLike", slide_mpp: float | None = None,
             progress: bool = False) -> SlideOutput:
-        from tqdm import tqdm
-
-        from .slides import open_slide
-        from .tiling import read_global_patch, tile_slide
-
         clock = _Clock()
         t = time.perf_counter()
         with open_slide(slide_path, mpp=slide_mpp) as slide:
@@ -166,8 +167,6 @@ class SlidePipeline:
 
     @torch.no_grad()
     def _predict(self, feats, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        from .baselines import supertiles
-
         f = np.concatenate([a for a, _ in feats])
         if self.uses_local:
             R = np.concatenate([b for _, b in feats])
@@ -180,15 +179,19 @@ class SlidePipeline:
             R = np.zeros((len(f), 1, 1, f.shape[1]), np.float16)
         dev = next(self.model.parameters()).device
         self.model.eval()
-        if self.uses_local and hasattr(self.model, "forward_slide"):
+        if self.uses_local and has_slide_path(self.model):
             # the Dual Attention network: chunked, so memory grows linearly with the kept patches
             out, att = self.model.forward_slide(torch.from_numpy(f).to(dev), torch.from_numpy(R).to(dev),
                                                 torch.from_numpy(pos).to(dev))
             return out.float().cpu().numpy(), None if att is None else att.float().cpu().numpy()
-        from .training import predict
-
         data = SlideData(["slide"], [f.astype(np.float32)], [R], [pos])
         return predict(self.model, data, [0], 1, str(dev))[0], None
+
+
+def has_slide_path(model: nn.Module) -> bool:
+    """Whether ``model`` (or the network inside its input standardiser) has the bounded-memory
+    single-slide path ``forward_slide`` (the Dual Attention network)."""
+    return hasattr(getattr(model, "model", model), "forward_slide")
 
 
 def inference_batch(device: torch.device, gpu_batch: int) -> int:
@@ -207,13 +210,6 @@ def untrained_pipeline(method: str, profile: Profile, n_outputs: int = 16, devic
       FeatureConfig, ISG-10-2 at full width;
     * ``he2rna``: Otsu tissue tiles (HE2RNA's own rule, fraction >= 0.5), ResNet50 at the profile's
       input size (224 at ``paper``, as published), 100 K-means supertiles, HE2RNA's MLP."""
-    from .baselines import build_baseline
-    from .dual_attention import DualAttentionConfig, DualAttentionNetwork
-    from .features.extract import ResNet50Encoder, StyleGANEncoder
-    from .features.train import train_config_for
-    from .selection import get_selector
-    from .training import InputStandardizer
-
     dev = resolve_device(device)
     fc = profile.features
     bs = batch_size or inference_batch(dev, fc.extract_batch)
@@ -222,19 +218,15 @@ def untrained_pipeline(method: str, profile: Profile, n_outputs: int = 16, devic
         if method == "isg":
             enc = StyleGANEncoder.from_configs(train_config_for("global", fc), train_config_for("local", fc),
                                                device=dev)
-            d, g = fc.code_dim, profile.tiling.grid
-            net = DualAttentionNetwork(DualAttentionConfig(d=d, grid=g, n_outputs=n_outputs))
-            model = InputStandardizer(net, {"f_mean": np.zeros(d), "f_std": np.ones(d),
-                                            "R_mean": np.zeros(d), "R_std": np.ones(d)})
+            d = fc.code_dim
+            model = identity_standardizer(build_model(ISG, d, profile.tiling.grid, n_outputs), d)
             sel = get_selector("shannon")
             return SlidePipeline("ISG", profile.tiling, sel, sel.default_threshold, enc, model.to(dev).eval(),
                                  batch_size=bs, uses_local=True)
         if method == "he2rna":
             enc = ResNet50Encoder(fc.resnet_input, device=dev)
             d = enc.global_dim
-            net = build_baseline("he2rna", d, 1, n_outputs)
-            model = InputStandardizer(net, {"f_mean": np.zeros(d), "f_std": np.ones(d),
-                                            "R_mean": np.zeros(d), "R_std": np.ones(d)})
+            model = identity_standardizer(build_model("he2rna", d, 1, n_outputs), d)
             sel = get_selector("he2rna")
             return SlidePipeline("HE2RNA", profile.tiling, sel, sel.default_threshold, enc, model.to(dev).eval(),
                                  supertiles=100, batch_size=bs, uses_local=False)

@@ -1,11 +1,11 @@
-"""Table 1 baselines (isg_core.baselines): shapes, padding/permutation invariance, gradients, and
+"""Table 1 baselines (isg_core.models.baselines): shapes, padding/permutation invariance, gradients, and
 known answers for HE2RNA's top-k pooling, its supertiles and CycleMLP's CycleFC."""
 import numpy as np
 import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from isg_core.baselines import (
+from isg_core.models.baselines import (
     BASELINES,
     HE2RNA,
     CycleFC,

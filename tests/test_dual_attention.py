@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from isg_core.dual_attention import AttentionFusion, DualAttentionConfig, DualAttentionNetwork, make_mbconv, sincos_2d
+from isg_core.models import AttentionFusion, DualAttentionConfig, DualAttentionNetwork, make_mbconv, sincos_2d
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -241,10 +241,11 @@ def test_return_attention_shapes():
         assert a.shape == (b, n, cfg.grid, cfg.grid, cfg.d) and z.shape == (b, n, cfg.grid, cfg.grid)
         assert torch.allclose(z[mask].sum(dim=(1, 2)), torch.ones(int(mask.sum())), atol=1e-5)
         assert z[~mask].abs().sum() == 0
-    assert len(info["tokens_attention"]) == 2
-    t = info["tokens_attention"][0]
-    assert t.shape == (b, n + 1, n + 1)  # + the cls token
-    assert t[1, :, -2:].abs().sum() == 0  # nobody attends to padding
+    assert len(info["cls_attention"]) == 2
+    t = info["cls_attention"][0]
+    assert t.shape == (b, n)  # the class token's attention to each patch slot (its weight on itself left out)
+    assert t[1, -2:].abs().sum() == 0  # it does not attend to padding
+    assert (t.sum(dim=1) < 1).all() and (t >= 0).all()
 
 
 def test_tiny_model_overfits():
@@ -310,8 +311,6 @@ def test_slide_attention_reports_maps_per_patch():
 def test_forward_slide_equals_forward_in_bounded_chunks():
     """The chunked single-slide inference gives the batched forward's output and class-token
     attention, whatever the chunk size."""
-    from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
-
     torch.manual_seed(0)
     net = DualAttentionNetwork(DualAttentionConfig(d=8, grid=2, n_outputs=3, n_mbconv=4, fusion_every=2)).eval()
     n = 37
@@ -322,4 +321,4 @@ def test_forward_slide_equals_forward_in_bounded_chunks():
     for chunk in (5, 64):
         y, att = net.forward_slide(f[0], R[0], pos[0], chunk=chunk)
         assert torch.allclose(y, out[0], atol=1e-5)
-        assert torch.allclose(att, info["tokens_attention"][-1][0, 0, 1:], atol=1e-6)
+        assert torch.allclose(att, info["cls_attention"][-1][0], atol=1e-6)

@@ -92,8 +92,7 @@ def test_forward_slide_on_cuda_equals_forward():
     """ISG-10-2 at the paper's width (d = 128, 8 x 8 local grid) inside its input standardisation,
     as a bundle builds it: the chunked ``forward_slide`` (float16 cubes, as ``isg predict`` holds
     them) gives ``forward``'s prediction and class-token attention on the GPU, and the CPU's."""
-    from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
-    from isg_core.training import InputStandardizer
+    from isg_core.models import DualAttentionConfig, DualAttentionNetwork, InputStandardizer
 
     d, g, n = 128, 8, 300
     torch.manual_seed(0)
@@ -113,7 +112,7 @@ def test_forward_slide_on_cuda_equals_forward():
             y, att = model.forward_slide(fc, Rc, pc, chunk=chunk)
             assert y.is_cuda and y.dtype == torch.float32 and y.shape == (10,)
             torch.testing.assert_close(y, out[0], atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(att, info["tokens_attention"][-1][0, 0, 1:], atol=1e-5, rtol=1e-3)
+            torch.testing.assert_close(att, info["cls_attention"][-1][0], atol=1e-5, rtol=1e-3)
             assert float(att.sum()) <= 1.0 + 1e-5
     torch.testing.assert_close(out[0].cpu(), ref[0], atol=1e-3, rtol=1e-3)
 

@@ -117,7 +117,7 @@ def test_predict_matches_fold0_out_of_fold_predictions(smoke_fold0, tmp_path, mo
 # --- 2. ISG-a-b: a fusion block after every b MBConv blocks ----------------------------------------------
 @pytest.mark.parametrize("a,b", [(4, 2), (3, 1), (5, 2)])  # 5-2: a trailing MBConv with no fusion after it
 def test_isg_a_b_is_a_fusion_after_every_b_mbconvs(a, b):
-    from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
+    from isg_core.models import DualAttentionConfig, DualAttentionNetwork
 
     torch.manual_seed(0)
     net = DualAttentionNetwork(DualAttentionConfig(d=8, grid=4, n_outputs=3, n_mbconv=a, fusion_every=b,

@@ -136,9 +136,9 @@ def test_paper_sizes_through_every_stage(tmp_path):
         assert len(hist) == 1 and np.isfinite(hist.train_loss).all()
 
     bundle = load_bundle(bundle_path)
-    m = bundle.raw["model"]
+    m = bundle.raw["model"]["config"]
     assert (m["d"], m["grid"], m["width"]) == (d, g, None)
-    assert dict(map(tuple, m["experiment"]["overrides"])) == {"n_mbconv": 10, "fusion_every": 2}
+    assert (m["n_mbconv"], m["fusion_every"]) == (10, 2)
     net = bundle.model().model  # the Dual Attention network inside its input standardisation
     assert (net.cfg.d, net.cfg.inner_dim, net.cfg.model_dim) == (d, d, d)
     assert len(net.mbconvs) == 10 and net.n_fusion_blocks() == 5

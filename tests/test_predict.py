@@ -103,14 +103,18 @@ def test_bad_bundles_give_one_line_errors(smoke_bundle, cmu_path, tmp_path, caps
 
     fewer = dict(raw, genes=raw["genes"][:-1], target_mean=raw["target_mean"][:-1], target_std=raw["target_std"][:-1])
     torch.save(fewer, tmp_path / "fewer.pt")
-    with pytest.raises(IsgError, match="do not match its config or its 9 genes"):
-        load_bundle(tmp_path / "fewer.pt").model()
+    with pytest.raises(IsgError, match="9 genes do not match its model's 10 outputs"):
+        load_bundle(tmp_path / "fewer.pt")
+    narrow = dict(raw, model=dict(raw["model"], config=dict(raw["model"]["config"], vit_mlp_ratio=1.0)))
+    torch.save(narrow, tmp_path / "narrow.pt")
+    with pytest.raises(IsgError, match="do not match its config or its 10 genes"):
+        load_bundle(tmp_path / "narrow.pt").model()
 
     torch.save(dict(raw, genes=raw["genes"] + ["EPCAM"]), tmp_path / "uneven.pt")
     with pytest.raises(IsgError, match="do not match"):
         load_bundle(tmp_path / "uneven.pt")
 
-    model = dict(raw["model"], d=raw["model"]["d"] * 2)
+    model = dict(raw["model"], config=dict(raw["model"]["config"], d=raw["model"]["config"]["d"] * 2))
     torch.save(dict(raw, model=model), tmp_path / "wide.pt")
     with pytest.raises(IsgError):
         load_bundle(tmp_path / "wide.pt").pipeline("cpu")

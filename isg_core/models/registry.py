@@ -1,0 +1,95 @@
+"""One factory for every slide model, and the model spec that a saved model carries.
+
+:func:`build_model` builds any slide model by its registry name (``"isg"``: the Dual Attention
+network, or a Table 1 baseline).  A saved model carries its **spec** ``{"model": name, "config":
+{...}}``: a plain, JSON-able dict holding every argument of the architecture, with the defaults
+written out (``d``, ``grid`` and ``n_outputs`` included), so that :func:`model_from_spec` rebuilds
+the network from the file alone, whatever the defaults become later.  A saved model is the spec
+plus ``"standardize"`` (whether the weights include an
+:class:`~isg_core.models.standardize.InputStandardizer`) and ``"state"`` (the ``state_dict``);
+:func:`load_model` turns it back into a network.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from isg_core.models.baselines import BASELINES, build_baseline
+from isg_core.models.dual_attention import DualAttentionConfig, DualAttentionNetwork
+from isg_core.models.standardize import identity_standardizer
+
+#: the registry name of the Dual Attention network
+ISG = "isg"
+#: every slide model by registry name (the CLI's choices)
+MODELS: dict[str, type[nn.Module]] = {ISG: DualAttentionNetwork, **BASELINES}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+#: the arguments of every model that are not in its config class
+SIZE_KEYS = ("d", "grid", "n_outputs")
+
+
+def _key(name: str) -> str:
+    key = str(name).lower()
+    if key not in MODELS:
+        raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    return key
+
+
+def build_model(name: str, d: int, grid: int, n_outputs: int, **config: Any) -> nn.Module:
+    """The slide model ``name`` for d-dimensional features f_i, local cubes of grid x grid
+    positions and ``n_outputs`` outputs.  ``config``: fields of its config class
+    (:class:`~isg_core.models.dual_attention.DualAttentionConfig` for ``"isg"``, the baseline's
+    ``config_class`` otherwise) and the baselines' run-time arguments (``bias_init``; HE2RNA's
+    ``generator``), which are not part of a spec."""
+    key = _key(name)
+    if key == ISG:
+        return DualAttentionNetwork(DualAttentionConfig(d=d, grid=grid, n_outputs=n_outputs, **config))
+    return build_baseline(key, d, grid, n_outputs, **config)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, numpy scalars as Python numbers: what JSON (and weights-only loading) holds."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def model_spec(name: str, d: int, grid: int, n_outputs: int, config: dict | None = None) -> dict:
+    """``{"model": name, "config": {d, grid, n_outputs, every field of the model's config}}`` for the
+    model that ``build_model(name, d, grid, n_outputs, **config)`` builds (``config`` holds config
+    fields only, no run-time argument).  Building the spec draws no random number."""
+    key = _key(name)
+    config = dict(config or {})
+    if key == ISG:
+        full = DualAttentionConfig(d=d, grid=grid, n_outputs=n_outputs, **config).to_dict()
+    else:
+        full = {"d": d, "grid": grid, "n_outputs": n_outputs, **MODELS[key].config_class(**config).to_dict()}
+    return {"model": key, "config": _plain(full)}
+
+
+def model_from_spec(spec: dict, **runtime: Any) -> nn.Module:
+    """The network (fresh weights) that ``spec`` describes; ``runtime``: ``bias_init``,
+    ``generator`` (see :func:`build_model`).  Extra keys of ``spec`` (a saved model's
+    ``state``, ``standardize``) are ignored."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or "model" not in spec:
+        raise ValueError("a model spec is a dict {'model': name, 'config': {...}}")
+    cfg = dict(spec["config"])
+    missing = [k for k in SIZE_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"the model spec's config lacks {', '.join(missing)}")
+    sizes = [int(cfg.pop(k)) for k in SIZE_KEYS]
+    return build_model(spec["model"], *sizes, **cfg, **runtime)
+
+
+def load_model(saved: dict) -> nn.Module:
+    """A saved model ``{"model", "config", "standardize", "state"}`` as a network with its weights
+    (wrapped in its input standardiser when ``standardize``), in training mode like any new
+    module.  A state that does not fit the spec raises torch's ``RuntimeError``."""
+    net = model_from_spec(saved)
+    model = identity_standardizer(net, int(saved["config"]["d"])) if saved.get("standardize") else net
+    model.load_state_dict(saved["state"])
+    return model

@@ -1,0 +1,96 @@
+"""The bundle's slide model is a saved model of isg_core.models (spec + weights), rebuilt from the
+file alone; a bundle of the first format, which named a paper-table experiment instead, is
+converted by isg_core.bundle.upgrade (on load, or to disk by tools/upgrade_bundle.py) into the
+same model.  Uses the committed results/quick/isg_model.pt; nothing is trained."""
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pytest
+import torch
+
+from isg_core.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_V1, load_bundle, upgrade, upgrade_bundle_file
+from isg_core.errors import IsgError
+from isg_core.models import DualAttentionNetwork, InputStandardizer, model_spec
+from isg_core.paths import repo_root
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+COMMITTED = repo_root() / "results" / "quick" / "isg_model.pt"
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return torch.load(COMMITTED, map_location="cpu", weights_only=True)
+
+
+def first_format(raw: dict) -> dict:
+    """The committed bundle as the first format wrote it (the quick profile's ISG-10-2 at width 16)."""
+    m = raw["model"]
+    exp = {"model": "isg", "features": "fe", "selection": "shannon", "threshold": None, "supertiles": None,
+           "overrides": [["n_mbconv", 10], ["fusion_every", 2]]}
+    cfg = m["config"]
+    model = {"experiment": exp, "d": cfg["d"], "grid": cfg["grid"], "width": cfg["width"], "state": m["state"]}
+    return {**raw, "format": BUNDLE_FORMAT_V1, "model": model}
+
+
+def test_committed_bundle_is_a_spec_and_its_weights(raw):
+    assert raw["format"] == BUNDLE_FORMAT
+    m = raw["model"]
+    assert set(m) == {"model", "config", "standardize", "state"} and m["model"] == "isg" and m["standardize"]
+    assert m["config"] == model_spec("isg", 64, 8, 10, {"width": 16})["config"]  # ISG-10-2, every default written
+    bundle = load_bundle(COMMITTED)
+    model = bundle.model()
+    assert isinstance(model, InputStandardizer) and isinstance(model.model, DualAttentionNetwork)
+    assert not model.training and model.model.cfg.name == "ISG-10-2" and bundle.d == 64
+    assert all(torch.equal(v, m["state"][k]) for k, v in model.state_dict().items())
+
+
+def test_first_format_upgrades_to_the_same_model(raw, tmp_path):
+    old = first_format(raw)
+    assert upgrade(old)["model"] == raw["model"]
+    assert {k: v for k, v in upgrade(old).items() if k != "model"} == {k: v for k, v in raw.items() if k != "model"}
+    assert upgrade(raw) is raw  # the current format passes through
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = load_bundle(tmp_path / "v1.pt")  # converted in memory on load
+    assert loaded.raw["format"] == BUNDLE_FORMAT and loaded.raw["model"]["config"] == raw["model"]["config"]
+    upgrade_bundle_file(tmp_path / "v1.pt", tmp_path / "v2.pt")
+    written = torch.load(tmp_path / "v2.pt", weights_only=True)
+    assert written["format"] == BUNDLE_FORMAT and written["model"]["config"] == raw["model"]["config"]
+    g = torch.Generator().manual_seed(0)
+    f, R = torch.randn(1, 5, 64, generator=g), torch.randn(1, 5, 8, 8, 64, generator=g)
+    mask, pos = torch.ones(1, 5, dtype=torch.bool), torch.randint(0, 9, (1, 5, 2), generator=g)
+    with torch.no_grad():
+        assert torch.equal(loaded.model()(f, R, mask, pos), load_bundle(COMMITTED).model()(f, R, mask, pos))
+
+
+def test_first_format_with_an_experiment_width_override(raw):
+    old = first_format(raw)
+    old["model"]["experiment"]["overrides"].append(["width", None])  # isg_full(): the override beats "width"
+    config = upgrade(old)["model"]["config"]
+    assert config["width"] is None and config["n_mbconv"] == 10
+
+
+def test_upgrade_tool(raw, tmp_path, monkeypatch, capsys):
+    torch.save(first_format(raw), tmp_path / "old.pt")
+    monkeypatch.setattr(sys, "argv", ["upgrade_bundle.py", str(tmp_path / "old.pt"), str(tmp_path / "old.pt")])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(repo_root() / "tools" / "upgrade_bundle.py"), run_name="__main__")
+    assert done.value.code == 0 and BUNDLE_FORMAT in capsys.readouterr().out
+    assert torch.load(tmp_path / "old.pt", weights_only=True)["format"] == BUNDLE_FORMAT
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    monkeypatch.setattr(sys, "argv", ["upgrade_bundle.py", str(tmp_path / "junk.pt"), str(tmp_path / "x.pt")])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(repo_root() / "tools" / "upgrade_bundle.py"), run_name="__main__")
+    assert done.value.code == 2 and "junk.pt" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+
+
+def test_a_bundle_without_a_valid_model_config_is_refused(raw, tmp_path):
+    torch.save(dict(raw, model={"model": "isg", "state": {}}), tmp_path / "nocfg.pt")
+    with pytest.raises(IsgError, match="no valid config"):
+        load_bundle(tmp_path / "nocfg.pt")
+    torch.save(dict(raw, model=dict(raw["model"], config=dict(raw["model"]["config"], token="max"))),
+               tmp_path / "badcfg.pt")
+    with pytest.raises(IsgError, match="do not match its config"):
+        load_bundle(tmp_path / "badcfg.pt").model()
