@@ -38,7 +38,7 @@ from .errors import IsgError
 from .features.extract import PatchEncoder, ResNet50Encoder, StyleGANEncoder
 from .features.train import train_config_for
 from .models import ISG, build_model, identity_standardizer
-from .models.baselines import supertiles
+from .models.baselines.he2rna import global_only_inputs
 from .selection import Selector, Threshold, get_selector, resolve_threshold
 from .slides import open_slide
 from .tiling import read_global_patch, tile_slide
@@ -167,16 +167,11 @@ class SlidePipeline:
 
     @torch.no_grad()
     def _predict(self, feats, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        f = np.concatenate([a for a, _ in feats])
-        if self.uses_local:
+        f, pos = np.concatenate([a for a, _ in feats]), pos.astype(np.int64)
+        if self.uses_local and self.supertiles is None:
             R = np.concatenate([b for _, b in feats])
-        else:
-            R = np.zeros((len(f), 1, 1, f.shape[1]), np.float16)
-        pos = pos.astype(np.int64)
-        if self.supertiles is not None and len(f) > 1:
-            f, cents = supertiles(pos.astype(np.float64), f, self.supertiles)
-            pos = np.rint(cents).astype(np.int64)
-            R = np.zeros((len(f), 1, 1, f.shape[1]), np.float16)
+        else:  # as in cross-validation: (supertiles and) a zero placeholder for R
+            f, R, pos = global_only_inputs(f, pos, self.supertiles)
         dev = next(self.model.parameters()).device
         self.model.eval()
         if self.uses_local and has_slide_path(self.model):

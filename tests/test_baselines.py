@@ -230,3 +230,20 @@ def test_cyclefc_matches_official_deformable_form(kernel):
         offset[0, 2 * i + (1 if kernel[0] == 1 else 0)] = delta
     ref = deform_conv2d(x, offset.expand(2, -1, 5, 6), fc.weight[:, :, None, None], fc.bias)
     torch.testing.assert_close(fc(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_global_only_inputs_placeholder_and_supertiles():
+    from isg_core.models.baselines.he2rna import global_only_inputs
+
+    rng = np.random.default_rng(0)
+    pos = np.array([[r, c] for r in range(6) for c in range(6)])
+    f = rng.normal(size=(len(pos), 5)).astype(np.float32)
+    f1, R1, p1 = global_only_inputs(f, pos)  # no supertiles: the patches as they are
+    assert np.array_equal(f1, f) and np.array_equal(p1, pos) and R1.shape == (36, 1, 1, 5) and not R1.any()
+    assert f1.dtype == np.float32 and R1.dtype == np.float16 and p1.dtype == np.int64
+    f2, R2, p2 = global_only_inputs(f, pos, n_supertiles=4)
+    assert len(f2) <= 4 and R2.shape == (len(f2), 1, 1, 5) and p2.shape == (len(f2), 2)
+    assert np.all(p2 >= 0) and np.all(p2 <= 5)
+    f3, _, p3 = global_only_inputs(f, pos, n_supertiles=1)  # one supertile: the slide's mean tile
+    np.testing.assert_allclose(f3[0], f.mean(0), rtol=1e-5, atol=1e-6)
+    assert p3.tolist() == [[2, 2]]  # rint(2.5, 2.5): round half to even

@@ -101,6 +101,20 @@ def supertiles(coords: np.ndarray, features: np.ndarray, n_clusters: int = 100,
     return feats, cents
 
 
+def global_only_inputs(f: np.ndarray, pos: np.ndarray, n_supertiles: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inputs of a model that reads only the global features f (HE2RNA, the ViTs on f): f
+    (float32), a zero placeholder for the local cube R ((n, 1, 1, d) float16: nothing of E_L is
+    stored or run) and the grid positions, after HE2RNA's supertiles when ``n_supertiles`` is set
+    (supertile coordinates rounded to the grid).  Cross-validation and ``isg predict`` both call
+    this, so a bundle sees a slide exactly as its fold's training did."""
+    f, pos = np.asarray(f, np.float32), np.asarray(pos, np.int64)
+    if n_supertiles is not None and len(f) > 1:
+        f, cents = supertiles(pos.astype(np.float64), f, n_supertiles)
+        f, pos = f.astype(np.float32), np.rint(cents).astype(np.int64)
+    return f, np.zeros((len(f), 1, 1, f.shape[1]), np.float16), pos
+
+
 # --- the model ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HE2RNAConfig:
