@@ -31,6 +31,7 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import IsgError, atomic_path, fault_point, first_line
+from ..paths import cohort_tiles_dir
 from .data import resize_patches, to_tensor
 
 #: Patches per encoder call.  The activations of one call grow with its batch: at the paper's sizes
@@ -313,7 +314,6 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
     from tqdm import tqdm
 
     from ..manifest import read_manifest, shard_rows
-    from ..pipeline import cohort_tiles_dir
 
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     if slide_ids is not None:

@@ -35,6 +35,7 @@ from .. import __version__
 from .. import distributed as dist_
 from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path, first_line
+from ..paths import cohort_tiles_dir
 from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor, to_uint8
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
@@ -357,7 +358,6 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     from tqdm import tqdm
 
     from ..manifest import read_manifest
-    from ..pipeline import cohort_tiles_dir
 
     dist_.init_from_env(device=device)
     main = dist_.is_main()
