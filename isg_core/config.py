@@ -19,7 +19,7 @@ The profile a notebook runs at comes from its ``profile`` parameter, whose defau
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from .errors import IsgError
 
@@ -30,7 +30,7 @@ TASK_GENES: dict[str, tuple[str, ...]] = {
     "PRAD": ("TP63", "KRT8", "KRT18"),
 }
 
-#: HE2RNA's Ensembl ids for the paper's genes (``../shared/formats.md``), unversioned.
+#: Ensembl gene ids of the paper's genes (Sec. 4), unversioned: how HE2RNA's expression tables name them.
 GENE_ENSEMBL: dict[str, str] = {
     "CD3D": "ENSG00000167286",
     "CD247": "ENSG00000198821",
@@ -118,24 +118,38 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
-class SlideModelConfig:
-    """Budget of the slide-level models of Tables 1, 2, 4 and 6 (ISG and the baselines).
+class TrainSchedule:
+    """How a slide-level model trains (ISG and the baselines; paper Sec. 4): the one home of these
+    defaults.  A profile sets them (:class:`SlideModelConfig`) and the training engine reads them
+    (``isg_core.training.TrainConfig`` extends this class with what only the engine decides).
 
     The paper gives no schedule.  Ours: AdamW at lr 1e-3 (3e-4 learnt too slowly in 30 epochs on
-    ISG-Sim), batches of 8 slides, early stopping on an inner validation split with ``patience``,
-    at most ``max_patches`` kept patches per slide per training step (all at evaluation), and the
-    Dual Attention network's inner ``width`` (None = d; see ``DualAttentionConfig.width``), and
-    how many cross-validations run at once (``jobs``: 2 on the 2-core CPU profile; 1 on a GPU).
+    ISG-Sim), batches of 8 slides, early stopping on an inner validation split with ``patience``
+    epochs, and at most ``max_patches`` kept patches per slide per training step (all at
+    evaluation; None: all in training too).
     """
 
     epochs: int = 60
-    patience: int = 15
+    patience: int = 15  # epochs without a better inner-validation loss before stopping
     lr: float = 1e-3
-    batch_size: int = 8
-    max_patches: int = 256
-    width: int | None = None
+    batch_size: int = 8  # slides per step
+    max_patches: int | None = 256
     seed: int = 0
-    jobs: int = 1  # cross-validations run at once (worker processes of one thread each)
+
+    def schedule(self) -> dict:
+        """The schedule's fields alone (what a profile hands to the engine)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainSchedule)}
+
+
+@dataclass(frozen=True)
+class SlideModelConfig(TrainSchedule):
+    """A profile's budget for the slide-level models of Tables 1-4 and 6: the training schedule
+    (:class:`TrainSchedule`), the Dual Attention network's inner ``width`` (None = d; see
+    ``DualAttentionConfig.width``), and how many cross-validations run at once (``jobs``: 2 on
+    the 2-core CPU profile, worker processes of one thread each; 1 on a GPU)."""
+
+    width: int | None = None
+    jobs: int = 1
 
 
 @dataclass(frozen=True)

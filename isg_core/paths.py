@@ -30,3 +30,8 @@ def samples_dir() -> Path:
 def cohort_dir(profile: str) -> Path:
     """The simulated cohort generated for a profile."""
     return data_dir() / "cohorts" / f"isg-sim-{profile}"
+
+
+def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None) -> Path:
+    """Where a cohort's per-slide HDF5 files live (``tiles`` overrides ``<cohort>/tiles``)."""
+    return Path(tiles) if tiles else Path(cohort_root) / "tiles"

@@ -20,11 +20,7 @@ import pandas as pd
 from .config import TilingConfig
 from .errors import IsgError
 from .manifest import read_manifest, slide_mpps
-
-
-def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None) -> Path:
-    """Where a cohort's per-slide HDF5 files live (``tiles`` overrides ``<cohort>/tiles``)."""
-    return Path(tiles) if tiles else Path(cohort_root) / "tiles"
+from .paths import cohort_tiles_dir
 
 
 def selection_is_current(h5_path: Path, method: str, threshold: str, params: str | None = None) -> bool:

@@ -5,7 +5,7 @@ two-layer perceptron with a ReLU (:class:`MLPProbe`), and scored by cross-valida
 (:func:`cross_validate_probe`): per fold, the probe is fitted on the other folds
 (:func:`fit_probe`) and predicts the held-out slides.  Inside each fit, a fraction of the
 training rows is held out (by patient or slide when ``groups`` is given, see
-:func:`inner_split`) to pick the best epoch, so the outer test fold is never used for
+:func:`isg_core.splits.inner_split`) to pick the best epoch, so the outer test fold is never used for
 model selection.
 
 Fits are deterministic given ``ProbeConfig.seed`` and leave the global torch RNG untouched.
@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .errors import IsgError
 from .metrics import mean_squared_error, pearson_per_column
+from .splits import inner_split  # re-exported: the probe's protocol uses it (see __all__)
 
 __all__ = [
     "ProbeConfig",
@@ -137,27 +139,6 @@ def _check_inputs(X: np.ndarray, Y: np.ndarray, groups: np.ndarray | None) -> tu
     return X, Y
 
 
-def inner_split(
-    n: int, val_fraction: float, groups: np.ndarray | None = None, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split row indices ``0..n-1`` into ``(train_idx, val_idx)`` for early stopping.
-
-    About ``val_fraction`` of the rows (of the groups, when ``groups`` is given) go to the
-    validation side, at least one and never all.  With ``groups`` (e.g. patient ids) all rows
-    of a group land on the same side, so a patient's second slide cannot leak into the
-    validation score.  Both index arrays are sorted.
-    """
-    keys = np.arange(n) if groups is None else np.asarray(groups)
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    if uniq.size < 2:
-        what = "rows" if groups is None else "groups"
-        raise IsgError(None, f"need at least 2 training {what} for an inner validation split, got {uniq.size}")
-    n_val = int(np.clip(round(val_fraction * uniq.size), 1, uniq.size - 1))
-    val_keys = np.random.default_rng(seed).permutation(uniq.size)[:n_val]
-    is_val = np.isin(inverse, val_keys)
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
 def _rng_devices(device: torch.device) -> list[int]:
     # fork_rng must also save/restore the CUDA generator when we train on a GPU.
     if device.type == "cuda":
@@ -250,11 +231,7 @@ def cross_validate_probe(
 
     preds = np.full(Y.shape, np.nan)
     rows = []
-    it = fold_ids
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(fold_ids, desc="probe folds", unit="fold")
+    it = tqdm(fold_ids, desc="probe folds", unit="fold") if progress else fold_ids
     for k in it:
         test = folds == k
         fitted = fit_probe(X[~test], Y[~test], cfg, None if groups is None else groups[~test])

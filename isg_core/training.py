@@ -18,11 +18,9 @@ an unfinished fold resumes from ``<out>/fold<k>.pt`` (written every epoch, atomi
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,23 +28,25 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from . import distributed as dist_
-from .devices import resolve_device
+from .config import TrainSchedule
 from .errors import IsgError, atomic_path, fault_point
 from .metrics import mean_squared_error, pearson_per_column, roc_auc
+from .run_dirs import open_run_dir
+from .slide_batches import SlideData, _draw_patches, _pad, collate, predict, predict_all  # noqa: F401 (re-exported)
+from .splits import inner_split
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 8  # slides per step
-    lr: float = 3e-4
+class TrainConfig(TrainSchedule):
+    """One cross-validation's training: the schedule a profile sets (:class:`TrainSchedule`: epochs,
+    patience, lr, batch size, patches per slide, seed; its defaults live there only) and what the
+    engine alone decides."""
+
     weight_decay: float = 1e-2
-    patience: int = 15  # epochs without a better inner-validation loss before stopping
-    val_fraction: float = 0.2
-    max_patches: int | None = 256
-    seed: int = 0
+    val_fraction: float = 0.2  # of the training patients held out for early stopping
     # what the run learns from, recorded in its config.json and run id (the data are read by the caller)
     features: str = "fe"
     selection: str | None = None
@@ -73,62 +73,6 @@ class TrainConfig:
 
 #: TrainConfig fields added later, and the default that leaves a run id unchanged
 _LATER_FIELDS = {"loss": "mse"}
-
-
-# --- data -------------------------------------------------------------------------------------------
-@dataclass
-class SlideData:
-    """Features of a set of slides, in memory (float16 cubes): one entry per slide."""
-
-    slide_ids: list[str]
-    f: list[np.ndarray]  # (n_i, d) float32
-    R: list[np.ndarray]  # (n_i, g, g, d) float16
-    pos: list[np.ndarray]  # (n_i, 2) int64 (row, col)
-
-    def __len__(self) -> int:
-        return len(self.slide_ids)
-
-    def subset(self, idx: Sequence[int]) -> "SlideData":
-        return SlideData([self.slide_ids[i] for i in idx], [self.f[i] for i in idx], [self.R[i] for i in idx],
-                         [self.pos[i] for i in idx])
-
-
-def collate(data: SlideData, idx: Sequence[int], max_patches: int | None = None,
-            rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
-    """Pad slides ``idx`` into (f, R, mask, pos) tensors; draw at most ``max_patches`` patches
-    per slide when ``rng`` is given (training), else keep every patch (evaluation)."""
-    return _pad(data, idx, _draw_patches(data, idx, max_patches, rng))
-
-
-def _draw_patches(data: SlideData, idx: Sequence[int], max_patches: int | None,
-                  rng: np.random.Generator | None) -> list[np.ndarray]:
-    """The patches :func:`collate` keeps of each slide of ``idx`` (draws from ``rng`` in slide order)."""
-    picks = []
-    for i in idx:
-        n = len(data.f[i])
-        if rng is not None and max_patches and n > max_patches:
-            picks.append(np.sort(rng.choice(n, max_patches, replace=False)))
-        else:
-            picks.append(np.arange(n))
-    return picks
-
-
-def _pad(data: SlideData, idx: Sequence[int], picks: Sequence[np.ndarray]) -> tuple[torch.Tensor, ...]:
-    """Patches ``picks[b]`` of slide ``idx[b]``, padded into (f, R, mask, pos) tensors."""
-    n_max = max(len(p) for p in picks)
-    d = data.f[idx[0]].shape[1]
-    g = data.R[idx[0]].shape[1:3]
-    dl = data.R[idx[0]].shape[-1]
-    f = torch.zeros(len(idx), n_max, d)
-    R = torch.zeros(len(idx), n_max, *g, dl)
-    mask = torch.zeros(len(idx), n_max, dtype=torch.bool)
-    pos = torch.zeros(len(idx), n_max, 2, dtype=torch.long)
-    for b, (i, p) in enumerate(zip(idx, picks)):
-        f[b, : len(p)] = torch.from_numpy(data.f[i][p])
-        R[b, : len(p)] = torch.from_numpy(data.R[i][p].astype(np.float32))
-        mask[b, : len(p)] = True
-        pos[b, : len(p)] = torch.from_numpy(data.pos[i][p])
-    return f, R, mask, pos
 
 
 # --- one model ----------------------------------------------------------------------------------------
@@ -191,36 +135,6 @@ def masked_bce(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": masked_mse, "bce": masked_bce}
 
 
-@torch.no_grad()
-def predict(model: nn.Module, data: SlideData, idx: Sequence[int], batch_size: int = 8,
-            device: str | None = None) -> np.ndarray:
-    """Model outputs for slides ``idx`` (every kept patch), (len(idx), n_outputs)."""
-    dev = resolve_device(device)
-    model.eval()
-    out = []
-    for k in range(0, len(idx), batch_size):
-        f, R, mask, pos = (t.to(dev) for t in collate(data, list(idx[k:k + batch_size])))
-        out.append(model(f, R, mask, pos).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0))
-
-
-def predict_all(model: nn.Module, data: SlideData, idx: Sequence[int], batch_size: int = 8,
-                device: str | None = None) -> np.ndarray:
-    """:func:`predict` on ``idx``; with several processes (torchrun) each predicts its share of the
-    slides and every process gets all the predictions, in the order of ``idx``."""
-    rank, world = dist_.world()
-    if world == 1 or len(idx) == 0:
-        return predict(model, data, idx, batch_size, device)
-    idx = np.asarray(idx)
-    pos = dist_.shard_positions(len(idx), rank, world)
-    parts = dist_.all_gather_objects((pos, predict(model, data, idx[pos], batch_size, dist_.local_device(device))))
-    filled = [(p, a) for p, a in parts if len(p)]
-    out = np.empty((len(idx), filled[0][1].shape[1]), dtype=filled[0][1].dtype)
-    for p, a in filled:
-        out[p] = a
-    return out
-
-
 def _share_loss(net: nn.Module, data: SlideData, b: np.ndarray, Yt: torch.Tensor, loss_fn, cfg: TrainConfig,
                 rng: np.random.Generator, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """This process's part of one training step on batch ``b`` (several processes): (loss to
@@ -247,6 +161,27 @@ def _share_loss(net: nn.Module, data: SlideData, b: np.ndarray, Yt: torch.Tensor
     return loss, loss.detach()
 
 
+@dataclass
+class _FitState:
+    """Where a :func:`fit` stands after an epoch: what its per-epoch checkpoint holds besides the
+    model's and the optimiser's state."""
+
+    best: dict  # the best epoch's model state
+    best_loss: float = float("inf")
+    since: int = 0  # epochs since the best one
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def record(self, model: nn.Module, train_losses: list[float], val_loss: float) -> None:
+        """One finished epoch; the model is kept if its validation loss is the best so far."""
+        self.epoch += 1
+        self.history.append({"epoch": self.epoch, "train_loss": float(np.mean(train_losses)), "val_loss": val_loss})
+        if val_loss < self.best_loss - 1e-6:
+            self.best, self.best_loss, self.since = copy.deepcopy(model.state_dict()), val_loss, 0
+        else:
+            self.since += 1
+
+
 def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
         cfg: TrainConfig, ckpt: Path | None = None, device: str | None = None, progress: bool = False,
         desc: str = "train") -> tuple[nn.Module, list[dict]]:
@@ -257,68 +192,74 @@ def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray,
     Under torchrun (several processes) the step is data-parallel (:mod:`isg_core.distributed`):
     each process takes its share of every batch of ``cfg.batch_size`` slides, DDP averages the
     gradients, validation is shared out and gathered, and only rank 0 writes ``ckpt``."""
-    from tqdm import tqdm
-
     dist_.init_from_env(device=device)
-    rank, world = dist_.world()
+    rank = dist_.world()[0]
     dev = dist_.local_device(device)
     model.to(dev)
     loss_fn = LOSSES[cfg.loss]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     Yt = torch.tensor(np.asarray(Y, dtype=np.float32))  # a copy: Y may be a read-only view
-    history: list[dict] = []
-    best, best_loss, since, epoch = copy.deepcopy(model.state_dict()), float("inf"), 0, 0
+    state = _FitState(copy.deepcopy(model.state_dict()))
     dist_.barrier()  # rank 0 has finished writing whatever the others are about to read
     st = _load_epoch_checkpoint(ckpt, dev) if ckpt is not None and ckpt.exists() else None
     if st is not None:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
-        best, best_loss, since, epoch, history = st["best"], st["best_loss"], st["since"], st["epoch"], st["history"]
+        state = _FitState(st["best"], st["best_loss"], st["since"], st["epoch"], st["history"])
     # DDP over the model's own parameters (the model itself in one process); any model may
     # leave a parameter without a gradient in a step, hence find_unused_parameters
     net = dist_.wrap_ddp(model, dev, find_unused_parameters=True)
-    bar = tqdm(total=cfg.epochs, initial=epoch, desc=desc, unit="epoch", disable=not progress or rank != 0,
+    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=desc, unit="epoch", disable=not progress or rank != 0,
                leave=False)
-    while epoch < cfg.epochs and since < cfg.patience:
-        rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: a resumed run draws the same
-        torch.manual_seed(int(rng.integers(2 ** 31)))  # dropout, random k of HE2RNA, ...
-        net.train()
-        order = rng.permutation(train_idx)
-        losses = []
-        for k in range(0, len(order), cfg.batch_size):
-            b = order[k:k + cfg.batch_size]
-            if world == 1:
-                f, R, mask, pos = (t.to(dev) for t in collate(data, list(b), cfg.max_patches, rng))
-                loss = loss_fn(net(f, R, mask, pos), Yt[b].to(dev))
-                logged = loss
-            else:
-                loss, logged = _share_loss(net, data, b, Yt, loss_fn, cfg, rng, dev)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(logged.detach()))
-        if world > 1:  # the whole batches' losses: the average of the weighted shares
-            losses = dist_.all_reduce_mean(torch.tensor(losses, dtype=torch.float64, device=dev)).tolist()
+    while state.epoch < cfg.epochs and state.since < cfg.patience:
+        losses = _train_epoch(net, opt, data, Yt, train_idx, cfg, state.epoch, dev)
         val = predict_all(model, data, val_idx, cfg.batch_size, dev)
         val_loss = float(loss_fn(torch.from_numpy(val), Yt[val_idx]))
-        epoch += 1
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
-        if val_loss < best_loss - 1e-6:
-            best, best_loss, since = copy.deepcopy(model.state_dict()), val_loss, 0
-        else:
-            since += 1
+        state.record(model, losses, val_loss)
         bar.update(1)
-        bar.set_postfix(train=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
+        bar.set_postfix(train=f"{state.history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
         if ckpt is not None:
             if rank == 0:
                 with atomic_path(ckpt) as tmp:
-                    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "best": best,
-                                "best_loss": best_loss, "since": since, "epoch": epoch, "history": history}, tmp)
+                    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "best": state.best,
+                                "best_loss": state.best_loss, "since": state.since, "epoch": state.epoch,
+                                "history": state.history}, tmp)
             dist_.barrier()
         fault_point("epoch")  # tests: killed after an epoch's checkpoint
     bar.close()
-    model.load_state_dict(best)
-    return model, history
+    model.load_state_dict(state.best)
+    return model, state.history
+
+
+def _train_epoch(net: nn.Module, opt: torch.optim.Optimizer, data: SlideData, Yt: torch.Tensor,
+                 train_idx: np.ndarray, cfg: TrainConfig, epoch: int, dev: torch.device) -> list[float]:
+    """One pass over ``train_idx`` in batches of ``cfg.batch_size`` slides; the batches' losses.
+
+    Every draw of the epoch (the order, the patches, and torch's dropout and HE2RNA's random k)
+    comes from a stream seeded by (seed, epoch), so a resumed run draws what the uninterrupted
+    one did."""
+    world = dist_.world()[1]
+    loss_fn = LOSSES[cfg.loss]
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(int(rng.integers(2 ** 31)))
+    net.train()
+    order = rng.permutation(train_idx)
+    losses = []
+    for k in range(0, len(order), cfg.batch_size):
+        b = order[k:k + cfg.batch_size]
+        if world == 1:
+            f, R, mask, pos = (t.to(dev) for t in collate(data, list(b), cfg.max_patches, rng))
+            loss = loss_fn(net(f, R, mask, pos), Yt[b].to(dev))
+            logged = loss
+        else:
+            loss, logged = _share_loss(net, data, b, Yt, loss_fn, cfg, rng, dev)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(logged.detach()))
+    if world > 1:  # the whole batches' losses: the average of the weighted shares
+        losses = dist_.all_reduce_mean(torch.tensor(losses, dtype=torch.float64, device=dev)).tolist()
+    return losses
 
 
 def _load_epoch_checkpoint(path: Path, dev) -> dict | None:
@@ -360,39 +301,6 @@ class CVResult:
         return out
 
 
-def data_fingerprint(data: SlideData, Y: np.ndarray) -> str:
-    """SHA-256 (16 hex) of the inputs and targets a run learns from: features, positions and targets.
-    The run id hashes the configuration only, so re-extracted features (a retrained extractor, a
-    regenerated cohort) would otherwise find the old folds and reuse them."""
-    h = hashlib.sha256()
-    for sid, f, R, pos in zip(data.slide_ids, data.f, data.R, data.pos):
-        h.update(sid.encode())
-        for a in (f, R, pos):
-            h.update(np.ascontiguousarray(a).tobytes())
-    h.update(np.ascontiguousarray(np.asarray(Y, np.float64)).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _check_data(out: Path, fingerprint: str) -> None:
-    """Finished folds in ``out`` belong to the data they were trained on: if the data changed,
-    they are removed (with a warning) and redone; a folder without a record adopts this data."""
-    record = out / "data.sha256"
-    if record.exists() and record.read_text().strip() != fingerprint:
-        stale = [p for p in out.glob("fold*") if p.suffix in (".csv", ".pt")]
-        warnings.warn(f"{out}: the features or targets changed since these folds were trained; "
-                      f"redoing them ({len(stale)} files removed)", stacklevel=3)
-        for p in stale:
-            p.unlink()
-    with atomic_path(record) as tmp:
-        tmp.write_text(fingerprint + "\n")
-
-
-def _run_id(name: str, cfg: TrainConfig, model_cfg: dict, slide_ids: Sequence[str], targets: Sequence[str]) -> str:
-    blob = json.dumps({"name": name, "cfg": cfg.id_dict(), "model": model_cfg, "slides": list(slide_ids),
-                       "targets": list(targets)}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
 def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, targets: pd.DataFrame,
                    folds: pd.Series, patients: pd.Series, cfg: TrainConfig, out_dir: "str | os.PathLike",
                    model_cfg: dict | None = None, device: str | None = None, progress: bool = True,
@@ -401,83 +309,104 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
     ``data.slide_ids``; ``folds`` / ``patients``: per slide.  ``model_factory(n_outputs)`` builds
     a fresh model per fold (seeded here); with ``standardize`` it is wrapped in an
     :class:`InputStandardizer` fitted on the fold's training slides.  Results go to
-    ``out_dir/<name>-<run id>/``.
+    ``out_dir/<name>-<run id>/`` (:mod:`isg_core.run_dirs`).
 
     Under torchrun every process runs the same folds in step, each fold's :func:`fit` is
     data-parallel, and only rank 0 writes files; every process returns the same result."""
-    from tqdm import tqdm
-
     dist_.init_from_env(device=device)
-    main = dist_.is_main()
     ids = list(data.slide_ids)
     Y = targets.loc[ids].to_numpy(np.float64)
     fold = folds.loc[ids].to_numpy()
     pat = patients.loc[ids].to_numpy()
     run_model_cfg = dict(model_cfg or {}, standardize=standardize)
-    out = Path(out_dir) / f"{name}-{_run_id(name, cfg, run_model_cfg, ids, targets.columns)}"
-    out.mkdir(parents=True, exist_ok=True)
-    if main:
-        _check_data(out, data_fingerprint(data, Y))
-        (out / "config.json").write_text(json.dumps({"name": name, "train": cfg.to_dict(), "model": model_cfg},
-                                                    indent=1, default=str))
-    dist_.barrier()
+    out = open_run_dir(out_dir, name, cfg, run_model_cfg, model_cfg, data, Y, targets.columns)
+    run = _Run(out, name, cfg, run_model_cfg, list(targets.columns))
     preds = np.full(Y.shape, np.nan)
     rows = []
-    for k in tqdm(np.unique(fold), desc=f"{name}: folds", unit="fold", disable=not progress or not main):
+    for k in tqdm(np.unique(fold), desc=f"{name}: folds", unit="fold", disable=not progress or not dist_.is_main()):
         test = np.flatnonzero(fold == k)
-        train_all = np.flatnonzero(fold != k)
         done = out / f"fold{k}.csv"
         # rank 0's view decides, so that every process takes the same branch
         if dist_.broadcast_object(done.exists() and (out / f"fold{k}_model.pt").exists()):
             preds[test] = pd.read_csv(done, index_col=0).loc[[ids[i] for i in test]].to_numpy()
         else:
-            from .probe import inner_split
-
+            train_all = np.flatnonzero(fold != k)
             tr, va = inner_split(len(train_all), cfg.val_fraction, pat[train_all], seed=cfg.seed)
-            tr, va = train_all[tr], train_all[va]
-            if cfg.loss == "bce":  # 0/1 labels: no scaling, the model's output is a logit
-                mu, sd = np.zeros(Y.shape[1]), np.ones(Y.shape[1])
-            else:
-                with warnings.catch_warnings():  # a gene with no training slide (tiny cohorts) stays NaN
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mu, sd = np.nanmean(Y[tr], 0), np.nanstd(Y[tr], 0)
-                sd = np.where(sd > 1e-8, sd, 1.0)
-            Ys = (Y - mu) / sd
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(cfg.seed * 1000 + int(k))
-                model = model_factory(Y.shape[1])
-            if standardize:
-                model = InputStandardizer(model, feature_stats(data, tr))
-            model, hist = fit(model, data, Ys, tr, va, cfg, ckpt=out / f"fold{k}.pt", device=device,
-                              progress=progress, desc=f"fold {k}")
-            p = predict_all(model, data, test, cfg.batch_size, device) * sd + mu
-            if cfg.loss == "bce":  # stored as probabilities
-                p = 1.0 / (1.0 + np.exp(-p))
-            preds[test] = p
-            if main:
-                # the fold's best model, with what is needed to use it on a new slide (isg predict)
-                with atomic_path(out / f"fold{k}_model.pt") as tmp:
-                    torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": name,
-                                "model_cfg": run_model_cfg, "train_cfg": cfg.to_dict(),
-                                "targets": list(targets.columns), "target_mean": [float(x) for x in mu],
-                                "target_std": [float(x) for x in sd], "fold": int(k)}, tmp)
-                pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
-                with atomic_path(done) as tmp:
-                    pd.DataFrame(p, index=[ids[i] for i in test], columns=targets.columns).to_csv(tmp)
-                (out / f"fold{k}.pt").unlink(missing_ok=True)  # the predictions are the result
-            dist_.barrier()
-        for j, t in enumerate(targets.columns):
-            ok = ~np.isnan(Y[test, j])
-            if ok.sum() == 0:
-                continue
-            row = {"fold": int(k), "target": t,
-                   "pcc": float(pearson_per_column(Y[test, j][ok], preds[test, j][ok])[0]),
-                   "mse": mean_squared_error(Y[test, j][ok], preds[test, j][ok])}  # Brier score for "bce"
-            if cfg.loss == "bce":
-                row["auc"] = roc_auc(Y[test, j][ok], preds[test, j][ok])
-            rows.append(row)
+            preds[test] = _train_fold(run, k, model_factory, data, Y, train_all[tr], train_all[va], test, device,
+                                      progress)
+        rows += _fold_scores(k, Y[test], preds[test], run.targets, cfg.loss)
     return CVResult(pd.DataFrame(preds, index=ids, columns=targets.columns), targets.loc[ids],
                     pd.Series(fold, index=ids), pd.DataFrame(rows), run_dir=out)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a fold's saved files record of its :func:`cross_validate` run."""
+
+    out: Path
+    name: str
+    cfg: TrainConfig
+    model_cfg: dict  # the run's model config with ``standardize``
+    targets: list[str]
+
+
+def _train_fold(run: _Run, k, model_factory: Callable[[int], nn.Module], data: SlideData, Y: np.ndarray,
+                tr: np.ndarray, va: np.ndarray, test: np.ndarray, device: str | None, progress: bool) -> np.ndarray:
+    """Fold ``k``: a fresh seeded model trained on ``tr`` (``va`` picks the epoch), its predictions
+    for ``test`` in the targets' units, saved with the fold's best model."""
+    cfg = run.cfg
+    mu, sd = _target_scaling(Y[tr], cfg.loss)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed * 1000 + int(k))
+        model = model_factory(Y.shape[1])
+    if run.model_cfg["standardize"]:
+        model = InputStandardizer(model, feature_stats(data, tr))
+    model, hist = fit(model, data, (Y - mu) / sd, tr, va, cfg, ckpt=run.out / f"fold{k}.pt", device=device,
+                      progress=progress, desc=f"fold {k}")
+    p = predict_all(model, data, test, cfg.batch_size, device) * sd + mu
+    if cfg.loss == "bce":  # stored as probabilities
+        p = 1.0 / (1.0 + np.exp(-p))
+    if dist_.is_main():
+        out = run.out
+        # the fold's best model, with what is needed to use it on a new slide (isg predict)
+        with atomic_path(out / f"fold{k}_model.pt") as tmp:
+            torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": run.name,
+                        "model_cfg": run.model_cfg, "train_cfg": cfg.to_dict(),
+                        "targets": list(run.targets), "target_mean": [float(x) for x in mu],
+                        "target_std": [float(x) for x in sd], "fold": int(k)}, tmp)
+        pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
+        with atomic_path(out / f"fold{k}.csv") as tmp:
+            pd.DataFrame(p, index=[data.slide_ids[i] for i in test], columns=run.targets).to_csv(tmp)
+        (out / f"fold{k}.pt").unlink(missing_ok=True)  # the predictions are the result
+    dist_.barrier()
+    return p
+
+
+def _target_scaling(Y_train: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD per target over the training slides, to standardise the targets (each gene's
+    log-expression, paper Sec. 4); 0/1 labels under ``"bce"`` are left as they are (a logit)."""
+    if loss == "bce":
+        return np.zeros(Y_train.shape[1]), np.ones(Y_train.shape[1])
+    with warnings.catch_warnings():  # a gene with no training slide (tiny cohorts) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mu, sd = np.nanmean(Y_train, 0), np.nanstd(Y_train, 0)
+    return mu, np.where(sd > 1e-8, sd, 1.0)
+
+
+def _fold_scores(k, Y_test: np.ndarray, P_test: np.ndarray, targets: Sequence[str], loss: str) -> list[dict]:
+    """Per target observed in fold ``k``'s test slides: PCC and mean squared error (the Brier
+    score under ``"bce"``, which also gets the AUC)."""
+    rows = []
+    for j, t in enumerate(targets):
+        ok = ~np.isnan(Y_test[:, j])
+        if ok.sum() == 0:
+            continue
+        y, p = Y_test[:, j][ok], P_test[:, j][ok]
+        row = {"fold": int(k), "target": t, "pcc": float(pearson_per_column(y, p)[0]), "mse": mean_squared_error(y, p)}
+        if loss == "bce":
+            row["auc"] = roc_auc(y, p)
+        rows.append(row)
+    return rows
 
 
 def load_fold_model(run_dir: "str | os.PathLike", fold: int, model_factory: Callable[[int], nn.Module]):

@@ -222,3 +222,52 @@ def test_parallel_jobs_give_the_same_table(tmp_path):
     two = run_table(exps, c, tmp_path, prof, tmp_path / "runs2", ["LIHC"], progress=False, jobs=2)
     pd.testing.assert_frame_equal(one, two)
     assert set(one.method) == {"H", "I"} and len(one) == 2 * 7 * 5
+
+
+def test_one_verdict_and_sentence_for_every_table():
+    """The statistics module's verdict reads the interval; the sentence says it with the numbers given."""
+    from isg_core.experiments import VERDICTS, paired_bootstrap, verdict, verdict_sentence
+
+    assert verdict(0.01, 0.2) == "a higher" and verdict(-0.2, -0.01) == "a lower"
+    assert verdict(-0.1, 0.1) == "not distinguishable" and verdict(np.nan, np.nan) == "undefined"
+    assert set(VERDICTS) == {"a higher", "a lower", "not distinguishable", "undefined"}
+    assert verdict_sentence("A - B", 0.1234, 0.05, 0.2, "a higher", "30 pairs") == \
+        "A - B: +0.123 (95% CI +0.050 to +0.200, 30 pairs): A is higher."
+    # paired by index, units with a missing side dropped; the numbers are metrics.bootstrap_mean_ci's
+    from isg_core.metrics import bootstrap_mean_ci
+
+    a = pd.Series([0.5, 0.4, np.nan, 0.3], index=list("wxyz"))
+    b = pd.Series([0.1, 0.2, 0.3, 0.4], index=list("wxyz"))
+    d = paired_bootstrap(a, b, unit="targets", n_boot=500, seed=3)
+    mean, lo, hi = bootstrap_mean_ci((a - b).to_numpy()[[0, 1, 3]], n_boot=500, seed=3)
+    assert d["targets"] == 3 and d["mean PCC difference"] == pytest.approx(mean)
+    assert (d["95% CI low"], d["95% CI high"]) == (lo, hi) and d["a wins"] == pytest.approx(2 / 3)
+    assert list(d) == ["targets", "mean PCC difference", "95% CI low", "95% CI high", "a wins", "verdict"]
+
+
+def test_train_config_reads_the_profiles_schedule():
+    """Training defaults live once (config.TrainSchedule): the engine's TrainConfig extends it, and a
+    run's config is the profile's schedule plus the experiment's data and the kind's loss."""
+    from isg_core.config import SlideModelConfig, TrainSchedule, get_profile
+    from isg_core.experiments import train_config
+
+    assert TrainConfig().schedule() == SlideModelConfig().schedule() == TrainSchedule().schedule()
+    prof = get_profile("smoke")
+    exp = isg(selection="otsu")
+    cfg = train_config(prof, exp)
+    assert cfg.schedule() == prof.models.schedule() and cfg.loss == "mse" and cfg.selection == "otsu"
+    assert train_config(prof, exp, "classification").loss == "bce"
+
+
+def test_run_targets_by_kind():
+    from isg_core.errors import IsgError
+    from isg_core.experiments import run_targets
+
+    c = toy_cohort()
+    Y, folder = run_targets(c, "PRAD", "regression")
+    assert folder == "PRAD" and list(Y.columns) == list(TASK_GENES["PRAD"])
+    c.labels = pd.DataFrame({"slide_id": c.manifest.slide_id, "msi": np.arange(len(c.manifest)) % 2})
+    Y, folder = run_targets(c, "TCGA-CRC-DX", "classification")  # COAD stands in for CRC-DX
+    assert folder == "msi-COAD" and list(Y.columns) == ["MSI"] and len(Y) == 10
+    with pytest.raises(IsgError, match="unknown kind"):
+        run_targets(c, "PRAD", "ranking")

@@ -1,4 +1,4 @@
-"""Table 3 (isg_core.msi and the AUC of isg_core.metrics): known answers on constructed scores,
+"""Table 3 (isg_core.experiments and the AUC of isg_core.metrics): known answers on constructed scores,
 the stand-in labelling, the HE2RNA MSI classifier's invariances."""
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import torch
 
 from isg_core.baselines import HE2RNAMSI, build_baseline
 from isg_core.errors import IsgError
-from isg_core.experiments import Experiment
-from isg_core.metrics import roc_auc, roc_curve
-from isg_core.msi import (
+from isg_core.experiments import (
     STAND_INS,
+    Experiment,
     MSIResult,
     fold_auc,
     msi_labels,
@@ -20,6 +19,7 @@ from isg_core.msi import (
     stand_in_label,
     summarise_msi,
 )
+from isg_core.metrics import roc_auc, roc_curve
 
 
 def test_auc_known_answers():

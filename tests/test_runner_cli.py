@@ -228,6 +228,23 @@ def test_cli_cv_and_table_errors_are_one_line(tmp_path, capsys):
     assert "cohort manifest not found" in capsys.readouterr().err
 
 
+def test_cli_choices_are_named_once(capsys):
+    """Profiles come from config.PROFILES and cv's models from cli.cv_model_choices, for every command."""
+    from isg_core.cli import PROFILE_CHOICES, build_parser, cv_model_choices
+    from isg_core.config import PROFILES
+
+    assert PROFILE_CHOICES == tuple(PROFILES)
+    p = build_parser()
+    for name in PROFILES:
+        assert p.parse_args(["simulate", "--profile", name]).profile == name
+        assert p.parse_args(["reproduce", "--profile", name]).profile == name
+        assert p.parse_args(["table", "1", "--profile", name]).profile == name
+    assert [p.parse_args(["cv", "--model", m]).model for m in cv_model_choices()] == cv_model_choices()
+    with pytest.raises(SystemExit):
+        p.parse_args(["cv", "--model", "resnet"])
+    capsys.readouterr()
+
+
 def test_in_place_drops_progress_bars_but_keeps_prints_and_warnings(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()

@@ -163,7 +163,7 @@ def test_bce_head_learns_a_binary_label(tmp_path):
 def test_loss_field_keeps_earlier_run_ids_and_rejects_unknown_losses():
     """Adding TrainConfig.loss must not rename cached regression runs; "bce" must get its own id."""
     from isg_core.errors import IsgError
-    from isg_core.training import _run_id
+    from isg_core.run_dirs import run_id as _run_id
 
     mse, bce = TrainConfig(), TrainConfig(loss="bce")
     assert "loss" not in mse.id_dict() and bce.id_dict()["loss"] == "bce"

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ..devices import resolve_device
 from ..errors import IsgError, atomic_path, fault_point, first_line
 from ..manifest import read_manifest, shard_rows
+from ..paths import cohort_tiles_dir
 from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 from .data import resize_patches, to_tensor
 from .resnet import ResNet50Features
@@ -301,7 +302,6 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
     ``isg prepare``); one row per slide (slide_id, n, seconds, skipped).  ``df.attrs`` holds
     the throughput in patches per second over the slides encoded now and, for slides done
     earlier, as recorded in their HDF5 when they were done (``patches_per_second_recorded``)."""
-    from ..pipeline import cohort_tiles_dir
 
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     if slide_ids is not None:

@@ -37,6 +37,7 @@ from .. import distributed as dist_
 from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path, first_line
 from ..manifest import read_manifest
+from ..paths import cohort_tiles_dir
 from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
@@ -49,7 +50,7 @@ class ExtractorTrainConfig:
     """Everything that defines a feature-extractor training run (stored in its checkpoints)."""
     scale: str
     model: AutoencoderConfig
-    steps: int = 600
+    steps: int  # no default: the profile sets it (FeatureConfig.global_steps / local_steps, train_config_for)
     batch_size: int = 16
     # Measured on ISG-Sim quick (global, 300 steps, no C): L1 0.270 with StyleGAN2's Adam
     # (lr 2e-3, betas (0, 0.99)), 0.256 with betas (0.9, 0.99) at 1e-3, 0.242 at 3e-3.
@@ -353,7 +354,6 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
 
     Under torchrun every process trains its share of each batch (:class:`ExtractorTrainer`);
     rank 0 builds the patch bank, which the others then load, and alone writes files."""
-    from ..pipeline import cohort_tiles_dir
 
     dist_.init_from_env(device=device)
     main = dist_.is_main()

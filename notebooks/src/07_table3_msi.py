@@ -35,7 +35,7 @@ import time
 
 import torch
 
-from isg_core.msi import STAND_INS, describe_msi, plot_roc, reproduce_table3
+from isg_core.experiments import STAND_INS, describe_msi, plot_roc, reproduce_table3
 from isg_core.report import notebook_command, save_figure, write_table
 
 T0 = time.perf_counter()

@@ -33,6 +33,7 @@ import torch
 
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
+from isg_core.experiments import paired_bootstrap, verdict_sentence
 from isg_core.features.evaluate import table5
 from isg_core.features.extract import read_features
 from isg_core.features.workflow import ensure_features
@@ -124,22 +125,17 @@ save_figure(fig, "fig_table_5", profile)
 # contains 0 means this cohort cannot tell the two apart.
 
 # %%
-from isg_core.metrics import bootstrap_mean_ci
-
 wide = long.pivot_table(index=["level", "task", "target"], columns="features", values="pcc")
 pairs = [("fe", "resnet50"), ("fe", "fe-untrained"), ("fe", "fe:global")]
-diff_rows = []
-for lv in ("slide", "patch"):
-    w = wide.loc[lv]
-    for a, b in pairs:
-        mean, lo, hi = bootstrap_mean_ci((w[a] - w[b]).to_numpy(), seed=0)
-        diff_rows.append({"level": lv, "comparison": f"{a} - {b}", "targets": len(w), "mean PCC difference": mean,
-                          "95% CI low": lo, "95% CI high": hi,
-                          "verdict": "higher" if lo > 0 else ("lower" if hi < 0 else "not distinguishable")})
-diffs = pd.DataFrame(diff_rows)
+diffs = pd.DataFrame([{"level": lv, "comparison": f"{a} - {b}",
+                       **paired_bootstrap(wide.loc[lv, a], wide.loc[lv, b], unit="targets", seed=0)}
+                      for lv in ("slide", "patch") for a, b in pairs]).drop(columns="a wins")
 write_table(diffs, "table_5_differences", profile, command,
             title="Table 5: paired differences between feature sets (ISG-Sim, SIMULATED)",
             note="Bootstrap (2000 resamples of targets) 95% interval of the mean per-target PCC difference.")
+for _, d in diffs.iterrows():
+    print(f"{d.level} level: " + verdict_sentence(d.comparison, d["mean PCC difference"], d["95% CI low"],
+                                                  d["95% CI high"], d.verdict, f"{d.targets} targets"))
 diffs
 
 # %% [markdown]

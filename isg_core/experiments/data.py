@@ -1,0 +1,78 @@
+"""Reading what an experiment's model sees from the slides' HDF5 files.
+
+The features of every patch are stored once (``features/<name>``: f_i, R_i; paper Sec. 3.2);
+an experiment's variant (a selection, a Shannon threshold, HE2RNA's supertiles) is applied as
+they are read, so Tables 2 and 4 need no second extraction.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from ..baselines import supertiles
+from ..errors import IsgError, first_line
+from ..selection import parse_threshold, select
+from ..slide_batches import SlideData
+from .specs import Experiment
+
+#: models that read only the global features f (their R is a zero placeholder, to save memory)
+GLOBAL_ONLY = ("he2rna", "he2rna-msi", "vit-s")
+
+
+def keep_mask(h5: h5py.File, exp: Experiment, pixels: int) -> np.ndarray | None:
+    """Bool mask over the slide's patches of those ``exp`` uses (None: all)."""
+    if exp.threshold is not None:
+        key = "selection/shannon/scores"
+        if key not in h5:
+            raise IsgError(h5.filename, "no Shannon scores stored: run `isg prepare` first")
+        return select(h5[key][:], parse_threshold(exp.threshold), pixels)
+    if exp.selection is None:
+        return None
+    key = f"selection/{exp.selection}/keep"
+    if key not in h5:
+        raise IsgError(h5.filename,
+                       f"no '{exp.selection}' selection stored: run `isg prepare --methods {exp.selection}`")
+    return h5[key][:]
+
+
+def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], exp: Experiment,
+                         pixels: int) -> SlideData:
+    """The features of ``slide_ids`` that ``exp`` sees: the patches its selection keeps (and, for
+    HE2RNA's supertiles, their cluster means).  A slide left with no patch keeps its single
+    highest-scoring one, so every slide gets a prediction (it happens with strict thresholds)."""
+    out = SlideData([], [], [], [])
+    for sid in slide_ids:
+        path = Path(tiles_dir) / f"{sid}.h5"
+        try:
+            with h5py.File(path, "r") as fh:
+                g = fh.get(f"features/{exp.features}")
+                if g is None or not g.attrs.get("complete", False):
+                    raise IsgError(path, f"no complete '{exp.features}' features: run `isg extract` first")
+                index = g["index"][:]
+                keep = keep_mask(fh, exp, pixels)
+                if keep is None:
+                    rows = np.arange(len(index))
+                else:
+                    rows = np.flatnonzero(keep[index])
+                    if len(rows) == 0:
+                        scores = fh["selection/shannon/scores"][:] if "selection/shannon/scores" in fh else None
+                        rows = np.array([int(np.argmax(scores[index]))]) if scores is not None else np.array([0])
+                f = g["global"][:][rows].astype(np.float32)
+                R = (g["local"][:][rows] if "local" in g and exp.model not in GLOBAL_ONLY
+                     else np.zeros((len(rows), 1, 1, f.shape[1]), np.float16))
+                pos = fh["grid_index"][:][index[rows]].astype(np.int64)
+        except OSError as e:
+            raise IsgError(path, f"cannot read features ({first_line(e)})") from None
+        if exp.supertiles is not None and len(rows) > 1:
+            f, cents = supertiles(pos.astype(np.float64), f, exp.supertiles)
+            pos = np.rint(cents).astype(np.int64)
+            R = np.zeros((len(f), 1, 1, f.shape[1]), np.float16)
+        out.slide_ids.append(sid)
+        out.f.append(f.astype(np.float32))
+        out.R.append(R.astype(np.float16))
+        out.pos.append(pos)
+    return out

@@ -1,0 +1,160 @@
+"""Running experiments: one cross-validation per (experiment, task), for every table.
+
+One runner serves both kinds of task (:data:`~isg_core.experiments.targets.LOSS_OF_KIND`):
+``"regression"`` of gene expression (Tables 1, 2, 4, 6: the paper's L2, scored by PCC) and
+``"classification"`` of MSI status (Table 3: one logit with binary cross-entropy, scored by AUC).
+Both run the engine of :mod:`isg_core.training` on the manifest's patient-level folds, either per
+cancer type (Table 1, "one model per task") or as one model for every task (Tables 2, 4 and 6,
+as the paper's discussion does); Table 3 runs per stand-in sub-cohort.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ..config import Profile
+from ..slide_batches import SlideData
+from ..tiling import check_tiles_current
+from ..training import TrainConfig, cross_validate, load_fold_model
+from .data import GLOBAL_ONLY, load_experiment_data
+from .factory import model_factory
+from .scoring import expression_rows, msi_frame
+from .specs import Experiment
+from .targets import ALL_TASKS, LOSS_OF_KIND, run_targets, task_slides
+
+
+def train_config(profile: Profile, exp: Experiment, kind: str = "regression") -> TrainConfig:
+    """The engine's config of ``exp``: the profile's schedule, the data it learns from, the loss of ``kind``."""
+    return TrainConfig(**profile.models.schedule(), features=exp.features, selection=exp.selection,
+                       loss=LOSS_OF_KIND[kind])
+
+
+@dataclass
+class ExperimentResult:
+    """Out-of-fold predictions of one experiment on one task; for a regression, its
+    per-(fold, task, gene) rows (:func:`~isg_core.experiments.scoring.expression_rows`)."""
+
+    experiment: Experiment
+    task: str
+    predictions: pd.DataFrame
+    targets: pd.DataFrame
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    n_patches: float = float("nan")  # mean patches per slide the model saw
+    run_dir: Path | None = None
+    data: SlideData | None = None
+    folds: pd.Series | None = None
+    kind: str = "regression"
+
+    def load_model(self, fold: int, profile: Profile):
+        """The best model of ``fold`` (eval mode) and its checkpoint dict."""
+        d, grid = self.data.f[0].shape[1], self.data.R[0].shape[1]
+        width = profile.models.width if self.experiment.model == "isg" else None
+        factory, _ = model_factory(self.experiment, d, grid, width)
+        return load_fold_model(self.run_dir, fold, factory)
+
+
+@dataclass
+class MSIResult:
+    """Out-of-fold MSI-H probabilities of one experiment on one sub-cohort (what Table 3 keeps)."""
+
+    experiment: Experiment
+    cohort: str  # the paper's cohort this sub-cohort stands in for
+    frame: pd.DataFrame  # per slide: label, prob, fold, patient_id
+    run_dir: Path | None = None
+
+
+def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task: str, profile: Profile,
+                   out_dir: "str | os.PathLike", device: str | None = None, progress: bool = True,
+                   data: SlideData | None = None, kind: str = "regression") -> ExperimentResult:
+    """Cross-validate ``exp`` on ``task``; folds are skipped if done.  ``task`` is a cancer type or
+    ``"all"`` for a ``"regression"``, a paper cohort of :data:`~isg_core.experiments.STAND_INS`
+    for a ``"classification"``.  ``data``: the slides' features already loaded (a superset)."""
+    Y, folder = run_targets(cohort, task, kind)
+    ids = list(Y.index)
+    if data is None:
+        check_tiles_current(tiles_dir, cohort.manifest)  # features of a replaced slide never train a model
+        data = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2)
+    else:
+        data = data.subset([data.slide_ids.index(s) for s in ids])
+    width = profile.models.width if exp.model == "isg" else None
+    factory, model_cfg = model_factory(exp, data.f[0].shape[1], data.R[0].shape[1], width)
+    m = cohort.manifest.set_index("slide_id")
+    res = cross_validate(factory, data, Y, m["fold"], m["patient_id"], train_config(profile, exp, kind),
+                         Path(out_dir) / folder, model_cfg={"experiment": exp.run_spec(), **model_cfg}, device=device,
+                         progress=progress, name=exp.model)
+    out = ExperimentResult(exp, task, res.predictions, res.targets, run_dir=res.run_dir, data=data, folds=res.folds,
+                           kind=kind)
+    if kind == "regression":
+        out.rows = expression_rows(res.predictions, res.targets, res.folds, m.loc[ids, "cancer_type"], exp.label)
+    out.n_patches = float(np.mean([len(x) for x in data.f]))
+    return out
+
+
+def table_outcome(r: ExperimentResult, cohort) -> "pd.DataFrame | MSIResult":
+    """What a table keeps of a run (small enough to come back from a worker process): a
+    regression's rows, tagged with the patches seen and the setting; a classification's
+    per-slide probabilities."""
+    if r.kind == "classification":
+        m = cohort.manifest.set_index("slide_id")
+        return MSIResult(r.experiment, r.task, msi_frame(r.predictions, r.targets, r.folds, m["patient_id"]),
+                         r.run_dir)
+    r.rows["n_patches"] = r.n_patches
+    r.rows["setting"] = "per task" if r.task != ALL_TASKS else "one model for all tasks"
+    return r.rows
+
+
+def _run_job(args) -> "pd.DataFrame | MSIResult":
+    """One (experiment, task) cross-validation in a worker process, on one thread."""
+    exp, cohort, tiles_dir, profile, out_dir, task, device, kind = args
+    torch.set_num_threads(1)
+    return table_outcome(run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress=False,
+                                        kind=kind), cohort)
+
+
+def in_processes(fn, work: list, jobs: int, progress: bool = True, desc: str = "cross-validations") -> list:
+    """``[fn(w) for w in work]`` in ``jobs`` spawned worker processes (``fn`` must be importable),
+    in order, with a progress bar over the items."""
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
+        return list(tqdm(ex.map(fn, work), total=len(work), desc=desc, unit="run", disable=not progress))
+
+
+def run_grid(work: Sequence[tuple[Experiment, str]], cohort, tiles_dir, profile: Profile, out_dir,
+             kind: str = "regression", device: str | None = None, progress: bool = True, jobs: int = 1) -> list:
+    """Run every (experiment, task) of ``work`` in order; returns their :func:`table_outcome`.
+
+    ``jobs > 1`` runs that many cross-validations at once in worker processes of one thread each:
+    these models are too small to keep two cores busy from one process, so on a 2-core CPU two jobs
+    take about half the time.  Every fold is seeded, so the results do not depend on ``jobs``.
+    In one process, each data variant's features are read once for every slide."""
+    check_tiles_current(tiles_dir, cohort.manifest)  # once here: the workers get loaded data or check again
+    if jobs > 1 and len(work) > 1:
+        args = [(exp, cohort, tiles_dir, profile, out_dir, task, device, kind) for exp, task in work]
+        return in_processes(_run_job, args, jobs, progress)
+    outcomes = []
+    cache: dict[tuple, SlideData] = {}
+    for exp, task in work:
+        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in GLOBAL_ONLY)
+        if key not in cache:
+            cache[key] = load_experiment_data(tiles_dir, task_slides(cohort), exp, profile.tiling.global_size ** 2)
+        r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache[key],
+                           kind=kind)
+        outcomes.append(table_outcome(r, cohort))
+    return outcomes
+
+
+def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Profile, out_dir, tasks: Sequence[str],
+              device: str | None = None, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
+    """Every experiment on every regression task (:func:`run_grid`): the long
+    per-(method, fold, task, gene) rows with ``n_patches`` (mean patches per slide seen)."""
+    work = [(exp, task) for exp in experiments for task in tasks]
+    return pd.concat(run_grid(work, cohort, tiles_dir, profile, out_dir, "regression", device, progress, jobs),
+                     ignore_index=True)

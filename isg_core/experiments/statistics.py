@@ -1,0 +1,112 @@
+"""Is a difference between two rows real?  Paired bootstrap intervals and their verdict, for
+every table: Tables 1, 2, 4 and 6, Table 3, and Table 5 (notebook 09).
+
+Both methods of a comparison are scored on the same resampled units, so what the two share
+(the slides, their difficulty) cancels.  The resampling unit is the table's own:
+
+* Tables 1, 2, 4, 6 and 5: the mean over paired units of a PCC difference (a (task, gene, fold)
+  of the regression tables; a target of Table 5), a percentile bootstrap of that mean
+  (:func:`paired_bootstrap`);
+* Table 3: the AUC is a mean over folds of a rank statistic, so the slides are resampled within
+  each fold, positives and negatives apart (:func:`bootstrap_fold_auc`).
+
+The verdict reads the 95% interval: above 0, ``a`` is higher; below 0, lower; containing 0, the
+cohort cannot tell them apart; not finite (no unit, or one class only), undefined.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import bootstrap_mean_ci, roc_auc
+from .scoring import fold_auc
+from .specs import stand_in_label
+
+if TYPE_CHECKING:  # the results are the runner's; the runner needs nothing from here
+    from .runner import MSIResult
+
+#: a verdict's code (as the tables store it) -> how a sentence says it, with ``{a}`` the first row
+VERDICTS = {"a higher": "{a} is higher", "a lower": "{a} is lower",
+            "not distinguishable": "the interval contains 0: not distinguishable on this cohort",
+            "undefined": "undefined (no finite interval: too few paired units, or one class only)"}
+
+
+def verdict(lo: float, hi: float) -> str:
+    """The verdict on ``a - b`` from its 95% interval [lo, hi] (a key of :data:`VERDICTS`)."""
+    if not np.isfinite([lo, hi]).all():
+        return "undefined"
+    return "a higher" if lo > 0 else ("a lower" if hi < 0 else "not distinguishable")
+
+
+def verdict_sentence(comparison: str, difference: float, lo: float, hi: float, code: str,
+                     units: str | None = None) -> str:
+    """``"A - B: +0.012 (95% CI -0.010 to +0.030, <units>): <verdict>."``; every number as given."""
+    a = comparison.split(" - ", 1)[0]
+    extra = f", {units}" if units else ""
+    return (f"{comparison}: {difference:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}{extra}): "
+            f"{VERDICTS[code].format(a=a)}.")
+
+
+def paired_bootstrap(a: pd.Series, b: pd.Series, unit: str = "units", metric: str = "PCC", n_boot: int = 2000,
+                     seed: int = 0) -> dict:
+    """``a - b`` paired by index (units where either is missing are dropped): the number of
+    units, the mean difference with its percentile-bootstrap 95% interval over the units, how
+    often ``a`` wins, and the :func:`verdict`."""
+    diff = (a - b).dropna()
+    mean, lo, hi = bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed)
+    return {unit: len(diff), f"mean {metric} difference": mean, "95% CI low": lo, "95% CI high": hi,
+            "a wins": float((diff > 0).mean()) if len(diff) else np.nan, "verdict": verdict(lo, hi)}
+
+
+def paired_difference(rows: pd.DataFrame, a: str, b: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """PCC(a) - PCC(b) of two methods' per-(task, gene, fold) rows, paired by (task, gene, fold)
+    (:func:`paired_bootstrap`).  An interval above 0 means a beats b on this cohort."""
+    key = ["task", "gene", "fold"]
+    wa = rows[rows.method == a].set_index(key).pcc
+    wb = rows[rows.method == b].set_index(key).pcc
+    return {"comparison": f"{a} - {b}", **paired_bootstrap(wa, wb, n_boot=n_boot, seed=seed)}
+
+
+def bootstrap_fold_auc(frame: pd.DataFrame, cols: Sequence[str], n_boot: int = 2000, seed: int = 0) -> dict:
+    """:func:`fold_auc` of each score column on the same ``n_boot`` resamples: within every fold,
+    its positives and its negatives are resampled separately (so each keeps both classes)."""
+    rng = np.random.default_rng(seed)
+    groups = []
+    for _, g in frame.groupby("fold"):
+        y = g.label.to_numpy(int)
+        groups.append((y, np.flatnonzero(y == 1), np.flatnonzero(y == 0), {c: g[c].to_numpy(float) for c in cols}))
+    out = {c: np.full(n_boot, np.nan) for c in cols}
+    for b in range(n_boot):
+        per = {c: [] for c in cols}
+        for y, pos, neg, sc in groups:
+            if len(pos) == 0 or len(neg) == 0:
+                continue
+            idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+            for c in cols:
+                per[c].append(roc_auc(y[idx], sc[c][idx]))
+        for c in cols:
+            if per[c]:
+                out[c][b] = np.mean(per[c])
+    return out
+
+
+def paired_auc_difference(results: list[MSIResult], a: str, b: str, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """AUC(a) - AUC(b) (means over folds) per sub-cohort on the same slides, with a paired
+    within-fold bootstrap 95% interval."""
+    rows = []
+    by = {(r.cohort, r.experiment.label): r.frame for r in results}
+    for cohort in dict.fromkeys(r.cohort for r in results):
+        if (cohort, a) not in by or (cohort, b) not in by:
+            continue
+        fa = by[(cohort, a)]
+        both = fa.assign(prob_b=by[(cohort, b)].prob.loc[fa.index])
+        boot = bootstrap_fold_auc(both, ["prob", "prob_b"], n_boot, seed)
+        d = boot["prob"] - boot["prob_b"]
+        ok = np.isfinite(d)
+        lo, hi = (float(np.quantile(d[ok], 0.025)), float(np.quantile(d[ok], 0.975))) if ok.any() else (np.nan, np.nan)
+        rows.append({"sub-cohort": stand_in_label(cohort), "comparison": f"{a} - {b}",
+                     "AUC difference": fold_auc(both) - fold_auc(both, "prob_b"), "95% CI low": lo, "95% CI high": hi,
+                     "verdict": verdict(lo, hi)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,132 @@
+"""Table 3 end to end: MSI status (MSI-H against MSS) from the slide, as an AUC.
+
+The paper's clinical application: the Dual Attention network with a classification head (one
+logit, binary cross-entropy) against HE2RNA's MSI path (its ``msi_prediction.py``: the mean of a
+slide's tile features, then an MLP; :class:`~isg_core.baselines.HE2RNAMSI`).  MSIfromHE (Kather
+et al. 2019) is shown only as the paper's number.
+
+The paper uses three TCGA cohorts: CRC-DX (colorectal, FFPE diagnostic slides), CRC-KR
+(colorectal, frozen sections) and STAD (stomach).  None can be downloaded here, so three
+**stand-ins** are cut from ISG-Sim by cancer type (:data:`STAND_INS`).  The mapping is nominal:
+the stand-ins differ from each other in tissue architecture as the real cohorts differ in
+organ and preparation, not in any way that mimics frozen sections or gastric tissue.  Every
+label they carry says "stand-in".  ISG-Sim's MSI label is a patient property drawn from the
+patient's tumour-infiltrating lymphocytes and proliferation (``isg_core.simulate.genes.msi_label``),
+15-20% positive, with label noise, so it is learnable from the image but not perfectly.
+
+Protocol: the manifest's patient-level folds (5-fold CV), an inner patient split for early
+stopping, out-of-fold probabilities.  The AUC is the mean over folds of the AUC within each fold
+(:func:`~isg_core.experiments.scoring.fold_auc` says why not the pooled one), with a within-fold
+bootstrap 95% interval; the pooled and per-patient AUCs are shown beside it.  Paired differences
+bootstrap the same resampled slides.  A reference row scores the simulator's own noiseless T-cell and proliferation
+expression: what the simulated biology allows, the AUC analogue of the tables' noise ceiling.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..config import Profile
+from ..metrics import roc_auc
+from ..paper import paper_value
+from .runner import MSIResult, run_grid
+from .scoring import fold_auc, patient_level
+from .specs import STAND_INS, Experiment, stand_in_label, table3_experiments
+from .statistics import bootstrap_fold_auc, paired_auc_difference, verdict_sentence
+from .tables import open_table_cohort
+from .targets import msi_labels
+
+
+def summarise_msi(results: list[MSIResult], n_boot: int = 2000) -> pd.DataFrame:
+    """Table 3: one row per (sub-cohort, method): the AUC (mean over folds, :func:`fold_auc`) with
+    a within-fold bootstrap 95% interval and the SD over folds; the AUC of the pooled out-of-fold
+    predictions and per patient (both biased low when nothing is learnt, see :func:`fold_auc`);
+    and the paper's number."""
+    rows = []
+    for r in results:
+        f = r.frame
+        folds = [roc_auc(g.label, g.prob) for _, g in f.groupby("fold")]
+        boot = bootstrap_fold_auc(f, ["prob"], n_boot)["prob"]
+        pat = patient_level(f)
+        paper = r.experiment.paper
+        rows.append({"cohort": r.cohort, "sub-cohort": stand_in_label(r.cohort), "method": r.experiment.label,
+                     "AUC": fold_auc(f), "AUC 95% low": float(np.nanquantile(boot, 0.025)),
+                     "AUC 95% high": float(np.nanquantile(boot, 0.975)), "AUC fold sd": float(np.nanstd(folds, ddof=1)),
+                     "AUC pooled": roc_auc(f.label, f.prob), "AUC patients (pooled)": roc_auc(pat.label, pat.prob),
+                     "slides": len(f), "MSI-H": int(f.label.sum()),
+                     "paper AUC": paper_value(3, paper, r.cohort, "MSI", "AUC") if paper else np.nan})
+    for paper_cohort in dict.fromkeys(r.cohort for r in results):  # the paper's third method, as printed
+        rows.append({"cohort": paper_cohort, "sub-cohort": stand_in_label(paper_cohort), "method": "MSIfromHE",
+                     "paper AUC": paper_value(3, "MSIfromHE", paper_cohort, "MSI", "AUC")})
+    return pd.DataFrame(rows)
+
+
+def biology_reference(cohort, paper_cohort: str) -> MSIResult | None:
+    """What the simulated biology allows (not an image model): the simulator's noiseless T-cell
+    and proliferation expression (``truth.csv``: CD3D and MKI67, z-scored within the type) combined
+    with the weights of ISG-Sim's MSI model (1.3 and 0.8), scored like a model.  None without the
+    simulator's truth (real data)."""
+    # imported here: the simulator's package loads scipy.ndimage (~0.25 s), which real cohorts and the
+    # worker processes that import this package never need
+    from ..simulate.genes import MSI_B_PROLIF, MSI_B_TIL
+
+    if getattr(cohort, "truth", None) is None:
+        return None
+    ct = STAND_INS[paper_cohort]
+    y = msi_labels(cohort, ct)
+    ids = list(y.index)
+    z = cohort.truth.loc[ids, ["CD3D", "MKI67"]]
+    z = (z - z.mean()) / z.std()
+    m = cohort.manifest.set_index("slide_id")
+    frame = pd.DataFrame({"label": y["MSI"].astype(int), "prob": MSI_B_TIL * z["CD3D"] + MSI_B_PROLIF * z["MKI67"],
+                          "fold": m.loc[ids, "fold"], "patient_id": m.loc[ids, "patient_id"]})
+    return MSIResult(Experiment("reference: simulator's T-cell + proliferation truth (not an image model)",
+                                model="reference", paper=None), paper_cohort, frame)
+
+
+@dataclass
+class Table3Run:
+    results: list[MSIResult]
+    summary: pd.DataFrame
+    differences: pd.DataFrame
+    config: dict
+    references: list[MSIResult] = field(default_factory=list)
+
+
+def reproduce_table3(profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                     device: str | None = None, progress: bool = True) -> Table3Run:
+    """Run (or find) every experiment of Table 3 on every stand-in and summarise; finished folds
+    in ``<cohort>/runs/msi-<type>/`` are reused."""
+    exps = table3_experiments()
+    prof, root, cohort = open_table_cohort(profile, cohort_root, exps, progress, device)
+    present = set(cohort.manifest.cancer_type)
+    cohorts = [c for c, ct in STAND_INS.items() if ct in present]
+    results = run_grid([(e, c) for c in cohorts for e in exps], cohort, root / "tiles", prof, root / "runs",
+                       "classification", device, progress, prof.models.jobs)
+    refs = [r for r in (biology_reference(cohort, c) for c in cohorts) if r is not None]
+    summary = summarise_msi(results + refs)
+    diffs = pd.concat([paired_auc_difference(results, "ISG", b)
+                       for b in ("HE2RNA", "HE2RNA on our features + Shannon")],
+                      ignore_index=True)
+    config = {"profile": prof.name, "models": asdict(prof.models), "loss": "bce",
+              "experiments": [e.to_dict() for e in exps], "stand_ins": {c: STAND_INS[c] for c in cohorts},
+              "cohort": cohort.label}
+    return Table3Run(results, summary, diffs, config, refs)
+
+
+def describe_msi(run: Table3Run) -> str:
+    """What the run found, in words (every number from ``run``)."""
+    s = run.summary.dropna(subset=["AUC"])
+    lines = []
+    for c, g in s.groupby("cohort", sort=False):
+        order = g.sort_values("AUC", ascending=False)
+        lines.append(f"{stand_in_label(c)}: " + " > ".join(
+            f"{m} {a:.3f} ({lo:.2f}-{hi:.2f})" for m, a, lo, hi in
+            zip(order.method, order.AUC, order["AUC 95% low"], order["AUC 95% high"])) + ".")
+    for _, d in run.differences.iterrows():
+        lines.append(f"{d['sub-cohort']}: " + verdict_sentence(d.comparison, d["AUC difference"], d["95% CI low"],
+                                                                d["95% CI high"], d.verdict))
+    return "\n".join(lines)
