@@ -16,7 +16,8 @@ import warnings
 from . import commands
 from .config import PROFILES
 from .errors import IsgError
-from .gdc import add_cohort_parser  # light: no torch
+from .gdc import add_cohort_parser
+from .models import CLASSIFICATION_ONLY, MODEL_NAMES
 
 #: the profiles a command can take its sizes from (config.PROFILES, named once)
 PROFILE_CHOICES = tuple(PROFILES)
@@ -29,12 +30,12 @@ SHARD_HELP = "only slides K, K+N, ... of those given (1 <= K <= N)"
 def cv_model_choices() -> list[str]:
     """The models ``isg cv`` can cross-validate: ISG-a-b and the baselines of the expression tables
     (the one list of them in the CLI)."""
-    return ["isg", "he2rna", "vit-s", "vit-mb", "cyclemlp", "mpvit"]
+    return [m for m in MODEL_NAMES if m not in CLASSIFICATION_ONLY]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="isg",
-                                description="ISG: gene expression from H&E slides (reference implementation)")
+    p = argparse.ArgumentParser(prog="isg", description="ISG: gene expression from H&E slides (an independent open "
+                                                        "reimplementation of Yang et al., BMVC 2022)")
     sub = p.add_subparsers(dest="command", required=True)
     _add_input_commands(sub)
     _add_slide_commands(sub)
@@ -181,6 +182,9 @@ def _add_result_commands(sub) -> None:
     s.add_argument("--out", help="bundle file (default results/<profile>/isg_model.pt)")
     s.add_argument("--fold", type=int, default=0, help="which fold's model (default 0; fixed, not picked by score)")
     s.add_argument("--device", help=DEVICE_HELP)
+    s.add_argument("--upgrade", metavar="OLD_BUNDLE",
+                   help="instead of exporting, rewrite a bundle of an earlier version in the current format "
+                        "(at --out, default in place)")
     s.set_defaults(func=commands.cmd_export_model)
 
     s = sub.add_parser("predict", help="predict gene expression of your own slides with a model bundle")

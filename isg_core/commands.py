@@ -95,23 +95,9 @@ def cmd_info(args) -> None:
 
 def cmd_check(args) -> None:
     """Validate a cohort before a long run: manifest, every slide's header, the expression table."""
-    from .config import ALL_GENES, TASK_GENES
-    from .expression import load_targets
-    from .manifest import read_manifest, slide_mpps
-    from .slides import open_slide
+    from .cohort import validate_cohort
 
-    manifest = read_manifest(args.manifest)
-    for path, mpp in zip(manifest["path"], slide_mpps(manifest)):
-        with open_slide(path, mpp=mpp):
-            pass
-    msg = f"{args.manifest}: {len(manifest)} slides, {manifest.patient_id.nunique()} patients, " \
-          f"{manifest.fold.nunique()} folds, all slides open"
-    source = args.expression or (Path(args.manifest).parent / "expression.tsv")
-    if args.expression or Path(source).exists():
-        genes = args.genes or sorted({g for t in manifest.cancer_type.unique() for g in TASK_GENES.get(t, ALL_GENES)})
-        targets = load_targets(manifest, source, genes, sample_sheet=args.sample_sheet)
-        msg += f"; expression for {targets.shape[1]} genes, no missing values"
-    print(msg)
+    print(validate_cohort(args.manifest, args.expression, args.genes, args.sample_sheet))
 
 
 def cohort_arg(args) -> Path:
@@ -230,8 +216,13 @@ def cmd_table(args) -> None:
 
 
 def cmd_export_model(args) -> None:
-    from .bundle import export_default_bundle
+    from .bundle import upgrade_bundle_file
+    from .experiments.export import export_default_bundle
 
+    if args.upgrade:
+        path = upgrade_bundle_file(args.upgrade, args.out or args.upgrade)
+        print(f"{path}: bundle in the current format (its model rebuilt and its weights checked)")
+        return
     path = export_default_bundle(args.profile, cohort_arg(args), args.out, fold=args.fold, device=args.device)
     print(f"{path}: ISG model bundle ({path.stat().st_size / 1e6:.1f} MB); "
           f"use it with `isg predict SLIDE --model {path}`")

@@ -34,6 +34,7 @@ from . import distributed as dist_
 from .config import TrainSchedule
 from .errors import IsgError, atomic_path, fault_point
 from .metrics import mean_squared_error, pearson_per_column, roc_auc
+from .models import CLAMP, InputStandardizer, identity_standardizer, load_model  # noqa: F401 (CLAMP re-exported)
 from .run_dirs import open_run_dir
 from .slide_batches import SlideData, _draw_patches, _pad, collate, predict, predict_all  # noqa: F401 (re-exported)
 from .splits import inner_split
@@ -73,40 +74,13 @@ class TrainConfig(TrainSchedule):
 
 #: TrainConfig fields added later, and the default that leaves a run id unchanged
 _LATER_FIELDS = {"loss": "mse"}
+#: a fold checkpoint (fold<k>_model.pt): its model as {model, config, standardize, state}
+FOLD_MODEL_FORMAT = "isg-slide-model/2"
+#: the first format (before the model registry): the bare state dict under ``model``
+FOLD_MODEL_FORMAT_V1 = "isg-slide-model/1"
 
 
 # --- one model ----------------------------------------------------------------------------------------
-CLAMP = 10.0  # standardised features are clipped to +-CLAMP
-
-
-class InputStandardizer(nn.Module):
-    """``model((f - mu_f) / sd_f, (R - mu_R) / sd_R, mask, pos)``: per-channel standardisation of the
-    features with statistics of the *training* slides (:func:`feature_stats`).
-
-    The extractors' codes are not centred and their channels differ in scale (measured on ISG-Sim:
-    means up to +-0.5, SDs 0.1-0.4); without this, ISG and the baselines stayed at the training
-    mean for 30 epochs, with it they fit.  The statistics are buffers, so a checkpoint carries them.
-    """
-
-    def __init__(self, model: nn.Module, stats: dict[str, np.ndarray]):
-        super().__init__()
-        self.model = model
-        for k in ("f_mean", "f_std", "R_mean", "R_std"):
-            self.register_buffer(k, torch.as_tensor(np.asarray(stats[k], dtype=np.float32)))
-
-    def standardize(self, f: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # clamped: a channel nearly constant on the training slides must not blow up on a test slide
-        return (((f - self.f_mean) / self.f_std).clamp(-CLAMP, CLAMP),
-                ((R - self.R_mean) / self.R_std).clamp(-CLAMP, CLAMP))
-
-    def forward(self, f, R, mask, pos, **kw):
-        return self.model(*self.standardize(f, R), mask, pos, **kw)
-
-    def forward_slide(self, f, R, pos, chunk: int = 512):
-        """The wrapped model's bounded-memory single-slide inference (``DualAttentionNetwork.forward_slide``)."""
-        return self.model.forward_slide(f, R, pos, chunk=chunk, prepare=self.standardize)
-
-
 def feature_stats(data: SlideData, idx: Sequence[int]) -> dict[str, np.ndarray]:
     """Per-channel mean and SD of f and R over every patch of slides ``idx``; a constant channel
     (SD < 1e-6, e.g. a dead ReLU of a random ResNet) gets SD 1, so it stays near 0 instead of
@@ -370,8 +344,8 @@ def _train_fold(run: _Run, k, model_factory: Callable[[int], nn.Module], data: S
         out = run.out
         # the fold's best model, with what is needed to use it on a new slide (isg predict)
         with atomic_path(out / f"fold{k}_model.pt") as tmp:
-            torch.save({"format": "isg-slide-model/1", "model": model.state_dict(), "name": run.name,
-                        "model_cfg": run.model_cfg, "train_cfg": cfg.to_dict(),
+            torch.save({"format": FOLD_MODEL_FORMAT, "model": _saved_model(model, model_factory, Y.shape[1]),
+                        "name": run.name, "model_cfg": run.model_cfg, "train_cfg": cfg.to_dict(),
                         "targets": list(run.targets), "target_mean": [float(x) for x in mu],
                         "target_std": [float(x) for x in sd], "fold": int(k)}, tmp)
         pd.DataFrame(hist).to_csv(out / f"fold{k}_history.csv", index=False)
@@ -409,9 +383,20 @@ def _fold_scores(k, Y_test: np.ndarray, P_test: np.ndarray, targets: Sequence[st
     return rows
 
 
-def load_fold_model(run_dir: "str | os.PathLike", fold: int, model_factory: Callable[[int], nn.Module]):
+def _saved_model(model: nn.Module, model_factory: Callable[[int], nn.Module], n_outputs: int) -> dict:
+    """What a fold checkpoint keeps of its model: the spec of a registry model (``model_factory`` a
+    :class:`~isg_core.models.ModelRecipe`), so :func:`~isg_core.models.load_model` rebuilds it from
+    the file alone, whether it carries an input standardiser, and the weights.  A model built by
+    any other callable (the engine's own tests) is saved without a spec."""
+    spec = model_factory.spec(n_outputs) if hasattr(model_factory, "spec") else {"model": None, "config": None}
+    return {**spec, "standardize": isinstance(model, InputStandardizer), "state": model.state_dict()}
+
+
+def load_fold_model(run_dir: "str | os.PathLike", fold: int, model_factory: Callable[[int], nn.Module] | None = None):
     """The best model of one fold of a :func:`cross_validate` run, in eval mode, and its checkpoint
-    dict (targets, their training mean and SD, configs).  ``model_factory`` builds the bare model."""
+    dict (targets, their training mean and SD, configs).  A registry model is rebuilt from the spec
+    the checkpoint carries; ``model_factory`` is needed only for a model saved without one (the
+    engine's tests, and fold models of the first format, cached by an earlier version)."""
     path = Path(run_dir) / f"fold{fold}_model.pt"
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
@@ -419,11 +404,19 @@ def load_fold_model(run_dir: "str | os.PathLike", fold: int, model_factory: Call
         raise IsgError(path, "no saved model for this fold (run the cross-validation first)") from None
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise IsgError(path, f"not a readable model checkpoint ({type(e).__name__})") from None
-    if ck.get("format") != "isg-slide-model/1":
+    if ck.get("format") == FOLD_MODEL_FORMAT_V1:  # weights only: the caller's factory rebuilds the network
+        saved = {"model": None, "config": None, "standardize": bool(ck["model_cfg"].get("standardize", False)),
+                 "state": ck["model"]}
+    elif ck.get("format") == FOLD_MODEL_FORMAT:
+        saved = ck["model"]
+    else:
         raise IsgError(path, "not an ISG slide-model checkpoint")
+    if saved["model"] is not None:
+        return load_model(saved).eval(), ck
+    if model_factory is None:
+        raise IsgError(path, "this fold model carries no model spec: pass the factory that built it")
     model = model_factory(len(ck["targets"]))
-    if ck["model_cfg"].get("standardize", False):
-        zeros = {k: np.zeros(ck["model"][k].shape) for k in ("f_mean", "f_std", "R_mean", "R_std")}
-        model = InputStandardizer(model, zeros)
-    model.load_state_dict(ck["model"])
+    if saved["standardize"]:  # placeholder statistics of the saved size, overwritten by the weights
+        model = identity_standardizer(model, int(saved["state"]["f_mean"].shape[0]))
+    model.load_state_dict(saved["state"])
     return model.eval(), ck

@@ -140,7 +140,7 @@ def bad_slide(request, tmp_path):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from isg_core.bundle import export_default_bundle
+    from isg_core.experiments.export import export_default_bundle
 
     # trains the smoke extractors and cross-validation in the smoke cohort when they are not there
     # yet (process pools): minutes on a bare checkout, never a hang

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from isg_core import distributed as D
-from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
 from isg_core.features.stylegan import AutoencoderConfig
+from isg_core.models import DualAttentionConfig, DualAttentionNetwork
 from isg_core.training import TrainConfig, cross_validate, fit, predict
 from tests.test_training import MeanPool, bags
 

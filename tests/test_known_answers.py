@@ -35,10 +35,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def smoke_fold0(tmp_path_factory):
     """The smoke bundle (fold 0 of ISG-10-2, all tasks) and the cross-validation run it came from,
     found exactly as :func:`isg_core.bundle.export_default_bundle` finds it."""
-    from isg_core.bundle import export_default_bundle
     from isg_core.cohort import ensure_cohort, load_cohort
     from isg_core.config import get_profile
     from isg_core.experiments import ALL_TASKS, isg, run_experiment
+    from isg_core.experiments.export import export_default_bundle
 
     prof = get_profile("smoke")
     bundle = export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from isg_core.baselines import HE2RNAMSI, build_baseline
 from isg_core.errors import IsgError
 from isg_core.experiments import (
     STAND_INS,
@@ -20,6 +19,7 @@ from isg_core.experiments import (
     summarise_msi,
 )
 from isg_core.metrics import roc_auc, roc_curve
+from isg_core.models.baselines import HE2RNAMSI, build_baseline
 
 
 def test_auc_known_answers():

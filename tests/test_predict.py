@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def smoke_bundle(tmp_path_factory):
-    from isg_core.bundle import export_default_bundle
+    from isg_core.experiments.export import export_default_bundle
 
     return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
 
@@ -165,9 +165,9 @@ def test_a_fold_without_training_slides_for_a_gene_is_not_exported(smoke_bundle,
     predictions would be NaN, so the export refuses, naming the gene (tiny cohorts hit this)."""
     from dataclasses import replace
 
-    from isg_core.bundle import export_bundle
     from isg_core.cohort import load_cohort
     from isg_core.experiments import ALL_TASKS, isg, run_experiment
+    from isg_core.experiments.export import export_bundle
     from isg_core.paths import cohort_dir
 
     prof = get_profile("smoke")

@@ -81,7 +81,7 @@ def fake_repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     files = {
         "notebooks/src/05_table1_sota.py": NOTEBOOK,
-        "notebooks/src/12_predict_your_slide.py": "from isg_core.bundle import export_default_bundle\n",
+        "notebooks/src/12_predict_your_slide.py": "from isg_core.bundle import load_bundle\n",
         "benchmarks/x.py": BENCH,
         "results/outputs.csv": INVENTORY,
         "results/quick/table_1.csv": "a\n1\n",

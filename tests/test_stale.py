@@ -180,7 +180,7 @@ def test_extractor_trained_on_other_slides_is_trained_again(tmp_path, extractors
 @pytest.fixture(scope="module")
 def smoke_bundle(tmp_path_factory):
     _smoke_or_skip()
-    from isg_core.bundle import export_default_bundle
+    from isg_core.experiments.export import export_default_bundle
 
     return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
 

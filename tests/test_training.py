@@ -170,3 +170,37 @@ def test_loss_field_keeps_earlier_run_ids_and_rejects_unknown_losses():
     assert _run_id("m", mse, {}, ["a"], ["g"]) != _run_id("m", bce, {}, ["a"], ["g"])
     with pytest.raises(IsgError, match="unknown loss"):
         TrainConfig(loss="hinge")
+
+
+def test_fold_checkpoint_carries_its_model_and_is_rebuilt_from_the_file_alone(tmp_path):
+    """nanoGPT's habit: a fold model of a registry network is rebuilt by build_model from the spec
+    it stores; its predictions equal the engine's out-of-fold predictions for that fold."""
+    from isg_core.models import ISG, ModelRecipe
+    from isg_core.training import FOLD_MODEL_FORMAT, load_fold_model, predict_all
+
+    data, y = bags(n=20)
+    folds = pd.Series(np.arange(20) % 5, index=y.index)
+    recipe = ModelRecipe(ISG, 4, 2, {"n_mbconv": 2, "fusion_every": 1, "vit_depth": 1, "vit_heads": 2})
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-3, patience=2, max_patches=None)
+    res = cross_validate(recipe, data, y, folds, pd.Series(y.index, index=y.index), cfg, tmp_path, progress=False,
+                         model_cfg={"standardize": True})
+    ck = torch.load(res.run_dir / "fold1_model.pt", weights_only=True)
+    assert ck["format"] == FOLD_MODEL_FORMAT
+    assert ck["model"]["model"] == ISG and ck["model"]["config"]["n_mbconv"] == 2 and ck["model"]["standardize"]
+    model, _ = load_fold_model(res.run_dir, 1)  # no factory: the file alone
+    test = np.flatnonzero(folds.to_numpy() == 1)
+    p = predict_all(model, data, test, 4, "cpu") * np.array(ck["target_std"]) + np.array(ck["target_mean"])
+    np.testing.assert_allclose(p, res.predictions.iloc[test].to_numpy(), atol=1e-5)
+
+
+def test_first_format_fold_checkpoint_loads_with_its_factory(tmp_path):
+    from isg_core.errors import IsgError
+    from isg_core.training import FOLD_MODEL_FORMAT_V1, load_fold_model
+
+    net = MeanPool(4, 2)
+    torch.save({"format": FOLD_MODEL_FORMAT_V1, "model": net.state_dict(), "model_cfg": {"standardize": False},
+                "targets": ["a", "b"]}, tmp_path / "fold0_model.pt")
+    model, _ = load_fold_model(tmp_path, 0, lambda k: MeanPool(4, k))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
+    with pytest.raises(IsgError, match="carries no model spec"):
+        load_fold_model(tmp_path, 0)

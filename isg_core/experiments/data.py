@@ -13,8 +13,8 @@ from typing import Sequence
 import h5py
 import numpy as np
 
-from ..baselines import supertiles
 from ..errors import IsgError, first_line
+from ..models.baselines.he2rna import global_only_inputs
 from ..selection import parse_threshold, select
 from ..slide_batches import SlideData
 from .specs import Experiment
@@ -62,15 +62,13 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
                         scores = fh["selection/shannon/scores"][:] if "selection/shannon/scores" in fh else None
                         rows = np.array([int(np.argmax(scores[index]))]) if scores is not None else np.array([0])
                 f = g["global"][:][rows].astype(np.float32)
-                R = (g["local"][:][rows] if "local" in g and exp.model not in GLOBAL_ONLY
-                     else np.zeros((len(rows), 1, 1, f.shape[1]), np.float16))
                 pos = fh["grid_index"][:][index[rows]].astype(np.int64)
+                local = "local" in g and exp.model not in GLOBAL_ONLY and exp.supertiles is None
+                R = g["local"][:][rows] if local else None
         except OSError as e:
             raise IsgError(path, f"cannot read features ({first_line(e)})") from None
-        if exp.supertiles is not None and len(rows) > 1:
-            f, cents = supertiles(pos.astype(np.float64), f, exp.supertiles)
-            pos = np.rint(cents).astype(np.int64)
-            R = np.zeros((len(f), 1, 1, f.shape[1]), np.float16)
+        if R is None:  # as isg predict does: (supertiles and) a zero placeholder for R
+            f, R, pos = global_only_inputs(f, pos, exp.supertiles)
         out.slide_ids.append(sid)
         out.f.append(f.astype(np.float32))
         out.R.append(R.astype(np.float16))

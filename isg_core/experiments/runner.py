@@ -53,13 +53,14 @@ class ExperimentResult:
     data: SlideData | None = None
     folds: pd.Series | None = None
     kind: str = "regression"
+    width: int | None = None  # the network's width (ISG at the profile's width; None = d)
 
-    def load_model(self, fold: int, profile: Profile):
-        """The best model of ``fold`` (eval mode) and its checkpoint dict."""
+    def load_model(self, fold: int):
+        """The best model of ``fold`` (eval mode), rebuilt from the spec its checkpoint carries, and
+        the checkpoint dict."""
         d, grid = self.data.f[0].shape[1], self.data.R[0].shape[1]
-        width = profile.models.width if self.experiment.model == "isg" else None
-        factory, _ = model_factory(self.experiment, d, grid, width)
-        return load_fold_model(self.run_dir, fold, factory)
+        recipe, _ = model_factory(self.experiment, d, grid, self.width)
+        return load_fold_model(self.run_dir, fold, recipe)  # the recipe serves cached first-format folds
 
 
 @dataclass
@@ -92,7 +93,7 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
                          Path(out_dir) / folder, model_cfg={"experiment": exp.run_spec(), **model_cfg}, device=device,
                          progress=progress, name=exp.model)
     out = ExperimentResult(exp, task, res.predictions, res.targets, run_dir=res.run_dir, data=data, folds=res.folds,
-                           kind=kind)
+                           kind=kind, width=width)
     if kind == "regression":
         out.rows = expression_rows(res.predictions, res.targets, res.folds, m.loc[ids, "cancer_type"], exp.label)
     out.n_patches = float(np.mean([len(x) for x in data.f]))

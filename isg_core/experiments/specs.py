@@ -16,7 +16,7 @@ class Experiment:
     """One row of a table.
 
     * ``model``: ``"isg"`` (the Dual Attention network, sized by ``overrides`` such as
-      ``n_mbconv``/``fusion_every``) or a baseline name of :data:`isg_core.baselines.BASELINES`;
+      ``n_mbconv``/``fusion_every``) or a baseline name of :data:`isg_core.models.baselines.BASELINES`;
     * ``features``: the stored feature set (``fe`` = our extractors, ``resnet50``);
     * ``selection``: the stored selection whose kept patches the model sees (None: every patch);
     * ``threshold``: recompute the Shannon keep mask from the stored scores with this threshold

@@ -2,7 +2,7 @@
 
 The paper's clinical application: the Dual Attention network with a classification head (one
 logit, binary cross-entropy) against HE2RNA's MSI path (its ``msi_prediction.py``: the mean of a
-slide's tile features, then an MLP; :class:`~isg_core.baselines.HE2RNAMSI`).  MSIfromHE (Kather
+slide's tile features, then an MLP; :class:`~isg_core.models.baselines.HE2RNAMSI`).  MSIfromHE (Kather
 et al. 2019) is shown only as the paper's number.
 
 The paper uses three TCGA cohorts: CRC-DX (colorectal, FFPE diagnostic slides), CRC-KR

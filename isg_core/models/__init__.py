@@ -13,9 +13,11 @@ from __future__ import annotations
 from isg_core.models.dual_attention import AttentionFusion, DualAttentionConfig, DualAttentionNetwork
 from isg_core.models.layers import SlideTransformer, make_mbconv, sincos_2d
 from isg_core.models.registry import (
+    CLASSIFICATION_ONLY,
     ISG,
     MODEL_NAMES,
     MODELS,
+    ModelRecipe,
     build_model,
     load_model,
     model_from_spec,
@@ -26,6 +28,7 @@ from isg_core.models.standardize import CLAMP, InputStandardizer, identity_stand
 __all__ = [
     "AttentionFusion", "DualAttentionConfig", "DualAttentionNetwork",
     "SlideTransformer", "make_mbconv", "sincos_2d",
-    "ISG", "MODEL_NAMES", "MODELS", "build_model", "load_model", "model_from_spec", "model_spec",
+    "CLASSIFICATION_ONLY", "ISG", "MODEL_NAMES", "MODELS", "ModelRecipe", "build_model", "load_model",
+    "model_from_spec", "model_spec",
     "CLAMP", "InputStandardizer", "identity_standardizer",
 ]

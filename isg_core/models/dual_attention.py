@@ -222,6 +222,13 @@ class DualAttentionNetwork(SlideTransformer):
     def n_fusion_blocks(self) -> int:
         return len(self.fusions)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per part of the network: the input maps (``width``), the MBConv blocks, the
+        fusion blocks (Eqs. 4-8), the token projection and the transformer with its head."""
+        parts = {"input maps": [self.in_f, self.in_R], "MBConv": [self.mbconvs], "fusion": [self.fusions],
+                 "token": [self.token_proj], "ViT + head": [self.encoder, self.norm, self.head]}
+        return {k: sum(p.numel() for m in ms for p in m.parameters()) for k, ms in parts.items()}
+
     def layer_plan(self) -> list[str]:
         """The ISG-a-b sequence, e.g. ["mbconv", "mbconv", "fusion", ...] for ISG-10-2."""
         plan = []
@@ -288,9 +295,7 @@ class DualAttentionNetwork(SlideTransformer):
             return full
 
         info = {"A": [scatter(m["A"]) for m in maps], "Z": [scatter(m["Z"]) for m in maps],
-                "cls_attention": cls_att,
-                # shim until the merge: the old name (notebook 04 prints its shape)
-                "tokens_attention": cls_att}
+                "cls_attention": cls_att}
         return out, info
 
     # -- one whole slide in bounded memory (inference) ----------------------------------------------

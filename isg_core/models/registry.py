@@ -11,8 +11,10 @@ plus ``"standardize"`` (whether the weights include an
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from isg_core.models.baselines import BASELINES, build_baseline
@@ -24,6 +26,8 @@ ISG = "isg"
 #: every slide model by registry name (the CLI's choices)
 MODELS: dict[str, type[nn.Module]] = {ISG: DualAttentionNetwork, **BASELINES}
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+#: models with a class output (Table 3's MSI classifier), not offered for the expression tasks
+CLASSIFICATION_ONLY: tuple[str, ...] = ("he2rna-msi",)
 #: the arguments of every model that are not in its config class
 SIZE_KEYS = ("d", "grid", "n_outputs")
 
@@ -93,3 +97,31 @@ def load_model(saved: dict) -> nn.Module:
     model = identity_standardizer(net, int(saved["config"]["d"])) if saved.get("standardize") else net
     model.load_state_dict(saved["state"])
     return model
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """A slide model by registry name and config, to be built for any number of outputs: what the
+    cross-validation engine calls (``recipe(n_outputs)``) for each fold's fresh model, and what a
+    fold checkpoint records of it (:meth:`spec`), so the fold's model is rebuilt by
+    :func:`model_from_spec` alone.  ``config`` holds config fields only."""
+
+    name: str
+    d: int
+    grid: int
+    config: dict = field(default_factory=dict)
+
+    def __call__(self, n_outputs: int) -> nn.Module:
+        return build_model(self.name, self.d, self.grid, n_outputs, **self.config, **self.runtime(n_outputs))
+
+    def runtime(self, n_outputs: int) -> dict:
+        """Run-time arguments of a new model (not part of its spec): HE2RNA's top-k draw gets its own
+        generator, seeded from the current (fold) seed, and its output bias starts at the training
+        mean, which is 0 for standardised targets."""
+        if _key(self.name) != "he2rna":
+            return {}
+        return {"generator": torch.Generator().manual_seed(int(torch.initial_seed()) % (2 ** 31)),
+                "bias_init": torch.zeros(n_outputs)}
+
+    def spec(self, n_outputs: int) -> dict:
+        return model_spec(self.name, self.d, self.grid, n_outputs, self.config)

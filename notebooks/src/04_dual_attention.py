@@ -34,7 +34,7 @@ import torch
 from isg_core.attention import patch_images, slide_attention
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
-from isg_core.dual_attention import DualAttentionConfig, DualAttentionNetwork
+from isg_core.models import DualAttentionConfig, DualAttentionNetwork
 from isg_core.experiments import isg_full, load_experiment_data, run_experiment
 from isg_core.features.workflow import ensure_features
 from isg_core.report import save_figure
@@ -69,16 +69,14 @@ print(f"{sid}: {len(one.f[0])} kept patches; f_i: {one.f[0].shape[1:]} (d = {d})
 cfg = DualAttentionConfig(d=d, grid=g, n_outputs=7, **dict(exp.overrides))
 net = DualAttentionNetwork(cfg)
 print(cfg.name, "->", " ".join("M" if s == "mbconv" else "[F]" for s in net.layer_plan()), "-> tokens -> ViT")
-parts = {"input maps": [net.in_f, net.in_R], "MBConv": [net.mbconvs], "fusion": [net.fusions],
-         "token": [net.token_proj], "ViT + head": [net.encoder, net.norm, net.head]}
-pd.DataFrame({"parameters": {k: sum(p.numel() for m in ms for p in m.parameters()) for k, ms in parts.items()}})
+pd.DataFrame({"parameters": net.parameter_counts()})
 
 # %%
 f, R = torch.from_numpy(one.f[0])[None], torch.from_numpy(one.R[0].astype(np.float32))[None]
 mask, pos = torch.ones(1, f.shape[1], dtype=torch.bool), torch.from_numpy(one.pos[0])[None]
 out, info = net(f, R, mask, pos, return_attention=True)
 print("prediction", tuple(out.shape), "| A per fusion block", tuple(info["A"][0].shape),
-      "| Z", tuple(info["Z"][0].shape), "| ViT attention", tuple(info["tokens_attention"][-1].shape))
+      "| Z", tuple(info["Z"][0].shape), "| class-token attention per ViT block", tuple(info["cls_attention"][-1].shape))
 # the design says the order of the patches must not matter: check it on this slide
 perm = torch.randperm(f.shape[1])
 net.eval()
@@ -111,7 +109,7 @@ res.rows.groupby("gene", sort=False).pcc.agg(["mean", "std"]).round(3)
 # gate A (Eq. 4, averaged over channels: which local positions pass) and Z (Eq. 6: where f_i reads).
 
 # %%
-model, ck = res.load_model(0, prof)
+model, ck = res.load_model(0)
 test = [s for s in res.predictions.index if cohort.manifest.set_index("slide_id").fold[s] == 0]
 pick = cohort.truth.loc[test, "CD3D"].idxmax() if cohort.truth is not None else test[0]
 i = res.data.slide_ids.index(pick)

@@ -33,7 +33,8 @@ import time
 import pandas as pd
 from IPython.display import Image, display
 
-from isg_core.bundle import export_default_bundle, load_bundle
+from isg_core.bundle import load_bundle
+from isg_core.experiments.export import export_default_bundle
 from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
 from isg_core.errors import IsgError
 from isg_core.paths import repo_root

@@ -1,0 +1,114 @@
+"""A finished ISG cross-validation run as a model bundle (:mod:`isg_core.bundle`): ``isg export-model``.
+
+The bundle format lives in :mod:`isg_core.bundle` and does not know about experiments; this module
+takes a run of the paper-table experiments (fold ``k`` of ISG on all tasks) and writes it in that
+format, with the encoders, tiling and selection that made its inputs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..bundle import BUNDLE_FORMAT, default_bundle_path
+from ..cohort import ensure_cohort, load_cohort
+from ..config import Profile, get_profile
+from ..errors import IsgError, atomic_path
+from ..features.train import load_checkpoint
+from ..features.workflow import ensure_features, extractor_dir
+from ..models import ISG, model_spec
+from ..selection import get_selector
+from .runner import run_experiment
+from .specs import isg
+from .targets import ALL_TASKS
+
+
+def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.PathLike",
+                  out: "str | os.PathLike") -> Path:
+    """Write the bundle of fold ``fold`` of a finished ISG run (an
+    :class:`~isg_core.experiments.ExperimentResult` on stored ``fe`` features with a stored
+    selection) to ``out``, atomically."""
+    exp = result.experiment
+    if exp.model != ISG or exp.features != "fe" or exp.selection is None or exp.threshold is not None:
+        raise IsgError(None, "a bundle holds an ISG model on 'fe' features with a stored selection "
+                             f"(got model={exp.model}, features={exp.features}, selection={exp.selection})")
+    ck_path = Path(result.run_dir) / f"fold{fold}_model.pt"
+    try:
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise IsgError(ck_path, "no saved model for this fold (run the cross-validation first)") from None
+    untrained = [g for g, m in zip(ck["targets"], ck["target_mean"]) if not np.isfinite(m)]
+    if untrained:  # no training slide of the gene's type in this fold (tiny cohorts): it would predict NaN
+        raise IsgError(ck_path, f"fold {fold} had no training slide for {', '.join(untrained)}; export another "
+                                "fold (--fold) or train on a larger cohort")
+    encoders = {}
+    for scale in ("global", "local"):
+        path = extractor_dir(cohort_root, scale) / "checkpoint.pt"
+        e = load_checkpoint(path)
+        encoders[scale] = {"config": e["config"], "encoder": e["encoder"], "step": int(e["step"]),
+                           "lpips_trunk": e["lpips_trunk"],
+                           "checkpoint": f"{scale} extractor of {Path(cohort_root).name}",
+                           "sha256": ""}
+    sel = get_selector(exp.selection)
+    d, grid = result.data.f[0].shape[1], result.data.R[0].shape[1]
+    # the network's config: the experiment's overrides, its own width beating the profile's
+    config = {"width": profile.models.width, **dict(exp.overrides)}
+    spec = model_spec(ISG, int(d), int(grid), len(ck["targets"]), config)
+    rows = result.rows[result.rows.fold == fold]
+    cohort = load_cohort(cohort_root)
+    ct = cohort.manifest.set_index("slide_id").cancer_type.reindex(result.targets.index)
+    gene_tasks = {g: sorted(set(ct[result.targets[g].notna()])) for g in result.targets.columns}
+    raw = {
+        "format": BUNDLE_FORMAT,
+        "genes": list(ck["targets"]),
+        "target_mean": [float(x) for x in ck["target_mean"]],
+        "target_std": [float(x) for x in ck["target_std"]],
+        "tiling": asdict(profile.tiling),
+        "selection": {"method": sel.name, "params": sel.params(), "threshold": str(sel.default_threshold)},
+        "encoders": encoders,
+        "model": _saved_model(ck, spec),
+        "meta": {"isg_version": __version__,
+                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                 "profile": profile.name, "cohort": cohort.label, "simulated": cohort.simulated,
+                 "task": result.task, "experiment": exp.label, "fold": int(fold), "run": Path(result.run_dir).name,
+                 "gene_tasks": gene_tasks,
+                 "test_pcc": {f"{r.task}/{r.gene}": float(r.pcc) for r in rows.itertuples()},
+                 "test_pcc_mean": float(rows.pcc.mean()) if len(rows) else float("nan"),
+                 "train": dict(ck["train_cfg"])},
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save(raw, tmp)
+    return out
+
+
+def _saved_model(ck: dict, spec: dict) -> dict:
+    """The saved model of a fold checkpoint: the checkpoint's own when it carries one (a dict with
+    ``config`` and ``state`` under ``model``), else ``spec`` with the bare state dict that
+    ``isg-slide-model/1`` keeps under ``model``."""
+    m = ck["model"]
+    if isinstance(m, dict) and "config" in m and "state" in m:
+        return dict(m)
+    return {**spec, "standardize": bool(ck.get("model_cfg", {}).get("standardize", True)), "state": m}
+
+
+def export_default_bundle(profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                          out: "str | os.PathLike | None" = None, fold: int = 0, device: str | None = None,
+                          progress: bool = True) -> Path:
+    """Train (or find) ISG-10-2 with one model for all tasks (the model of Tables 2, 4 and 6) on
+    the profile's cohort and bundle fold ``fold``'s best model.  The fold is fixed in advance (0),
+    not chosen by its test score."""
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
+    ensure_features(("fe",), prof, root, progress=progress, device=device)
+    cohort = load_cohort(root)
+    res = run_experiment(cohort, root / "tiles", isg(), ALL_TASKS, prof, root / "runs", device=device,
+                         progress=progress)
+    return export_bundle(res, fold, prof, root, out or default_bundle_path(prof.name))
