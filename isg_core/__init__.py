@@ -1,5 +1,5 @@
-"""isg_core: the reference open implementation of ISG (Xie et al., BMVC 2022,
-"ISG: I can see your gene expression") — predicting bulk gene expression from H&E slides.
+"""isg_core: an independent open reimplementation of ISG (Yang, Pan, Liu and Stone, BMVC 2022,
+"ISG: I can See Your Gene Expression", arXiv 2210.16728) — bulk gene expression from H&E slides.
 
 Modules, in the order of the paper: :mod:`slides`, :mod:`tiling`, selection, features,
 dual attention, baselines, training, metrics, :mod:`cli`.  Data: :mod:`samples` (real H&E

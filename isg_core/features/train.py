@@ -219,6 +219,8 @@ class ExtractorTrainer:
         averages the gradients, so the step equals the single-process one up to float
         rounding (see :mod:`isg_core.distributed` for the minibatch-stddev groups); the
         recorded losses are the whole batch's."""
+        # Long on purpose: one step of Eq. 2 in the order StyleGAN2 runs it (C with lazy R1, then E
+        # and D), with the distributed gradient averaging between; kept whole so the order reads in one place.
         cfg, t = self.cfg, self.step_count
         t0 = time.perf_counter()
         torch.manual_seed(_step_seed(cfg.seed + 1, t))  # the generator's noise inputs
@@ -354,6 +356,8 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
 
     Under torchrun every process trains its share of each batch (:class:`ExtractorTrainer`);
     rank 0 builds the patch bank, which the others then load, and alone writes files."""
+    # Long on purpose: the run's life cycle (bank, resume, step loop with checkpoints, figures)
+    # under torchrun, where every rank must reach the same barriers in the same order.
 
     dist_.init_from_env(device=device)
     main = dist_.is_main()

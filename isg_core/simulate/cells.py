@@ -77,6 +77,9 @@ def kernel_bank(style: str = "PRAD", n_var: int = 24) -> dict[int, np.ndarray]:
     """Per cell type, ``n_var`` stamps of shape (k, k, 3) (HED increments); variant ``i`` is
     oriented at ``pi * i / n_var``.  ``style`` (cancer type) sets the tumour-cell look.
     Cached, fixed seed."""
+    # Long on purpose: one nucleus style per cancer type, drawn in a fixed order from one generator;
+    # split into helpers, the order of the random draws (and so every simulated slide) would be
+    # spread over several functions.
     rng = np.random.default_rng(_KERNEL_SEED)
     bank: dict[int, list[np.ndarray]] = {t: [] for t in CELL_TYPES}
     for i in range(n_var):
@@ -176,6 +179,9 @@ def place_cells(rng: np.random.Generator, cmap: np.ndarray, geo: dict, h: int, w
     ``fields`` holds smooth maps at map resolution: ``immune`` (multiplicative hot-spot field,
     mean ~1) and ``angle`` (stroma fibre direction).
     """
+    # Long on purpose: the cell layout is one sequence of draws from ``rng`` (positions, classes,
+    # sizes, shapes); kept in one function so that the order of the draws, which fixes every
+    # simulated slide of a seed, reads in one place.
     ys, xs, ts, angs = [], [], [], []
 
     def add(y, x, t, ang=None):

@@ -126,6 +126,8 @@ def _map_gain(cmap: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def render_slide(spec: SlideSpec) -> dict:
     """Render, write and summarise one slide; returns its table rows (runs in a worker)."""
+    # Long on purpose: one slide's generation in the order of its random draws (tissue, cells,
+    # artefacts, truth); splitting it would scatter that order, which fixes the cohort of a seed.
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.type_index, spec.patient_num, spec.dx]))
     lat = slide_latents(patient_latents(spec.seed, spec.type_index, spec.patient_num, spec.cancer), rng)
     w = spec.size
@@ -354,6 +356,8 @@ def simulate_cohort(
 
 
 def _write_tables(out: Path, specs: list[SlideSpec], results: list[dict], params: dict, seed: int) -> None:
+    # Long on purpose: every table of the cohort is written here from the same per-slide results,
+    # so their rows cannot disagree; each block is one file.
     ids = [r["slide_id"] for r in results]
     cancer = np.array([s.cancer for s in specs])
     pids = [s.patient_id for s in specs]

@@ -361,6 +361,8 @@ def write_large_slide(
     atomically.  Peak memory is about that of rendering the bank (a few hundred MB for
     ``block=1024``), independent of ``size``.  Returns ``path``.
     """
+    # Long on purpose: one streaming pass that renders and writes the pyramid tile by tile in
+    # bounded memory; the loop state (writer, levels, random draws) is shared by every step.
     if size < 1:
         raise IsgError(path, f"size must be positive, got {size}")
     if tile < 16 or tile % 16:

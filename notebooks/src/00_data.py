@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 00 · The data: real H&E samples and the simulated cohort ISG-Sim
 #
-# ISG (Xie et al., BMVC 2022) predicts a tumour's **bulk gene expression** from its H&E
+# ISG (Yang, Pan, Liu and Stone, BMVC 2022; arXiv 2210.16728) predicts a tumour's **bulk gene expression** from its H&E
 # whole-slide image. The paper trains on TCGA slides with RNA-Seq as curated by HE2RNA
 # (LIHC, COAD, PRAD). TCGA cannot be downloaded where this repository is built and tested, so
 # the notebooks run on two kinds of data:
