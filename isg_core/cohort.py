@@ -20,7 +20,6 @@ from .expression import load_targets
 from .manifest import read_manifest, slide_mpps
 from .paths import cohort_dir
 from .samples import fetch_samples
-from .simulate import simulate_cohort
 from .slides import open_slide
 
 SIMULATED_LABEL = "ISG-Sim (simulated cohort, not TCGA)"
@@ -33,6 +32,10 @@ def ensure_samples() -> None:
 
 def ensure_cohort(profile: str | None = None, workers: int | None = None) -> Path:
     """Generate the profile's ISG-Sim cohort under ``data/cohorts/`` unless already there."""
+    # the simulator (scipy, scikit-image, the texture bank) loads only when a cohort is generated:
+    # every `isg` command imports this module, most never simulate
+    from .simulate import simulate_cohort
+
     prof = get_profile(profile)
     ensure_samples()
     return simulate_cohort(cohort_dir(prof.name), n_slides=3 * prof.sim.slides_per_type, seed=prof.sim.seed,

@@ -255,3 +255,19 @@ def test_in_place_drops_progress_bars_but_keeps_prints_and_warnings(tmp_path):
     outs = [o for c in nbformat.read(nbs / "00_a.ipynb", as_version=4).cells for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outs)
     assert "kept" in text and "isg: warning: kept too" in text and "%|" not in text
+
+
+def test_the_command_line_parser_does_not_import_torch():
+    """`isg --help` lists the registry's models without loading torch and the networks (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, isg_core.cli as c; p = c.build_parser(); "
+            "print('torch' in sys.modules, ','.join(c.cv_model_choices()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded, models = out.stdout.split()
+    assert loaded == "False"
+    from isg_core.models import CLASSIFICATION_ONLY, MODEL_NAMES, MODELS
+
+    assert tuple(MODELS) == MODEL_NAMES  # the torch-free names are the registry's
+    assert models.split(",") == [m for m in MODEL_NAMES if m not in CLASSIFICATION_ONLY]

@@ -10,25 +10,26 @@
 """
 from __future__ import annotations
 
-from isg_core.models.dual_attention import AttentionFusion, DualAttentionConfig, DualAttentionNetwork
-from isg_core.models.layers import SlideTransformer, make_mbconv, sincos_2d
-from isg_core.models.registry import (
-    CLASSIFICATION_ONLY,
-    ISG,
-    MODEL_NAMES,
-    MODELS,
-    ModelRecipe,
-    build_model,
-    load_model,
-    model_from_spec,
-    model_spec,
-)
-from isg_core.models.standardize import CLAMP, InputStandardizer, identity_standardizer
+import importlib
 
-__all__ = [
-    "AttentionFusion", "DualAttentionConfig", "DualAttentionNetwork",
-    "SlideTransformer", "make_mbconv", "sincos_2d",
-    "CLASSIFICATION_ONLY", "ISG", "MODEL_NAMES", "MODELS", "ModelRecipe", "build_model", "load_model",
-    "model_from_spec", "model_spec",
-    "CLAMP", "InputStandardizer", "identity_standardizer",
-]
+from isg_core.models.names import CLASSIFICATION_ONLY, ISG, MODEL_NAMES
+
+# Everything else loads on first use (PEP 562): ``isg --help`` reads the names above without
+# importing torch and the networks (seconds).
+_LAZY = {
+    "AttentionFusion": "dual_attention", "DualAttentionConfig": "dual_attention",
+    "DualAttentionNetwork": "dual_attention",
+    "SlideTransformer": "layers", "make_mbconv": "layers", "sincos_2d": "layers",
+    "MODELS": "registry", "ModelRecipe": "registry", "build_model": "registry", "load_model": "registry",
+    "model_from_spec": "registry", "model_spec": "registry",
+    "CLAMP": "standardize", "InputStandardizer": "standardize", "identity_standardizer": "standardize",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"isg_core.models.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'isg_core.models' has no attribute {name!r}")
+
+
+__all__ = ["CLASSIFICATION_ONLY", "ISG", "MODEL_NAMES", *_LAZY]

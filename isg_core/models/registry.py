@@ -19,15 +19,11 @@ from torch import nn
 
 from isg_core.models.baselines import BASELINES, build_baseline
 from isg_core.models.dual_attention import DualAttentionConfig, DualAttentionNetwork
+from isg_core.models.names import ISG, MODEL_NAMES
 from isg_core.models.standardize import identity_standardizer
 
-#: the registry name of the Dual Attention network
-ISG = "isg"
-#: every slide model by registry name (the CLI's choices)
+#: every slide model by registry name (:data:`~isg_core.models.names.MODEL_NAMES`, the CLI's choices)
 MODELS: dict[str, type[nn.Module]] = {ISG: DualAttentionNetwork, **BASELINES}
-MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
-#: models with a class output (Table 3's MSI classifier), not offered for the expression tasks
-CLASSIFICATION_ONLY: tuple[str, ...] = ("he2rna-msi",)
 #: the arguments of every model that are not in its config class
 SIZE_KEYS = ("d", "grid", "n_outputs")
 
