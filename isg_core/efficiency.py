@@ -18,15 +18,25 @@ Seconds per slide at 1e5 x 1e5 px are extrapolated from a large slide in proport
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 
-from .inference import STAGES
+from .config import get_profile
+from .features.extract import StyleGANEncoder, extract_slide
+from .features.train import train_config_for
+from .inference import STAGES, untrained_pipeline
+from .selection import ShannonSelector
+from .selection.slide import add_selection_to_h5, score_slide, threshold_info
+from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
 #: the paper's seconds per slide (Sec. 4.1)
 PAPER_SECONDS = {"ISG": 246.0, "HE2RNA": 302.0}
@@ -77,11 +87,6 @@ def time_method(method: str, profile, slides: Sequence["str | os.PathLike"], dev
     """Run one method on ``slides`` in this process: per-slide rows (stage seconds, patches, kept)
     and {peak_rss_mb, peak_cuda_mb, device, threads} of this process.  ``warmup``: True runs the
     first slide once untimed, a path runs that (small) slide instead, False none."""
-    import torch
-
-    from .config import get_profile
-    from .inference import untrained_pipeline
-
     if threads:
         torch.set_num_threads(threads)
     prof = profile if not isinstance(profile, str) else get_profile(profile)
@@ -122,15 +127,6 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
     in it, and ``isg extract`` of the kept patches (E_G + E_L, untrained, at the profile's sizes);
     returns seconds per step and the process's peak RSS.  Run it in a fresh process
     (:func:`in_fresh_process`) for a peak of its own."""
-    import torch
-
-    from .config import get_profile
-    from .features.extract import StyleGANEncoder, extract_slide
-    from .features.train import train_config_for
-    from .selection import ShannonSelector
-    from .selection.slide import add_selection_to_h5, score_slide, threshold_info
-    from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
-
     if threads:
         torch.set_num_threads(threads)
     prof = profile if not isinstance(profile, str) else get_profile(profile)
@@ -156,9 +152,6 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
 
 def in_fresh_process(fn, *args):
     """``fn(*args)`` in a spawned process (so ``ru_maxrss`` is that call's own peak)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
         return ex.submit(fn, *args).result()
 
@@ -213,8 +206,6 @@ def plot_stages(summary: pd.DataFrame, axes=None, title: str | None = None):
     """Stacked horizontal bars of seconds per slide by stage, one panel per dataset (each on its
     own scale: a 40k px slide takes minutes, a small one a fraction of a second), one bar per
     method, with the total and its ratio to the reference at the end of each bar."""
-    import matplotlib.pyplot as plt
-
     datasets = list(dict.fromkeys(summary.dataset))
     if axes is None:
         fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 1.5 * len(datasets) + 0.6), squeeze=False)

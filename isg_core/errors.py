@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -88,8 +89,6 @@ def fault_point(name: str) -> None:
     n = int(left) - 1
     os.environ[key] = str(n)
     if n <= 0:
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
 
 

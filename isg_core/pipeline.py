@@ -16,11 +16,14 @@ from typing import Sequence
 
 import h5py
 import pandas as pd
+from tqdm import tqdm
 
 from .config import TilingConfig
 from .errors import IsgError
-from .manifest import read_manifest, slide_mpps
+from .manifest import read_manifest, shard_rows, slide_mpps
 from .paths import cohort_tiles_dir
+from .selection import ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, score_slide, threshold_info
+from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
 
 def selection_is_current(h5_path: Path, method: str, threshold: str, params: str | None = None) -> bool:
@@ -37,15 +40,6 @@ def selection_is_current(h5_path: Path, method: str, threshold: str, params: str
 
 
 def _prepare_one(args) -> dict:
-    from .selection import (
-        ShannonSelector,
-        add_selection_to_h5,
-        get_selector,
-        parse_threshold,
-        score_slide,
-        threshold_info,
-    )
-    from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
     slide_path, slide_id, mpp, tiles, methods, thresholds, cfg = args
     h5, _ = tile_to_h5(slide_path, tiles, cfg, mpp=mpp, slide_id=slide_id)
@@ -79,10 +73,6 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
     ``thresholds`` maps a method to a threshold string (see
     :func:`isg_core.selection.parse_threshold`); missing methods use their default.  Returns one
     row per slide: slide_id, h5, n_patches and n_kept_<method>."""
-    from tqdm import tqdm
-
-    from .manifest import shard_rows
-
     manifest = shard_rows(read_manifest(Path(cohort_root) / "manifest.csv"), shard)
     out = cohort_tiles_dir(cohort_root, tiles)
     jobs = [(p, sid, mpp, out, list(methods), dict(thresholds or {}), config)

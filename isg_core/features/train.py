@@ -38,6 +38,7 @@ from ..config import FeatureConfig
 from ..errors import IsgError, atomic_path, first_line
 from ..manifest import read_manifest
 from ..paths import cohort_tiles_dir
+from ..tiling import StaleResultWarning
 from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
@@ -373,8 +374,6 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
         if ck["config"] != cfg.to_dict():
             raise IsgError(ckpt, "checkpoint was made with another config (use --overwrite to start again)")
         if ck.get("tiles") != tiles_id:  # the cohort's slides (or their selections) changed: its patches are stale
-            from ..tiling import StaleResultWarning
-
             warnings.warn(f"{ckpt}: trained on patches of other slide files (or selections) than the cohort's now; "
                           "training again", StaleResultWarning, stacklevel=2)
             ck = None
