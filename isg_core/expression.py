@@ -168,6 +168,9 @@ def load_targets(
     without expression; a requested gene that is missing; a NaN, non-numeric, infinite or
     negative value among the requested cells; an ambiguous match.
     """
+    # Long on purpose: a file format read as a sequence of checks, each with its own one-line error
+    # naming the file; kept in one function so the order of the checks (which error a bad file gets)
+    # reads in one place.
     genes = _validate_genes(genes)
     if "slide_id" not in manifest.columns:
         raise IsgError(None, "manifest lacks column slide_id")

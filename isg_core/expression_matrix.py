@@ -124,6 +124,9 @@ def read_expression_matrix(path: str | os.PathLike) -> pd.DataFrame:
     Errors: missing / empty / unreadable file, no gene columns, ragged rows, an empty or
     duplicated row id, a paper gene present in two columns.
     """
+    # Long on purpose: a file format read as a sequence of checks, each with its own one-line error
+    # naming the file; kept in one function so the order of the checks (which error a bad file gets)
+    # reads in one place.
     path = Path(path)
     _check_file(path, "expression table")
     try:

@@ -75,6 +75,9 @@ def read_star_counts(path: str | os.PathLike, column: str = "fpkm_uq_unstranded"
     the columns that exist), a missing or non-numeric value, or a gene id that occurs twice
     once versions are stripped.
     """
+    # Long on purpose: a file format read as a sequence of checks, each with its own one-line error
+    # naming the file; kept in one function so the order of the checks (which error a bad file gets)
+    # reads in one place.
     path = Path(path)
     _check_file(path, "STAR-Counts file")
     try:
@@ -230,6 +233,9 @@ def load_star_directory(
 
     Returns rows = sample id (``TCGA-XX-XXXX-01A``, sheet order), columns = gene symbols.
     """
+    # Long on purpose: a file format read as a sequence of checks, each with its own one-line error
+    # naming the file; kept in one function so the order of the checks (which error a bad file gets)
+    # reads in one place.
     directory = Path(directory)
     genes = _validate_genes(genes)
     _require_known(genes)
