@@ -325,6 +325,7 @@ def test_reading_at_another_mpp_is_a_different_input(pyramid_tiff, tmp_path):
 
 def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp_path, monkeypatch):
     _smoke_or_skip()
+    import isg_core.pipeline as pipeline
     import isg_core.selection as selection
     from isg_core.config import get_profile
     from isg_core.pipeline import prepare_cohort
@@ -334,7 +335,8 @@ def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp
     prepare_cohort(root, config=cfg, progress=False)
     calls = []
     real = selection.score_slide
-    monkeypatch.setattr(selection, "score_slide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # the scorer as the pipeline calls it (imported into isg_core.pipeline)
+    monkeypatch.setattr(pipeline, "score_slide", lambda *a, **k: calls.append(1) or real(*a, **k))
     prepare_cohort(root, config=cfg, progress=False)
     assert calls == []  # done: nothing rescored
     prepare_cohort(root, config=cfg, thresholds={"shannon": "bpp:9"}, progress=False)
