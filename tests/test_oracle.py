@@ -30,7 +30,7 @@ from isg_core.oracle import (
 )
 from isg_core.simulate import cells as cl
 from isg_core.simulate import tissue as ts
-from isg_core.simulate.cohort import PATCH_CELL_COLUMNS, summarise
+from isg_core.simulate.cohort import PATCH_CELL_COLUMNS, patch_table, write_truth_map
 from isg_core.tiling import Tiling, write_tiling_h5
 
 SID = "TINY-0001-DX1"
@@ -85,20 +85,8 @@ def write_tiny_cohort(root: Path) -> Path:
              "context": c.astype(np.uint8)}
     cmap = np.full((-(-H // ts.DS), -(-W // ts.DS)), ts.STROMA, np.uint8)
     amap = np.zeros_like(cmap)
-    with open(root / "maps" / f"{SID}.npz", "wb") as f:
-        np.savez_compressed(f, class_map=cmap, artefact_map=amap, cell_x=cells["x"], cell_y=cells["y"],
-                            cell_type=cells["type"], cell_context=cells["context"], width=np.int64(W),
-                            height=np.int64(H), ds=np.int64(ts.DS))
-    p = 64
-    ny, nx = H // p, W // p
-    yy, xx = np.meshgrid(np.arange(ny) * p, np.arange(nx) * p, indexing="ij")
-    patches = summarise(cmap, amap, cells, xx.ravel(), yy.ravel(), p)
-    patches.insert(0, "col", np.tile(np.arange(nx), ny))
-    patches.insert(0, "row", np.repeat(np.arange(ny), nx))
-    patches.insert(0, "y", yy.ravel())
-    patches.insert(0, "x", xx.ravel())
-    patches.insert(0, "slide_id", SID)
-    patches.to_csv(root / "patches.csv", index=False)
+    write_truth_map(root / "maps" / f"{SID}.npz", cmap, amap, cells, W, H)  # the simulator's own writers
+    patch_table(SID, cmap, amap, cells, W, H, 64).to_csv(root / "patches.csv", index=False)
     return root
 
 

@@ -170,21 +170,8 @@ def render_slide(spec: SlideSpec) -> dict:
     out = Path(spec.out)
     path = out / "slides" / f"{spec.slide_id}.tiff"
     write_pyramidal_tiff(path, img, mpp=MPP, description=f"{COHORT_NAME} {spec.slide_id}")
-    with atomic_path(out / "maps" / f"{spec.slide_id}.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, class_map=cmap, artefact_map=amap, cell_x=cells["x"], cell_y=cells["y"],
-                                cell_type=cells["type"], cell_context=cells["context"],
-                                width=np.int64(w), height=np.int64(h), ds=np.int64(ts.DS))
-
-    p = spec.global_size_l0
-    ny, nx = h // p, w // p
-    yy, xx = np.meshgrid(np.arange(ny) * p, np.arange(nx) * p, indexing="ij")
-    patches = summarise(cmap, amap, cells, xx.ravel(), yy.ravel(), p)
-    patches.insert(0, "col", np.tile(np.arange(nx), ny))
-    patches.insert(0, "row", np.repeat(np.arange(ny), nx))
-    patches.insert(0, "y", yy.ravel())
-    patches.insert(0, "x", xx.ravel())
-    patches.insert(0, "slide_id", spec.slide_id)
+    write_truth_map(out / "maps" / f"{spec.slide_id}.npz", cmap, amap, cells, w, h)
+    patches = patch_table(spec.slide_id, cmap, amap, cells, w, h, spec.global_size_l0)
     sc = gm.scores(cells["type"], cells["context"])
     return {
         "index": spec.index,
@@ -201,6 +188,31 @@ def render_slide(spec: SlideSpec) -> dict:
 
 
 # --------------------------------------------------------------------------- summary ----
+def write_truth_map(path: Path, cmap: np.ndarray, amap: np.ndarray, cells: dict, w: int, h: int) -> None:
+    """``maps/<slide>.npz``: the tissue-class and artefact maps (at 1/DS resolution) and every cell's
+    centre (level-0 px), type and context, with the slide's size (written atomically)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, class_map=cmap, artefact_map=amap, cell_x=cells["x"], cell_y=cells["y"],
+                                cell_type=cells["type"], cell_context=cells["context"],
+                                width=np.int64(w), height=np.int64(h), ds=np.int64(ts.DS))
+
+
+def patch_table(slide_id: str, cmap: np.ndarray, amap: np.ndarray, cells: dict, w: int, h: int,
+                p: int) -> pd.DataFrame:
+    """The slide's rows of ``patches.csv``: slide_id, x, y (level-0 corner), row, col of every whole
+    p x p patch, then :func:`summarise`'s truth columns."""
+    ny, nx = h // p, w // p
+    yy, xx = np.meshgrid(np.arange(ny) * p, np.arange(nx) * p, indexing="ij")
+    patches = summarise(cmap, amap, cells, xx.ravel(), yy.ravel(), p)
+    patches.insert(0, "col", np.tile(np.arange(nx), ny))
+    patches.insert(0, "row", np.repeat(np.arange(ny), nx))
+    patches.insert(0, "y", yy.ravel())
+    patches.insert(0, "x", xx.ravel())
+    patches.insert(0, "slide_id", slide_id)
+    return patches
+
+
 def summarise(cmap: np.ndarray, amap: np.ndarray, cells: dict, xs, ys, size: int) -> pd.DataFrame:
     """Ground truth of square patches (top-left ``xs, ys`` level-0 px, side ``size``) from the
     maps and the cell list.  Map pixels are counted where their centre lies in the patch."""
