@@ -159,7 +159,8 @@ def _add_model_commands(sub) -> None:
     s.add_argument("--a", type=int, default=10, help="ISG-a-b: MBConv blocks (default 10)")
     s.add_argument("--b", type=int, default=2, help="ISG-a-b: a fusion block after every b MBConv (default 2)")
     s.add_argument("--task", default="all", help="a cancer type (LIHC, COAD, PRAD) or 'all' (one model for all tasks)")
-    s.add_argument("--features", default="fe", help="stored feature set (fe, resnet50)")
+    s.add_argument("--features", default="fe", help="stored feature set (fe, resnet50), or oracle: ISG-Sim's "
+                   "true cell counts per patch (the ceiling of any extractor; simulated cohorts only)")
     s.add_argument("--selection", default="shannon", help="stored selection to use, or 'none' for every patch")
     s.add_argument("--threshold", help="recompute the Shannon keep mask with this threshold (e.g. bpp:6, mu+sigma)")
     s.add_argument("--supertiles", type=int, help="HE2RNA: K-means supertiles per slide (e.g. 100)")

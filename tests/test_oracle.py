@@ -314,3 +314,22 @@ def test_smoke_matches_load_experiment_data(smoke):
             assert oracle.pos[k].tolist() == learned.pos[k].tolist()
         else:  # features of only some patches: those are among the oracle's (which covers them all)
             assert {tuple(p) for p in learned.pos[k]} <= {tuple(p) for p in oracle.pos[k]}
+
+
+def test_experiments_read_oracle_features_through_the_same_door(smoke):
+    """`isg cv --features oracle`: load_experiment_data hands the slide models the oracle's counts of
+    the patches the experiment keeps (HE2RNA's supertiles included), and refuses a cohort without truth."""
+    from isg_core.experiments.data import keep_mask, load_experiment_data
+    from isg_core.experiments.specs import Experiment
+
+    root, tiles, ids = smoke
+    exp = Experiment("oracle", "isg", features="oracle", selection="shannon")
+    got = load_experiment_data(tiles, ids, exp, 256, cohort_root=root)
+    want = load_oracle_data(root, tiles, ids, lambda fh: keep_mask(fh, exp, 256))
+    for a, b in zip(got.f + got.R, want.f + want.R):
+        assert np.array_equal(a, b)
+    he = Experiment("he2rna oracle", "he2rna", features="oracle", selection="shannon", supertiles=2)
+    st = load_experiment_data(tiles, ids, he, 256, cohort_root=root)
+    assert all(len(f) <= 2 and f.shape[1] == ORACLE_DIM and R.shape[1:3] == (1, 1) for f, R in zip(st.f, st.R))
+    with pytest.raises(IsgError, match="oracle features need"):
+        load_experiment_data(tiles, ids, exp, 256)

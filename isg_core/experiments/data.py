@@ -15,12 +15,15 @@ import numpy as np
 
 from ..errors import IsgError, first_line
 from ..models.baselines.he2rna import global_only_inputs
+from ..oracle import load_oracle_data
 from ..selection import parse_threshold, select
 from ..slide_batches import SlideData
 from .specs import Experiment
 
 #: models that read only the global features f (their R is a zero placeholder, to save memory)
 GLOBAL_ONLY = ("he2rna", "he2rna-msi", "vit-s")
+#: the feature set that is the simulator's truth, not a stored extraction (:mod:`isg_core.oracle`)
+ORACLE = "oracle"
 
 
 def keep_mask(h5: h5py.File, exp: Experiment, pixels: int) -> np.ndarray | None:
@@ -40,10 +43,12 @@ def keep_mask(h5: h5py.File, exp: Experiment, pixels: int) -> np.ndarray | None:
 
 
 def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], exp: Experiment,
-                         pixels: int) -> SlideData:
+                         pixels: int, cohort_root: "str | os.PathLike | None" = None) -> SlideData:
     """The features of ``slide_ids`` that ``exp`` sees: the patches its selection keeps (and, for
     HE2RNA's supertiles, their cluster means).  A slide left with no patch keeps its single
     highest-scoring one, so every slide gets a prediction (it happens with strict thresholds)."""
+    if exp.features == ORACLE:
+        return _oracle_data(tiles_dir, slide_ids, exp, pixels, cohort_root)
     out = SlideData([], [], [], [])
     for sid in slide_ids:
         path = Path(tiles_dir) / f"{sid}.h5"
@@ -74,3 +79,17 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
         out.R.append(R.astype(np.float16))
         out.pos.append(pos)
     return out
+
+
+def _oracle_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], exp: Experiment, pixels: int,
+                 cohort_root: "str | os.PathLike | None") -> SlideData:
+    """``features="oracle"``: the simulator's true cell counts of the patches ``exp`` keeps, in place of
+    learned features (the ceiling of what any extractor could give the same slide model)."""
+    if cohort_root is None or not (Path(cohort_root) / "patches.csv").exists():
+        raise IsgError(cohort_root, "oracle features need a simulated cohort's truth (patches.csv and maps/)")
+    local = exp.model not in GLOBAL_ONLY and exp.supertiles is None
+    data = load_oracle_data(cohort_root, tiles_dir, slide_ids, lambda fh: keep_mask(fh, exp, pixels), local=local)
+    if exp.supertiles is not None:  # HE2RNA's supertiles over the oracle's global features
+        for i, (f, pos) in enumerate(zip(data.f, data.pos)):
+            data.f[i], data.R[i], data.pos[i] = global_only_inputs(f, pos, exp.supertiles)
+    return data
