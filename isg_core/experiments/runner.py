@@ -83,7 +83,7 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
     ids = list(Y.index)
     if data is None:
         check_tiles_current(tiles_dir, cohort.manifest)  # features of a replaced slide never train a model
-        data = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2, cohort.root)
+        data = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2, getattr(cohort, "root", None))
     else:
         data = data.subset([data.slide_ids.index(s) for s in ids])
     width = profile.models.width if exp.model == "isg" else None
@@ -146,7 +146,7 @@ def run_grid(work: Sequence[tuple[Experiment, str]], cohort, tiles_dir, profile:
         key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in GLOBAL_ONLY)
         if key not in cache:
             cache[key] = load_experiment_data(tiles_dir, task_slides(cohort), exp, profile.tiling.global_size ** 2,
-                                              cohort.root)
+                                              getattr(cohort, "root", None))  # oracle features read the cohort
         r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache[key],
                            kind=kind)
         outcomes.append(table_outcome(r, cohort))
