@@ -37,6 +37,7 @@ import pandas as pd
 
 from .errors import IsgError, first_line
 from .models.baselines.he2rna import global_only_inputs
+from .selection.slide import kept_rows
 from .simulate.cells import CELL_TYPES, DEBRIS, LYM
 from .simulate.tissue import TUMOUR
 from .slide_batches import SlideData
@@ -281,26 +282,21 @@ def load_oracle_data(cohort_root: "str | os.PathLike", tiles_dir: "str | os.Path
     for sid in slide_ids:
         path = Path(tiles_dir) / f"{sid}.h5"
         tiling = read_tiling_h5(path)
-        keep = None
-        if keep_fn is not None:
-            try:
-                with h5py.File(path, "r") as fh:
-                    keep = keep_fn(fh)
-                    scores = fh["selection/shannon/scores"][:] if "selection/shannon/scores" in fh else None
-            except OSError as e:
-                raise IsgError(path, f"cannot read the selection ({first_line(e)})") from None
         rows = groups.get(sid)
         if rows is None:
             raise IsgError(root / "patches.csv", f"no rows for slide {sid}: it is not part of this simulated cohort")
         f, R, pos = oracle_slide_features(root, sid, tiling, patches=rows)
-        if keep is not None:
-            keep = np.asarray(keep, bool)
-            if keep.shape != (len(f),):
-                raise IsgError(path, f"selection mask of {keep.shape} for {len(f)} patches")
-            idx = np.flatnonzero(keep)
-            if len(idx) == 0:  # as load_experiment_data: every slide gets a prediction
-                idx = np.array([int(np.argmax(scores))]) if scores is not None else np.array([0])
-            f, R, pos = f[idx], R[idx], pos[idx]
+        if keep_fn is not None:
+            try:
+                with h5py.File(path, "r") as fh:
+                    keep = keep_fn(fh)
+                    if keep is not None:
+                        if np.shape(keep) != (len(f),):
+                            raise IsgError(path, f"selection mask of {np.shape(keep)} for {len(f)} patches")
+                        idx = kept_rows(fh, keep)  # as load_experiment_data: every slide gets a prediction
+                        f, R, pos = f[idx], R[idx], pos[idx]
+            except OSError as e:
+                raise IsgError(path, f"cannot read the selection ({first_line(e)})") from None
         if not local:
             f, R, pos = global_only_inputs(f, pos)
         out.slide_ids.append(sid)

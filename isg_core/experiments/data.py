@@ -17,6 +17,7 @@ from ..errors import IsgError, first_line
 from ..models.baselines.he2rna import global_only_inputs
 from ..oracle import load_oracle_data
 from ..selection import parse_threshold, select
+from ..selection.slide import kept_rows
 from ..slide_batches import SlideData
 from .specs import Experiment
 
@@ -62,10 +63,7 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
                 if keep is None:
                     rows = np.arange(len(index))
                 else:
-                    rows = np.flatnonzero(keep[index])
-                    if len(rows) == 0:
-                        scores = fh["selection/shannon/scores"][:] if "selection/shannon/scores" in fh else None
-                        rows = np.array([int(np.argmax(scores[index]))]) if scores is not None else np.array([0])
+                    rows = kept_rows(fh, keep, index)
                 f = g["global"][:][rows].astype(np.float32)
                 pos = fh["grid_index"][:][index[rows]].astype(np.int64)
                 local = "local" in g and exp.model not in GLOBAL_ONLY and exp.supertiles is None

@@ -21,8 +21,9 @@ from ..config import Profile, get_profile
 from ..errors import IsgError, atomic_path
 from ..features.train import load_checkpoint
 from ..features.workflow import ensure_features, extractor_dir
-from ..models import ISG, model_spec
+from ..models import ISG, InputStandardizer
 from ..selection import get_selector
+from .factory import model_factory
 from .runner import run_experiment
 from .specs import isg
 from .targets import ALL_TASKS
@@ -38,10 +39,7 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
         raise IsgError(None, "a bundle holds an ISG model on 'fe' features with a stored selection "
                              f"(got model={exp.model}, features={exp.features}, selection={exp.selection})")
     ck_path = Path(result.run_dir) / f"fold{fold}_model.pt"
-    try:
-        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise IsgError(ck_path, "no saved model for this fold (run the cross-validation first)") from None
+    model, ck = result.load_model(fold)  # the one reader of fold checkpoints (either format)
     untrained = [g for g, m in zip(ck["targets"], ck["target_mean"]) if not np.isfinite(m)]
     if untrained:  # no training slide of the gene's type in this fold (tiny cohorts): it would predict NaN
         raise IsgError(ck_path, f"fold {fold} had no training slide for {', '.join(untrained)}; export another "
@@ -56,9 +54,9 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
                            "sha256": ""}
     sel = get_selector(exp.selection)
     d, grid = result.data.f[0].shape[1], result.data.R[0].shape[1]
-    # the network's config: the experiment's overrides, its own width beating the profile's
-    config = {"width": profile.models.width, **dict(exp.overrides)}
-    spec = model_spec(ISG, int(d), int(grid), len(ck["targets"]), config)
+    recipe, _ = model_factory(exp, d, grid, result.width)
+    saved = {**recipe.spec(len(ck["targets"])), "standardize": isinstance(model, InputStandardizer),
+             "state": model.state_dict()}
     rows = result.rows[result.rows.fold == fold]
     cohort = load_cohort(cohort_root)
     ct = cohort.manifest.set_index("slide_id").cancer_type.reindex(result.targets.index)
@@ -71,7 +69,7 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
         "tiling": asdict(profile.tiling),
         "selection": {"method": sel.name, "params": sel.params(), "threshold": str(sel.default_threshold)},
         "encoders": encoders,
-        "model": _saved_model(ck, spec),
+        "model": saved,
         "meta": {"isg_version": __version__,
                  "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                  "profile": profile.name, "cohort": cohort.label, "simulated": cohort.simulated,
@@ -86,16 +84,6 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
     with atomic_path(out) as tmp:
         torch.save(raw, tmp)
     return out
-
-
-def _saved_model(ck: dict, spec: dict) -> dict:
-    """The saved model of a fold checkpoint: the checkpoint's own when it carries one (a dict with
-    ``config`` and ``state`` under ``model``), else ``spec`` with the bare state dict that
-    ``isg-slide-model/1`` keeps under ``model``."""
-    m = ck["model"]
-    if isinstance(m, dict) and "config" in m and "state" in m:
-        return dict(m)
-    return {**spec, "standardize": bool(ck.get("model_cfg", {}).get("standardize", True)), "state": m}
 
 
 def export_default_bundle(profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,

@@ -41,6 +41,18 @@ def score_slide(slide: Slide, tiling: Tiling, method: "str | Selector" = "shanno
     return out
 
 
+def kept_rows(h5: h5py.File, keep: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+    """Positions in ``index`` (default: every patch of the tiling ``h5``) of the patches ``keep``
+    (a bool mask over all patches) keeps.  A slide left with none keeps its single highest Shannon
+    score (else its first patch), so every slide gets a prediction (strict thresholds do this)."""
+    index = np.arange(len(keep)) if index is None else np.asarray(index)
+    rows = np.flatnonzero(np.asarray(keep, bool)[index])
+    if len(rows) == 0:
+        key = "selection/shannon/scores"
+        rows = np.array([int(np.argmax(h5[key][:][index]))]) if key in h5 else np.array([0])
+    return rows
+
+
 def threshold_info(scores: np.ndarray, threshold: Threshold, method: "str | Selector", pixels: int) -> dict:
     """What a threshold resolved to on these scores (stored as HDF5 attributes)."""
     value = resolve_threshold(scores, threshold, pixels)
