@@ -14,7 +14,7 @@ import traceback
 import warnings
 
 from . import commands
-from .config import PROFILES
+from .config import COHORT_ROLES, PROFILES
 from .errors import IsgError
 from .gdc import add_cohort_parser
 from .models import CLASSIFICATION_ONLY, MODEL_NAMES
@@ -69,9 +69,12 @@ def _add_input_commands(sub) -> None:
     s = sub.add_parser("simulate", help="generate the simulated cohort ISG-Sim")
     s.add_argument("--out", help="output folder (default data/cohorts/isg-sim-<profile>)")
     s.add_argument("--slides", type=int, help="number of slides, split over LIHC, COAD, PRAD")
-    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.add_argument("--seed", type=int, help="random seed (default 0; with --profile, the role's seed)")
     s.add_argument("--size", type=int, help="slide side in px at 0.5 mpp (default 2048)")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, help="take --slides/--size/--out from a profile")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, help="take --slides/--size/--seed/--out from a profile")
+    s.add_argument("--role", choices=COHORT_ROLES, default="held-out",
+                   help="with --profile: the held-out cohort the tables report (default, data/cohorts/"
+                        "isg-sim-<profile>) or the development cohort choices are made on (isg-sim-<profile>-dev)")
     s.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     s.set_defaults(func=commands.cmd_simulate)
 
@@ -165,6 +168,7 @@ def _add_model_commands(sub) -> None:
     s.add_argument("--threshold", help="recompute the Shannon keep mask with this threshold (e.g. bpp:6, mu+sigma)")
     s.add_argument("--supertiles", type=int, help="HE2RNA: K-means supertiles per slide (e.g. 100)")
     s.add_argument("--label", help="name of the run in the printed table")
+    s.add_argument("--seed", type=int, default=0, help="training seed (each seed is a whole cross-validation)")
     s.add_argument("--device", help=DEVICE_HELP)
     s.set_defaults(func=commands.cmd_cv)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import ALL_GENES, TASK_GENES, get_profile
+from .config import ALL_GENES, COHORT_ROLES, TASK_GENES, get_profile
 from .errors import IsgError
 from .expression import load_targets
 from .manifest import read_manifest, slide_mpps
@@ -30,16 +30,27 @@ def ensure_samples() -> None:
     fetch_samples(quiet=True)
 
 
-def ensure_cohort(profile: str | None = None, workers: int | None = None) -> Path:
-    """Generate the profile's ISG-Sim cohort under ``data/cohorts/`` unless already there."""
+def ensure_cohort(profile: str | None = None, workers: int | None = None, role: str = "held-out") -> Path:
+    """Generate the profile's ISG-Sim cohort of ``role`` (``held-out``: the reported one;
+    ``development``: the one choices are made on) under ``data/cohorts/`` unless already there."""
     # the simulator (scipy, scikit-image, the texture bank) loads only when a cohort is generated:
     # every `isg` command imports this module, most never simulate
     from .simulate import simulate_cohort
 
     prof = get_profile(profile)
     ensure_samples()
-    return simulate_cohort(cohort_dir(prof.name), n_slides=3 * prof.sim.slides_per_type, seed=prof.sim.seed,
-                           size=prof.sim.size, workers=workers or prof.workers, tiling=prof.tiling)
+    return simulate_cohort(cohort_dir(prof.name, role), n_slides=3 * prof.sim.slides_per_type,
+                           seed=prof.sim.seed_of(role), size=prof.sim.size, workers=workers or prof.workers,
+                           tiling=prof.tiling)
+
+
+def cohort_role(profile, cohort) -> str:
+    """A cohort's role for ``profile`` (:class:`~isg_core.config.SimConfig`): ``held-out`` (the
+    reported one), ``development`` (the one choices were made on), ``held-out and development``
+    where both seeds are one (``smoke``), or ``user cohort`` (not simulated with either seed)."""
+    seed = cohort.meta.get("parameters", {}).get("seed") if cohort.simulated else None
+    roles = [r for r in COHORT_ROLES if seed is not None and seed == profile.sim.seed_of(r)]
+    return " and ".join(roles) if roles else "user cohort"
 
 
 @dataclass

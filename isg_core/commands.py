@@ -24,8 +24,8 @@ def cmd_simulate(args) -> None:
     prof = get_profile(args.profile) if args.profile else None
     n = args.slides if args.slides is not None else (3 * prof.sim.slides_per_type if prof else None)
     size = args.size if args.size is not None else (prof.sim.size if prof else 2048)
-    seed = args.seed if args.seed is not None else (prof.sim.seed if prof else 0)
-    out = Path(args.out) if args.out else (cohort_dir(prof.name) if prof else None)
+    seed = args.seed if args.seed is not None else (prof.sim.seed_of(args.role) if prof else 0)
+    out = Path(args.out) if args.out else (cohort_dir(prof.name, args.role) if prof else None)
     if n is None or out is None:
         raise IsgError(None, "give --out and --slides, or --profile smoke|quick|paper")
     if n < 1:
@@ -193,7 +193,7 @@ def cmd_cv(args) -> None:
            else Experiment(label, args.model, **data))
     cohort = load_cohort(root)
     tiles = Path(args.tiles) if args.tiles else root / "tiles"
-    res = run_experiment(cohort, tiles, exp, args.task, prof, root / "runs", device=args.device)
+    res = run_experiment(cohort, tiles, exp, args.task, prof, root / "runs", device=args.device, seed=args.seed)
     print(f"{exp.label} on {args.task} ({cohort.label}): runs in {res.run_dir}")
     print(res.rows.groupby(["task", "gene"], sort=False).pcc.agg(["mean", "std"]).round(3).to_string())
     print(summarise(res.rows, ceiling=noise_ceiling_avg(cohort)).round(3).to_string(index=False))
@@ -204,7 +204,7 @@ def cmd_table(args) -> None:
 
     if args.number == 3:
         run3 = reproduce_table3(args.profile, cohort_arg(args), device=args.device)
-        cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "AUC pooled", "paper AUC"]
+        cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "seeds", "AUC pooled", "paper AUC"]
         print(run3.summary[cols].round(3).to_string(index=False))
         print(describe_msi(run3))
         return

@@ -49,6 +49,43 @@ def pearson_per_column(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+# --- the PCC every table scores with (one definition; see isg_core.experiments.slide_bootstrap) ---
+def _pcc_cells(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Pearson r along axis -2 of ``(..., n, G)`` arrays, one per trailing column: ``(..., G)``.
+
+    Over the ``m`` rows where both are finite, with ``tc = t - mean(t)``, ``pc = p - mean(p)``:
+    ``r = sum(tc pc) / sqrt(sum(tc^2) sum(pc^2))``, clipped to [-1, 1]; ``r = 0`` when either side
+    is constant over those rows (``max == min``, tested exactly); ``r = NaN`` when ``m < 2``.
+    """
+    ok = np.isfinite(t) & np.isfinite(p)
+    m = ok.sum(-2)
+    denom = np.maximum(m, 1)[..., None, :]
+    t0, p0 = np.where(ok, t, 0.0), np.where(ok, p, 0.0)
+    tc = np.where(ok, t0 - t0.sum(-2, keepdims=True) / denom, 0.0)
+    pc = np.where(ok, p0 - p0.sum(-2, keepdims=True) / denom, 0.0)
+    sxy, sxx, syy = (tc * pc).sum(-2), (tc * tc).sum(-2), (pc * pc).sum(-2)
+    constant = ((np.where(ok, t, -np.inf).max(-2) == np.where(ok, t, np.inf).min(-2))
+                | (np.where(ok, p, -np.inf).max(-2) == np.where(ok, p, np.inf).min(-2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0)
+    r = np.where(constant, 0.0, r)
+    return np.where(m < 2, np.nan, r)
+
+
+def pcc_or_zero(y: np.ndarray, p: np.ndarray) -> float:
+    """Pearson r of ``y`` and ``p`` over the pairs where both are finite:
+    ``r = sum((y - ybar)(p - pbar)) / sqrt(sum((y - ybar)^2) sum((p - pbar)^2))``.
+
+    ``0.0`` (a score, counted in every mean) when either side is constant over those pairs, e.g. a
+    method that predicts one value for every slide; ``NaN`` (no score) only when fewer than 2
+    finite pairs are left.
+    """
+    y, p = np.asarray(y, dtype=np.float64).ravel(), np.asarray(p, dtype=np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"shape mismatch: y {y.shape} vs p {p.shape}")
+    return float(_pcc_cells(y[:, None], p[:, None])[0])
+
+
 def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean over all slides and genes of the squared error (the paper's L2 column)."""
     t, p = _as_2d(y_true), _as_2d(y_pred)

@@ -27,9 +27,11 @@ def samples_dir() -> Path:
     return data_dir() / "samples"
 
 
-def cohort_dir(profile: str) -> Path:
-    """The simulated cohort generated for a profile."""
-    return data_dir() / "cohorts" / f"isg-sim-{profile}"
+def cohort_dir(profile: str, role: str = "held-out") -> Path:
+    """The simulated cohort generated for a profile: ``isg-sim-<profile>`` is the held-out cohort
+    that the tables report, ``isg-sim-<profile>-dev`` the development cohort that choices are
+    made on (:class:`isg_core.config.SimConfig`)."""
+    return data_dir() / "cohorts" / (f"isg-sim-{profile}" + ("-dev" if role == "development" else ""))
 
 
 def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None) -> Path:

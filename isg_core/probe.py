@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import IsgError
-from .metrics import mean_squared_error, pearson_per_column
+from .metrics import mean_squared_error, pcc_or_zero, pearson_per_column
 from .splits import inner_split  # re-exported: the probe's protocol uses it (see __all__)
 
 __all__ = [
@@ -236,9 +236,9 @@ def cross_validate_probe(
         test = folds == k
         fitted = fit_probe(X[~test], Y[~test], cfg, None if groups is None else groups[~test])
         preds[test] = fitted.predict(X[test])
-        pcc = pearson_per_column(Y[test], preds[test])
         for j, name in enumerate(names):
-            rows.append({"fold": k, "target": name, "pcc": pcc[j],
+            # the tables' PCC: a constant prediction scores 0 and is counted
+            rows.append({"fold": k, "target": name, "pcc": pcc_or_zero(Y[test, j], preds[test, j]),
                          "mse": mean_squared_error(Y[test, j], preds[test, j])})
     per_fold = pd.DataFrame(rows, columns=["fold", "target", "pcc", "mse"])
     return ProbeResult(preds, per_fold, pearson_per_column(Y, preds), names)

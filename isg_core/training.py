@@ -33,7 +33,7 @@ from tqdm import tqdm
 from . import distributed as dist_
 from .config import TrainSchedule
 from .errors import IsgError, atomic_path, fault_point
-from .metrics import mean_squared_error, pearson_per_column, roc_auc
+from .metrics import mean_squared_error, pcc_or_zero, pearson_per_column, roc_auc
 from .models import CLAMP, InputStandardizer, identity_standardizer, load_model  # noqa: F401 (CLAMP re-exported)
 from .run_dirs import open_run_dir
 from .slide_batches import SlideData, _draw_patches, _pad, collate, predict, predict_all  # noqa: F401 (re-exported)
@@ -54,10 +54,19 @@ class TrainConfig(TrainSchedule):
     # "mse": regression on standardised targets (the paper's L2); "bce": binary classification
     # with a logit per target (Table 3's MSI head); targets are then 0/1 and left unscaled
     loss: str = "mse"
+    # what early stopping reads on the inner validation slides: "loss" (lower is better), "pcc",
+    # the mean over targets of the Pearson r (higher is better; HE2RNA's criterion), or "last"
+    # (no early stopping: the last epoch is kept, as HE2RNA's MSI classifier does)
+    stop_on: str = "loss"
+    # predictions below this value (in the targets' units) are raised to it: HE2RNA passes its
+    # predictions of log10(1 + x) >= 0 through a ReLU (0.0); None leaves them as they are
+    prediction_floor: float | None = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise IsgError(None, f"unknown loss {self.loss!r} (choose one of {', '.join(LOSSES)})")
+        if self.stop_on not in STOP_ON:
+            raise IsgError(None, f"unknown stop_on {self.stop_on!r} (choose one of {', '.join(STOP_ON)})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,7 +82,9 @@ class TrainConfig(TrainSchedule):
 
 
 #: TrainConfig fields added later, and the default that leaves a run id unchanged
-_LATER_FIELDS = {"loss": "mse"}
+_LATER_FIELDS = {"loss": "mse", "stop_on": "loss", "prediction_floor": None}
+#: early-stopping criteria of TrainConfig.stop_on
+STOP_ON = ("loss", "pcc", "last")
 #: a fold checkpoint (fold<k>_model.pt): its model as {model, config, standardize, state}
 FOLD_MODEL_FORMAT = "isg-slide-model/2"
 #: the first format (before the model registry): the bare state dict under ``model``
@@ -96,6 +107,16 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L2 loss of the paper over the observed targets (NaN targets ignored)."""
     ok = ~torch.isnan(target)
     return (pred[ok] - target[ok]).square().mean()
+
+
+def validation_pcc(pred: np.ndarray, target: np.ndarray) -> float:
+    """The mean over targets of the Pearson r between ``pred`` and ``target`` (slides x targets)
+    over the slides whose target is observed; a target with fewer than 2 observed slides is
+    skipped, and a constant prediction scores 0 (HE2RNA's ``compute_correlations``, which averages
+    per project and gene: here each gene is observed in its own task's slides only)."""
+    rs = [pcc_or_zero(target[:, j], pred[:, j]) for j in range(target.shape[1])]
+    rs = [r for r in rs if np.isfinite(r)]
+    return float(np.mean(rs)) if rs else 0.0
 
 
 def masked_bce(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -146,12 +167,15 @@ class _FitState:
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
 
-    def record(self, model: nn.Module, train_losses: list[float], val_loss: float) -> None:
-        """One finished epoch; the model is kept if its validation loss is the best so far."""
+    def record(self, model: nn.Module, train_losses: list[float], val_loss: float, score: float | None = None) -> None:
+        """One finished epoch; the model is kept if its ``score`` (lower is better; the validation
+        loss unless given) is the best so far (``best_loss`` holds the best score)."""
+        score = val_loss if score is None else score
         self.epoch += 1
-        self.history.append({"epoch": self.epoch, "train_loss": float(np.mean(train_losses)), "val_loss": val_loss})
-        if val_loss < self.best_loss - 1e-6:
-            self.best, self.best_loss, self.since = copy.deepcopy(model.state_dict()), val_loss, 0
+        self.history.append({"epoch": self.epoch, "train_loss": float(np.mean(train_losses)), "val_loss": val_loss,
+                             "val_score": score})
+        if score < self.best_loss - 1e-6:
+            self.best, self.best_loss, self.since = copy.deepcopy(model.state_dict()), score, 0
         else:
             self.since += 1
 
@@ -189,7 +213,10 @@ def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray,
         losses = _train_epoch(net, opt, data, Yt, train_idx, cfg, state.epoch, dev)
         val = predict_all(model, data, val_idx, cfg.batch_size, dev)
         val_loss = float(loss_fn(torch.from_numpy(val), Yt[val_idx]))
-        state.record(model, losses, val_loss)
+        # what early stopping minimises: the loss, or minus the mean validation PCC
+        score = {"loss": lambda: val_loss, "last": lambda: -float(state.epoch + 1),
+                 "pcc": lambda: -validation_pcc(val, Yt[val_idx].numpy())}[cfg.stop_on]()
+        state.record(model, losses, val_loss, score)
         bar.update(1)
         bar.set_postfix(train=f"{state.history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
         if ckpt is not None:
@@ -340,6 +367,8 @@ def _train_fold(run: _Run, k, model_factory: Callable[[int], nn.Module], data: S
     p = predict_all(model, data, test, cfg.batch_size, device) * sd + mu
     if cfg.loss == "bce":  # stored as probabilities
         p = 1.0 / (1.0 + np.exp(-p))
+    elif cfg.prediction_floor is not None:
+        p = np.maximum(p, cfg.prediction_floor)
     if dist_.is_main():
         out = run.out
         # the fold's best model, with what is needed to use it on a new slide (isg predict)

@@ -136,7 +136,7 @@ def test_he2rna_masked_tiles_never_selected():
 def test_he2rna_bias_init_and_default_size():
     bias = torch.tensor([0.5, -1.0, 2.0])
     m = HE2RNA(6, 3, bias_init=bias)
-    assert [layer.weight.shape[0] for layer in m.layers] == [256, 3]
+    assert [layer.weight.shape[0] for layer in m.layers] == [256, 256, 3]
     assert torch.equal(m.layers[-1].bias.detach(), bias)
     with torch.no_grad():
         m.layers[-1].weight.zero_()
@@ -247,3 +247,38 @@ def test_global_only_inputs_placeholder_and_supertiles():
     f3, _, p3 = global_only_inputs(f, pos, n_supertiles=1)  # one supertile: the slide's mean tile
     np.testing.assert_allclose(f3[0], f.mean(0), rtol=1e-5, atol=1e-6)
     assert p3.tolist() == [[2, 2]]  # rint(2.5, 2.5): round half to even
+
+
+def test_he2rna_follows_its_published_code():
+    """The head and schedule of owkin/HE2RNA_code (configs/config_*_all_TCGA.ini, model.py,
+    msi_prediction.py), and the engine's config of a table's HE2RNA row takes them."""
+    from isg_core.config import get_profile
+    from isg_core.experiments import Experiment, train_config
+    from isg_core.models.baselines.he2rna import (
+        MAX_TILES,
+        MSI_PUBLISHED_SCHEDULE,
+        PUBLISHED_SCHEDULE,
+        HE2RNAConfig,
+        cap_tiles,
+    )
+
+    c = HE2RNAConfig()
+    assert c.layers == (256, 256) and c.dropout == 0.25 and c.ks == (1, 2, 5, 10, 20, 50, 100)
+    assert PUBLISHED_SCHEDULE == {"epochs": 200, "patience": 50, "lr": 3e-4, "batch_size": 16, "weight_decay": 0.0,
+                                  "max_patches": None, "stop_on": "pcc", "prediction_floor": 0.0}
+    assert MSI_PUBLISHED_SCHEDULE["lr"] == 1e-3 and MSI_PUBLISHED_SCHEDULE["epochs"] == 50
+    assert MSI_PUBLISHED_SCHEDULE["batch_size"] == 10 and MSI_PUBLISHED_SCHEDULE["stop_on"] == "last"
+    assert MAX_TILES == 8000
+    quick = get_profile("quick")
+    cfg = train_config(quick, Experiment("HE2RNA", "he2rna", features="resnet50", selection="otsu", supertiles=100),
+                       seed=2)
+    assert (cfg.epochs, cfg.patience, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.max_patches, cfg.stop_on,
+            cfg.prediction_floor, cfg.seed) == (200, 50, 3e-4, 16, 0.0, None, "pcc", 0.0, 2)
+    isg_cfg = train_config(quick, Experiment("ISG"))
+    assert (isg_cfg.lr, isg_cfg.stop_on, isg_cfg.epochs) == (quick.models.lr, "loss", quick.models.epochs)
+    smoke = train_config(get_profile("smoke"), Experiment("HE2RNA", "he2rna"))
+    assert smoke.epochs == 2 and smoke.patience == 2 and smoke.lr == 3e-4  # capped, still HE2RNA's
+    f, pos = np.arange(20000, dtype=np.float32)[:, None], np.zeros((20000, 2), np.int64)
+    f2, _ = cap_tiles(f, pos)
+    assert len(f2) == 8000 and len(np.unique(f2)) == 8000 and np.all(np.diff(f2[:, 0]) > 0)
+    assert cap_tiles(f[:10], pos[:10])[0].shape == (10, 1)

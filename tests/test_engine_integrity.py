@@ -27,7 +27,7 @@ from torch import nn
 
 from isg_core import training
 from isg_core.config import TASK_GENES, get_profile
-from isg_core.experiments import ALL_TASKS, Experiment, run_experiment, task_targets
+from isg_core.experiments import ALL_TASKS, Experiment, cv_metrics, run_experiment, task_targets
 from isg_core.manifest import assign_folds
 from isg_core.probe import inner_split
 from isg_core.training import SlideData, TrainConfig, cross_validate, fit, predict
@@ -196,15 +196,23 @@ def test_run_experiment_learns_a_known_gene_within_each_cancer_type(tmp_path):
     tiles.mkdir()
     c = feature_cohort(tiles)
     prof = get_profile("smoke")
-    prof = replace(prof, models=replace(prof.models, epochs=25, patience=25, lr=1e-2, batch_size=8, max_patches=64))
+    # HE2RNA trains on its published schedule (Adam 3e-4, batches of 16, stopping on validation PCC),
+    # capped here at 40 epochs
+    prof = replace(prof, models=replace(prof.models, epoch_cap=40))
     exp = Experiment("HE2RNA", "he2rna", selection=None, overrides=(("dropout", 0.0),))  # no dropout: learns faster
     res = run_experiment(c, tiles, exp, ALL_TASKS, prof, tmp_path / "runs", device="cpu", progress=False)
     Y = task_targets(c, ALL_TASKS)
     assert list(res.predictions.index) == list(Y.index) == list(res.targets.index)
     pd.testing.assert_frame_equal(res.targets, Y)
-    pooled = res.rows.drop_duplicates(["task", "gene"]).set_index(["task", "gene"]).pcc_pooled
+    m = c.manifest.set_index("slide_id").loc[Y.index]
+    one_fold = pd.Series(0, index=Y.index)  # the out-of-fold predictions of all folds together
+
+    def pooled_pcc(r):
+        return cv_metrics(r.predictions, r.targets, one_fold, m.cancer_type).set_index(["task", "gene"]).pcc
+
+    pooled = pooled_pcc(res)
     assert len(pooled) == sum(len(g) for g in TASK_GENES.values())
-    assert (pooled > 0.9).all(), pooled
+    assert (pooled > 0.6).all() and pooled.mean() > 0.8, pooled
 
     shuffled = SimpleNamespace(**vars(c))
     perm = np.random.default_rng(1).permutation(len(c.targets))
@@ -212,7 +220,7 @@ def test_run_experiment_learns_a_known_gene_within_each_cancer_type(tmp_path):
     bad = run_experiment(shuffled, tiles, exp, ALL_TASKS, prof, tmp_path / "runs-shuffled", device="cpu",
                          progress=False)
     assert list(bad.predictions.index) == list(Y.index)
-    bad_pooled = bad.rows.drop_duplicates(["task", "gene"]).pcc_pooled
+    bad_pooled = pooled_pcc(bad)
     assert bad_pooled.mean() < 0.3 and (bad_pooled < 0.6).all(), bad_pooled
 
 

@@ -15,9 +15,9 @@ from isg_core.experiments import (
     ALL_TASKS,
     Experiment,
     cv_metrics,
+    headline_pcc,
     isg,
     load_experiment_data,
-    paired_difference,
     summarise,
     table4_experiments,
     table_experiments,
@@ -81,23 +81,26 @@ def test_noise_ceiling_scores_the_truth_like_a_model():
     assert 0.55 < noise_ceiling_avg(c) < 0.85
 
 
-def test_paired_difference_known_answer_and_summary():
+def test_summary_is_the_headline_pcc_over_seeds():
+    """The table's PCC mean is the one aggregation (headline_pcc: per fold the mean over tasks and
+    genes, then over folds), averaged over seeds; a constant prediction scores 0 and is counted."""
     rng = np.random.default_rng(0)
-    base = pd.DataFrame([{"task": "LIHC", "gene": f"g{j}", "fold": k, "pcc": rng.uniform(0, 0.5), "l2": 1.0}
-                         for j in range(6) for k in range(5)])
-    a = base.assign(method="A", pcc=base.pcc + 0.1)
-    b = base.assign(method="B")
-    rows = pd.concat([a, b], ignore_index=True)
-    d = paired_difference(rows, "A", "B")
-    assert d["mean PCC difference"] == pytest.approx(0.1)
-    assert d["95% CI low"] == pytest.approx(0.1) and d["95% CI high"] == pytest.approx(0.1)
-    assert d["verdict"] == "a higher" and d["units"] == 30 and d["a wins"] == 1.0
-    assert paired_difference(rows, "B", "A")["verdict"] == "a lower"
+    ids = [f"s{i}" for i in range(60)]
+    groups = pd.DataFrame({"fold": np.repeat(np.arange(5), 12), "cancer_type": "LIHC"}, index=ids)
+    truth = pd.DataFrame(rng.normal(size=(60, 3)), index=ids, columns=["CD3D", "CD3E", "MKI67"])
+    seeds = [truth + rng.normal(0, s, truth.shape) for s in (0.5, 1.0)]
+    seeds[1]["MKI67"] = 2.0  # constant: PCC 0 in every fold, counted
+    rows = pd.concat([cv_metrics(p, truth, groups.fold, groups.cancer_type).assign(method="A", seed=k)
+                      for k, p in enumerate(seeds)], ignore_index=True)
+    assert (rows[(rows.seed == 1) & (rows.gene == "MKI67")].pcc == 0).all()
     s = summarise(rows, ceiling=0.5).set_index("method")
-    per_fold = base.groupby("fold").pcc.mean()
-    assert s.loc["B", "PCC mean"] == pytest.approx(per_fold.mean())
-    assert s.loc["B", "PCC sd"] == pytest.approx(per_fold.std(ddof=1))
-    assert s.loc["A", "of noise ceiling"] == pytest.approx((per_fold.mean() + 0.1) / 0.5)
+    heads = [headline_pcc(p, truth, groups) for p in seeds]
+    assert s.loc["A", "PCC mean"] == pytest.approx(np.mean(heads))
+    assert s.loc["A", "PCC sd (seeds)"] == pytest.approx(np.std(heads, ddof=1))
+    assert s.loc["A", "seeds"] == 2
+    assert s.loc["A", "of noise ceiling"] == pytest.approx(np.mean(heads) / 0.5)
+    per_fold = rows.groupby(["seed", "fold"]).pcc.mean().groupby("fold").mean()
+    assert s.loc["A", "PCC sd (folds)"] == pytest.approx(per_fold.std(ddof=1))
 
 
 def test_feature_stats_and_standardizer():
@@ -220,8 +223,16 @@ def test_parallel_jobs_give_the_same_table(tmp_path):
     torch.set_num_threads(1)
     one = run_table(exps, c, tmp_path, prof, tmp_path / "runs1", ["LIHC"], progress=False, jobs=1)
     two = run_table(exps, c, tmp_path, prof, tmp_path / "runs2", ["LIHC"], progress=False, jobs=2)
-    pd.testing.assert_frame_equal(one, two)
-    assert set(one.method) == {"H", "I"} and len(one) == 2 * 7 * 5
+    pd.testing.assert_frame_equal(one.rows, two.rows)
+    assert one.predictions.keys() == two.predictions.keys()
+    for k in one.predictions:
+        pd.testing.assert_frame_equal(one.predictions[k], two.predictions[k])
+    # the headline ISG runs with the profile's seeds (2 at smoke), HE2RNA with one
+    assert set(one.rows.method) == {"H", "I"} and len(one.rows) == 2 * 7 * 5  # 2 methods x 7 genes x 5 folds, one seed
+    exps[1] = isg("I", 2, 1, headline=True)
+    three = run_table(exps, c, tmp_path, prof, tmp_path / "runs1", ["LIHC"], progress=False, jobs=1)
+    assert sorted(three.predictions) == [("H", 0), ("I", 0), ("I", 1)]
+    assert len(three.seeds("I")) == 2 and not three.predictions[("I", 0)].equals(three.predictions[("I", 1)])
 
 
 def test_one_verdict_and_sentence_for_every_table():

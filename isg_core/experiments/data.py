@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from ..errors import IsgError, first_line
-from ..models.baselines.he2rna import global_only_inputs
+from ..models.baselines.he2rna import MAX_TILES, global_only_inputs
 from ..oracle import load_oracle_data
 from ..selection import parse_threshold, select
 from ..selection.slide import kept_rows
@@ -25,6 +25,11 @@ from .specs import Experiment
 GLOBAL_ONLY = ("he2rna", "he2rna-msi", "vit-s")
 #: the feature set that is the simulator's truth, not a stored extraction (:mod:`isg_core.oracle`)
 ORACLE = "oracle"
+
+
+def tile_cap(exp: Experiment) -> int | None:
+    """The most tiles of a slide ``exp``'s model reads: HE2RNA's 8,000, else all."""
+    return MAX_TILES if exp.model.startswith("he2rna") else None
 
 
 def keep_mask(h5: h5py.File, exp: Experiment, pixels: int) -> np.ndarray | None:
@@ -71,7 +76,7 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
         except OSError as e:
             raise IsgError(path, f"cannot read features ({first_line(e)})") from None
         if R is None:  # as isg predict does: (supertiles and) a zero placeholder for R
-            f, R, pos = global_only_inputs(f, pos, exp.supertiles)
+            f, R, pos = global_only_inputs(f, pos, exp.supertiles, tile_cap(exp))
         out.slide_ids.append(sid)
         out.f.append(f.astype(np.float32))
         out.R.append(R.astype(np.float16))
@@ -89,5 +94,5 @@ def _oracle_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], exp: 
     data = load_oracle_data(cohort_root, tiles_dir, slide_ids, lambda fh: keep_mask(fh, exp, pixels), local=local)
     if exp.supertiles is not None:  # HE2RNA's supertiles over the oracle's global features
         for i, (f, pos) in enumerate(zip(data.f, data.pos)):
-            data.f[i], data.R[i], data.pos[i] = global_only_inputs(f, pos, exp.supertiles)
+            data.f[i], data.R[i], data.pos[i] = global_only_inputs(f, pos, exp.supertiles, tile_cap(exp))
     return data

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import roc_curve
-from .scoring import fold_auc
 from .specs import STAND_INS, TABLES
 from .table3 import Table3Run
 from .tables import TableRun
@@ -19,7 +18,7 @@ def plot_table(run: TableRun, ax=None, title: str | None = None):
     s = run.summary
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.45 * len(s) + 1.2))
-    ax.barh(s.method, s["PCC mean"], xerr=s["PCC sd"], color="tab:blue", alpha=0.8,
+    ax.barh(s.method, s["PCC mean"], xerr=s["PCC sd (folds)"], color="tab:blue", alpha=0.8,
             label=f"ours ({run.config.get('cohort', 'ISG-Sim, simulated')})")
     if "paper PCC" in s and s["paper PCC"].notna().any():
         ax.scatter(s["paper PCC"], s.method, color="tab:red", marker="D", zorder=3, label="paper (TCGA)")
@@ -27,15 +26,16 @@ def plot_table(run: TableRun, ax=None, title: str | None = None):
         ax.axvline(run.ceiling, color="k", ls="--", lw=1, label=f"noise ceiling {run.ceiling:.2f}")
     ax.axvline(0, color="grey", lw=0.5)
     ax.invert_yaxis()
-    ax.set(xlabel="average PCC over genes (mean +- SD over 5 folds)", title=title or TABLES[run.number][0])
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set(xlabel="average PCC over genes (mean over folds and seeds; bar: SD over 5 folds)",
+           title=title or TABLES[run.number][0])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: it never covers a bar
     return ax
 
 
 def plot_roc(run: Table3Run, axes=None):
-    """One panel per stand-in: the ROC curve of each method's out-of-fold probabilities pooled over
-    the folds (the legend gives the AUC of Table 3, the mean over folds), the biology reference
-    (dashed) and the chance diagonal."""
+    """One panel per stand-in: the ROC curve of each method's out-of-fold probabilities (its first
+    training seed) pooled over the folds, the biology reference (dashed) and the chance diagonal;
+    the legend, below the panels, gives Table 3's AUC (the mean over folds and seeds)."""
     # imported here: matplotlib costs ~1 s, which the CLI and the worker processes never need
     import matplotlib.pyplot as plt
 
@@ -44,13 +44,15 @@ def plot_roc(run: Table3Run, axes=None):
         _, axes = plt.subplots(1, len(cohorts), figsize=(4.2 * len(cohorts), 4.2), squeeze=False)
         axes = axes[0]
     for ax, c in zip(axes, cohorts):
-        for r in (r for r in run.results + run.references if r.cohort == c):
+        table = run.summary[run.summary.cohort == c].set_index("method").AUC
+        for r in (r for r in run.results + run.references if r.cohort == c and r.seed == 0):
             fpr, tpr, _ = roc_curve(r.frame.label, r.frame.prob)
             ref = r.experiment.model == "reference"
             ax.plot(fpr, tpr, lw=1 if ref else 1.5, ls="--" if ref else "-", color="grey" if ref else None,
-                    label=f"{'biology reference' if ref else r.experiment.label}: {fold_auc(r.frame):.2f}")
+                    label=f"{'biology reference' if ref else r.experiment.label}: {table[r.experiment.label]:.2f}")
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
         ax.set(xlabel="false positive rate", ylabel="true positive rate", aspect="equal",
                title=f"{STAND_INS[c]} (simulated stand-in\nfor {c})")
-        ax.legend(loc="lower right", fontsize=7, title="AUC (mean over folds)", title_fontsize=7)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=7, title="AUC (mean over folds, seeds)",
+                  title_fontsize=7)  # below the panel: it never covers a curve
     return axes

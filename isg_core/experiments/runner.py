@@ -22,20 +22,42 @@ import torch
 from tqdm import tqdm
 
 from ..config import Profile
+from ..models.registry import published_schedule
+from ..oracle import encode_counts, slide_total_counts
 from ..slide_batches import SlideData
 from ..tiling import check_tiles_current
 from ..training import TrainConfig, cross_validate, load_fold_model
 from .data import GLOBAL_ONLY, load_experiment_data
 from .factory import model_factory
+from .linear import cross_validate_linear
 from .scoring import expression_rows, msi_frame
-from .specs import Experiment
+from .specs import LINEAR_TOTALS, Experiment
 from .targets import ALL_TASKS, LOSS_OF_KIND, run_targets, task_slides
 
 
-def train_config(profile: Profile, exp: Experiment, kind: str = "regression") -> TrainConfig:
-    """The engine's config of ``exp``: the profile's schedule, the data it learns from, the loss of ``kind``."""
-    return TrainConfig(**profile.models.schedule(), features=exp.features, selection=exp.selection,
-                       loss=LOSS_OF_KIND[kind])
+def train_config(profile: Profile, exp: Experiment, kind: str = "regression", seed: int = 0) -> TrainConfig:
+    """The engine's config of ``exp``: the profile's schedule, or the model's published one where
+    it has one (HE2RNA: :data:`~isg_core.models.baselines.he2rna.PUBLISHED_SCHEDULE`), capped at the
+    profile's ``epoch_cap``; the training ``seed``; the data it learns from; the loss of ``kind``."""
+    sched = {**profile.models.schedule(), **published_schedule(exp.model)}
+    cap = profile.models.epoch_cap
+    if cap is not None:
+        sched["epochs"], sched["patience"] = min(sched["epochs"], cap), min(sched["patience"], cap)
+    sched["seed"] = int(seed)
+    return TrainConfig(**sched, features=exp.features, selection=exp.selection, loss=LOSS_OF_KIND[kind])
+
+
+def seeds_of(exp: Experiment, profile: Profile) -> list[int]:
+    """The training seeds ``exp`` runs with: the profile's ``seeds`` for a headline row, else seed 0;
+    a deterministic model (the linear oracle) has one."""
+    if exp.model == LINEAR_TOTALS:
+        return [0]
+    return list(range(profile.models.seeds)) if exp.headline else [0]
+
+
+def with_seeds(experiments: Sequence[Experiment], tasks: Sequence[str], profile: Profile) -> list[tuple]:
+    """The (experiment, task, seed) work of a table, seed-major within each experiment and task."""
+    return [(exp, task, s) for exp in experiments for task in tasks for s in seeds_of(exp, profile)]
 
 
 @dataclass
@@ -54,6 +76,7 @@ class ExperimentResult:
     folds: pd.Series | None = None
     kind: str = "regression"
     width: int | None = None  # the network's width (ISG at the profile's width; None = d)
+    seed: int = 0  # the training seed
 
     def load_model(self, fold: int):
         """The best model of ``fold`` (eval mode), rebuilt from the spec its checkpoint carries, and
@@ -71,16 +94,40 @@ class MSIResult:
     cohort: str  # the paper's cohort this sub-cohort stands in for
     frame: pd.DataFrame  # per slide: label, prob, fold, patient_id
     run_dir: Path | None = None
+    seed: int = 0  # the training seed
+
+
+@dataclass
+class RegressionOutcome:
+    """What a table keeps of one regression run: its per-(fold, task, gene) ``rows`` (with
+    ``method``, ``seed``, ``n_patches`` and ``setting``) and its out-of-fold ``predictions`` and
+    ``targets`` (slides x genes, original units), from which the slide-level bootstrap rescores it."""
+
+    experiment: Experiment
+    task: str
+    seed: int
+    rows: pd.DataFrame
+    predictions: pd.DataFrame
+    targets: pd.DataFrame
 
 
 def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task: str, profile: Profile,
                    out_dir: "str | os.PathLike", device: str | None = None, progress: bool = True,
-                   data: SlideData | None = None, kind: str = "regression") -> ExperimentResult:
-    """Cross-validate ``exp`` on ``task``; folds are skipped if done.  ``task`` is a cancer type or
-    ``"all"`` for a ``"regression"``, a paper cohort of :data:`~isg_core.experiments.STAND_INS`
-    for a ``"classification"``.  ``data``: the slides' features already loaded (a superset)."""
+                   data: SlideData | None = None, kind: str = "regression", seed: int = 0) -> ExperimentResult:
+    """Cross-validate ``exp`` on ``task`` with training seed ``seed``; folds are skipped if done.
+    ``task`` is a cancer type or ``"all"`` for a ``"regression"``, a paper cohort of
+    :data:`~isg_core.experiments.STAND_INS` for a ``"classification"``.  ``data``: the slides'
+    features already loaded (a superset)."""
     Y, folder = run_targets(cohort, task, kind)
     ids = list(Y.index)
+    m = cohort.manifest.set_index("slide_id")
+    if exp.model == LINEAR_TOTALS:  # closed form on the slide's true totals: no features, no training seed
+        X = pd.DataFrame(encode_counts(slide_total_counts(cohort.root).loc[ids].to_numpy()), index=ids)
+        preds = cross_validate_linear(X, Y, m["fold"])
+        out = ExperimentResult(exp, task, preds, Y, folds=m.loc[ids, "fold"], kind=kind, seed=seed)
+        out.rows = expression_rows(preds, Y, out.folds, m.loc[ids, "cancer_type"], exp.label)
+        out.n_patches = float("nan")
+        return out
     if data is None:
         check_tiles_current(tiles_dir, cohort.manifest)  # features of a replaced slide never train a model
         data = load_experiment_data(tiles_dir, ids, exp, profile.tiling.global_size ** 2, getattr(cohort, "root", None))
@@ -88,37 +135,37 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
         data = data.subset([data.slide_ids.index(s) for s in ids])
     width = profile.models.width if exp.model == "isg" else None
     factory, model_cfg = model_factory(exp, data.f[0].shape[1], data.R[0].shape[1], width)
-    m = cohort.manifest.set_index("slide_id")
-    res = cross_validate(factory, data, Y, m["fold"], m["patient_id"], train_config(profile, exp, kind),
+    res = cross_validate(factory, data, Y, m["fold"], m["patient_id"], train_config(profile, exp, kind, seed),
                          Path(out_dir) / folder, model_cfg={"experiment": exp.run_spec(), **model_cfg}, device=device,
                          progress=progress, name=exp.model)
     out = ExperimentResult(exp, task, res.predictions, res.targets, run_dir=res.run_dir, data=data, folds=res.folds,
-                           kind=kind, width=width)
+                           kind=kind, width=width, seed=seed)
     if kind == "regression":
         out.rows = expression_rows(res.predictions, res.targets, res.folds, m.loc[ids, "cancer_type"], exp.label)
     out.n_patches = float(np.mean([len(x) for x in data.f]))
     return out
 
 
-def table_outcome(r: ExperimentResult, cohort) -> "pd.DataFrame | MSIResult":
+def table_outcome(r: ExperimentResult, cohort) -> "RegressionOutcome | MSIResult":
     """What a table keeps of a run (small enough to come back from a worker process): a
-    regression's rows, tagged with the patches seen and the setting; a classification's
-    per-slide probabilities."""
+    regression's rows, tagged with the seed, the patches seen and the setting, and its
+    out-of-fold predictions; a classification's per-slide probabilities."""
     if r.kind == "classification":
         m = cohort.manifest.set_index("slide_id")
         return MSIResult(r.experiment, r.task, msi_frame(r.predictions, r.targets, r.folds, m["patient_id"]),
-                         r.run_dir)
+                         r.run_dir, seed=r.seed)
+    r.rows["seed"] = r.seed
     r.rows["n_patches"] = r.n_patches
     r.rows["setting"] = "per task" if r.task != ALL_TASKS else "one model for all tasks"
-    return r.rows
+    return RegressionOutcome(r.experiment, r.task, r.seed, r.rows, r.predictions, r.targets)
 
 
-def _run_job(args) -> "pd.DataFrame | MSIResult":
-    """One (experiment, task) cross-validation in a worker process, on one thread."""
-    exp, cohort, tiles_dir, profile, out_dir, task, device, kind = args
+def _run_job(args) -> "RegressionOutcome | MSIResult":
+    """One (experiment, task, seed) cross-validation in a worker process, on one thread."""
+    exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed = args
     torch.set_num_threads(1)
     return table_outcome(run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress=False,
-                                        kind=kind), cohort)
+                                        kind=kind, seed=seed), cohort)
 
 
 def in_processes(fn, work: list, jobs: int, progress: bool = True, desc: str = "cross-validations") -> list:
@@ -128,35 +175,70 @@ def in_processes(fn, work: list, jobs: int, progress: bool = True, desc: str = "
         return list(tqdm(ex.map(fn, work), total=len(work), desc=desc, unit="run", disable=not progress))
 
 
-def run_grid(work: Sequence[tuple[Experiment, str]], cohort, tiles_dir, profile: Profile, out_dir,
+def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir,
              kind: str = "regression", device: str | None = None, progress: bool = True, jobs: int = 1) -> list:
-    """Run every (experiment, task) of ``work`` in order; returns their :func:`table_outcome`.
+    """Run every (experiment, task[, seed]) of ``work`` in order (seed 0 where none is given);
+    returns their :func:`table_outcome`.
 
     ``jobs > 1`` runs that many cross-validations at once in worker processes of one thread each:
     these models are too small to keep two cores busy from one process, so on a 2-core CPU two jobs
     take about half the time.  Every fold is seeded, so the results do not depend on ``jobs``.
     In one process, each data variant's features are read once for every slide."""
     check_tiles_current(tiles_dir, cohort.manifest)  # once here: the workers get loaded data or check again
+    work = [(w[0], w[1], w[2] if len(w) > 2 else 0) for w in work]
     if jobs > 1 and len(work) > 1:
-        args = [(exp, cohort, tiles_dir, profile, out_dir, task, device, kind) for exp, task in work]
+        args = [(exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed) for exp, task, seed in work]
         return in_processes(_run_job, args, jobs, progress)
     outcomes = []
     cache: dict[tuple, SlideData] = {}
-    for exp, task in work:
-        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in GLOBAL_ONLY)
-        if key not in cache:
+    for exp, task, seed in work:
+        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in GLOBAL_ONLY, exp.model)
+        if exp.model != LINEAR_TOTALS and key not in cache:
             cache[key] = load_experiment_data(tiles_dir, task_slides(cohort), exp, profile.tiling.global_size ** 2,
                                               getattr(cohort, "root", None))  # oracle features read the cohort
-        r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache[key],
-                           kind=kind)
+        r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache.get(key),
+                           kind=kind, seed=seed)
         outcomes.append(table_outcome(r, cohort))
     return outcomes
 
 
+@dataclass
+class TableOutcomes:
+    """Every run of a regression table: the long per-(method, seed, fold, task, gene) ``rows``;
+    per (method label, seed) the out-of-fold ``predictions`` of every slide of the table's tasks
+    (slides x genes, NaN where a gene is not its slide's task's); the observed ``truth`` in the
+    same layout; and ``groups`` (fold and cancer type per slide): what
+    :func:`~isg_core.experiments.slide_bootstrap.paired_slide_bootstrap` needs."""
+
+    rows: pd.DataFrame
+    predictions: dict[tuple[str, int], pd.DataFrame]
+    truth: pd.DataFrame
+    groups: pd.DataFrame
+
+    def seeds(self, method: str) -> list[pd.DataFrame]:
+        """``method``'s prediction frames, one per training seed."""
+        return [p for (m, _), p in sorted(self.predictions.items(), key=lambda kv: kv[0][1]) if m == method]
+
+
+def collect_outcomes(outcomes: Sequence[RegressionOutcome], cohort) -> TableOutcomes:
+    """Stack the per-task runs of each (method, seed) into one slides x genes frame."""
+    rows = pd.concat([o.rows for o in outcomes], ignore_index=True)
+    parts: dict[tuple[str, int], list[pd.DataFrame]] = {}
+    truth_parts: dict[str, pd.DataFrame] = {}
+    for o in outcomes:
+        parts.setdefault((o.experiment.label, o.seed), []).append(o.predictions)
+        truth_parts.setdefault(o.task, o.targets)
+    truth = pd.concat(list(truth_parts.values()))
+    truth = truth[~truth.index.duplicated()]
+    preds = {k: pd.concat(v).reindex(index=truth.index, columns=truth.columns) for k, v in parts.items()}
+    m = cohort.manifest.set_index("slide_id").loc[truth.index]
+    return TableOutcomes(rows, preds, truth, m[["fold", "cancer_type"]])
+
+
 def run_table(experiments: Sequence[Experiment], cohort, tiles_dir, profile: Profile, out_dir, tasks: Sequence[str],
-              device: str | None = None, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
-    """Every experiment on every regression task (:func:`run_grid`): the long
-    per-(method, fold, task, gene) rows with ``n_patches`` (mean patches per slide seen)."""
-    work = [(exp, task) for exp in experiments for task in tasks]
-    return pd.concat(run_grid(work, cohort, tiles_dir, profile, out_dir, "regression", device, progress, jobs),
-                     ignore_index=True)
+              device: str | None = None, progress: bool = True, jobs: int = 1) -> TableOutcomes:
+    """Every experiment on every regression task, each headline row with the profile's training
+    seeds (:func:`with_seeds`, :func:`run_grid`), collected (:func:`collect_outcomes`)."""
+    work = with_seeds(experiments, tasks, profile)
+    return collect_outcomes(run_grid(work, cohort, tiles_dir, profile, out_dir, "regression", device, progress, jobs),
+                            cohort)

@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 
 from ..config import TASK_GENES
-from ..metrics import pearson_per_column, roc_auc
+from ..metrics import pcc_or_zero, roc_auc
 from .targets import ALL_TASKS, task_targets
 
 
 def cv_metrics(predictions: pd.DataFrame, targets: pd.DataFrame, folds: pd.Series,
                cancer_type: pd.Series) -> pd.DataFrame:
     """One row per (fold, task, gene) of the genes of each slide's task: PCC and mean squared error
-    over that fold's test slides of that cancer type."""
+    over that fold's test slides of that cancer type.  The PCC is
+    :func:`~isg_core.metrics.pcc_or_zero`: a constant prediction scores 0 and is counted (the
+    aggregation of :mod:`~isg_core.experiments.slide_bootstrap`)."""
     rows = []
     for ct, genes in TASK_GENES.items():
         sl = cancer_type.index[cancer_type == ct]
@@ -30,21 +32,18 @@ def cv_metrics(predictions: pd.DataFrame, targets: pd.DataFrame, folds: pd.Serie
                 ok = ~(np.isnan(t) | np.isnan(p))
                 if ok.sum() < 2:
                     continue
-                rows.append({"task": ct, "gene": gene, "fold": int(k),
-                             "pcc": float(pearson_per_column(t[ok], p[ok])[0]),
+                rows.append({"task": ct, "gene": gene, "fold": int(k), "pcc": pcc_or_zero(t[ok], p[ok]),
                              "l2": float(np.mean((t[ok] - p[ok]) ** 2))})
     return pd.DataFrame(rows, columns=["task", "gene", "fold", "pcc", "l2"])
 
 
 def expression_rows(predictions: pd.DataFrame, targets: pd.DataFrame, folds: pd.Series, cancer_type: pd.Series,
                     method: str) -> pd.DataFrame:
-    """A regression run's rows of ``method``: :func:`cv_metrics` per (fold, task, gene), with
-    ``pcc_pooled``, the PCC of the out-of-fold predictions of all folds together."""
+    """A regression run's rows of ``method``: :func:`cv_metrics` per (fold, task, gene).  (No pooled
+    PCC: every table aggregates one way, within folds.)"""
     rows = cv_metrics(predictions, targets, folds, cancer_type)
     rows.insert(0, "method", method)
-    pooled = cv_metrics(predictions, targets, pd.Series(0, index=folds.index), cancer_type)
-    return rows.merge(pooled[["task", "gene", "pcc"]].rename(columns={"pcc": "pcc_pooled"}), on=["task", "gene"],
-                      how="left")
+    return rows
 
 
 def noise_ceiling_avg(cohort) -> float:

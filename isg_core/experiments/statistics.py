@@ -4,11 +4,13 @@ every table: Tables 1, 2, 4 and 6, Table 3, and Table 5 (notebook 09).
 Both methods of a comparison are scored on the same resampled units, so what the two share
 (the slides, their difficulty) cancels.  The resampling unit is the table's own:
 
-* Tables 1, 2, 4, 6 and 5: the mean over paired units of a PCC difference (a (task, gene, fold)
-  of the regression tables; a target of Table 5), a percentile bootstrap of that mean
-  (:func:`paired_bootstrap`);
+* Tables 1, 2, 4 and 6: the test slides within each fold and cancer type, and the training seeds
+  (:func:`~isg_core.experiments.slide_bootstrap.paired_slide_bootstrap`);
 * Table 3: the AUC is a mean over folds of a rank statistic, so the slides are resampled within
-  each fold, positives and negatives apart (:func:`bootstrap_fold_auc`).
+  each fold, positives and negatives apart, and a seed is drawn per method
+  (:func:`seed_auc_bootstrap`);
+* Table 5 (a probe on frozen features, no seeds): the mean over its targets of a PCC difference,
+  a percentile bootstrap of that mean (:func:`paired_bootstrap`).
 
 The verdict reads the 95% interval: above 0, ``a`` is higher; below 0, lower; containing 0, the
 cohort cannot tell them apart; not finite (no unit, or one class only), undefined.
@@ -60,15 +62,6 @@ def paired_bootstrap(a: pd.Series, b: pd.Series, unit: str = "units", metric: st
             "a wins": float((diff > 0).mean()) if len(diff) else np.nan, "verdict": verdict(lo, hi)}
 
 
-def paired_difference(rows: pd.DataFrame, a: str, b: str, n_boot: int = 2000, seed: int = 0) -> dict:
-    """PCC(a) - PCC(b) of two methods' per-(task, gene, fold) rows, paired by (task, gene, fold)
-    (:func:`paired_bootstrap`).  An interval above 0 means a beats b on this cohort."""
-    key = ["task", "gene", "fold"]
-    wa = rows[rows.method == a].set_index(key).pcc
-    wb = rows[rows.method == b].set_index(key).pcc
-    return {"comparison": f"{a} - {b}", **paired_bootstrap(wa, wb, n_boot=n_boot, seed=seed)}
-
-
 def bootstrap_fold_auc(frame: pd.DataFrame, cols: Sequence[str], n_boot: int = 2000, seed: int = 0) -> dict:
     """:func:`fold_auc` of each score column on the same ``n_boot`` resamples: within every fold,
     its positives and its negatives are resampled separately (so each keeps both classes)."""
@@ -92,21 +85,56 @@ def bootstrap_fold_auc(frame: pd.DataFrame, cols: Sequence[str], n_boot: int = 2
     return out
 
 
-def paired_auc_difference(results: list[MSIResult], a: str, b: str, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """AUC(a) - AUC(b) (means over folds) per sub-cohort on the same slides, with a paired
-    within-fold bootstrap 95% interval."""
+def by_method(results: "list[MSIResult]") -> dict[tuple[str, str], list[pd.DataFrame]]:
+    """(sub-cohort, method label) -> the per-slide frames of its training seeds, in seed order."""
+    out: dict[tuple[str, str], list] = {}
+    for r in sorted(results, key=lambda r: r.seed):
+        out.setdefault((r.cohort, r.experiment.label), []).append(r.frame)
+    return out
+
+
+#: what Table 3's bootstrap resamples (the ``resampled`` column)
+AUC_RESAMPLED = "slides within fold and class"
+
+
+def seed_auc_bootstrap(frames: dict[str, list[pd.DataFrame]], n_boot: int = 2000, seed: int = 0) -> dict:
+    """Per method (``frames``: name -> one per-slide frame per training seed, the same slides), the
+    :func:`fold_auc` of ``n_boot`` replicates that resample slides within each fold, positives and
+    negatives apart (:func:`bootstrap_fold_auc`, the same slides for every method), and draw one of
+    the method's seeds each, independently: name -> (n_boot,) array."""
+    first = next(iter(frames.values()))[0]
+    both = first[["label", "fold"]].copy()
+    cols = {}
+    for name, fs in frames.items():
+        cols[name] = [f"{name}#{i}" for i in range(len(fs))]
+        for c, f in zip(cols[name], fs):
+            both[c] = f.prob.loc[both.index]
+    boot = bootstrap_fold_auc(both, [c for cs in cols.values() for c in cs], n_boot, seed)
+    rng = np.random.default_rng([seed, 1])
+    out = {}
+    for name, cs in cols.items():
+        pick = rng.integers(0, len(cs), n_boot)
+        out[name] = np.stack([boot[c] for c in cs])[pick, np.arange(n_boot)]
+    return out
+
+
+def paired_auc_difference(results: "list[MSIResult]", a: str, b: str, n_boot: int = 2000,
+                          seed: int = 0) -> pd.DataFrame:
+    """AUC(a) - AUC(b) (means over folds, then over each method's seeds) per sub-cohort on the same
+    slides, with a 95% interval from :func:`seed_auc_bootstrap` (slides within fold and class,
+    and seeds)."""
     rows = []
-    by = {(r.cohort, r.experiment.label): r.frame for r in results}
+    by = by_method(results)
     for cohort in dict.fromkeys(r.cohort for r in results):
         if (cohort, a) not in by or (cohort, b) not in by:
             continue
-        fa = by[(cohort, a)]
-        both = fa.assign(prob_b=by[(cohort, b)].prob.loc[fa.index])
-        boot = bootstrap_fold_auc(both, ["prob", "prob_b"], n_boot, seed)
-        d = boot["prob"] - boot["prob_b"]
+        fa, fb = by[(cohort, a)], by[(cohort, b)]
+        boot = seed_auc_bootstrap({"a": fa, "b": fb}, n_boot, seed)
+        d = boot["a"] - boot["b"]
         ok = np.isfinite(d)
         lo, hi = (float(np.quantile(d[ok], 0.025)), float(np.quantile(d[ok], 0.975))) if ok.any() else (np.nan, np.nan)
-        rows.append({"sub-cohort": stand_in_label(cohort), "comparison": f"{a} - {b}",
-                     "AUC difference": fold_auc(both) - fold_auc(both, "prob_b"), "95% CI low": lo, "95% CI high": hi,
-                     "verdict": verdict(lo, hi)})
+        diff = np.mean([fold_auc(f) for f in fa]) - np.mean([fold_auc(f) for f in fb])
+        rows.append({"sub-cohort": stand_in_label(cohort), "comparison": f"{a} - {b}", "AUC difference": float(diff),
+                     "95% CI low": lo, "95% CI high": hi, "n_boot": n_boot, "resampled": AUC_RESAMPLED,
+                     "seeds": f"a: {len(fa)}, b: {len(fb)}", "verdict": verdict(lo, hi)})
     return pd.DataFrame(rows)

@@ -32,32 +32,38 @@ import pandas as pd
 from ..config import Profile
 from ..metrics import roc_auc
 from ..paper import paper_value
-from .runner import MSIResult, run_grid
+from .runner import MSIResult, run_grid, seeds_of
 from .scoring import fold_auc, patient_level
 from .specs import STAND_INS, Experiment, stand_in_label, table3_experiments
-from .statistics import bootstrap_fold_auc, paired_auc_difference, verdict_sentence
-from .tables import open_table_cohort
+from .statistics import by_method, paired_auc_difference, seed_auc_bootstrap, verdict_sentence
+from .tables import cohort_config, open_table_cohort
 from .targets import msi_labels
 
 
 def summarise_msi(results: list[MSIResult], n_boot: int = 2000) -> pd.DataFrame:
-    """Table 3: one row per (sub-cohort, method): the AUC (mean over folds, :func:`fold_auc`) with
-    a within-fold bootstrap 95% interval and the SD over folds; the AUC of the pooled out-of-fold
-    predictions and per patient (both biased low when nothing is learnt, see :func:`fold_auc`);
-    and the paper's number."""
+    """Table 3: one row per (sub-cohort, method): the AUC (mean over folds, :func:`fold_auc`; then
+    the mean over training seeds) with a 95% interval that resamples slides within fold and class
+    and draws seeds (:func:`seed_auc_bootstrap`), the SD over folds and over seeds; the AUC of the
+    pooled out-of-fold predictions and per patient (first seed; both biased low when nothing is
+    learnt, see :func:`fold_auc`); and the paper's number."""
     rows = []
-    for r in results:
-        f = r.frame
-        folds = [roc_auc(g.label, g.prob) for _, g in f.groupby("fold")]
-        boot = bootstrap_fold_auc(f, ["prob"], n_boot)["prob"]
+    for (cohort, label), frames in by_method(results).items():
+        exp = next(r.experiment for r in results if r.cohort == cohort and r.experiment.label == label)
+        f = frames[0]
+        aucs = [fold_auc(x) for x in frames]
+        per_fold = np.nanmean([[roc_auc(g.label, g.prob) for _, g in x.groupby("fold")] for x in frames], axis=0)
+        boot = seed_auc_bootstrap({"m": frames}, n_boot)["m"]
         pat = patient_level(f)
-        paper = r.experiment.paper
-        rows.append({"cohort": r.cohort, "sub-cohort": stand_in_label(r.cohort), "method": r.experiment.label,
-                     "AUC": fold_auc(f), "AUC 95% low": float(np.nanquantile(boot, 0.025)),
-                     "AUC 95% high": float(np.nanquantile(boot, 0.975)), "AUC fold sd": float(np.nanstd(folds, ddof=1)),
-                     "AUC pooled": roc_auc(f.label, f.prob), "AUC patients (pooled)": roc_auc(pat.label, pat.prob),
-                     "slides": len(f), "MSI-H": int(f.label.sum()),
-                     "paper AUC": paper_value(3, paper, r.cohort, "MSI", "AUC") if paper else np.nan})
+        paper = exp.paper
+        rows.append({"cohort": cohort, "sub-cohort": stand_in_label(cohort), "method": label,
+                     "AUC": float(np.mean(aucs)), "AUC 95% low": float(np.nanquantile(boot, 0.025)),
+                     "AUC 95% high": float(np.nanquantile(boot, 0.975)),
+                     "AUC sd (folds)": float(np.nanstd(per_fold, ddof=1)),
+                     "AUC sd (seeds)": float(np.std(aucs, ddof=1)) if len(frames) > 1 else np.nan,
+                     "seeds": len(frames), "AUC pooled": roc_auc(f.label, f.prob),
+                     "AUC patients (pooled)": roc_auc(pat.label, pat.prob), "slides": len(f),
+                     "MSI-H": int(f.label.sum()),
+                     "paper AUC": paper_value(3, paper, cohort, "MSI", "AUC") if paper else np.nan})
     for paper_cohort in dict.fromkeys(r.cohort for r in results):  # the paper's third method, as printed
         rows.append({"cohort": paper_cohort, "sub-cohort": stand_in_label(paper_cohort), "method": "MSIfromHE",
                      "paper AUC": paper_value(3, "MSIfromHE", paper_cohort, "MSI", "AUC")})
@@ -104,16 +110,16 @@ def reproduce_table3(profile: "str | Profile | None" = None, cohort_root: "str |
     prof, root, cohort = open_table_cohort(profile, cohort_root, exps, progress, device)
     present = set(cohort.manifest.cancer_type)
     cohorts = [c for c, ct in STAND_INS.items() if ct in present]
-    results = run_grid([(e, c) for c in cohorts for e in exps], cohort, root / "tiles", prof, root / "runs",
-                       "classification", device, progress, prof.models.jobs)
+    work = [(e, c, s) for c in cohorts for e in exps for s in seeds_of(e, prof)]
+    results = run_grid(work, cohort, root / "tiles", prof, root / "runs", "classification", device, progress,
+                       prof.models.jobs)
     refs = [r for r in (biology_reference(cohort, c) for c in cohorts) if r is not None]
     summary = summarise_msi(results + refs)
-    diffs = pd.concat([paired_auc_difference(results, "ISG", b)
-                       for b in ("HE2RNA", "HE2RNA on our features + Shannon")],
+    diffs = pd.concat([paired_auc_difference(results, "ISG", e.label) for e in exps if e.label != "ISG"],
                       ignore_index=True)
     config = {"profile": prof.name, "models": asdict(prof.models), "loss": "bce",
               "experiments": [e.to_dict() for e in exps], "stand_ins": {c: STAND_INS[c] for c in cohorts},
-              "cohort": cohort.label}
+              **cohort_config(prof, cohort)}
     return Table3Run(results, summary, diffs, config, refs)
 
 
@@ -128,5 +134,6 @@ def describe_msi(run: Table3Run) -> str:
             zip(order.method, order.AUC, order["AUC 95% low"], order["AUC 95% high"])) + ".")
     for _, d in run.differences.iterrows():
         lines.append(f"{d['sub-cohort']}: " + verdict_sentence(d.comparison, d["AUC difference"], d["95% CI low"],
-                                                                d["95% CI high"], d.verdict))
+                                                                d["95% CI high"], d.verdict,
+                                                                f"{d.resampled}; seeds {d.seeds}"))
     return "\n".join(lines)

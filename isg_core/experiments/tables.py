@@ -1,10 +1,12 @@
 """The regression tables end to end (paper Tables 1, 2, 4 and 6): run, summarise, compare, describe.
 
 A table's rows are the experiments of :mod:`~isg_core.experiments.specs`, cross-validated by
-:func:`~isg_core.experiments.runner.run_table`; :func:`summarise` turns the per-(fold, task,
-gene) rows into the table (mean and SD over folds of the average PCC, the noise ceiling, the
-paper's value), and :func:`~isg_core.experiments.statistics.paired_difference` gives each
-comparison's bootstrap interval.
+:func:`~isg_core.experiments.runner.run_table` (the headline rows with several training seeds).
+:func:`summarise` turns the per-(seed, fold, task, gene) rows into the table with the one PCC
+aggregation of :mod:`~isg_core.experiments.slide_bootstrap` (per fold the mean over tasks and
+genes, then the mean over folds; then the mean over seeds), and every comparison's interval is
+:func:`~isg_core.experiments.slide_bootstrap.paired_slide_bootstrap` over test slides and seeds,
+overall and per gene programme.
 """
 from __future__ import annotations
 
@@ -15,33 +17,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cohort import ensure_cohort, load_cohort
+from ..cohort import cohort_role, ensure_cohort, load_cohort
 from ..config import TASK_GENES, Profile, get_profile
 from ..errors import IsgError
 from ..features.workflow import ensure_features
 from ..paper import paper_value
-from .runner import run_table
+from .runner import TableOutcomes, run_table
 from .scoring import noise_ceiling_avg
-from .specs import TABLES, Experiment, table_experiments
-from .statistics import paired_difference, verdict_sentence
+from .slide_bootstrap import bootstrap_sentence, paired_slide_bootstrap, per_programme_differences
+from .specs import BEST_BASELINE, TABLES, Experiment, table_experiments
 from .targets import ALL_TASKS
+
+#: bootstrap replicates of every interval
+N_BOOT = 2000
 
 
 def summarise(rows: pd.DataFrame, table: int | None = None, ceiling: float = float("nan"),
               paper_names: dict[str, str | None] | None = None) -> pd.DataFrame:
-    """The table: per method, the average over tasks and genes of the PCC and L2 in each fold,
-    then their mean and SD over folds; the PCC of the pooled out-of-fold predictions (when the
-    rows carry ``pcc_pooled``); per-task average PCCs; the fraction of the noise ceiling; and the
-    paper's value for the row (``paper_names`` maps our label to the paper's method)."""
-    per_fold = rows.groupby(["method", "fold"], sort=False).agg(pcc=("pcc", "mean"), l2=("l2", "mean"))
-    g = per_fold.groupby(level="method", sort=False)
-    out = pd.DataFrame({"PCC mean": g.pcc.mean(), "PCC sd": g.pcc.std(ddof=1), "L2 mean": g.l2.mean(),
-                        "L2 sd": g.l2.std(ddof=1)})
-    if "pcc_pooled" in rows:  # PCC of the out-of-fold predictions of all 5 folds together, per task and gene
-        out["PCC pooled"] = (rows.drop_duplicates(["method", "task", "gene"])
-                             .groupby("method", sort=False).pcc_pooled.mean())
+    """The table: per method, ``PCC mean`` (per seed and fold the mean over tasks and genes of the
+    PCC, :func:`~isg_core.metrics.pcc_or_zero`; the mean over folds; the mean over seeds: the
+    headline of :func:`~isg_core.experiments.slide_bootstrap.headline_pcc`), ``PCC sd (folds)``
+    (SD over folds of the seed-averaged fold PCC), ``PCC sd (seeds)`` and ``seeds``; the L2 the
+    same way; per-task average PCCs; the fraction of the noise ceiling; and the paper's value for
+    the row (``paper_names`` maps our label to the paper's method)."""
+    rows = rows if "seed" in rows else rows.assign(seed=0)
+    per_fold = rows.groupby(["method", "seed", "fold"], sort=False).agg(pcc=("pcc", "mean"), l2=("l2", "mean"))
+    per_seed = per_fold.groupby(level=["method", "seed"], sort=False).mean()
+    fold_avg = per_fold.groupby(level=["method", "fold"], sort=False).mean()
+    g, f = per_seed.groupby(level="method", sort=False), fold_avg.groupby(level="method", sort=False)
+    out = pd.DataFrame({"PCC mean": g.pcc.mean(), "PCC sd (folds)": f.pcc.std(ddof=1),
+                        "PCC sd (seeds)": g.pcc.std(ddof=1), "seeds": g.pcc.size(),
+                        "L2 mean": g.l2.mean(), "L2 sd (folds)": f.l2.std(ddof=1)})
     for ct in rows.task.unique():
-        out[f"PCC {ct}"] = rows[rows.task == ct].groupby("method", sort=False).pcc.mean()
+        out[f"PCC {ct}"] = rows[rows.task == ct].groupby(["method", "seed", "fold"], sort=False).pcc.mean() \
+            .groupby(level="method", sort=False).mean()
     out["noise ceiling"] = ceiling
     out["of noise ceiling"] = out["PCC mean"] / ceiling if np.isfinite(ceiling) else np.nan
     if "n_patches" in rows:
@@ -58,55 +67,81 @@ def summarise(rows: pd.DataFrame, table: int | None = None, ceiling: float = flo
     return out.reset_index().rename(columns={"index": "method"})
 
 
-def best_baseline(summary: pd.DataFrame, ours: str = "ISG") -> str:
-    """The highest-PCC row that is not an ISG variant (chosen on the same CV results; named, not tuned)."""
-    others = summary[~summary.method.str.startswith("ISG")]
-    return str(others.sort_values("PCC mean", ascending=False).method.iloc[0])
-
-
 def table_comparisons(n: int, summary: pd.DataFrame) -> list[tuple[str, str]]:
-    """The paired comparisons each table reports (ours first)."""
+    """The paired comparisons each table reports (ours first).  Table 1: ISG against the best
+    baseline (named on the development cohort, :data:`~isg_core.experiments.specs.BEST_BASELINE`)
+    and against HE2RNA; the paper's control (HE2RNA with Shannon against HE2RNA with its Otsu
+    rule); and what learned features lose against the oracle's."""
+    methods = list(summary.method)
     if n == 1:
-        pairs = [("ISG", best_baseline(summary, "ISG")), ("ISG", "HE2RNA"),
-                 ("HE2RNA on our features + Shannon", "HE2RNA on our features")]
+        h = next(m for m in methods if m.startswith("HE2RNA (") and "+" not in m)
+        pairs = [("ISG", BEST_BASELINE), ("ISG", h), (f"{h} + Shannon", h), ("ISG (oracle features)", "ISG"),
+                 (f"{BEST_BASELINE} (oracle features)", BEST_BASELINE)]
     elif n == 2:
-        pairs = [("ISG", m) for m in summary.method if m != "ISG"]
+        pairs = [("ISG", m) for m in methods if m != "ISG"]
     elif n == 4:
-        ref = next(m for m in summary.method if m.startswith("1 x"))  # our default threshold
-        pairs = [(ref, m) for m in summary.method if m != ref]
+        ref = next(m for m in methods if m.startswith("1 x"))  # our default threshold
+        pairs = [(ref, m) for m in methods if m != ref]
     else:
-        pairs = [("ISG-10-2", m) for m in summary.method if m != "ISG-10-2"]
-    return list(dict.fromkeys(pairs))
+        pairs = [("ISG-10-2", m) for m in methods if m != "ISG-10-2"]
+    return [p for p in dict.fromkeys(pairs) if p[0] in methods and p[1] in methods]
+
+
+def programme_comparisons(n: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The comparisons whose gene-programme breakdown is reported: Table 1's two headline ones
+    (ISG against the best baseline and against HE2RNA), every comparison of the other tables."""
+    return pairs[:2] if n == 1 else pairs
+
+
+def compare(out: TableOutcomes, pairs: list[tuple[str, str]], n_boot: int = N_BOOT
+            ) -> pd.DataFrame:
+    """Every pair's :func:`paired_slide_bootstrap` over test slides and seeds, one row each."""
+    diffs = [paired_slide_bootstrap(out.seeds(a), out.seeds(b), out.truth, out.groups, n_boot,
+                                    comparison=f"{a} - {b}") for a, b in pairs]
+    return pd.DataFrame(diffs)
 
 
 @dataclass
 class TableRun:
     number: int
-    rows: pd.DataFrame  # per (method, task, gene, fold)
+    outcomes: TableOutcomes
     summary: pd.DataFrame
-    differences: pd.DataFrame
+    differences: pd.DataFrame  # one row per comparison: slide-level bootstrap over seeds
+    programmes: pd.DataFrame  # the same per gene programme
     ceiling: float
     config: dict
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Per (method, seed, fold, task, gene): PCC and L2."""
+        return self.outcomes.rows
 
 
 def open_table_cohort(profile: "str | Profile | None", cohort_root: "str | os.PathLike | None",
                       exps: list[Experiment], progress: bool = True, device: str | None = None):
     """The profile, the cohort's folder and the cohort of a table's run, with every feature set its
-    experiments read extracted (or found)."""
+    experiments read extracted (or found; the oracle's is the simulator's truth, not extracted)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     cohort = load_cohort(root)
-    ensure_features(tuple(dict.fromkeys(e.features for e in exps)), prof, root, progress=progress, device=device)
+    ensure_features(tuple(dict.fromkeys(e.features for e in exps if e.features != "oracle")), prof, root,
+                    progress=progress, device=device)
     return prof, root, cohort
 
 
-def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
-                    device: str | None = None, progress: bool = True, setting: str | None = None) -> TableRun:
-    """Run (or find) every experiment of Table ``n`` on the profile's cohort and summarise it.
+def cohort_config(prof: Profile, cohort) -> dict:
+    """What a table's config says of its cohort: its label, ``cohort_seed`` and role."""
+    seed = cohort.meta.get("parameters", {}).get("seed")
+    return {"cohort": cohort.label, "cohort_seed": seed, "cohort_role": cohort_role(prof, cohort)}
 
-    ``setting`` overrides the table's ("per task" or "one model for all tasks"): Table 1 is also
-    run with one model for all tasks, where each model sees three times the slides.
-    Runs go to ``<cohort>/runs/``; finished folds are skipped, so a rerun only reads results."""
+
+def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
+                    device: str | None = None, progress: bool = True, setting: str | None = None,
+                    n_boot: int = N_BOOT) -> TableRun:
+    """Run (or find) every experiment of Table ``n`` on the profile's held-out cohort and summarise it.
+
+    ``setting`` overrides the table's ("per task" or "one model for all tasks").  Runs go to
+    ``<cohort>/runs/``; finished folds are skipped, so a rerun only reads results."""
     exps = table_experiments(n)
     prof, root, cohort = open_table_cohort(profile, cohort_root, exps, progress, device)
     setting = setting or TABLES[n][1]
@@ -114,13 +149,17 @@ def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root:
         raise IsgError(None, f"unknown setting {setting!r} (per task, one model for all tasks)")
     tasks = [t for t in TASK_GENES if (cohort.manifest.cancer_type == t).any()] if setting == "per task" \
         else [ALL_TASKS]
-    rows = run_table(exps, cohort, root / "tiles", prof, root / "runs", tasks, device, progress, jobs=prof.models.jobs)
+    out = run_table(exps, cohort, root / "tiles", prof, root / "runs", tasks, device, progress, jobs=prof.models.jobs)
     ceiling = noise_ceiling_avg(cohort)
-    summary = summarise(rows, n, ceiling, {e.label: e.paper for e in exps})
-    diffs = pd.DataFrame([paired_difference(rows, a, b) for a, b in table_comparisons(n, summary)])
+    summary = summarise(out.rows, n, ceiling, {e.label: e.paper for e in exps})
+    pairs = table_comparisons(n, summary)
+    diffs = compare(out, pairs, n_boot)
+    progs = pd.concat([per_programme_differences(out.seeds(a), out.seeds(b), out.truth, out.groups, n_boot,
+                                                 comparison=f"{a} - {b}")
+                       for a, b in programme_comparisons(n, pairs)], ignore_index=True)
     config = {"profile": prof.name, "models": asdict(prof.models), "experiments": [e.to_dict() for e in exps],
-              "tasks": tasks, "setting": setting, "cohort": cohort.label}
-    return TableRun(n, rows, summary, diffs, ceiling, config)
+              "tasks": tasks, "setting": setting, **cohort_config(prof, cohort), "n_boot": n_boot}
+    return TableRun(n, out, summary, diffs, progs, ceiling, config)
 
 
 #: the paper's gene names where they differ from HGNC symbols
@@ -128,12 +167,12 @@ PAPER_GENE_NAMES = {"MS4A1": "CD20"}
 
 
 def per_gene_table(run: TableRun) -> pd.DataFrame:
-    """Mean PCC over folds per (task, gene) and method; for Table 1 the paper's per-gene values of
-    the rows it reports (``paper: <method>``)."""
+    """Mean PCC over folds (and seeds) per (task, gene) and method; for Table 1 the paper's per-gene
+    values of the rows it reports (``paper: <method>``)."""
     wide = run.rows.groupby(["task", "gene", "method"], sort=False).pcc.mean().unstack("method")
     wide = wide[list(run.summary.method)]
     if run.number == 1:
-        for label, paper in (("ISG", "ISG"), ("HE2RNA", "HE2RNA")):
+        for paper in ("ISG", "HE2RNA"):
             wide[f"paper: {paper}"] = [paper_value(1, paper, t, PAPER_GENE_NAMES.get(g, g)) for t, g in wide.index]
     return wide.reset_index()
 
@@ -143,12 +182,15 @@ def describe(run: TableRun, ours: str | None = None) -> str:
     and the README; every number comes from ``run``)."""
     s = run.summary.sort_values("PCC mean", ascending=False)
     ours = ours or table_comparisons(run.number, run.summary)[0][0]
-    lines = ["Ranking by mean PCC over folds: "
-             + " > ".join(f"{m} ({v:.3f})" for m, v in zip(s.method, s["PCC mean"])) + "."]
-    if np.isfinite(run.ceiling):
+
+    def fmt(m, v, k, sd):
+        return f"{m} ({v:.3f}" + (f" +- {sd:.3f} over {int(k)} seeds)" if k > 1 else ")")
+
+    lines = ["Ranking by PCC (mean over folds, then seeds): "
+             + " > ".join(fmt(*r) for r in zip(s.method, s["PCC mean"], s["seeds"], s["PCC sd (seeds)"])) + "."]
+    if np.isfinite(run.ceiling) and (s.method == ours).any():
         r = float(s.loc[s.method == ours, "PCC mean"].iloc[0])
         lines.append(f"{ours} reaches {r / run.ceiling:.2f} of the noise ceiling ({run.ceiling:.3f}); the goal is 0.9.")
     for _, d in run.differences.iterrows():
-        lines.append(verdict_sentence(d.comparison, d["mean PCC difference"], d["95% CI low"], d["95% CI high"],
-                                      d.verdict, f"{int(d.units)} task-gene-fold pairs"))
+        lines.append(bootstrap_sentence(d))
     return "\n".join(lines)

@@ -6,11 +6,13 @@ The paper probes features with "a two-layer perceptron with a ReLU activation"
 * **slide level** (the paper's TCGA row): every kept patch's features are mean-pooled into one
   vector per slide and the probe predicts the slide's log-expression of its task's genes;
   5-fold cross-validation on the manifest's patient-level folds, one probe per cancer type,
-  PCC per gene of the pooled out-of-fold predictions, averaged over genes and tasks (the
-  mean and spread over folds are reported too);
+  scored like every regression table (per fold the PCC of each gene over the fold's test slides
+  of its type, the mean over tasks and genes, then the mean over folds: ``pcc``), and compared
+  with a paired bootstrap over test slides (:func:`table5_differences`);
 * **patch level** (the paper's STNet row, 149 px spots with expression): ISG-Sim records the
   cells drawn in each global patch, so log(1 + count) of each cell type stands in for a spot's
-  expression; the folds are the slides' folds, so no slide is on both sides.
+  expression; the folds are the slides' folds, so no slide is on both sides.  ``pcc`` is the mean
+  over folds of the PCC over the fold's patches; differences resample the cell types (targets).
 
 Feature sets: ``fe`` (f_i and the mean of R_i over the local grid, concatenated), ``fe:global``
 (f_i only), ``fe-untrained`` (same architecture, random weights: what the shape alone gives),
@@ -81,11 +83,12 @@ def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec:
     return np.concatenate(xs), meta
 
 
-def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
-    """Per cancer type and gene: mean and std over folds of the probe's PCC."""
+def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per cancer type and gene: the probe's PCC (mean over folds, and its SD); and the out-of-fold
+    predictions of every slide (slides x genes, NaN outside a slide's task)."""
     cfg = cfg or ProbeConfig()
     X = slide_features(cohort.manifest, tiles_dir, spec)
-    out = []
+    out, preds = [], []
     for ctype, genes in TASK_GENES.items():
         m = cohort.manifest[cohort.manifest["cancer_type"] == ctype]
         if len(m) == 0:
@@ -95,16 +98,16 @@ def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
                                    m["fold"].to_numpy(), cfg, groups=m["patient_id"].to_numpy(),
                                    target_names=list(genes))
         out.append(_rows(res, "slide", ctype))
-    return pd.concat(out, ignore_index=True)
+        preds.append(pd.DataFrame(res.predictions, index=list(m["slide_id"]), columns=list(genes)))
+    return pd.concat(out, ignore_index=True), pd.concat(preds)
 
 
 def _rows(res, level: str, task: str) -> pd.DataFrame:
-    """``pcc``: PCC of the pooled out-of-fold predictions (every slide or patch predicted once, by
-    a probe that never saw it); ``pcc_fold_mean`` / ``pcc_fold_std``: over the folds (noisy when a
-    fold holds a handful of slides of a task)."""
+    """``pcc``: the mean over folds of the PCC over each fold's test slides or patches (a constant
+    prediction scores 0), as every table scores; ``pcc_fold_std``: its SD over folds."""
     s = res.summary().drop(index="mean")
-    return pd.DataFrame({"level": level, "task": task, "target": s.index, "pcc": res.pooled_pcc,
-                         "pcc_fold_mean": s["pcc_mean"].to_numpy(), "pcc_fold_std": s["pcc_std"].to_numpy()})
+    return pd.DataFrame({"level": level, "task": task, "target": s.index, "pcc": s["pcc_mean"].to_numpy(),
+                         "pcc_fold_std": s["pcc_std"].to_numpy()})
 
 
 def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
@@ -120,14 +123,44 @@ def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
 
 
 def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untrained"), cfg=None,
-           progress: bool = True) -> pd.DataFrame:
-    """Long table: one row per (features, level, task, target) with the probe's PCC."""
-    parts = []
+           progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Long table: one row per (features, level, task, target) with the probe's PCC; and per
+    feature set the slide-level out-of-fold predictions (for :func:`table5_differences`)."""
+    parts, preds = [], {}
     for spec in tqdm(specs, desc="Table 5 probes", unit="features", disable=not progress):
-        for fn in (probe_slide_level, probe_patch_level):
-            parts.append(fn(cohort, tiles_dir, spec, cfg).assign(features=spec))
-    return pd.concat(parts, ignore_index=True)[["features", "level", "task", "target", "pcc", "pcc_fold_mean",
-                                                 "pcc_fold_std"]]
+        slide, preds[spec] = probe_slide_level(cohort, tiles_dir, spec, cfg)
+        parts += [slide.assign(features=spec), probe_patch_level(cohort, tiles_dir, spec, cfg).assign(features=spec)]
+    long = pd.concat(parts, ignore_index=True)[["features", "level", "task", "target", "pcc", "pcc_fold_std"]]
+    return long, preds
+
+
+def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohort, pairs,
+                       n_boot: int = 2000) -> pd.DataFrame:
+    """Paired differences between feature sets: at slide level the bootstrap over test slides
+    within fold and cancer type of every regression table (:func:`~isg_core.experiments.
+    slide_bootstrap.paired_slide_bootstrap`, on the out-of-fold predictions ``table5`` kept); at
+    patch level a bootstrap of the mean per-cell-type PCC difference (resampling the targets)."""
+    # the experiments package imports the features package: imported here, where Table 5 is compared
+    from ..experiments.slide_bootstrap import paired_slide_bootstrap
+    from ..experiments.statistics import paired_bootstrap
+    from ..experiments.targets import ALL_TASKS, task_targets
+
+    truth = task_targets(cohort, ALL_TASKS)
+    groups = cohort.manifest.set_index("slide_id").loc[truth.index, ["fold", "cancer_type"]]
+    rows = []
+    for a, b in pairs:
+        r = paired_slide_bootstrap(preds[a].reindex(truth.index), preds[b].reindex(truth.index), truth, groups,
+                                   n_boot, comparison=f"{a} - {b}")
+        rows.append({"level": "slide", **{k: r[k] for k in ("comparison", "PCC a", "PCC b", "mean PCC difference",
+                                                            "95% CI low", "95% CI high", "resampled", "verdict")}})
+    wide = long[long.level == "patch"].pivot_table(index="target", columns="features", values="pcc")
+    for a, b in pairs:
+        r = paired_bootstrap(wide[a], wide[b], unit="targets", n_boot=n_boot)
+        rows.append({"level": "patch", "comparison": f"{a} - {b}", "PCC a": float(wide[a].mean()),
+                     "PCC b": float(wide[b].mean()), "mean PCC difference": r["mean PCC difference"],
+                     "95% CI low": r["95% CI low"], "95% CI high": r["95% CI high"],
+                     "resampled": f"the {r['targets']} cell types (targets)", "verdict": r["verdict"]})
+    return pd.DataFrame(rows)
 
 
 def knn_agreement(x: np.ndarray, labels: np.ndarray, k: int = 10, max_n: int = 4000, seed: int = 0) -> pd.DataFrame:

@@ -71,6 +71,13 @@ def model_spec(name: str, d: int, grid: int, n_outputs: int, config: dict | None
     return {"model": key, "config": _plain(full)}
 
 
+def published_schedule(name: str) -> dict:
+    """The training schedule a model was published with (TrainConfig fields; HE2RNA's), which
+    beats the profile's; ``{}`` for a model without one (ISG, the ViTs: the paper gives none)."""
+    cls = MODELS.get(str(name).lower())  # not a registry model (the linear oracle): none
+    return dict(getattr(cls, "published_schedule", {}))
+
+
 def model_from_spec(spec: dict, **runtime: Any) -> nn.Module:
     """The network (fresh weights) that ``spec`` describes; ``runtime``: ``bias_init``,
     ``generator`` (see :func:`build_model`).  Extra keys of ``spec`` (a saved model's

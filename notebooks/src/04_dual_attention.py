@@ -52,7 +52,7 @@ print("profile", profile, "|", cohort.label)
 # The features of the Shannon-kept patches of one LIHC slide, as the training engine reads them.
 
 # %%
-exp = isg_full()  # ISG-10-2 at full width with Shannon selection: the paper's model (Table 1's row)
+exp = isg_full()  # ISG-10-2 at full width (d channels, as the paper's equations) with Shannon selection
 lihc = cohort.manifest[cohort.manifest.cancer_type == "LIHC"]
 sid = lihc.slide_id.iloc[0]
 one = load_experiment_data(root / "tiles", [sid], exp, prof.tiling.global_size ** 2)
@@ -62,8 +62,9 @@ print(f"{sid}: {len(one.f[0])} kept patches; f_i: {one.f[0].shape[1:]} (d = {d})
 
 # %% [markdown]
 # ## The network
-# The layer plan of ISG-10-2 and the parameters per part, at full width (d channels throughout, as in
-# Table 1; Tables 2, 4 and 6 use the profile's narrower `width` to afford their many runs).
+# The layer plan of ISG-10-2 and the parameters per part, at full width (d channels throughout, as the
+# paper's equations; the tables' ISG works at the profile's narrower `width`, chosen on the development
+# cohort, and Table 1 has a full-width row beside it).
 
 # %%
 cfg = DualAttentionConfig(d=d, grid=g, n_outputs=7, **dict(exp.overrides))

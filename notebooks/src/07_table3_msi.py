@@ -16,10 +16,12 @@
 # proliferation of the patient's tumour, with label noise (15-20% positive): it is visible in the
 # image, but not perfectly.
 #
-# Protocol: the manifest's 5 patient-level folds, early stopping on an inner patient split. The
-# AUC is the mean over folds of the AUC within each fold's test slides, with a 95% interval from
-# resampling slides within folds. The AUC of the out-of-fold probabilities pooled over folds (and
-# per patient) is shown too, but it is biased *below* 0.5 when a model learns little: a fold with
+# Protocol: the manifest's 5 patient-level folds, early stopping on an inner patient split (HE2RNA's
+# MSI path trains 50 epochs with no early stopping, as published), 3 training seeds per method at
+# `quick`, on the held-out cohort. The AUC is the mean over folds of the AUC within each fold's test
+# slides, then over seeds, with a 95% interval from resampling slides within folds and drawing seeds.
+# The AUC of the out-of-fold probabilities pooled over folds (and per patient) is shown too, but it is
+# biased *below* 0.5 when a model learns little: a fold with
 # more positives in its test set had fewer in training, so its model predicts a lower base rate.
 #
 # A **reference** row scores the simulator's own noiseless T-cell and proliferation expression with
@@ -42,23 +44,25 @@ T0 = time.perf_counter()
 torch.set_num_threads(1)
 command = notebook_command("07_table3_msi.ipynb", profile)
 run = reproduce_table3(profile)
-cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "AUC fold sd", "AUC pooled",
-        "AUC patients (pooled)", "slides", "MSI-H", "paper AUC"]
+cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "AUC sd (folds)", "AUC sd (seeds)", "seeds",
+        "AUC pooled", "AUC patients (pooled)", "slides", "MSI-H", "paper AUC"]
 write_table(run.summary[cols], "table_3", profile, command, config=run.config,
             title="Table 3: MSI-H against MSS, AUC (ISG-Sim SIMULATED stand-ins)",
             note="Every sub-cohort is a SIMULATED stand-in cut from ISG-Sim by cancer type "
                  f"({', '.join(f'{v} for {k}' for k, v in STAND_INS.items())}); 'paper AUC' is the paper's number "
-                 "on the real TCGA cohort. AUC: mean over 5 patient-level folds of the within-fold AUC, 95% interval "
-                 "from 2000 bootstraps of the slides within folds (positives and negatives apart); 'AUC pooled' pools "
-                 "the out-of-fold predictions (biased low when little is learnt). The reference row is the "
+                 "on the real TCGA cohort. AUC: mean over 5 patient-level folds of the within-fold AUC, then over the "
+                 "training seeds; 95% interval from 2000 bootstrap replicates that resample the slides within folds "
+                 "(positives and negatives apart) and draw a seed; 'AUC pooled' pools the out-of-fold predictions of "
+                 "the first seed (biased low when little is learnt). The reference row is the "
                  "simulator's noiseless T-cell + proliferation expression, not an image model. MSIfromHE is the "
                  "paper's number only.")
 run.summary[cols].round(3)
 
 # %% [markdown]
-# ROC curves of the out-of-fold probabilities pooled over folds, one panel per stand-in (the legend
-# gives the table's AUC, the mean over folds). With 20-30 MSI-H slides per sub-cohort the curves are
-# steppy and the intervals wide: read the table's intervals before a difference between two curves.
+# ROC curves of the out-of-fold probabilities (first training seed) pooled over folds, one panel per
+# stand-in (the legend gives the table's AUC, the mean over folds and seeds). With 20-30 MSI-H slides
+# per sub-cohort the curves are steppy and the intervals wide: read the table's intervals before a
+# difference between two curves.
 
 # %%
 axes = plot_roc(run)
@@ -73,8 +77,9 @@ save_figure(fig, "fig_table_3_roc", profile)
 # %%
 write_table(run.differences, "table_3_significance", profile, command,
             title="Table 3: ISG against HE2RNA's MSI path, paired bootstrap of the AUC difference (SIMULATED)",
-            note="2000 bootstrap resamples of the slides within folds, the same resample for both methods; "
-                 "the difference is of the mean-over-folds AUCs.")
+            note="2000 bootstrap replicates: each resamples the slides within folds (positives and negatives "
+                 "apart; the same slides for both methods) and draws one training seed per method; the difference "
+                 "is of the AUCs averaged over folds, then seeds.")
 print(describe_msi(run))
 run.differences.round(3)
 

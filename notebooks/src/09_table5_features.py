@@ -33,8 +33,8 @@ import torch
 
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
-from isg_core.experiments import paired_bootstrap, verdict_sentence
-from isg_core.features.evaluate import table5
+from isg_core.experiments import verdict_sentence
+from isg_core.features.evaluate import table5, table5_differences
 from isg_core.features.extract import read_features
 from isg_core.features.workflow import ensure_features
 from isg_core.paper import paper_value
@@ -73,24 +73,25 @@ pd.DataFrame([{"features": k, "slides encoded now": int((~v.skipped).sum()),
 torch.set_num_threads(1)  # small MLPs: one thread is faster than two on this CPU
 pcfg = ProbeConfig(epochs=300 if profile != "smoke" else 20, patience=30 if profile != "smoke" else 5)
 specs = ("resnet50", "fe", "fe:global", "fe-untrained")
-long = table5(cohort, tiles, specs, pcfg)
+long, slide_predictions = table5(cohort, tiles, specs, pcfg)
 write_table(long, "table_5_per_target", profile, command, config={"probe": pcfg.__dict__},
             title="Table 5 per target: probe PCC (ISG-Sim, SIMULATED)",
-            note=f"ResNet50 trunk: {resnet_trunk}; FE LPIPS trunk: {lpips_trunk}. pcc: PCC of the pooled out-of-fold "
-                 "predictions; pcc_fold_mean / pcc_fold_std: mean and standard deviation over the 5 folds.")
+            note=f"ResNet50 trunk: {resnet_trunk}; FE LPIPS trunk: {lpips_trunk}. pcc: the PCC over each fold's test "
+                 "slides (or patches), mean over the 5 folds (a constant prediction scores 0); pcc_fold_std: its SD "
+                 "over folds.")
 long.pivot_table(index=["level", "task", "target"], columns="features", values="pcc").round(3)
 
 # %% [markdown]
 # ## Table 5
-# Average PCC per feature set (slide level: over tasks and genes; patch level: over cell types) of the
-# pooled out-of-fold predictions, with the mean over folds and its spread, beside the paper's numbers.
+# Average PCC per feature set (slide level: over tasks and genes; patch level: over cell types), each
+# the mean over folds of the PCC within a fold (the aggregation of every table), beside the paper's numbers.
 # The paper's rows are TCGA and STNet; ours are their ISG-Sim stand-ins, so compare rankings, not values.
 
 # %%
 label = {"resnet50": f"ResNet50 ({resnet_trunk})", "fe": "Feature Extraction network (f_i + mean R_i)",
          "fe:global": "Feature Extraction network (f_i only)", "fe-untrained": "FE architecture, untrained"}
-agg = (long.groupby(["level", "features"]).agg(pcc=("pcc", "mean"), pcc_fold_mean=("pcc_fold_mean", "mean"),
-                                               pcc_fold_std=("pcc_fold_std", "mean")).reset_index())
+agg = (long.groupby(["level", "features"]).agg(pcc=("pcc", "mean"), pcc_fold_std=("pcc_fold_std", "mean"))
+       .reset_index())
 paper_method = {"resnet50": "ResNet50 (pretrained)", "fe": "Feature Extraction network (pretrained)"}
 dataset = {"slide": "TCGA", "patch": "STNet"}
 agg["paper"] = [paper_value(5, paper_method[sp], dataset[lv]) if sp in paper_method else np.nan
@@ -120,22 +121,20 @@ fig.tight_layout()
 save_figure(fig, "fig_table_5", profile)
 
 # %% [markdown]
-# **Is a difference real?** For each pair of feature sets, the per-target PCC differences (genes at slide
-# level, cell types at patch level) with a bootstrap 95% interval of their mean: an interval that
+# **Is a difference real?** For each pair of feature sets: at slide level a paired bootstrap over the test
+# slides (resampled within fold and cancer type, every gene's PCC recomputed on each resample, as for
+# Tables 1-6); at patch level a bootstrap of the mean per-cell-type PCC difference. An interval that
 # contains 0 means this cohort cannot tell the two apart.
 
 # %%
-wide = long.pivot_table(index=["level", "task", "target"], columns="features", values="pcc")
 pairs = [("fe", "resnet50"), ("fe", "fe-untrained"), ("fe", "fe:global")]
-diffs = pd.DataFrame([{"level": lv, "comparison": f"{a} - {b}",
-                       **paired_bootstrap(wide.loc[lv, a], wide.loc[lv, b], unit="targets", seed=0)}
-                      for lv in ("slide", "patch") for a, b in pairs]).drop(columns="a wins")
+diffs = table5_differences(long, slide_predictions, cohort, pairs)
 write_table(diffs, "table_5_differences", profile, command,
             title="Table 5: paired differences between feature sets (ISG-Sim, SIMULATED)",
-            note="Bootstrap (2000 resamples of targets) 95% interval of the mean per-target PCC difference.")
+            note="95% bootstrap intervals (2000 resamples); 'resampled' says what each level resamples.")
 for _, d in diffs.iterrows():
     print(f"{d.level} level: " + verdict_sentence(d.comparison, d["mean PCC difference"], d["95% CI low"],
-                                                  d["95% CI high"], d.verdict, f"{d.targets} targets"))
+                                                  d["95% CI high"], d.verdict, d.resampled))
 diffs
 
 # %% [markdown]

@@ -23,9 +23,23 @@ Written to follow the published code (github.com/owkin/HE2RNA_code, ``model.py``
   per forward call (per batch), not per slide.
 * K-means is a small deterministic numpy k-means++ / Lloyd (the original used libKMCUDA).
 
-Defaults: ``layers=(256,)``, ``dropout=0.5``, ``ks=(1, 2, 5, 10, 20, 50, 100)`` (the ks of the
-published configs; those configs use layers 256,256 and dropout 0.25 for the pan-cancer runs,
-which :class:`HE2RNAConfig` can express).
+As published (checked against ``configs/config_CD3_all_TCGA.ini`` and its MKI67, CD19-CD20 and
+epithelium twins, the per-gene-group supertile runs that Table 1's genes come from, and against
+``model.py``):
+
+* the head (:class:`HE2RNAConfig`): ``layers=(256, 256)``, ``dropout=0.25``, ReLU,
+  ``ks=(1, 2, 5, 10, 20, 50, 100)``;
+* the training (:data:`PUBLISHED_SCHEDULE`): Adam at lr 3e-4 without weight decay, batches of 16
+  slides, at most 200 epochs, early stopping with patience 50 on the mean validation correlation
+  (``model.fit``: the epoch kept is the one of the best correlation, not of the best loss), every
+  supertile of a slide in every step, and predictions passed through a ReLU (``model.predict``);
+* the inputs: at most :data:`MAX_TILES` tiles per slide (the README's 8,000), grouped into 100
+  supertiles (``supertile_preprocessing.py --n_tiles 100``);
+* the MSI path (:data:`MSI_PUBLISHED_SCHEDULE`, ``msi_prediction.py``): Keras Adam at 1e-3, 50
+  epochs, batches of 10, no early stopping (the last epoch is kept).
+
+The original also starts the last bias at the training mean of the targets; our engine
+standardises each target on the training slides, so that mean is 0 (``ModelRecipe.runtime``).
 """
 from __future__ import annotations
 
@@ -36,6 +50,16 @@ import torch
 from torch import nn
 
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
+#: tiles per slide HE2RNA reads at most (its README: "n_tiles = 8,000 when all tiles are treated separately")
+MAX_TILES = 8000
+#: HE2RNA's published training of its supertile models (configs/config_*_all_TCGA.ini, model.fit/predict),
+#: as fields of the engine's TrainConfig
+PUBLISHED_SCHEDULE = {"epochs": 200, "patience": 50, "lr": 3e-4, "batch_size": 16, "weight_decay": 0.0,
+                      "max_patches": None, "stop_on": "pcc", "prediction_floor": 0.0}
+#: HE2RNA's MSI classifier (msi_prediction.py: Adam(lr=0.001), model.fit(epochs=50, batch_size=10), no
+#: early stopping, so the last epoch's model is the one used)
+MSI_PUBLISHED_SCHEDULE = {"epochs": 50, "patience": 50, "lr": 1e-3, "batch_size": 10, "weight_decay": 0.0,
+                          "max_patches": None, "stop_on": "last"}
 
 
 # --- supertiles: K-means on tile coordinates ---------------------------------------------------
@@ -101,14 +125,25 @@ def supertiles(coords: np.ndarray, features: np.ndarray, n_clusters: int = 100,
     return feats, cents
 
 
-def global_only_inputs(f: np.ndarray, pos: np.ndarray, n_supertiles: int | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cap_tiles(f: np.ndarray, pos: np.ndarray, max_tiles: int | None = MAX_TILES, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_tiles`` rows of ``f`` and ``pos``: a fixed random subset (seeded; in slide
+    order) when a slide has more, as HE2RNA reads at most 8,000 tiles of a slide."""
+    if max_tiles is None or len(f) <= max_tiles:
+        return f, pos
+    keep = np.sort(np.random.default_rng(seed).choice(len(f), max_tiles, replace=False))
+    return f[keep], pos[keep]
+
+
+def global_only_inputs(f: np.ndarray, pos: np.ndarray, n_supertiles: int | None = None,
+                       max_tiles: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The inputs of a model that reads only the global features f (HE2RNA, the ViTs on f): f
     (float32), a zero placeholder for the local cube R ((n, 1, 1, d) float16: nothing of E_L is
     stored or run) and the grid positions, after HE2RNA's supertiles when ``n_supertiles`` is set
     (supertile coordinates rounded to the grid).  Cross-validation and ``isg predict`` both call
-    this, so a bundle sees a slide exactly as its fold's training did."""
-    f, pos = np.asarray(f, np.float32), np.asarray(pos, np.int64)
+    this, so a bundle sees a slide exactly as its fold's training did.  ``max_tiles``: HE2RNA's
+    tile cap (:func:`cap_tiles`), applied before the supertiles."""
+    f, pos = cap_tiles(np.asarray(f, np.float32), np.asarray(pos, np.int64), max_tiles)
     if n_supertiles is not None and len(f) > 1:
         f, cents = supertiles(pos.astype(np.float64), f, n_supertiles)
         f, pos = f.astype(np.float32), np.rint(cents).astype(np.int64)
@@ -125,9 +160,9 @@ class HE2RNAConfig:
     per training step, all of them averaged in evaluation).
     """
 
-    layers: tuple[int, ...] = (256,)
+    layers: tuple[int, ...] = (256, 256)
     ks: tuple[int, ...] = DEFAULT_KS
-    dropout: float = 0.5
+    dropout: float = 0.25
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(w) for w in self.layers))
@@ -231,6 +266,8 @@ class HE2RNAOnFeatures(nn.Module):
     """
 
     config_class = HE2RNAConfig
+    #: how the engine trains it (its published schedule, beating the profile's)
+    published_schedule = PUBLISHED_SCHEDULE
 
     def __init__(self, d: int, grid: int, n_outputs: int, config: HE2RNAConfig | None = None,
                  bias_init: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -273,6 +310,7 @@ class HE2RNAMSI(nn.Module):
     """
 
     config_class = HE2RNAMSIConfig
+    published_schedule = MSI_PUBLISHED_SCHEDULE
 
     def __init__(self, d: int, grid: int, n_outputs: int, hidden: tuple[int, ...] = (256, 128), **_ignored):
         super().__init__()

@@ -1,0 +1,154 @@
+"""The evaluation of issue 15: early stopping on PCC or none, HE2RNA's prediction floor, the
+linear oracle on slide totals, relative gains, seeds in Table 3's bootstrap, cohort roles."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from isg_core.config import PROFILES, SimConfig
+from isg_core.experiments import Experiment, headline_pcc, paired_slide_bootstrap, seed_auc_bootstrap
+from isg_core.experiments.linear import cross_validate_linear, ridge_fit_predict
+from isg_core.experiments.runner import MSIResult
+from isg_core.experiments.statistics import paired_auc_difference
+from isg_core.metrics import roc_auc
+from isg_core.training import TrainConfig, cross_validate, fit, predict, validation_pcc
+from tests.test_engine_integrity import LinearMean, overfitting_problem
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# --- early stopping ------------------------------------------------------------------------------
+def test_stop_on_pcc_keeps_the_epoch_of_the_best_validation_pcc():
+    data, Y, tr, va = overfitting_problem()
+    cfg = TrainConfig(epochs=30, batch_size=6, lr=3e-2, weight_decay=0.0, patience=30, max_patches=None,
+                      stop_on="pcc")
+    torch.manual_seed(0)
+    model, hist = fit(LinearMean(16, 1), data, Y, tr, va, cfg, device="cpu")
+    scores = [h["val_score"] for h in hist]  # minus the mean validation PCC
+    got = validation_pcc(predict(model, data, va, 6, "cpu"), Y[va])
+    assert -got == pytest.approx(min(scores), abs=1e-6)
+    # the loss and the PCC pick different epochs here: the criterion matters
+    assert int(np.argmin(scores)) != int(np.argmin([h["val_loss"] for h in hist])) or len(set(scores)) == 1
+
+
+def test_stop_on_last_keeps_the_last_epoch():
+    data, Y, tr, va = overfitting_problem()
+    cfg = TrainConfig(epochs=12, batch_size=6, lr=3e-2, weight_decay=0.0, patience=3, max_patches=None,
+                      stop_on="last")
+    torch.manual_seed(0)
+    model, hist = fit(LinearMean(16, 1), data, Y, tr, va, cfg, device="cpu")
+    assert len(hist) == 12  # no early stopping, whatever the validation loss does
+    last = predict(model, data, va, 6, "cpu")
+    assert float(np.mean((last - Y[va]) ** 2)) == pytest.approx(hist[-1]["val_loss"], rel=1e-5)
+
+
+def test_validation_pcc_known_answers():
+    y = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, np.nan], [4.0, 5.0]])
+    p = np.array([[2.0, 7.0], [4.0, 7.0], [6.0, 0.0], [8.0, 7.0]])  # gene 2: constant on its observed slides
+    assert validation_pcc(p, y) == pytest.approx((1.0 + 0.0) / 2)
+
+
+def test_prediction_floor_raises_low_predictions_in_target_units(tmp_path):
+    data, Y, _, _ = overfitting_problem()
+    ids = data.slide_ids
+    targets = pd.DataFrame(Y - 3.0, index=ids, columns=["g"])  # mostly negative targets
+    folds = pd.Series(np.arange(len(ids)) % 3, index=ids)
+    patients = pd.Series(ids, index=ids)
+    base = dict(epochs=3, batch_size=6, lr=1e-2, patience=3, max_patches=None)
+    free = cross_validate(lambda n: LinearMean(16, n), data, targets, folds, patients, TrainConfig(**base),
+                          tmp_path / "free", progress=False)
+    floored = cross_validate(lambda n: LinearMean(16, n), data, targets, folds, patients,
+                             TrainConfig(**base, prediction_floor=-2.5), tmp_path / "floor", progress=False)
+    assert (free.predictions.g < -2.5).any()
+    np.testing.assert_allclose(floored.predictions.g, np.maximum(free.predictions.g, -2.5), rtol=1e-6)
+
+
+# --- the linear oracle ---------------------------------------------------------------------------
+def test_ridge_recovers_a_linear_truth_and_never_sees_the_test_fold():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(100, 3)), index=[f"s{i}" for i in range(100)])
+    y = 2.0 * X[0] - X[1] + 3.0
+    Y = pd.DataFrame({"g": y, "h": np.where(np.arange(100) < 50, y, np.nan)}, index=X.index)
+    folds = pd.Series(np.arange(100) % 5, index=X.index)
+    pred = cross_validate_linear(X, Y, folds, alpha=1e-8)
+    np.testing.assert_allclose(pred.g, y, atol=1e-6)
+    assert pred.h.iloc[50:].isna().all() and np.allclose(pred.h.iloc[:50], y.iloc[:50], atol=1e-6)
+    # a test slide's own target never reaches its prediction
+    Y2 = Y.copy()
+    Y2.loc["s0", "g"] = 1e6
+    assert cross_validate_linear(X, Y2, folds).loc["s0", "g"] == pytest.approx(
+        cross_validate_linear(X, Y, folds).loc["s0", "g"])
+    # a constant input column is harmless
+    Xc = np.c_[X.to_numpy()[:80], np.ones(80)]
+    out = ridge_fit_predict(Xc, y.to_numpy()[:80], np.c_[X.to_numpy()[80:], np.ones(20)], alpha=1e-8)
+    np.testing.assert_allclose(out, y.to_numpy()[80:], atol=1e-6)
+
+
+# --- relative gain --------------------------------------------------------------------------------
+def test_relative_gain_is_the_difference_over_b():
+    rng = np.random.default_rng(3)
+    ids = [f"s{i}" for i in range(80)]
+    groups = pd.DataFrame({"fold": np.repeat(np.arange(4), 20), "cancer_type": "LIHC"}, index=ids)
+    truth = pd.DataFrame(rng.normal(size=(80, 2)), index=ids, columns=["CD3D", "MKI67"])
+    b = truth + rng.normal(0, 1.0, truth.shape)
+    r = paired_slide_bootstrap(truth, b, truth, groups, n_boot=400)
+    hb = headline_pcc(b, truth, groups)
+    assert r["PCC a"] == pytest.approx(1.0) and r["PCC b"] == pytest.approx(hb)
+    assert r["relative gain"] == pytest.approx((1.0 - hb) / hb)
+    assert r["relative 95% CI low"] <= r["relative gain"] <= r["relative 95% CI high"]
+    assert r["relative 95% CI low"] > 0 and r["verdict"] == "a higher"
+    # no gain is stated relative to a PCC <= 0
+    r0 = paired_slide_bootstrap(truth, -b, truth, groups, n_boot=50)
+    assert np.isnan(r0["relative gain"])
+
+
+# --- Table 3 with seeds ---------------------------------------------------------------------------
+def _msi(label, y, prob, seed, folds):
+    frame = pd.DataFrame({"label": y, "prob": prob, "fold": folds, "patient_id": np.arange(len(y))},
+                         index=[f"s{i}" for i in range(len(y))])
+    return MSIResult(Experiment(label, "isg"), "TCGA-CRC-DX", frame, seed=seed)
+
+
+def test_auc_bootstrap_draws_over_seeds():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40), np.zeros(160)].astype(int)
+    folds = np.arange(200) % 5
+    perfect, noise = y * 0.8 + 0.1, rng.random(200)
+    one = _msi("A", y, perfect, 0, folds).frame
+    two = _msi("A", y, noise, 1, folds).frame
+    boot = seed_auc_bootstrap({"A": [one, two]}, n_boot=400)["A"]
+    # each replicate is one seed's AUC: perfect (1.0) or noise (~0.5), about half each
+    assert ((boot == 1.0).mean() > 0.35) and ((boot == 1.0).mean() < 0.65) and (boot[boot < 1].max() < 0.8)
+    res = [_msi("A", y, perfect, 0, folds), _msi("A", y, noise, 1, folds), _msi("B", y, noise, 0, folds)]
+    d = paired_auc_difference(res, "A", "B", n_boot=400).iloc[0]
+    auc_noise = np.mean([roc_auc(y[folds == k], noise[folds == k]) for k in range(5)])
+    assert d["AUC difference"] == pytest.approx((1.0 + auc_noise) / 2 - auc_noise)
+    assert d["seeds"] == "a: 2, b: 1" and d["resampled"] == "slides within fold and class"
+    assert d["95% CI low"] <= 0.05  # a seed of A is as bad as B: the interval reaches 0
+
+
+# --- cohorts ----------------------------------------------------------------------------------------
+def test_development_and_held_out_cohorts_have_their_own_seeds_and_folders():
+    from isg_core.cohort import cohort_role
+    from isg_core.paths import cohort_dir
+
+    quick = PROFILES["quick"]
+    assert quick.sim.seed_of("held-out") != quick.sim.seed_of("development")
+    assert PROFILES["paper"].sim.seed != PROFILES["paper"].sim.dev_seed
+    assert cohort_dir("quick").name == "isg-sim-quick"
+    assert cohort_dir("quick", "development").name == "isg-sim-quick-dev"
+    with pytest.raises(ValueError):
+        SimConfig().seed_of("test")
+
+    def cohort(seed, simulated=True):
+        return SimpleNamespace(simulated=simulated, meta={"parameters": {"seed": seed}})
+
+    assert cohort_role(quick, cohort(quick.sim.seed)) == "held-out"
+    assert cohort_role(quick, cohort(quick.sim.dev_seed)) == "development"
+    assert cohort_role(quick, cohort(7)) == "user cohort"
+    assert cohort_role(quick, cohort(quick.sim.seed, simulated=False)) == "user cohort"
+    assert cohort_role(PROFILES["smoke"], cohort(0)) == "held-out and development"
