@@ -67,6 +67,13 @@ KeepFn = Callable[[h5py.File], "np.ndarray | None"]
 
 
 # ----------------------------------------------------------------------------- layout ----
+def oracle_available(cohort_root: "str | os.PathLike | None") -> bool:
+    """Whether a cohort carries the simulator's per-patch truth the oracle reads (``patches.csv`` and
+    ``maps/``): ISG-Sim does, a real cohort does not."""
+    return cohort_root is not None and (Path(cohort_root) / "patches.csv").is_file() \
+        and (Path(cohort_root) / "maps").is_dir()
+
+
 def encode_counts(counts: np.ndarray) -> np.ndarray:
     """Oracle features (..., ``ORACLE_DIM``) float32 from raw counts (..., ``N_COUNTS``) in the
     order of ``COUNT_COLUMNS``: ``log1p`` of each count, then the fractions of ``n_cells``."""

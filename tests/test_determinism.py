@@ -18,10 +18,12 @@ SMOKE = ROOT / "data" / "cohorts" / "isg-sim-smoke"
 
 def _fresh_copy(dst: Path) -> Path:
     dst.mkdir()
-    for name in ("manifest.csv", "expression.tsv", "cohort.json", "truth.csv", "labels.csv", "noise_ceiling.csv"):
+    for name in ("manifest.csv", "expression.tsv", "cohort.json", "truth.csv", "labels.csv", "noise_ceiling.csv",
+                 "patches.csv"):
         if (SMOKE / name).exists():
             shutil.copy(SMOKE / name, dst / name)
     shutil.copytree(SMOKE / "slides", dst / "slides")
+    shutil.copytree(SMOKE / "maps", dst / "maps")  # the oracle rows read the simulator's cells
     return dst
 
 

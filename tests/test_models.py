@@ -172,7 +172,9 @@ BEFORE = {
     "mpvit": [123, "4547f615a06d6cb4", 10945.647102, 411.229264],
 }
 SMALL = {"isg": dict(n_mbconv=4, fusion_every=2, mbconv_expand=2, vit_depth=2, vit_heads=2),
-         "isg-narrow-mean": dict(n_mbconv=2, fusion_every=1, width=4, vit_heads=2, readout="mean", token="pool")}
+         "isg-narrow-mean": dict(n_mbconv=2, fusion_every=1, width=4, vit_heads=2, readout="mean", token="pool"),
+         # HE2RNA's head before it took the published defaults (256-256, dropout 0.25)
+         "he2rna": dict(layers=(256,), dropout=0.5)}
 
 
 def fingerprint(model: nn.Module) -> list:

@@ -106,8 +106,7 @@ def reproduce_table3(profile: "str | Profile | None" = None, cohort_root: "str |
                      device: str | None = None, progress: bool = True) -> Table3Run:
     """Run (or find) every experiment of Table 3 on every stand-in and summarise; finished folds
     in ``<cohort>/runs/msi-<type>/`` are reused."""
-    exps = table3_experiments()
-    prof, root, cohort = open_table_cohort(profile, cohort_root, exps, progress, device)
+    prof, root, cohort, exps = open_table_cohort(profile, cohort_root, table3_experiments(), progress, device)
     present = set(cohort.manifest.cancer_type)
     cohorts = [c for c, ct in STAND_INS.items() if ct in present]
     work = [(e, c, s) for c in cohorts for e in exps for s in seeds_of(e, prof)]

@@ -21,7 +21,9 @@ from ..cohort import cohort_role, ensure_cohort, load_cohort
 from ..config import TASK_GENES, Profile, get_profile
 from ..errors import IsgError
 from ..features.workflow import ensure_features
+from ..oracle import oracle_available
 from ..paper import paper_value
+from .data import ORACLE
 from .runner import TableOutcomes, run_table
 from .scoring import noise_ceiling_avg
 from .slide_bootstrap import bootstrap_sentence, paired_slide_bootstrap, per_programme_differences
@@ -119,14 +121,17 @@ class TableRun:
 
 def open_table_cohort(profile: "str | Profile | None", cohort_root: "str | os.PathLike | None",
                       exps: list[Experiment], progress: bool = True, device: str | None = None):
-    """The profile, the cohort's folder and the cohort of a table's run, with every feature set its
-    experiments read extracted (or found; the oracle's is the simulator's truth, not extracted)."""
+    """The profile, the cohort's folder, the cohort and the experiments of a table's run, with every
+    feature set they read extracted (or found; the oracle's is the simulator's truth, not extracted).
+    The oracle rows are dropped on a cohort without that truth (a real one)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     cohort = load_cohort(root)
-    ensure_features(tuple(dict.fromkeys(e.features for e in exps if e.features != "oracle")), prof, root,
+    if not oracle_available(root):
+        exps = [e for e in exps if e.features != ORACLE]
+    ensure_features(tuple(dict.fromkeys(e.features for e in exps if e.features != ORACLE)), prof, root,
                     progress=progress, device=device)
-    return prof, root, cohort
+    return prof, root, cohort, exps
 
 
 def cohort_config(prof: Profile, cohort) -> dict:
@@ -142,8 +147,7 @@ def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root:
 
     ``setting`` overrides the table's ("per task" or "one model for all tasks").  Runs go to
     ``<cohort>/runs/``; finished folds are skipped, so a rerun only reads results."""
-    exps = table_experiments(n)
-    prof, root, cohort = open_table_cohort(profile, cohort_root, exps, progress, device)
+    prof, root, cohort, exps = open_table_cohort(profile, cohort_root, table_experiments(n), progress, device)
     setting = setting or TABLES[n][1]
     if setting not in ("per task", "one model for all tasks"):
         raise IsgError(None, f"unknown setting {setting!r} (per task, one model for all tasks)")
