@@ -152,3 +152,31 @@ def test_development_and_held_out_cohorts_have_their_own_seeds_and_folders():
     assert cohort_role(quick, cohort(7)) == "user cohort"
     assert cohort_role(quick, cohort(quick.sim.seed, simulated=False)) == "user cohort"
     assert cohort_role(PROFILES["smoke"], cohort(0)) == "held-out and development"
+
+
+# --- the tables' rows -----------------------------------------------------------------------------
+def test_table_rows_share_one_network_and_name_their_controls():
+    from isg_core.experiments import BEST_BASELINE, LINEAR_TOTALS, he2rna_label, table_experiments
+
+    t1 = {e.label: e for e in table_experiments(1)}
+    h = he2rna_label()
+    assert h == he2rna_label("random") or h == he2rna_label("imagenet")
+    assert he2rna_label("random") == "HE2RNA (random ResNet50)"
+    # the paper's control differs from HE2RNA as published only in its selection
+    ctrl = t1[f"{h} + Shannon"]
+    assert ctrl.run_spec() == {**t1[h].run_spec(), "selection": "shannon"} and t1[h].selection == "otsu"
+    assert (t1[h].features, t1[h].supertiles, t1[h].model) == ("resnet50", 100, "he2rna")
+    # headline rows: ISG, the development cohort's best baseline, both HE2RNA rows
+    assert {k for k, e in t1.items() if e.headline} == {"ISG", BEST_BASELINE, h, f"{h} + Shannon"}
+    # the oracle rows and the linear model on totals
+    assert t1["ISG (oracle features)"].features == "oracle"
+    assert t1[f"{BEST_BASELINE} (oracle features)"].model == BEST_BASELINE.lower()
+    assert any(e.model == LINEAR_TOTALS for e in t1.values())
+    # Tables 1, 2, 4 and 6: one ISG network (the profile's width); only Table 1's side row is full width
+    isg_rows = [e for n in (1, 2, 4, 6) for e in table_experiments(n) if e.model == "isg"]
+    full = [e for e in isg_rows if ("width", None) in e.overrides]
+    assert [e.label for e in full] == ["ISG (full width d)"]
+    t1_isg = t1["ISG"].run_spec()
+    assert t1_isg == {**[e for e in table_experiments(2) if e.label == "ISG"][0].run_spec()}  # one run, shared
+    # the headline flag and the label do not change which run a row reads
+    assert Experiment("x", headline=True).run_spec() == Experiment("y").run_spec()

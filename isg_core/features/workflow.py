@@ -7,6 +7,7 @@ cohort folder: ``tiles/<slide_id>.h5`` and ``extractors/<scale>/checkpoint.pt``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -14,15 +15,30 @@ import torch
 
 from ..cohort import ensure_cohort
 from ..config import FeatureConfig, Profile, get_profile
+from ..errors import IsgError
+from ..manifest import read_manifest
 from ..pipeline import prepare_cohort
 from .extract import ResNet50Encoder, StyleGANEncoder, extract_cohort
 from .stylegan import Discriminator, StyleAutoencoder
 from .train import train_config_for, train_extractor
 
 
-def extractor_dir(cohort_root: "str | os.PathLike", scale: str) -> Path:
-    """Default folder of an extractor's checkpoint, bank, history and figures."""
-    return Path(cohort_root) / "extractors" / scale
+def extractor_dir(cohort_root: "str | os.PathLike", scale: str, held_out_fold: int | None = None) -> Path:
+    """Default folder of an extractor's checkpoint, bank, history and figures; with
+    ``held_out_fold``, of the extractor trained without that fold's slides."""
+    root = Path(cohort_root) / "extractors"
+    return (root if held_out_fold is None else root / f"without-fold{held_out_fold}") / scale
+
+
+#: ``fe-without-fold<k>``: the FE network trained on every slide except fold k's (fold k's test
+#: slides unseen, as a per-fold extractor would have them)
+_WITHOUT_FOLD = re.compile(r"^fe-without-fold(\d+)$")
+
+
+def held_out_fold(name: str) -> int | None:
+    """The fold an ``fe-without-fold<k>`` feature set's extractors never saw (None for others)."""
+    m = _WITHOUT_FOLD.match(name)
+    return int(m.group(1)) if m else None
 
 
 #: the selections every cohort gets: Shannon and the baselines of Table 2 (DexiNed needs weights we lack)
@@ -37,29 +53,43 @@ def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=
 
 
 def ensure_extractor(scale: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
-                     progress: bool = True, device: str | None = None) -> Path:
-    """Train (or find) the profile's ``scale`` extractor; returns its checkpoint."""
+                     progress: bool = True, device: str | None = None, held_out: int | None = None) -> Path:
+    """Train (or find) the profile's ``scale`` extractor; returns its checkpoint.  ``held_out``: a
+    fold whose slides it never sees (trained on the other folds' slides only)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     cohort_root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     ensure_prepared(cohort_root, prof, progress=progress)
     cfg = train_config_for(scale, prof.features)
-    return train_extractor(cohort_root, cfg, extractor_dir(cohort_root, scale), resume=True, progress=progress,
-                           device=device)
+    folds = None
+    if held_out is not None:
+        all_folds = sorted(int(k) for k in read_manifest(Path(cohort_root) / "manifest.csv")["fold"].unique())
+        if held_out not in all_folds:
+            raise IsgError(Path(cohort_root) / "manifest.csv", f"no fold {held_out} (folds: {all_folds})")
+        folds = tuple(k for k in all_folds if k != held_out)
+    return train_extractor(cohort_root, cfg, extractor_dir(cohort_root, scale, held_out), resume=True,
+                           progress=progress, device=device, folds=folds)
 
 
 def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
                  progress: bool = True, device: str | None = None):
     """An encoder by name: ``fe`` (trained E_G and E_L), ``fe-untrained`` (same shapes, random
-    weights: a control), ``resnet50`` (ImageNet when cached, else random)."""
+    weights: a control), ``fe-without-fold<k>`` (E_G and E_L trained without fold k's slides),
+    ``resnet50`` (ImageNet when cached, else random)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if name == "resnet50":
         return ResNet50Encoder(prof.features.resnet_input, device=device)
+    k = held_out_fold(name)
+    if k is not None:
+        enc = StyleGANEncoder(ensure_extractor("global", prof, cohort_root, progress, device, held_out=k),
+                              ensure_extractor("local", prof, cohort_root, progress, device, held_out=k), device=device)
+        enc.name = name  # stored as features/<name>, beside the all-slide extractors' features/fe
+        return enc
     g = ensure_extractor("global", prof, cohort_root, progress, device)
     if name == "fe":
         return StyleGANEncoder(g, ensure_extractor("local", prof, cohort_root, progress, device), device=device)
     if name == "fe-untrained":
         return StyleGANEncoder(g, None, device=device, untrained=True)
-    raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, resnet50)")
+    raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, fe-without-fold<k>, resnet50)")
 
 
 def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
