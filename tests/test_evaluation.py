@@ -180,3 +180,28 @@ def test_table_rows_share_one_network_and_name_their_controls():
     assert t1_isg == {**[e for e in table_experiments(2) if e.label == "ISG"][0].run_spec()}  # one run, shared
     # the headline flag and the label do not change which run a row reads
     assert Experiment("x", headline=True).run_spec() == Experiment("y").run_spec()
+
+
+def test_extractors_without_a_fold_never_train_on_its_slides(tmp_path, monkeypatch):
+    """``fe-without-fold<k>``: both extractors are trained on the other folds only, in their own folder,
+    and stored as their own feature set beside ``fe``."""
+    from isg_core.config import get_profile
+    from isg_core.features import workflow
+
+    root = tmp_path / "cohort"
+    root.mkdir()
+    pd.DataFrame({"slide_id": ["a", "b", "c"], "fold": [0, 1, 2]}).to_csv(root / "manifest.csv", index=False)
+    calls = []
+    monkeypatch.setattr(workflow, "ensure_prepared", lambda *a, **k: None)
+    monkeypatch.setattr(workflow, "read_manifest", lambda p: pd.read_csv(p))
+    monkeypatch.setattr(workflow, "train_extractor",
+                        lambda root_, cfg, out, **kw: calls.append((cfg.scale, out, kw["folds"])) or out / "ck.pt")
+    monkeypatch.setattr(workflow, "StyleGANEncoder", lambda g, lo, device=None: SimpleNamespace(name="fe", g=g, lo=lo))
+    enc = workflow.make_encoder("fe-without-fold1", get_profile("smoke"), root, progress=False)
+    assert enc.name == "fe-without-fold1"
+    assert [(s, f) for s, _, f in calls] == [("global", (0, 2)), ("local", (0, 2))]
+    assert calls[0][1] == root / "extractors" / "without-fold1" / "global"
+    assert workflow.extractor_dir(root, "local") == root / "extractors" / "local"  # the all-slide ones stay put
+    assert workflow.held_out_fold("fe") is None and workflow.held_out_fold("fe-without-fold12") == 12
+    with pytest.raises(Exception, match="no fold 7"):
+        workflow.ensure_extractor("global", get_profile("smoke"), root, progress=False, held_out=7)
