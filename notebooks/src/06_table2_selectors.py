@@ -73,7 +73,7 @@ if sel_csv.exists():
     sel = pd.read_csv(sel_csv).set_index("method")
     name_to_sel = {"ISG-IG": "ig", "ISG-CANNY": "canny", "ISG-DoG": "dog", "ISG-LoG": "log", "ISG-Otsu": "otsu",
                    "ISG": "shannon"}
-    merged = run.summary[["method", "PCC mean", "PCC sd", "patches/slide"]].assign(
+    merged = run.summary[["method", "PCC mean", "PCC sd (folds)", "patches/slide"]].assign(
         precision=[sel.precision.get(name_to_sel[m]) for m in run.summary.method],
         recall=[sel.recall.get(name_to_sel[m]) for m in run.summary.method])
     view = merged.round(3)

@@ -39,7 +39,7 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
 plot_table(run, axes[0], title="Table 6 on ISG-Sim (SIMULATED)")
 b2 = s[s.method.str.endswith("-2")]
 a = b2.method.str.split("-").str[1].astype(int)
-axes[1].errorbar(a, b2["PCC mean"], yerr=b2["PCC sd"], marker="o", label="ours, b = 2")
+axes[1].errorbar(a, b2["PCC mean"], yerr=b2["PCC sd (folds)"], marker="o", label="ours, b = 2")
 axes[1].plot(a, b2["paper PCC"], "D--", color="tab:red", label="paper, b = 2")
 axes[1].set(xlabel="a (MBConv blocks)", ylabel="average PCC", title="depth at b = 2")
 axes[1].legend()
