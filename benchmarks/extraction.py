@@ -12,6 +12,12 @@ trained: ``isg train-extractor`` or notebook 03), in one process and on the same
 Each is the best of ``--repeats`` runs (these machines are noisy).  Writes
 ``results/<profile>/benchmark_extraction.{csv,md}`` (``..._<device>`` for a non-CPU device).
 ISG-Sim is SIMULATED; the slides are 1024 px at ``quick``.
+
+It also writes ``benchmark_extraction_cost.{csv,md}`` (``--cost-only``: that table alone, no
+cohort needed): per kept global patch, at the ``quick`` and ``paper`` sizes, the FLOPs of E_G +
+(p/q)^2 E_L and of ResNet50 (:mod:`isg_core.features.flops`) and the measured seconds of both on
+the same random patches in the same process (random weights: the cost does not depend on them),
+as the ratio ISG / ResNet50 (issue 16: at most 1).
 """
 from __future__ import annotations
 
@@ -55,6 +61,60 @@ def run(slides, tiles: Path, encoder, batch: int) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
+def cost_table(device: str, repeats: int, n_patches: int = 8) -> pd.DataFrame:
+    """FLOPs and measured seconds per kept patch of ISG's two encoders and of ResNet50, at the
+    quick and paper sizes, on the same random patches, best of ``repeats``."""
+    from isg_core.config import PROFILES
+    from isg_core.features.flops import extraction_flops
+    from isg_core.features.train import train_config_for
+
+    rows = []
+    for name in ("quick", "paper"):
+        prof = PROFILES[name]
+        p, q = prof.tiling.global_size, prof.tiling.local_size
+        x = np.random.default_rng(0).integers(0, 256, (n_patches, p, p, 3), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            isg = StyleGANEncoder.from_configs(train_config_for("global", prof.features),
+                                               train_config_for("local", prof.features), device=device)
+            resnet = ResNet50Encoder(prof.features.resnet_input, device=device)
+        secs = {}
+        for label, enc in (("ISG", isg), ("ResNet50", resnet)):
+            enc.encode(x[:2], q)  # warm-up
+            secs[label] = min(_timed(enc, x, q) for _ in range(repeats)) / n_patches
+        fl = extraction_flops(prof)
+        rows.append({"profile": name, "global px": prof.features.global_resolution,
+                     "local patches x px": f"{prof.tiling.grid ** 2} x {prof.features.local_resolution}",
+                     "ResNet50 px": prof.features.resnet_input, "ISG GFLOP": fl["ISG"], "E_L share": fl["E_L share"],
+                     "ResNet50 GFLOP": fl["ResNet50"], "FLOP ratio ISG / ResNet50": fl["ISG / ResNet50"],
+                     "ISG s/patch": secs["ISG"], "ResNet50 s/patch": secs["ResNet50"],
+                     "time ratio ISG / ResNet50": secs["ISG"] / secs["ResNet50"]})
+    return pd.DataFrame(rows)
+
+
+def _timed(encoder, x: np.ndarray, q: int) -> float:
+    t0 = time.perf_counter()
+    encoder.encode(x, q)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def write_cost(args) -> None:
+    df = cost_table(args.device, args.repeats)
+    df["device"] = args.device if args.device != "cuda" else torch.cuda.get_device_name()
+    df["threads"] = torch.get_num_threads()
+    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    write_table(df, f"benchmark_extraction_cost{suffix}", args.profile,
+                f"python benchmarks/extraction.py --cost-only --device {args.device} --repeats {args.repeats}",
+                config={"patches": 8, "repeats": args.repeats, "machine": platform.machine()},
+                title="Feature extraction per kept patch: ISG (E_G + 64 E_L) against ResNet50, FLOPs and seconds",
+                note="FLOPs counted by torch's FlopCounterMode (2 per multiply-add of convolutions and matrix "
+                     "products). Seconds: best of repeats on 8 random 256 px patches, both encoders in this process, "
+                     "random weights (cost does not depend on them); ResNet50 at the profile's input size.")
+    print(df.to_string(index=False))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick")
@@ -62,7 +122,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cost-only", action="store_true", help="only the per-patch FLOP and time table (no cohort)")
     args = ap.parse_args()
+    write_cost(args)
+    if args.cost_only:
+        return
     prof = get_profile(args.profile)
     root = ensure_cohort(prof.name)
     g, loc = ensure_extractor("global", prof, root), ensure_extractor("local", prof, root)

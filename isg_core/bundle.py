@@ -112,7 +112,9 @@ def upgrade(raw: dict) -> dict:
     exp = m["experiment"]
     if exp.get("model", ISG) != ISG:
         raise ValueError(f"a bundle holds an ISG model, this one holds {exp.get('model')!r}")
-    config = {"width": m.get("width"), **{str(k): v for k, v in exp.get("overrides", [])}}
+    # the first format's network had the token of its time ("concat": Linear([pool(R); f])), whatever
+    # the default is now; zero_init only sets initial weights, which the stored state replaces
+    config = {"width": m.get("width"), "token": "concat", **{str(k): v for k, v in exp.get("overrides", [])}}
     spec = model_spec(ISG, int(m["d"]), int(m["grid"]), len(raw["genes"]), config)
     return {**raw, "format": BUNDLE_FORMAT, "model": {**spec, "standardize": True, "state": m["state"]}}
 

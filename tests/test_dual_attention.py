@@ -132,9 +132,11 @@ def test_isg_10_2_plan_order():
 
 def test_config_validation_and_dict():
     cfg = DualAttentionConfig()
-    assert cfg.to_dict()["token"] == "concat" and cfg.model_dim == cfg.d
+    assert cfg.to_dict()["token"] == "keep" and cfg.model_dim == 2 * cfg.d and cfg.to_dict()["zero_init"]
+    assert DualAttentionConfig(token="concat").model_dim == cfg.d
+    assert DualAttentionConfig(width=16).model_dim == 32
     for bad in (dict(token="max"), dict(norm="batch"), dict(readout="max"), dict(pos_embed="learned"),
-                dict(d=10, vit_heads=4)):
+                dict(d=10, vit_heads=4, token="concat"), dict(residual=False), dict(vit_dim=64)):
         with pytest.raises(ValueError):
             DualAttentionConfig(**bad)
 
@@ -149,7 +151,34 @@ def test_sincos_2d():
 
 
 # --- the network ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("token,readout,pos_embed", [("concat", "cls", "sincos"), ("pool", "mean", "sincos"),
+def test_zero_start_is_the_identity_and_the_token_keeps_both():
+    """Issue 16: at initialisation the per-patch stack of ISG-10-2 returns f and R unchanged, and
+    the token is exactly [mean over positions of R; f] (no random map before the ViT)."""
+    torch.manual_seed(11)
+    cfg = DualAttentionConfig(d=8, grid=3, n_outputs=4, vit_heads=2, mbconv_expand=2, vit_depth=1)
+    net = DualAttentionNetwork(cfg)
+    assert net.layer_plan().count("fusion") == 5 and isinstance(net.token_proj, torch.nn.Identity)
+    f, R = torch.randn(6, 8) * 3, torch.randn(6, 3, 3, 8) * 3
+    fo, Ro, _ = net.patch_features(f, R)
+    assert torch.equal(fo, f) and torch.allclose(Ro, R, atol=1e-6)
+    tok = net.make_tokens(fo, Ro)
+    assert torch.allclose(tok, torch.cat([R.mean(dim=(1, 2)), f], dim=-1), atol=1e-6)
+    # the zeroed branches still learn: the zeroed weights get a gradient at the first step
+    net(f[None], R[None], torch.ones(1, 6, dtype=torch.bool), torch.zeros(1, 6, 2, dtype=torch.long)).sum().backward()
+    assert net.mbconvs[0].block[-1][1].weight.grad.abs().sum() > 0
+    assert net.fusions[0].w_r.weight.grad.abs().sum() > 0 and net.fusions[0].w_f.weight.grad.abs().sum() > 0
+    # without zero_init the stack is not the identity (so the assertion above can fail)
+    torch.manual_seed(11)
+    plain = DualAttentionNetwork(DualAttentionConfig(**{**cfg.to_dict(), "zero_init": False}))
+    assert not torch.allclose(plain.patch_features(f, R)[1], R, atol=1e-3)
+    # only the branches' last weights differ from the same seed without zero_init
+    differ = {k for k, v in net.state_dict().items() if not torch.equal(v, plain.state_dict()[k])}
+    assert differ and all(k.endswith(("block.3.1.weight", "w_r.weight", "w_r.bias", "w_f.weight", "w_f.bias"))
+                          for k in differ)
+
+
+@pytest.mark.parametrize("token,readout,pos_embed", [("keep", "cls", "sincos"), ("concat", "cls", "sincos"),
+                                                     ("pool", "mean", "sincos"),
                                                      ("sum", "cls", "none")])
 def test_output_shape_and_padding_invariance(token, readout, pos_embed):
     torch.manual_seed(3)
@@ -273,7 +302,7 @@ def test_tiny_model_overfits():
 def test_inner_width_maps_d_to_width_and_keeps_invariances():
     torch.manual_seed(8)
     cfg = small_cfg(width=4, vit_heads=2)
-    assert cfg.inner_dim == 4 and cfg.model_dim == 4
+    assert cfg.inner_dim == 4 and cfg.model_dim == 8  # the token keeps [pool(R); f]
     net = DualAttentionNetwork(cfg).eval()
     assert isinstance(net.in_f, torch.nn.Linear) and net.in_f.out_features == 4 and net.in_R.in_features == cfg.d
     assert all(fu.d == 4 for fu in net.fusions)

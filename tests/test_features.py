@@ -50,6 +50,47 @@ def test_shapes(res):
     assert StyleAutoencoder(cfg)(x).shape == x.shape
 
 
+@pytest.mark.parametrize("downsample", ["strided", "pool"])
+def test_resblock_flops_match_a_hand_count(downsample):
+    """StyleGAN2's downsampling (blur + stride-2) against the legacy conv-then-pool, counted by
+    hand: 2 FLOPs per multiply-add; a depthwise 4 x 4 blur is 16 per output value."""
+    from isg_core.features.flops import count_flops
+    from isg_core.features.stylegan import ResBlock
+
+    c, c2, h = 8, 16, 16
+    block = ResBlock(c, c2, downsample)
+    x = torch.randn(2, c, h, h)
+    assert block(x).shape == (2, c2, h // 2, h // 2)
+    conv1 = 2 * (c * h * h) * (c * 9)
+    skip = 2 * (c2 * (h // 2) ** 2) * c  # the 1 x 1 runs at the output size either way
+    if downsample == "strided":
+        hand = conv1 + 2 * c * (h + 1) ** 2 * 16 + 2 * (c2 * (h // 2) ** 2) * (c * 9) + 2 * c * (h - 1) ** 2 * 16 + skip
+    else:
+        hand = conv1 + 2 * (c2 * h * h) * (c * 9) + skip
+    assert count_flops(block, x[:1]) == hand
+
+
+def test_strided_encoder_is_cheaper_and_old_configs_stay_pooled():
+    from isg_core.features.flops import count_flops, extraction_flops
+    from isg_core.features.stylegan import Blur
+
+    x = torch.zeros(1, 3, 32, 32)
+    strided, pool = (count_flops(Encoder(replace(TINY, resolution=32, downsample=d)), x) for d in ("strided", "pool"))
+    assert 1.3 < pool / strided < 2.0
+    # a config saved before the field existed was trained with pooling
+    legacy = {k: v for k, v in TINY.to_dict().items() if k != "downsample"}
+    assert AutoencoderConfig.from_dict(legacy).downsample == "pool"
+    assert AutoencoderConfig.from_dict(TINY.to_dict()).downsample == "strided"
+    # the blur is a normalised binomial low-pass: a constant image stays constant inside
+    out = Blur(3, (1, 1))(torch.ones(1, 3, 8, 8))
+    assert torch.allclose(out[..., 1:-1, 1:-1], torch.ones(1, 3, 5, 5))
+    # no parameters, no state: checkpoints are those of the pooling encoder
+    assert set(Encoder(TINY).state_dict()) == set(Encoder(replace(TINY, downsample="pool")).state_dict())
+    # issue 16's budget: per kept patch, E_G + 64 E_L cost at most ResNet50's at quick and at paper
+    for profile in ("quick", "paper"):
+        assert extraction_flops(profile)["ISG / ResNet50"] <= 1.0
+
+
 def test_demodulation_keeps_unit_variance():
     """StyleGAN2 Eq. 3: with unit-variance i.i.d. inputs the demodulated output has unit
     variance whatever the style; without demodulation the style's scale goes through."""
@@ -245,6 +286,19 @@ def test_extract_writes_features_in_grid_order(tiny_cohort, tiny_checkpoints):
         assert np.allclose(feats.global_[-1], enc.encoders["global"](x)[0].numpy(), atol=1e-4)
     again = extract_cohort(tiny_cohort, enc, progress=False, batch_size=3)
     assert again.skipped.all()
+    # the same weights at another path (a moved checkout) are the same encoder: skipped ...
+    import shutil
+    moved = {k: Path(shutil.copytree(v.parent, v.parent.parent / f"moved-{k}")) / v.name
+             for k, v in tiny_checkpoints.items()}
+    assert extract_cohort(tiny_cohort, StyleGANEncoder(moved["global"], moved["local"], device="cpu"),
+                          progress=False, batch_size=3).skipped.all()
+    # ... other weights at the same path are not
+    ck = torch.load(moved["local"], weights_only=True)
+    ck["encoder"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ck["encoder"].items()}
+    torch.save(ck, moved["local"])
+    assert not extract_cohort(tiny_cohort, StyleGANEncoder(moved["global"], moved["local"], device="cpu"),
+                              progress=False, batch_size=3).skipped.any()
+    assert not extract_cohort(tiny_cohort, enc, progress=False, batch_size=3).skipped.any()  # back, for later tests
 
 
 def test_untrained_control_and_scale_check(tiny_cohort, tiny_checkpoints):
@@ -341,3 +395,82 @@ def test_encoder_chunks_give_what_one_call_gives(monkeypatch):
     assert f2.shape == (5, fc.code_dim) and r2.shape == (5, 4, 4, fc.code_dim)
     np.testing.assert_allclose(f2, f1, atol=1e-5)
     np.testing.assert_allclose(r2, r1, atol=1e-5)
+
+
+# --- the training bank: rare content is seen --------------------------------------------------------
+def test_balanced_choice_water_fills():
+    from isg_core.features.data import balanced_choice
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 90 + [1] * 10)
+    pick = balanced_choice(labels, 20, rng)
+    assert len(set(pick)) == 20 and np.bincount(labels[pick]).tolist() == [10, 10]
+    labels = np.array([0] * 50 + [1] * 3 + [2] * 47)
+    counts = np.bincount(labels[balanced_choice(labels, 30, rng)]).tolist()
+    assert counts[1] == 3 and sorted(counts[::2]) == [13, 14]  # the rare group gives all it has
+    assert balanced_choice(labels, 100, rng).tolist() == list(range(100))
+    with pytest.raises(ValueError):
+        balanced_choice(labels, 101, rng)
+
+
+def test_appearance_descriptor_sees_dark_nuclei():
+    from isg_core.features.data import appearance_descriptor
+
+    pink = np.zeros((1, 32, 32, 3), np.uint8) + np.array([230, 160, 200], np.uint8)
+    nucleus = pink.copy()
+    nucleus[0, 12:19, 12:19] = (60, 30, 110)  # a 7-px haematoxylin-dark blob: a lymphocyte at 0.5 mpp
+    d = appearance_descriptor(np.concatenate([pink, nucleus]))
+    assert d.shape == (2, 13) and np.isfinite(d).all()
+    h99, h50 = 6 + 4, 6
+    assert d[1, h99] > d[0, h99] + 0.3 and d[1, h50] == pytest.approx(d[0, h50])  # the median stays pink
+    assert d[1, 12] > d[0, 12] == 0  # texture: a flat patch has no gradient
+
+
+@pytest.mark.parametrize("scale", ["local", "global"])
+def test_balanced_bank_reads_its_origins(tiny_cohort, scale):
+    from isg_core.features.data import BankConfig, build_bank
+    from isg_core.manifest import read_manifest
+    from isg_core.tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
+
+    man = read_manifest(tiny_cohort / "manifest.csv")
+    tiles = tiny_cohort / "tiles"
+    cfg = BankConfig(scale, 24, 16, clusters=4, local_per_global=4)
+    bank, origins = build_bank(man, tiles, cfg, progress=False, return_origins=True)
+    assert bank.shape == (24, 16, 16, 3) and bank.dtype == np.uint8 and len(origins) == 24
+    assert np.array_equal(bank, build_bank(man, tiles, cfg, progress=False))  # deterministic
+    assert not np.array_equal(bank, build_bank(man, tiles, replace(cfg, sampling="uniform"), progress=False))
+    for j in (0, 7, 23):  # each bank patch is the patch its origin names
+        sid, i, c = origins.iloc[j]
+        tiling = read_tiling_h5(tiles / f"{sid}.h5")
+        with open_tiled_slide(dict(zip(man["slide_id"], man["path"]))[sid], tiling, tiles / f"{sid}.h5") as slide:
+            patch = read_global_patch(slide, tiling, int(i))
+        if scale == "local":
+            assert c >= 0
+            q = tiling.config.local_size
+            patch = split_local(patch, q).reshape(-1, q, q, 3)[c]
+        else:
+            assert c == -1
+        from isg_core.features.data import to_tensor, to_uint8
+        assert np.array_equal(to_uint8(to_tensor(patch[None], 16))[0], bank[j])
+    with pytest.raises(IsgError, match="sampling"):
+        BankConfig("local", 8, 16, sampling="rare")
+
+
+def test_superseded_extractor_is_kept_and_retrained(tiny_checkpoints, tmp_path):
+    import shutil
+
+    from isg_core.features.train import ExtractorTrainConfig, load_checkpoint
+    from isg_core.features.workflow import set_aside_if_superseded
+    from isg_core.tiling import StaleResultWarning
+
+    out = tmp_path / "extractors" / "without-fold1" / "local"
+    shutil.copytree(tiny_checkpoints["local"].parent, out)
+    cfg = ExtractorTrainConfig.from_dict(load_checkpoint(out / "checkpoint.pt")["config"])
+    assert set_aside_if_superseded(out, cfg) is None and out.exists()  # same config: left alone
+    with pytest.warns(StaleResultWarning, match="kept in"):
+        dest = set_aside_if_superseded(out, replace(cfg, lambda_adv=0.5))
+    assert not out.exists() and (dest / "checkpoint.pt").exists()
+    assert dest.parent == tmp_path / "extractors" / "superseded" and dest.name.startswith("without-fold1-local-")
+    shutil.copytree(dest, out)  # the same old run again: kept beside, never overwritten
+    with pytest.warns(StaleResultWarning):
+        assert set_aside_if_superseded(out, replace(cfg, lambda_adv=0.5)).name == dest.name + "-2"

@@ -171,8 +171,11 @@ BEFORE = {
     "cyclemlp": [87, "5d9e79db42f4ea98", 4478.798312, 282.508463],
     "mpvit": [123, "4547f615a06d6cb4", 10945.647102, 411.229264],
 }
-SMALL = {"isg": dict(n_mbconv=4, fusion_every=2, mbconv_expand=2, vit_depth=2, vit_heads=2),
-         "isg-narrow-mean": dict(n_mbconv=2, fusion_every=1, width=4, vit_heads=2, readout="mean", token="pool"),
+# ISG's token and zero-start defaults changed after (issue 16): the legacy values rebuild the legacy init
+SMALL = {"isg": dict(n_mbconv=4, fusion_every=2, mbconv_expand=2, vit_depth=2, vit_heads=2, token="concat",
+                     zero_init=False),
+         "isg-narrow-mean": dict(n_mbconv=2, fusion_every=1, width=4, vit_heads=2, readout="mean", token="pool",
+                                 zero_init=False),
          # HE2RNA's head before it took the published defaults (256-256, dropout 0.25)
          "he2rna": dict(layers=(256,), dropout=0.5)}
 

@@ -107,13 +107,14 @@ def test_paper_sizes_through_every_stage(tmp_path):
             ck = load_checkpoint(path)
             m = ck["config"]["model"]
             assert (m["resolution"], m["channel_base"]) == want[scale], scale
-            assert (m["code_dim"], m["style_dim"], m["channel_max"]) == (d, 2 * d, 256)
+            assert (m["code_dim"], m["style_dim"], m["channel_max"]) == (d, 2 * d, 128)
+            assert m["downsample"] == "strided" and ck["config"]["bank_sampling"] == "balanced"
             assert ck["step"] == 2 and len(ck["history"]) == 2
             assert "d" in ck["history"][1]  # the critic's step ran (adv_start = 2 * 2 // 3 = 1)
             assert all(np.isfinite(v) for r in ck["history"] for v in r.values()), ck["history"]
-            # E_G's first layer sees 256 px at 8192 / 256 = 32 channels; both end at channel_max
+            # E_G's first layer sees 256 px at 4096 / 256 = 16 channels; both end at channel_max
             enc = ck["encoder"]
-            assert max(v.shape[0] for k, v in enc.items() if v.ndim == 4) == 256
+            assert max(v.shape[0] for k, v in enc.items() if v.ndim == 4) == 128
 
         # 4. extraction: f_i (n, d) float32 and R_i (n, p/q, p/q, d) float16, every patch of every slide
         ext = ensure_features(("fe",), prof, root, progress=False, device="cpu")["fe"]
@@ -141,7 +142,7 @@ def test_paper_sizes_through_every_stage(tmp_path):
     assert (m["d"], m["grid"], m["width"]) == (d, g, None)
     assert (m["n_mbconv"], m["fusion_every"]) == (10, 2)
     net = bundle.model().model  # the Dual Attention network inside its input standardisation
-    assert (net.cfg.d, net.cfg.inner_dim, net.cfg.model_dim) == (d, d, d)
+    assert (net.cfg.d, net.cfg.inner_dim, net.cfg.model_dim) == (d, d, 2 * d)  # the token keeps [pool(R); f]
     assert len(net.mbconvs) == 10 and net.n_fusion_blocks() == 5
     assert bundle.genes == list(ALL_GENES) and len(bundle.genes) == len(GENE_ENSEMBL)
     assert np.isfinite(bundle.raw["target_mean"]).all() and np.isfinite(bundle.raw["target_std"]).all()

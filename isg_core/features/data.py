@@ -6,6 +6,14 @@ a uint8 "bank" (global patches resized to the network's resolution; local q x q 
 from kept global patches at their native size), saved as ``.npy`` beside the checkpoints so a
 resumed run trains on exactly the same patches.  Random 90-degree rotations and flips are the
 augmentation: H&E has no preferred orientation.
+
+A bank drawn uniformly from the kept patches is mostly whatever is commonest (stroma, tumour
+sheets); lymphocytes and mitoses are a few per cent of the local patches, and an autoencoder
+spends its capacity where its loss is.  ``sampling="balanced"`` (the default) first draws
+``pool_factor`` times as many candidates, describes each by its colour and stain statistics
+(:func:`appearance_descriptor`), clusters them with K-means and then draws the same number from
+every cluster (as far as each cluster goes): rare appearances are seen as often as common ones.
+It uses nothing but the pixels, so it works the same on real slides.
 """
 from __future__ import annotations
 
@@ -17,12 +25,16 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import IsgError, atomic_path
+from ..kmeans import kmeans
 from ..tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
+
+SAMPLINGS = ("balanced", "uniform")
 
 
 @dataclass(frozen=True)
@@ -37,10 +49,17 @@ class BankConfig:
     local_per_global: int = 8  # local patches cut from each global patch read
     seed: int = 0
     folds: tuple[int, ...] | None = None
+    sampling: str = "balanced"  # or "uniform" (up to main 0924e78): see the module docstring
+    pool_factor: int = 4  # balanced: candidates per bank patch
+    clusters: int = 16  # balanced: K-means clusters of the candidates' appearance
 
     def __post_init__(self) -> None:
         if self.scale not in ("global", "local"):
             raise IsgError(None, f"scale must be 'global' or 'local', got {self.scale!r}")
+        if self.sampling not in SAMPLINGS:
+            raise IsgError(None, f"bank sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.pool_factor < 1 or self.clusters < 1:
+            raise IsgError(None, "bank pool_factor and clusters must be >= 1")
 
 
 def resize_patches(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -81,42 +100,126 @@ def kept_patches(tiles_dir: Path, slide_ids: list[str], selection: str) -> list[
     return out
 
 
-def build_bank(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig, progress: bool = True) -> np.ndarray:
+#: Ruifrok & Johnston (2001) optical-density vectors of haematoxylin, eosin and DAB (rows), the
+#: stain matrix of scikit-image's ``rgb2hed``; its inverse separates the stains
+_STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+_UNMIX = np.linalg.inv(_STAINS / np.linalg.norm(_STAINS, axis=1, keepdims=True))
+_H_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.99)
+
+
+def appearance_descriptor(patches: np.ndarray) -> np.ndarray:
+    """uint8 (B, H, W, 3) -> (B, 13) float: what a patch looks like, without any threshold.
+
+    Mean and SD of R, G, B (0-1); quantiles 0.5, 0.75, 0.9, 0.97 and 0.99 of the haematoxylin
+    optical density (colour deconvolution, Ruifrok & Johnston 2001), whose upper quantiles grow
+    with the area of dark nuclei (a lymphocyte, a mitosis); the mean eosin density; the mean
+    absolute grey-level gradient (texture)."""
+    x = np.asarray(patches, dtype=np.float64) / 255.0
+    b = len(x)
+    od = -np.log(np.clip(x, 1 / 255, 1.0))
+    hed = od.reshape(b, -1, 3) @ _UNMIX
+    grey = x.mean(axis=-1)
+    grad = np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))
+    return np.column_stack([x.mean(axis=(1, 2)), x.std(axis=(1, 2)),
+                            np.quantile(hed[..., 0], _H_QUANTILES, axis=1).T, hed[..., 1].mean(axis=1), grad])
+
+
+def balanced_choice(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` items drawn without replacement so that every label is drawn as often
+    as possible: the same quota t from each, a label with fewer than t items giving all it has
+    (water-filling; t is the smallest quota that reaches n).  Needs n <= len(labels)."""
+    labels = np.asarray(labels)
+    if n > len(labels):
+        raise ValueError(f"cannot draw {n} items from {len(labels)}")
+    groups = [rng.permutation(np.flatnonzero(labels == u)) for u in np.unique(labels)]
+    sizes = np.array([len(g) for g in groups])
+    t = 0
+    while np.minimum(sizes, t).sum() < n:
+        t += 1
+    take = np.minimum(sizes, t)
+    # t overshoots by at most one per full group: drop the surplus from groups at the quota, at random
+    surplus = int(take.sum()) - n
+    at_quota = np.flatnonzero(take == t)
+    for j in rng.choice(at_quota, size=surplus, replace=False):
+        take[j] -= 1
+    return np.sort(np.concatenate([g[:k] for g, k in zip(groups, take)]))
+
+
+def _draw_units(pool: list[tuple[str, int]], n: int, cfg: BankConfig, cells: int,
+                rng: np.random.Generator) -> list[tuple[str, int, int]]:
+    """(slide_id, patch, local cell or -1) of ``n`` patches drawn uniformly: global patches from
+    the pool, and ``local_per_global`` distinct local cells of each (local scale)."""
+    per = cfg.local_per_global if cfg.scale == "local" else 1
+    n_global = -(-n // per)
+    pick = sorted(rng.choice(len(pool), size=n_global, replace=n_global > len(pool)), key=lambda k: pool[k])
+    units = []
+    for k in pick:
+        sid, i = pool[k]
+        if cfg.scale == "global":
+            units.append((sid, i, -1))
+        else:
+            units += [(sid, i, int(c)) for c in rng.choice(cells, size=per, replace=False)]
+    return units[:n]
+
+
+def _read_units(units: list[tuple[str, int, int]], paths: dict, tiles_dir: Path, cfg: BankConfig,
+                desc: str, progress: bool):
+    """Yield each unit's patch (uint8, r x r x 3 at the bank's resolution), in the units' order,
+    reading each global patch once (units must be grouped by slide)."""
+    slide, current, last, patch = None, None, None, None
+    try:
+        for sid, i, c in tqdm(units, desc=desc, unit="patch", disable=not progress, leave=False):
+            if sid != current:
+                if slide is not None:
+                    slide.close()
+                tiling = read_tiling_h5(tiles_dir / f"{sid}.h5")
+                slide, current, last = open_tiled_slide(paths[sid], tiling, tiles_dir / f"{sid}.h5"), sid, None
+            if (sid, i) != last:
+                patch, last = read_global_patch(slide, tiling, i), (sid, i)
+            if c < 0:
+                yield to_uint8(to_tensor(patch[None], cfg.resolution))[0]
+            else:
+                q = tiling.config.local_size
+                cell = split_local(patch, q).reshape(-1, q, q, 3)[c]
+                yield to_uint8(to_tensor(cell[None], cfg.resolution))[0]
+    finally:
+        if slide is not None:
+            slide.close()
+
+
+def build_bank(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig, progress: bool = True,
+               return_origins: bool = False):
     """Sample ``cfg.n`` training patches (uint8, (n, r, r, 3)) from the kept patches of the
-    manifest's slides.  Deterministic given ``cfg.seed``."""
+    manifest's slides (``cfg.sampling``: uniformly, or balanced over appearance clusters).
+    Deterministic given ``cfg.seed``.  With ``return_origins`` also a DataFrame of where each
+    bank patch comes from (``slide_id``, ``patch``, ``cell``: the local patch's row-major index
+    in the grid, -1 at the global scale), in the bank's order."""
     tiles_dir = Path(tiles_dir)
     m = manifest if cfg.folds is None else manifest[manifest["fold"].isin(cfg.folds)]
     pool = kept_patches(tiles_dir, list(m["slide_id"]), cfg.selection)
     if not pool:
         raise IsgError(tiles_dir, f"no patches kept by '{cfg.selection}' in these slides")
     rng = np.random.default_rng(cfg.seed)
-    per = cfg.local_per_global if cfg.scale == "local" else 1
-    n_global = -(-cfg.n // per)
-    pick = rng.choice(len(pool), size=n_global, replace=n_global > len(pool))
-    pick = sorted(pick, key=lambda k: pool[k])  # read slide by slide
     paths = dict(zip(m["slide_id"], m["path"]))
-    out, slide, current = [], None, None
-    try:
-        for k in tqdm(pick, desc=f"{cfg.scale} bank", unit="patch", disable=not progress, leave=False):
-            sid, i = pool[k]
-            if sid != current:
-                if slide is not None:
-                    slide.close()
-                tiling = read_tiling_h5(tiles_dir / f"{sid}.h5")
-                slide, current = open_tiled_slide(paths[sid], tiling, tiles_dir / f"{sid}.h5"), sid
-            patch = read_global_patch(slide, tiling, i)
-            if cfg.scale == "global":
-                out.append(to_uint8(to_tensor(patch[None], cfg.resolution))[0])
-            else:
-                q = tiling.config.local_size
-                cells = split_local(patch, q).reshape(-1, q, q, 3)
-                for c in rng.choice(len(cells), size=per, replace=False):
-                    out.append(to_uint8(to_tensor(cells[c][None], cfg.resolution))[0])
-    finally:
-        if slide is not None:
-            slide.close()
-    bank = np.stack(out[: cfg.n])
-    return bank[rng.permutation(len(bank))]
+    tiling = read_tiling_h5(tiles_dir / f"{pool[0][0]}.h5")
+    cells = tiling.config.grid ** 2
+    if cfg.sampling == "uniform":
+        units = _draw_units(pool, cfg.n, cfg, cells, rng)
+    else:
+        candidates = _draw_units(pool, cfg.pool_factor * cfg.n, cfg, cells, rng)
+        desc = np.stack([appearance_descriptor(p[None])[0] for p in _read_units(
+            candidates, paths, tiles_dir, cfg, f"{cfg.scale} bank candidates", progress)])
+        z = (desc - desc.mean(axis=0)) / (desc.std(axis=0) + 1e-9)
+        k = min(cfg.clusters, len(np.unique(z, axis=0)))
+        _, labels = kmeans(z, k, seed=cfg.seed)
+        chosen = balanced_choice(labels, min(cfg.n, len(candidates)), rng)
+        units = [candidates[j] for j in chosen]  # still grouped by slide: candidates were
+    bank = np.stack(list(_read_units(units, paths, tiles_dir, cfg, f"{cfg.scale} bank", progress)))
+    order = rng.permutation(len(bank))
+    if not return_origins:
+        return bank[order]
+    origins = pd.DataFrame(units, columns=["slide_id", "patch", "cell"]).iloc[order].reset_index(drop=True)
+    return bank[order], origins
 
 
 def tiles_identity(manifest, tiles_dir: "str | os.PathLike", cfg: BankConfig) -> str:

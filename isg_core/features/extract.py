@@ -224,13 +224,30 @@ def read_features(h5_path: "str | os.PathLike", name: str = "fe", local: bool = 
         raise IsgError(h5_path, f"cannot read features ({first_line(e)})") from None
 
 
+def source_identity(source: str) -> object:
+    """What identifies the encoder of a ``source`` record: the record without the checkpoints'
+    paths (their SHA-256 stays), so a cohort or a checkout that moved is not extracted again,
+    while other weights at the same path are."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k != "checkpoint"}
+        return [strip(x) for x in v] if isinstance(v, list) else v
+
+    try:
+        return strip(json.loads(source))
+    except (TypeError, ValueError):
+        return source
+
+
 def features_are_current(h5_path: Path, name: str, source: str, index: np.ndarray) -> bool:
     """True if ``features/<name>`` is complete, made by the same encoder and selection
-    (``source``) on the same patches (``index``) of the slide file the tiling now describes."""
+    (``source``, compared by :func:`source_identity`) on the same patches (``index``) of the
+    slide file the tiling now describes."""
     try:
         with h5py.File(h5_path, "r") as f:
             g = f.get(f"features/{name}")
-            return (g is not None and bool(g.attrs.get("complete", False)) and g.attrs.get("source") == source
+            return (g is not None and bool(g.attrs.get("complete", False))
+                    and source_identity(g.attrs.get("source")) == source_identity(source)
                     and np.array_equal(g["index"][:], index)
                     and str(g.attrs.get("slide_fingerprint", "")) == str(f.attrs.get("slide_fingerprint", "-")))
     except (OSError, KeyError):

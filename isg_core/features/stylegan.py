@@ -13,8 +13,13 @@ Where this differs from the official StyleGAN2, and why:
   convolve with the shared weight, scale the output by the demodulation factor).  It is
   mathematically the same as modulating the weights (StyleGAN2 Eqs. 1-3) and needs no grouped
   convolution, which is slow on CPUs.
-* Upsampling is bilinear interpolation before the convolution, and downsampling is average
-  pooling, instead of transposed/strided convolutions with a FIR blur filter.
+* Upsampling is bilinear interpolation before the convolution instead of a transposed
+  convolution with a FIR blur filter (the generator is only needed in training).
+* Downsampling (encoder and critic, ``downsample="strided"``) is StyleGAN2's: the [1, 3, 3, 1]
+  FIR low-pass filter, then a stride-2 convolution, so the residual block's second 3 x 3
+  convolution runs at half the resolution (a quarter of its multiply-adds).  ``"pool"``
+  (up to main 0924e78) convolves at full resolution and then average-pools: the same
+  receptive field at about 1.6-1.8x the encoder's FLOPs (``tests/test_features.py`` counts them).
 * The synthesis network starts from a learned 4 x 4 constant *plus* a linear projection of the
   style w (``input_mode="projected"``).  A constant input must learn where things are through
   the styles alone; an autoencoder that has to put a gland where the input had one learns much
@@ -57,19 +62,45 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    """Convolution with equalised learning rate (weights scaled by 1/sqrt(fan_in) at run time)."""
+    """Convolution with equalised learning rate (weights scaled by 1/sqrt(fan_in) at run time).
+    ``padding`` defaults to "same" (kernel // 2); a strided convolution after :class:`Blur` uses 0."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, bias: bool = True, act: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, bias: bool = True, act: bool = False,
+                 stride: int = 1, padding: int | None = None):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
-        self.padding = kernel // 2
+        self.padding = kernel // 2 if padding is None else padding
+        self.stride = stride
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        out = F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
         return lrelu(out) if self.act else out
+
+
+#: StyleGAN2's FIR low-pass filter (the binomial [1, 3, 3, 1], as an outer product)
+BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
+
+
+class Blur(nn.Module):
+    """Depthwise 4 x 4 FIR low-pass filter (StyleGAN2's ``Blur``, Karras et al. 2020, App. B;
+    Zhang 2019, "Making convolutional networks shift-invariant again"): the binomial kernel
+    [1, 3, 3, 1]^T [1, 3, 3, 1] / 64 after zero-padding ``pad`` = (before, after) on each side.
+    Followed by a stride-2 convolution it is StyleGAN2's anti-aliased downsampling.  The kernel
+    is a non-persistent buffer: checkpoints are unchanged."""
+
+    def __init__(self, channels: int, pad: tuple[int, int]):
+        super().__init__()
+        k = torch.tensor(BLUR_TAPS)
+        k = torch.outer(k, k) / k.sum() ** 2
+        self.register_buffer("kernel", k.expand(channels, 1, 4, 4).clone(), persistent=False)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.pad
+        return F.conv2d(F.pad(x, (a, b, a, b)), self.kernel.to(x.dtype), groups=x.shape[1])
 
 
 class ModulatedConv2d(nn.Module):
@@ -146,17 +177,34 @@ class ToRGB(nn.Module):
         return out
 
 
+DOWNSAMPLES = ("strided", "pool")
+
+
 class ResBlock(nn.Module):
     """Residual block that halves the resolution (StyleGAN2's residual discriminator, Fig. 7c):
-    two 3 x 3 convolutions on the main path, a 1 x 1 on the skip, summed and divided by sqrt(2)."""
+    two 3 x 3 convolutions on the main path, a 1 x 1 on the skip, summed and divided by sqrt(2).
 
-    def __init__(self, in_ch: int, out_ch: int):
+    ``downsample="strided"`` is StyleGAN2's: the second 3 x 3 and the skip's 1 x 1 are stride-2
+    convolutions after :class:`Blur` (padding (2, 2) and (1, 1): StyleGAN2's
+    ``(taps - 2) + (kernel - 1)`` split in two), so they run at the output resolution.
+    ``"pool"`` convolves at the input resolution and average-pools afterwards (2 x 2 mean)."""
+
+    def __init__(self, in_ch: int, out_ch: int, downsample: str = "strided"):
         super().__init__()
+        if downsample not in DOWNSAMPLES:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {downsample!r}")
+        self.downsample = downsample
+        strided = downsample == "strided"
         self.conv1 = EqualConv2d(in_ch, in_ch, 3, act=True)
-        self.conv2 = EqualConv2d(in_ch, out_ch, 3, act=True)
-        self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False)
+        self.conv2 = EqualConv2d(in_ch, out_ch, 3, act=True, stride=2 if strided else 1, padding=0 if strided else None)
+        self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False, stride=2 if strided else 1)
+        if strided:
+            self.blur2, self.blur_skip = Blur(in_ch, (2, 2)), Blur(in_ch, (1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample == "strided":
+            out = self.conv2(self.blur2(self.conv1(x)))
+            return (out + self.skip(self.blur_skip(x))) / SQRT2
         out = F.avg_pool2d(self.conv2(self.conv1(x)), 2)
         return (out + self.skip(F.avg_pool2d(x, 2))) / SQRT2
 
@@ -167,7 +215,9 @@ class AutoencoderConfig:
     """Size of one StyleGAN2 autoencoder (global or local).
 
     ``resolution`` is the side of the patch the networks see; ``code_dim`` is d, the feature
-    size.  Channels at resolution r are ``min(channel_max, channel_base // r)``.
+    size.  Channels at resolution r are ``min(channel_max, channel_base // r)``.  ``downsample``
+    is how the encoder's and the critic's residual blocks halve the resolution
+    (:class:`ResBlock`): StyleGAN2's blur + stride-2 convolution, or the legacy pooling.
     """
 
     resolution: int = 64
@@ -179,8 +229,11 @@ class AutoencoderConfig:
     channel_max: int = 128
     input_mode: str = "projected"  # or "const" (StyleGAN2's learned constant only)
     mbstd_group: int = 4
+    downsample: str = "strided"
 
     def __post_init__(self) -> None:
+        if self.downsample not in DOWNSAMPLES:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {self.downsample!r}")
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 8, got {self.resolution}")
         if self.input_mode not in ("projected", "const"):
@@ -196,6 +249,12 @@ class AutoencoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AutoencoderConfig":
+        """Rebuild a saved config.  A config saved before ``downsample`` existed was trained with
+        pooling: it gets ``"pool"``, so its weights compute what they were trained to."""
+        return cls(**{"downsample": "pool", **d})
 
 
 # --- the three networks ---------------------------------------------------------------------------
@@ -254,7 +313,8 @@ class Encoder(nn.Module):
         super().__init__()
         res = cfg.resolutions[::-1]  # R, R/2, ..., 4
         self.from_rgb = EqualConv2d(3, cfg.channels(res[0]), 1, act=True)
-        self.blocks = nn.Sequential(*[ResBlock(cfg.channels(r), cfg.channels(r // 2)) for r in res[:-1]])
+        self.blocks = nn.Sequential(*[ResBlock(cfg.channels(r), cfg.channels(r // 2), cfg.downsample)
+                                      for r in res[:-1]])
         c4 = cfg.channels(4)
         self.out = nn.Sequential(nn.Flatten(), EqualLinear(c4 * 16, c4, act=True), EqualLinear(c4, cfg.code_dim))
 
@@ -288,7 +348,8 @@ class Discriminator(nn.Module):
         super().__init__()
         res = cfg.resolutions[::-1]
         self.from_rgb = EqualConv2d(3, cfg.channels(res[0]), 1, act=True)
-        self.blocks = nn.Sequential(*[ResBlock(cfg.channels(r), cfg.channels(r // 2)) for r in res[:-1]])
+        self.blocks = nn.Sequential(*[ResBlock(cfg.channels(r), cfg.channels(r // 2), cfg.downsample)
+                                      for r in res[:-1]])
         c4 = cfg.channels(4)
         self.mbstd = MinibatchStdDev(cfg.mbstd_group)
         self.conv = EqualConv2d(c4 + 1, c4, 3, act=True)

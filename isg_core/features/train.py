@@ -71,6 +71,9 @@ class ExtractorTrainConfig:
     r1_gamma: float | None = 1.0  # None: StyleGAN2-ADA's heuristic 2e-4 * resolution^2 / batch (0.05 here)
     r1_every: int = 16
     bank_size: int = 4096
+    # how the bank is drawn (features.data.BankConfig): "balanced" over appearance clusters, so
+    # that lymphocytes and mitoses are seen, or "uniform" (the commonest content dominates)
+    bank_sampling: str = "balanced"
     selection: str = "shannon"
     checkpoint_every: int = 100
     seed: int = 0
@@ -87,8 +90,8 @@ class ExtractorTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExtractorTrainConfig":
-        d = dict(d)
-        d["model"] = AutoencoderConfig(**d["model"])
+        d = {"bank_sampling": "uniform", **d}  # saved before the field existed: drawn uniformly
+        d["model"] = AutoencoderConfig.from_dict(d["model"])
         d["betas"], d["d_betas"] = tuple(d["betas"]), tuple(d["d_betas"])
         return cls(**d)
 
@@ -265,7 +268,8 @@ class ExtractorTrainer:
             with self._autocast():  # 2. autoencoder (C frozen: its bare module, no DDP)
                 x_hat = self._ae(x)
                 l1 = l1_loss(x, x_hat.float())
-                lp = self.lpips(x, x_hat.float())
+                with contextlib.nullcontext() if cfg.lambda_lpips > 0 else torch.no_grad():
+                    lp = self.lpips(x, x_hat.float())  # without its term still recorded, for comparison
                 loss = cfg.lambda_l1 * l1 + cfg.lambda_lpips * lp
                 if adv:
                     g_adv = g_nonsaturating_loss(self.disc(x_hat))
@@ -366,7 +370,7 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     ckpt = out_dir / "checkpoint.pt"
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     bank_cfg = BankConfig(scale=cfg.scale, n=cfg.bank_size, resolution=cfg.model.resolution, selection=cfg.selection,
-                          seed=cfg.seed, folds=folds)
+                          seed=cfg.seed, folds=folds, sampling=cfg.bank_sampling)
     tiles_id = tiles_identity(manifest, cohort_tiles_dir(cohort_root, tiles), bank_cfg)
     ck = None
     if ckpt.exists() and not overwrite:

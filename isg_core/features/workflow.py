@@ -6,8 +6,11 @@ cohort folder: ``tiles/<slide_id>.h5`` and ``extractors/<scale>/checkpoint.pt``.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,9 +21,10 @@ from ..config import FeatureConfig, Profile, get_profile
 from ..errors import IsgError
 from ..manifest import read_manifest
 from ..pipeline import prepare_cohort
+from ..tiling import StaleResultWarning
 from .extract import ResNet50Encoder, StyleGANEncoder, extract_cohort
 from .stylegan import Discriminator, StyleAutoencoder
-from .train import train_config_for, train_extractor
+from .train import load_checkpoint, train_config_for, train_extractor
 
 
 def extractor_dir(cohort_root: "str | os.PathLike", scale: str, held_out_fold: int | None = None) -> Path:
@@ -66,8 +70,36 @@ def ensure_extractor(scale: str, profile: "str | Profile | None" = None, cohort_
         if held_out not in all_folds:
             raise IsgError(Path(cohort_root) / "manifest.csv", f"no fold {held_out} (folds: {all_folds})")
         folds = tuple(k for k in all_folds if k != held_out)
-    return train_extractor(cohort_root, cfg, extractor_dir(cohort_root, scale, held_out), resume=True,
-                           progress=progress, device=device, folds=folds)
+    out = extractor_dir(cohort_root, scale, held_out)
+    set_aside_if_superseded(out, cfg)
+    return train_extractor(cohort_root, cfg, out, resume=True, progress=progress, device=device, folds=folds)
+
+
+def set_aside_if_superseded(out: Path, cfg) -> Path | None:
+    """If ``out`` holds an extractor trained with another config than ``cfg`` (the profile or the
+    code changed), move the whole folder to ``<extractors>/superseded/<name>-<its config's
+    SHA-256, 12 hex>`` (kept, not deleted) and warn; returns where it went, or None."""
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.exists():
+        return None
+    try:
+        old = load_checkpoint(ckpt)["config"]
+    except IsgError:
+        return None  # a damaged checkpoint: train_extractor reports it
+    if old == cfg.to_dict():
+        return None
+    tag = hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    parts = out.relative_to(out.parents[1]) if out.parent.name.startswith("without-fold") else Path(out.name)
+    dest = out.parents[len(parts.parts) - 1] / "superseded" / f"{'-'.join(parts.parts)}-{tag}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    base, k = dest, 1
+    while dest.exists():  # another run of that config is kept there already: keep this one too
+        k += 1
+        dest = base.with_name(f"{base.name}-{k}")
+    os.replace(out, dest)
+    warnings.warn(f"{ckpt}: trained with another config than the profile's now; kept in {dest}, training again",
+                  StaleResultWarning, stacklevel=2)
+    return dest
 
 
 def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,

@@ -13,7 +13,9 @@
 #     positions (Eq. 6), P = R W_p (Eq. 7), f <- (Sum Z (.) P) W_f (Eq. 8);
 # * ISG-a-b has a MBConv blocks and a fusion after every b (the paper keeps ISG-10-2).
 #
-# Then each patch becomes one token (the average-pooled cube, concatenated with f_i), a 2-D sine-cosine
+# Every residual branch (each MBConv's last norm, W_r and W_f) starts at zero, so at initialisation the
+# stack hands f_i and R_i on unchanged.
+# Then each patch becomes one token (the average-pooled cube, concatenated with f_i as it is), a 2-D sine-cosine
 # embedding of the patch's grid position is added, and a small ViT over the slide's tokens reads the
 # prediction out of a class token. The choices the paper leaves open (residuals around Eqs. 5 and 8,
 # LayerNorm before each fusion, the token, the positions, the ViT size) are fields of
