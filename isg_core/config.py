@@ -18,6 +18,7 @@ The profile a notebook runs at comes from its ``profile`` parameter, whose defau
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -121,10 +122,11 @@ class FeatureConfig:
     code_dim: int = 64
     channel_base: int = 1024
     channel_max: int = 64
-    # E_L runs on 64 local patches per global patch, so extraction cost is mostly E_L's: half
-    # the channels of E_G at the same resolution (measured at quick: 8 global patches/s with
-    # 1024, the whole cohort's extraction ~10 min on 2 cores)
-    local_channel_base: int = 512
+    # E_L runs on 64 local patches per global patch, so extraction cost is mostly E_L's.  256 / r
+    # channels (0.42 GFLOP for the 64 local patches of a kept patch, against 1.46 with 512): on the
+    # development cohort its codes read cell counts as well as 512's (probe PCC 0.412 against 0.408,
+    # difference +0.004, 95% CI -0.005 to +0.011; results/quick/extractor_choices.md)
+    local_channel_base: int = 256
     global_steps: int = 1500
     local_steps: int = 1000
     batch_size: int = 16
@@ -132,6 +134,10 @@ class FeatureConfig:
     checkpoint_every: int = 100
     extract_batch: int = 32
     resnet_input: int = 128  # ImageNet's 224 at ``paper``; 128 px costs a third on a CPU
+
+
+#: learning-rate schedules of :class:`TrainSchedule`
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,20 @@ class TrainSchedule:
     batch_size: int = 8  # slides per step
     max_patches: int | None = 256
     seed: int = 0
+    # the learning rate over the epochs: "constant", or "cosine" (lr * (1 + cos(pi e / epochs)) / 2
+    # in epoch e = 0, 1, ...: Loshchilov & Hutter 2017 without restarts); see lr_at
+    lr_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise IsgError(None, f"unknown lr_schedule {self.lr_schedule!r} (choose one of {', '.join(LR_SCHEDULES)})")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (0-based): a pure function of the epoch, so a run
+        resumed from its per-epoch checkpoint continues on the same schedule."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs))
+        return self.lr
 
     def schedule(self) -> dict:
         """The schedule's fields alone (what a profile hands to the engine)."""

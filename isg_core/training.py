@@ -63,6 +63,7 @@ class TrainConfig(TrainSchedule):
     prediction_floor: float | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loss not in LOSSES:
             raise IsgError(None, f"unknown loss {self.loss!r} (choose one of {', '.join(LOSSES)})")
         if self.stop_on not in STOP_ON:
@@ -82,7 +83,7 @@ class TrainConfig(TrainSchedule):
 
 
 #: TrainConfig fields added later, and the default that leaves a run id unchanged
-_LATER_FIELDS = {"loss": "mse", "stop_on": "loss", "prediction_floor": None}
+_LATER_FIELDS = {"loss": "mse", "stop_on": "loss", "prediction_floor": None, "lr_schedule": "constant"}
 #: early-stopping criteria of TrainConfig.stop_on
 STOP_ON = ("loss", "pcc", "last")
 #: a fold checkpoint (fold<k>_model.pt): its model as {model, config, standardize, state}
@@ -210,6 +211,8 @@ def fit(model: nn.Module, data: SlideData, Y: np.ndarray, train_idx: np.ndarray,
     bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=desc, unit="epoch", disable=not progress or rank != 0,
                leave=False)
     while state.epoch < cfg.epochs and state.since < cfg.patience:
+        for group in opt.param_groups:  # the schedule's rate for this epoch (cfg.lr_schedule)
+            group["lr"] = cfg.lr_at(state.epoch)
         losses = _train_epoch(net, opt, data, Yt, train_idx, cfg, state.epoch, dev)
         val = predict_all(model, data, val_idx, cfg.batch_size, dev)
         val_loss = float(loss_fn(torch.from_numpy(val), Yt[val_idx]))

@@ -60,4 +60,27 @@ def test_variants_change_only_what_they_name():
     assert (eq2.lambda_adv, eq2.adv_start, eq2.scale) == (1.0, 0, "local")
     assert late.adv_start == int(2 / 3 * f.local_steps) and late.lambda_adv == 0.05
     assert VARIANTS[4].config(f).lambda_lpips == 0 and VARIANTS[5].config(f).bank_sampling == "uniform"
+    assert eq2.model.channel_base == 512 and VARIANTS[7].config(f).model.channel_base == 256
+    assert VARIANTS[7].config(f).model.channel_max == eq2.model.channel_max
     assert len({v.slug for v in VARIANTS}) == len(VARIANTS)
+
+
+def test_codes_keep_the_grid_layout():
+    """E_L's code and the descriptor of local patch (r, c) of global patch i land at [i, r, c]."""
+    import torch
+
+    from isg_core.experiments.extractor_choices import descriptor_codes, local_codes
+    from isg_core.features.data import appearance_descriptor
+
+    u = units(n_slides=2, per=2, g=3)
+    rng = np.random.default_rng(2)
+    u.patches = rng.integers(0, 256, (4, 3, 3, 8, 8, 3), dtype=np.uint8)
+    d = descriptor_codes(u)
+    assert d.shape == (4, 3, 3, 13)
+    assert np.allclose(d[2, 1, 0], appearance_descriptor(u.patches[2, 1, 0][None])[0])
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    codes = local_codes(enc, u, resolution=8, batch=7)  # batches cut across global patches
+    from isg_core.features.data import to_tensor
+    with torch.no_grad():
+        want = enc(to_tensor(u.patches[3, 2, 1][None], 8)).numpy()[0]
+    assert codes.shape == (4, 3, 3, 5) and np.allclose(codes[3, 2, 1], want, atol=1e-6)

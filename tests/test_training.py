@@ -204,3 +204,27 @@ def test_first_format_fold_checkpoint_loads_with_its_factory(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
     with pytest.raises(IsgError, match="carries no model spec"):
         load_fold_model(tmp_path, 0)
+
+
+def test_cosine_schedule_sets_each_epochs_rate_and_keeps_constant_run_ids(monkeypatch):
+    import isg_core.training as tr
+    from isg_core.errors import IsgError
+
+    cos = TrainConfig(epochs=4, patience=10, lr=0.2, lr_schedule="cosine", max_patches=None)
+    assert [cos.lr_at(e) for e in range(5)] == pytest.approx([0.2, 0.2 * (1 + 2 ** -0.5) / 2, 0.1,
+                                                               0.2 * (1 - 2 ** -0.5) / 2, 0.0])
+    assert TrainConfig(lr=0.2).lr_at(3) == 0.2
+    assert "lr_schedule" not in TrainConfig().id_dict() and cos.id_dict()["lr_schedule"] == "cosine"
+    with pytest.raises(IsgError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    seen = []
+    real = tr._train_epoch
+
+    def spy(net, opt, *a, **k):
+        seen.append(opt.param_groups[0]["lr"])
+        return real(net, opt, *a, **k)
+
+    monkeypatch.setattr(tr, "_train_epoch", spy)
+    data, y = bags()
+    fit(MeanPool(4, 2), data, ((y - y.mean()) / y.std()).to_numpy(), np.arange(30), np.arange(30, 40), cos)
+    assert seen == pytest.approx([cos.lr_at(e) for e in range(4)])

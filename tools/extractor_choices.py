@@ -19,7 +19,7 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from isg_core.config import get_profile  # noqa: E402
-from isg_core.experiments.extractor_choices import VARIANTS, extractor_choice_study  # noqa: E402
+from isg_core.experiments.extractor_choices import STUDY_BASE, VARIANTS, extractor_choice_study  # noqa: E402
 from isg_core.report import save_figure, write_table  # noqa: E402
 
 if __name__ == "__main__":
@@ -34,7 +34,8 @@ if __name__ == "__main__":
     out = extractor_choice_study(prof, variants, device=args.device)
     command = "python " + " ".join(sys.argv)
     config = {"profile": prof.name, "cohort": "development", "dev_seed": prof.sim.dev_seed,
-              "variants": {v.name: dict(v.changes) for v in variants}, "probe units": out["units"],
+              "study base": STUDY_BASE, "variants": {v.name: dict(v.changes) for v in variants},
+              "probe units": out["units"],
               "local_steps": prof.features.local_steps, "bank_size": prof.features.bank_size}
     note = ("ISG-Sim is SIMULATED; development cohort (seed %d), never the reported one. Each variant trains the "
             "local extractor E_L with one change; a ridge probe (cross-validated by slide, 5 folds) reads the true "

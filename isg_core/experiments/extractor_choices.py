@@ -49,23 +49,30 @@ PROBE_ALPHA = 10.0
 @dataclass(frozen=True)
 class Variant:
     """One way to train E_L: a name and the :class:`ExtractorTrainConfig` fields it changes from
-    the profile's (``adv_start`` may be a fraction of the steps, e.g. 2/3)."""
+    the profile's (``adv_start`` may be a fraction of the steps, e.g. 2/3; ``model.<field>``
+    changes the network's :class:`~isg_core.features.stylegan.AutoencoderConfig`)."""
 
     name: str
     changes: tuple[tuple[str, object], ...] = ()
 
     def config(self, features) -> ExtractorTrainConfig:
-        ch = dict(self.changes)
-        base = train_config_for("local", features, **{k: v for k, v in ch.items() if k in ("steps",)})
+        ch = {**STUDY_BASE, **dict(self.changes)}
+        base = train_config_for("local", features, **{k: v for k, v in ch.items() if k == "steps"})
         if isinstance(ch.get("adv_start"), float):
             ch["adv_start"] = int(ch["adv_start"] * base.steps)
         ch.pop("steps", None)
-        return replace(base, **ch)
+        model = {k.split(".", 1)[1]: ch.pop(k) for k in list(ch) if k.startswith("model.")}
+        return replace(base, model=replace(base.model, **model), **ch)
 
     @property
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
+
+#: what every variant starts from besides the profile's config: the E_L of main 0924e78 (512 / r
+#: channels at quick; C, where a variant keeps its weight, from 2/3 of the steps), so that the
+#: study means the same after the defaults it chose
+STUDY_BASE: dict = {"model.channel_base": 512, "adv_start": 2 / 3}
 
 #: the variants of the study; "Eq. 2" is the objective as printed
 VARIANTS: tuple[Variant, ...] = (
@@ -75,6 +82,12 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("no adversarial term", (("lambda_adv", 0.0),)),
     Variant("Eq. 2 without LPIPS", (("lambda_adv", 1.0), ("adv_start", 0), ("lambda_lpips", 0.0))),
     Variant("Eq. 2, uniform bank", (("lambda_adv", 1.0), ("adv_start", 0), ("bank_sampling", "uniform"))),
+    Variant("Eq. 2, 3x the steps", (("lambda_adv", 1.0), ("adv_start", 0), ("steps", 3000))),
+    # a cheaper E_L (a quarter of the FLOPs): what extraction of WSI-sized cohorts at quick would need
+    Variant("Eq. 2, half the channels", (("lambda_adv", 1.0), ("adv_start", 0), ("model.channel_base", 256))),
+    # a second training seed of two variants: how far one training run moves the probe on its own
+    Variant("Eq. 2, training seed 1", (("lambda_adv", 1.0), ("adv_start", 0), ("seed", 1))),
+    Variant("no adversarial term, training seed 1", (("lambda_adv", 0.0), ("seed", 1))),
 )
 
 
@@ -122,7 +135,7 @@ def probe_units(cohort_root: "str | os.PathLike", slides_per_type: int = 20, pat
 @torch.no_grad()
 def local_codes(encoder: torch.nn.Module, units: ProbeUnits, resolution: int, batch: int = 512) -> np.ndarray:
     """E_L's code of every local patch: (n_global, g, g, d)."""
-    n, g = units.patches.shape[:3]
+    n, g = units.patches.shape[:2]
     flat = units.patches.reshape(-1, *units.patches.shape[3:])
     codes = [encoder(to_tensor(flat[k:k + batch], resolution)).float().numpy() for k in range(0, len(flat), batch)]
     return np.concatenate(codes).reshape(n, g, g, -1)
@@ -130,7 +143,7 @@ def local_codes(encoder: torch.nn.Module, units: ProbeUnits, resolution: int, ba
 
 def descriptor_codes(units: ProbeUnits) -> np.ndarray:
     """The appearance descriptor of every local patch (the no-network reference): (n, g, g, 13)."""
-    n, g = units.patches.shape[:3]
+    n, g = units.patches.shape[:2]
     return appearance_descriptor(units.patches.reshape(-1, *units.patches.shape[3:])).reshape(n, g, g, -1)
 
 

@@ -57,8 +57,10 @@ class EqualLinear(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
-        return lrelu(out) if self.act else out
+        # lrelu(a) * sqrt(2) = lrelu(sqrt(2) a): the activation's gain is folded into the weights
+        g = SQRT2 if self.act else 1.0
+        out = F.linear(x, self.weight * (self.scale * g), self.bias * (self.lr_mul * g))
+        return F.leaky_relu(out, 0.2) if self.act else out
 
 
 class EqualConv2d(nn.Module):
@@ -76,8 +78,12 @@ class EqualConv2d(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
-        return lrelu(out) if self.act else out
+        # lrelu(a) * sqrt(2) = lrelu(sqrt(2) a): the gain goes into the weights (one pass less over
+        # the activations, a tenth of E_L's time on a CPU)
+        g = SQRT2 if self.act else 1.0
+        bias = None if self.bias is None else (self.bias * g if self.act else self.bias)
+        out = F.conv2d(x, self.weight * (self.scale * g), bias, stride=self.stride, padding=self.padding)
+        return F.leaky_relu(out, 0.2) if self.act else out
 
 
 #: StyleGAN2's FIR low-pass filter (the binomial [1, 3, 3, 1], as an outer product)
@@ -100,7 +106,10 @@ class Blur(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.pad
-        return F.conv2d(F.pad(x, (a, b, a, b)), self.kernel.to(x.dtype), groups=x.shape[1])
+        k = self.kernel.to(x.dtype)
+        if a == b:  # the convolution's own zero padding: no padded copy of x
+            return F.conv2d(x, k, padding=a, groups=x.shape[1])
+        return F.conv2d(F.pad(x, (a, b, a, b)), k, groups=x.shape[1])
 
 
 class ModulatedConv2d(nn.Module):
