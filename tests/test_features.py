@@ -474,3 +474,18 @@ def test_superseded_extractor_is_kept_and_retrained(tiny_checkpoints, tmp_path):
     shutil.copytree(dest, out)  # the same old run again: kept beside, never overwritten
     with pytest.warns(StaleResultWarning):
         assert set_aside_if_superseded(out, replace(cfg, lambda_adv=0.5)).name == dest.name + "-2"
+
+
+def test_descriptor_encoder_lays_local_descriptors_on_the_grid():
+    from isg_core.features.data import DESCRIPTOR_DIM, appearance_descriptor
+    from isg_core.features.extract import DescriptorEncoder
+    from isg_core.tiling import split_local
+
+    x = np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    enc = DescriptorEncoder()
+    f, R = enc.encode(x, 16)
+    assert f.shape == (2, DESCRIPTOR_DIM) and R.shape == (2, 4, 4, DESCRIPTOR_DIM) and f.dtype == np.float32
+    cells = split_local(x[1], 16)
+    assert np.allclose(R[1, 2, 3], appearance_descriptor(cells[2, 3][None])[0], atol=1e-6)
+    assert np.allclose(f[0], appearance_descriptor(x[:1])[0], atol=1e-6)
+    assert enc.name == "descriptor" and enc.describe()["dim"] == DESCRIPTOR_DIM

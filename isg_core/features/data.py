@@ -105,6 +105,8 @@ def kept_patches(tiles_dir: Path, slide_ids: list[str], selection: str) -> list[
 _STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 _UNMIX = np.linalg.inv(_STAINS / np.linalg.norm(_STAINS, axis=1, keepdims=True))
 _H_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.99)
+#: length of :func:`appearance_descriptor`'s vector
+DESCRIPTOR_DIM = 3 + 3 + len(_H_QUANTILES) + 1 + 1
 
 
 def appearance_descriptor(patches: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from ..errors import IsgError, atomic_path, fault_point, first_line
 from ..manifest import read_manifest, shard_rows
 from ..paths import cohort_tiles_dir
 from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
-from .data import resize_patches, to_tensor
+from .data import DESCRIPTOR_DIM, appearance_descriptor, resize_patches, to_tensor
 from .resnet import ResNet50Features
 from .stylegan import Encoder
 from .train import ExtractorTrainConfig, load_checkpoint
@@ -177,6 +177,26 @@ class ResNet50Encoder(PatchEncoder):
 
     def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, None]:
         return self.net(to_tensor(patches).to(self.device)).float().cpu().numpy(), None
+
+
+class DescriptorEncoder(PatchEncoder):
+    """No network: the appearance descriptor (:func:`isg_core.features.data.appearance_descriptor`,
+    13 colour, haematoxylin-quantile and texture statistics) of the global patch as f_i and of each
+    local patch as R_i.  A reference for Table 5 and the slide models: what the learned features
+    add over colour statistics anyone can compute."""
+    name = "descriptor"
+    global_dim = local_dim = DESCRIPTOR_DIM
+
+    def describe(self) -> dict:
+        return {"kind": "appearance-descriptor", "dim": DESCRIPTOR_DIM}
+
+    def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+        patches = np.asarray(patches)
+        b, p = patches.shape[:2]
+        g = p // q
+        f = appearance_descriptor(patches).astype(np.float32)
+        cells = patches.reshape(b, g, q, g, q, 3).swapaxes(2, 3).reshape(-1, q, q, 3)  # row-major grid
+        return f, appearance_descriptor(cells).astype(np.float32).reshape(b, g, g, -1)
 
 
 # --- which patches -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..errors import IsgError
 from ..manifest import read_manifest
 from ..pipeline import prepare_cohort
 from ..tiling import StaleResultWarning
-from .extract import ResNet50Encoder, StyleGANEncoder, extract_cohort
+from .extract import DescriptorEncoder, ResNet50Encoder, StyleGANEncoder, extract_cohort
 from .stylegan import Discriminator, StyleAutoencoder
 from .train import load_checkpoint, train_config_for, train_extractor
 
@@ -106,10 +106,12 @@ def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root:
                  progress: bool = True, device: str | None = None):
     """An encoder by name: ``fe`` (trained E_G and E_L), ``fe-untrained`` (same shapes, random
     weights: a control), ``fe-without-fold<k>`` (E_G and E_L trained without fold k's slides),
-    ``resnet50`` (ImageNet when cached, else random)."""
+    ``resnet50`` (ImageNet when cached, else random), ``descriptor`` (no network: colour statistics)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if name == "resnet50":
         return ResNet50Encoder(prof.features.resnet_input, device=device)
+    if name == "descriptor":
+        return DescriptorEncoder(device="cpu")
     k = held_out_fold(name)
     if k is not None:
         enc = StyleGANEncoder(ensure_extractor("global", prof, cohort_root, progress, device, held_out=k),
@@ -121,7 +123,7 @@ def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root:
         return StyleGANEncoder(g, ensure_extractor("local", prof, cohort_root, progress, device), device=device)
     if name == "fe-untrained":
         return StyleGANEncoder(g, None, device=device, untrained=True)
-    raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, fe-without-fold<k>, resnet50)")
+    raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, fe-without-fold<k>, resnet50, descriptor)")
 
 
 def ensure_features(names=("fe",), profile: "str | Profile | None" = None,

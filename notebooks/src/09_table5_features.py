@@ -15,7 +15,9 @@
 #
 # Feature sets: `resnet50` (ImageNet weights only if cached on this machine, else a *random* ResNet50,
 # and the table says which), `fe` (f_i with the mean of R_i), `fe:global` (f_i alone) and
-# `fe-untrained` (the same encoder with random weights: what the architecture gives without training).
+# `fe-untrained` (the same encoder with random weights: what the architecture gives without training) and
+# `descriptor` (no network at all: 13 colour, haematoxylin and texture statistics of each patch and local
+# patch; what any learned feature has to beat).
 # The fine-tuned ResNet50 column is not run: like the paper on TCGA, we lack the GPU budget for it here.
 
 # %% tags=["parameters"]
@@ -54,7 +56,7 @@ print("profile", profile, "|", cohort.label, "|", len(cohort.manifest), "slides"
 # Extract (or find) the three feature sets for every slide. Throughput is printed per set.
 
 # %%
-runs = ensure_features(("fe", "fe-untrained", "resnet50"), prof, cohort_root)
+runs = ensure_features(("fe", "fe-untrained", "resnet50", "descriptor"), prof, cohort_root)
 h5 = tiles / f"{cohort.manifest.slide_id.iloc[0]}.h5"
 resnet_trunk = json.loads(read_features(h5, "resnet50", local=False).attrs["source"])["encoder"]["trunk"]
 fe_src = json.loads(read_features(h5, "fe", local=False).attrs["source"])["encoder"]
@@ -72,7 +74,7 @@ pd.DataFrame([{"features": k, "slides encoded now": int((~v.skipped).sum()),
 # %%
 torch.set_num_threads(1)  # small MLPs: one thread is faster than two on this CPU
 pcfg = ProbeConfig(epochs=300 if profile != "smoke" else 20, patience=30 if profile != "smoke" else 5)
-specs = ("resnet50", "fe", "fe:global", "fe-untrained")
+specs = ("resnet50", "fe", "fe:global", "fe-untrained", "descriptor")
 long, slide_predictions = table5(cohort, tiles, specs, pcfg)
 write_table(long, "table_5_per_target", profile, command, config={"probe": pcfg.__dict__},
             title="Table 5 per target: probe PCC (ISG-Sim, SIMULATED)",
@@ -89,7 +91,8 @@ long.pivot_table(index=["level", "task", "target"], columns="features", values="
 
 # %%
 label = {"resnet50": f"ResNet50 ({resnet_trunk})", "fe": "Feature Extraction network (f_i + mean R_i)",
-         "fe:global": "Feature Extraction network (f_i only)", "fe-untrained": "FE architecture, untrained"}
+         "fe:global": "Feature Extraction network (f_i only)", "fe-untrained": "FE architecture, untrained",
+         "descriptor": "appearance descriptor (no network, 13 colour statistics)"}
 agg = (long.groupby(["level", "features"]).agg(pcc=("pcc", "mean"), pcc_fold_std=("pcc_fold_std", "mean"))
        .reset_index())
 paper_method = {"resnet50": "ResNet50 (pretrained)", "fe": "Feature Extraction network (pretrained)"}
@@ -127,7 +130,7 @@ save_figure(fig, "fig_table_5", profile)
 # contains 0 means this cohort cannot tell the two apart.
 
 # %%
-pairs = [("fe", "resnet50"), ("fe", "fe-untrained"), ("fe", "fe:global")]
+pairs = [("fe", "resnet50"), ("fe", "fe-untrained"), ("fe", "fe:global"), ("fe", "descriptor")]
 diffs = table5_differences(long, slide_predictions, cohort, pairs)
 write_table(diffs, "table_5_differences", profile, command,
             title="Table 5: paired differences between feature sets (ISG-Sim, SIMULATED)",
