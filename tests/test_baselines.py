@@ -265,7 +265,8 @@ def test_he2rna_follows_its_published_code():
     c = HE2RNAConfig()
     assert c.layers == (256, 256) and c.dropout == 0.25 and c.ks == (1, 2, 5, 10, 20, 50, 100)
     assert PUBLISHED_SCHEDULE == {"epochs": 200, "patience": 50, "lr": 3e-4, "batch_size": 16, "weight_decay": 0.0,
-                                  "max_patches": None, "stop_on": "pcc", "prediction_floor": 0.0}
+                                  "max_patches": None, "stop_on": "pcc", "prediction_floor": 0.0,
+                                  "lr_schedule": "constant"}
     assert MSI_PUBLISHED_SCHEDULE["lr"] == 1e-3 and MSI_PUBLISHED_SCHEDULE["epochs"] == 50
     assert MSI_PUBLISHED_SCHEDULE["batch_size"] == 10 and MSI_PUBLISHED_SCHEDULE["stop_on"] == "last"
     assert MAX_TILES == 8000
@@ -273,9 +274,12 @@ def test_he2rna_follows_its_published_code():
     cfg = train_config(quick, Experiment("HE2RNA", "he2rna", features="resnet50", selection="otsu", supertiles=100),
                        seed=2)
     assert (cfg.epochs, cfg.patience, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.max_patches, cfg.stop_on,
-            cfg.prediction_floor, cfg.seed) == (200, 50, 3e-4, 16, 0.0, None, "pcc", 0.0, 2)
+            cfg.prediction_floor, cfg.seed, cfg.lr_schedule) == (200, 50, 3e-4, 16, 0.0, None, "pcc", 0.0, 2,
+                                                                 "constant")
     isg_cfg = train_config(quick, Experiment("ISG"))
-    assert (isg_cfg.lr, isg_cfg.stop_on, isg_cfg.epochs) == (quick.models.lr, "loss", quick.models.epochs)
+    assert (isg_cfg.lr, isg_cfg.stop_on, isg_cfg.epochs, isg_cfg.lr_schedule) == (
+        quick.models.lr, "loss", quick.models.epochs, quick.models.lr_schedule)
+    assert train_config(quick, Experiment("M", "he2rna-msi"), kind="classification").lr_schedule == "constant"
     smoke = train_config(get_profile("smoke"), Experiment("HE2RNA", "he2rna"))
     assert smoke.epochs == 2 and smoke.patience == 2 and smoke.lr == 3e-4  # capped, still HE2RNA's
     f, pos = np.arange(20000, dtype=np.float32)[:, None], np.zeros((20000, 2), np.int64)

@@ -23,7 +23,10 @@ def test_choose_budget_finds_the_lower_schedule_and_its_epoch():
             cos[14:16] += 0.5
             rows += [pd.DataFrame({"schedule": s, "task": task, "fold": fold, "epoch": e, "val_loss": v})
                      for s, v in (("constant", const), ("cosine", cos))]
-    out = choose_budget(pd.concat(rows))
-    assert (out["schedule"], out["epochs"]) == ("cosine", 20)
+    curves = pd.concat(rows)
+    out = choose_budget(curves)
+    assert (out["schedule"], out["best epoch"], out["epochs"]) == ("cosine", 20, 30)  # cosine keeps its horizon
     assert out["patience"] == 2
+    const = choose_budget(curves[curves.schedule == "constant"])
+    assert (const["best epoch"], const["patience"], const["epochs"]) == (10, 1, 11)
     assert out["best mean val loss (constant)"] > out["best mean val loss (cosine)"] == out["mean val loss"]

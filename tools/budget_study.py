@@ -4,7 +4,7 @@ Trains Table 1's ISG for ``--epochs`` epochs without early stopping, per learnin
 task, on the development cohort, and writes ``results/<profile>/training_budget*.{csv,md}`` and
 ``fig_training_budget.png`` (:mod:`isg_core.experiments.budget`).
 
-    python tools/budget_study.py --profile quick --epochs 40
+    python tools/budget_study.py --profile quick --epochs 30
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ if __name__ == "__main__":
                 title="Inner-validation curves of the budget study (ISG-Sim, SIMULATED)", note=note)
     fig, ax = plt.subplots(figsize=(7, 4))
     sns.lineplot(data=out["curves"], x="epoch", y="val_loss", hue="schedule", style="task", errorbar=None, ax=ax)
-    ax.axvline(out["choice"]["epochs"], color="grey", ls=":", label="chosen epochs")
+    ax.axvline(out["choice"]["best epoch"], color="grey", ls=":", label="best mean epoch")
     ax.set_xlabel("epoch")
     ax.set_ylabel("inner-validation MSE (standardised log expression)")
     ax.set_title("ISG training budget on the development cohort (ISG-Sim, SIMULATED)")

@@ -42,18 +42,25 @@ def longest_wait(val_loss: np.ndarray, until: int) -> int:
 
 def choose_budget(curves: pd.DataFrame) -> dict:
     """From inner-validation curves (``schedule, task, fold, epoch, val_loss``; epochs from 1) the
-    budget: ``schedule`` and ``epochs`` where the mean curve over (task, fold) is lowest, and the
-    ``patience`` early stopping needs to reach each curve's own best epoch up to ``epochs``
-    (the largest over (task, fold), at least 1)."""
+    budget.  ``schedule`` and ``best epoch``: where the mean curve over (task, fold) is lowest.
+    ``patience``: what early stopping needs to reach each curve's own best epoch up to that one
+    (the largest over (task, fold), at least 1).  ``epochs``: with "cosine" the horizon the curves
+    were measured with (the rate at an epoch depends on it); with "constant" the best epoch plus
+    the patience (early stopping keeps the best epoch's model; later epochs only cost time), at
+    most the horizon."""
     mean = curves.groupby(["schedule", "epoch"]).val_loss.mean()
-    schedule, epochs = mean.idxmin()
+    schedule, best = mean.idxmin()
     waits = []
     for _, c in curves[curves.schedule == schedule].groupby(["task", "fold"]):
-        v = c.sort_values("epoch").val_loss.to_numpy()[:epochs]
+        v = c.sort_values("epoch").val_loss.to_numpy()[:best]
         waits.append(longest_wait(v, int(np.argmin(v))))
-    return {"schedule": schedule, "epochs": int(epochs), "patience": max(1, int(max(waits))),
+    patience = max(1, int(max(waits)))
+    horizon = int(curves.epoch.max())
+    epochs = horizon if schedule == "cosine" else min(horizon, int(best) + patience)
+    return {"schedule": schedule, "epochs": epochs, "patience": patience, "best epoch": int(best),
             "mean val loss": float(mean.min()),
-            **{f"best mean val loss ({s})": float(mean.loc[s].min()) for s in mean.index.levels[0]}}
+            **{f"best mean val loss ({s})": float(mean.loc[s].min()) for s in mean.index.levels[0]},
+            "mean val loss at epoch 1": float(mean.xs(1, level="epoch").mean())}
 
 
 def budget_study(profile: "str | Profile | None" = None, long_epochs: int = 40, schedules=LR_SCHEDULES,

@@ -57,11 +57,11 @@ MAX_TILES = 8000
 #: HE2RNA's published training of its supertile models (configs/config_*_all_TCGA.ini, model.fit/predict),
 #: as fields of the engine's TrainConfig
 PUBLISHED_SCHEDULE = {"epochs": 200, "patience": 50, "lr": 3e-4, "batch_size": 16, "weight_decay": 0.0,
-                      "max_patches": None, "stop_on": "pcc", "prediction_floor": 0.0}
+                      "max_patches": None, "stop_on": "pcc", "prediction_floor": 0.0, "lr_schedule": "constant"}
 #: HE2RNA's MSI classifier (msi_prediction.py: Adam(lr=0.001), model.fit(epochs=50, batch_size=10), no
 #: early stopping, so the last epoch's model is the one used)
 MSI_PUBLISHED_SCHEDULE = {"epochs": 50, "patience": 50, "lr": 1e-3, "batch_size": 10, "weight_decay": 0.0,
-                          "max_patches": None, "stop_on": "last"}
+                          "max_patches": None, "stop_on": "last", "lr_schedule": "constant"}
 
 
 # --- supertiles: K-means on tile coordinates ---------------------------------------------------
