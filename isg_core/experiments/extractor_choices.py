@@ -220,16 +220,15 @@ def train_variant(variant: Variant, prof: Profile, cohort_root: Path, device: st
                            device=device)
 
 
-def load_encoder(ckpt: Path, untrained: bool = False) -> tuple[Encoder, int, pd.DataFrame]:
-    """E_L from a checkpoint (or its architecture with the seed's random weights), its input
-    resolution and its training history."""
-    ck = load_checkpoint(ckpt)
+def load_encoder(ck: dict, untrained: bool = False) -> tuple[Encoder, int]:
+    """E_L from a loaded checkpoint (or its architecture with the seed's random weights) and its
+    input resolution."""
     cfg = ExtractorTrainConfig.from_dict(ck["config"])
     torch.manual_seed(cfg.seed)
     enc = Encoder(cfg.model).eval()
     if not untrained:
         enc.load_state_dict(ck["encoder"])
-    return enc, cfg.model.resolution, history_frame(ck["history"])
+    return enc, cfg.model.resolution
 
 
 def extractor_choice_study(profile: "str | Profile | None" = None, variants=VARIANTS,
@@ -250,16 +249,16 @@ def extractor_choice_study(profile: "str | Profile | None" = None, variants=VARI
     ref = probe_predictions(descriptor_codes(units), units)
     rows += score_rows("reference: appearance descriptor (no network)", ref)
     for v in variants:
-        ckpt = train_variant(v, prof, root, device, progress)
-        enc, res, hist = load_encoder(ckpt)
+        ck = load_checkpoint(train_variant(v, prof, root, device, progress))
+        enc, res = load_encoder(ck)
+        hist = history_frame(ck["history"])
         preds[v.name] = probe_predictions(local_codes(enc, units, res), units)
         rows += score_rows(v.name, preds[v.name])
-        ck = load_checkpoint(ckpt)
         summary.append({"variant": v.name, "steps": int(ck["step"]), "lpips trunk": ck["lpips_trunk"],
                         "L1 change, last 10% of steps": convergence(hist),
                         "final L1": float(hist["l1"].iloc[-max(1, len(hist) // 10):].mean())})
         if v is variants[0]:
-            untrained, res, _ = load_encoder(ckpt, untrained=True)
+            untrained, res = load_encoder(ck, untrained=True)
             rows += score_rows("reference: E_L untrained", probe_predictions(local_codes(untrained, units, res), units))
     scores = pd.DataFrame(rows)
     mean = scores.groupby(["variant", "level"]).pcc.mean().unstack("level")

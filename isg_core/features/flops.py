@@ -10,6 +10,8 @@ those tables.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import torch
 from torch import nn
@@ -30,7 +32,7 @@ def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
 def encoder_flops(resolution: int, features, scale: str, downsample: str | None = None) -> int:
     """FLOPs of the profile's E_G or E_L on one patch at ``resolution`` px."""
     cfg = train_config_for(scale, features)
-    model = cfg.model if downsample is None else type(cfg.model)(**{**cfg.model.to_dict(), "downsample": downsample})
+    model = cfg.model if downsample is None else replace(cfg.model, downsample=downsample)
     return count_flops(Encoder(model).eval(), torch.zeros(1, 3, resolution, resolution))
 
 
