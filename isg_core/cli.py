@@ -70,7 +70,10 @@ def _add_input_commands(sub) -> None:
     s.add_argument("--out", help="output folder (default data/cohorts/isg-sim-<profile>)")
     s.add_argument("--slides", type=int, help="number of slides, split over LIHC, COAD, PRAD")
     s.add_argument("--seed", type=int, help="random seed (default 0; with --profile, the role's seed)")
-    s.add_argument("--size", type=int, help="slide side in px at 0.5 mpp (default 2048)")
+    s.add_argument("--size", type=int, help="slide side in px at 0.5 mpp (default 2048; with 'wsi' the width)")
+    s.add_argument("--layout", choices=("section", "wsi"),
+                   help="tissue on the glass: one section filling half a square canvas, or 'wsi': one to three "
+                        "sections on a mostly-glass canvas (default section; with --profile, the profile's)")
     s.add_argument("--profile", choices=PROFILE_CHOICES, help="take --slides/--size/--seed/--out from a profile")
     s.add_argument("--role", choices=COHORT_ROLES, default="held-out",
                    help="with --profile: the held-out cohort the tables report (default, data/cohorts/"
@@ -145,8 +148,9 @@ def _add_cohort_commands(sub) -> None:
     s.add_argument("--local", dest="local_ckpt", help="local extractor checkpoint")
     s.add_argument("--resnet50", action="store_true", help="also extract pooled ResNet50 features (reference)")
     s.add_argument("--selection", default="shannon", help="which stored selection's kept patches (default shannon)")
-    s.add_argument("--patches", default="kept", choices=["kept", "all", "union"],
-                   help="kept by --selection, all patches, or the union of all stored selections")
+    s.add_argument("--patches", default="kept", choices=["kept", "all", "union", "candidates"],
+                   help="kept by --selection, all patches, the union of all stored selections, or 'candidates': "
+                        "that union and the patches of Table 4's Shannon thresholds (what `isg reproduce` encodes)")
     s.add_argument("--batch", type=int, help="global patches per batch (default: the profile's)")
     s.add_argument("--overwrite", action="store_true", help="redo slides already done")
     s.add_argument("--shard", metavar="K/N", help="only slides K, K+N, ... of the manifest (see `isg prepare --shard`)")

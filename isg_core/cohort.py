@@ -41,7 +41,7 @@ def ensure_cohort(profile: str | None = None, workers: int | None = None, role: 
     ensure_samples()
     return simulate_cohort(cohort_dir(prof.name, role), n_slides=3 * prof.sim.slides_per_type,
                            seed=prof.sim.seed_of(role), size=prof.sim.size, workers=workers or prof.workers,
-                           tiling=prof.tiling)
+                           tiling=prof.tiling, layout=prof.sim.layout)
 
 
 def cohort_role(profile, cohort) -> str:

@@ -22,7 +22,8 @@ from .config import TilingConfig
 from .errors import IsgError
 from .manifest import read_manifest, shard_rows, slide_mpps
 from .paths import cohort_tiles_dir
-from .selection import ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, score_slide, threshold_info
+from .selection import ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, threshold_info
+from .selection.slide import score_slide_many
 from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 
 
@@ -45,18 +46,24 @@ def _prepare_one(args) -> dict:
     h5, _ = tile_to_h5(slide_path, tiles, cfg, mpp=mpp, slide_id=slide_id)
     tiling = read_tiling_h5(h5)
     row = {"slide_id": tiling.slide_id, "h5": str(h5), "n_patches": tiling.n_patches}
+    todo = []
     for method in methods:
         sel = get_selector(method)
         th = parse_threshold(thresholds.get(method), default=sel.default_threshold)
         if th.kind in ("bits", "bpp") and not isinstance(sel, ShannonSelector):
             raise IsgError(None, f"a '{th.kind}' threshold applies only to the shannon method, not {method!r}")
         if not selection_is_current(h5, sel.name, str(th), json.dumps(sel.params(), default=str)):
-            with open_tiled_slide(slide_path, tiling, h5) as slide:
-                scores = score_slide(slide, tiling, sel, progress=False)
-            info = threshold_info(scores, th, sel, cfg.global_size ** 2)
-            add_selection_to_h5(h5, sel.name, scores, scores > info["threshold_score"], info)
-        with h5py.File(h5, "r") as f:
-            row[f"n_kept_{sel.name}"] = int(f[f"selection/{sel.name}"].attrs["n_kept"])
+            todo.append((sel, th))
+    if todo:  # one pass over the patches for every selection still to make
+        with open_tiled_slide(slide_path, tiling, h5) as slide:
+            scores = score_slide_many(slide, tiling, [s for s, _ in todo])
+        for j, (sel, th) in enumerate(todo):
+            info = threshold_info(scores[:, j], th, sel, cfg.global_size ** 2)
+            add_selection_to_h5(h5, sel.name, scores[:, j], scores[:, j] > info["threshold_score"], info)
+    with h5py.File(h5, "r") as f:
+        for method in methods:
+            name = get_selector(method).name
+            row[f"n_kept_{name}"] = int(f[f"selection/{name}"].attrs["n_kept"])
     return row
 
 

@@ -68,6 +68,11 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
                 if keep is None:
                     rows = np.arange(len(index))
                 else:
+                    missing = int(np.count_nonzero(keep)) - int(np.count_nonzero(np.asarray(keep, bool)[index]))
+                    if missing > 0:  # never a silently smaller slide: those patches were not encoded
+                        raise IsgError(path, f"{missing} patches that {exp.label!r} keeps have no '{exp.features}' "
+                                             f"features (extracted: {g.attrs.get('patches', '?')}); extract again "
+                                             "with --patches candidates")
                     rows = kept_rows(fh, keep, index)
                 f = g["global"][:][rows].astype(np.float32)
                 pos = fh["grid_index"][:][index[rows]].astype(np.int64)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import IsgError
 from ..selection import ShannonSelector
+from ..selection.thresholds import TABLE4_RATIOS, TABLE4_RULE
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,12 @@ def table4_experiments(default_bpp: float) -> list[Experiment]:
     of our default threshold (``default_bpp`` bits per pixel, which plays the paper's 1.6e6), plus
     the per-slide mu + sigma rule the paper says its threshold roughly matches."""
     rows = []
-    for paper_bits, ratio in ((8e5, 0.5), (1.6e6, 1.0), (2.4e6, 1.5)):
+    for paper_bits, ratio in zip((8e5, 1.6e6, 2.4e6), TABLE4_RATIOS):
         label, paper = f"{ratio:g} x default ({default_bpp * ratio:.2f} bpp)", f"ISG threshold={paper_bits:g} bits"
         # 1x is the stored Shannon selection itself (made with the default threshold)
         rows.append(isg(label, paper=paper) if ratio == 1.0 else
                     isg(label, threshold=f"bpp:{default_bpp * ratio:g}", paper=paper))
-    rows.append(isg("mu + sigma per slide", threshold="mu_sigma:1", paper=None))
+    rows.append(isg("mu + sigma per slide", threshold=TABLE4_RULE, paper=None))
     return rows
 
 

@@ -35,6 +35,8 @@ from ..devices import resolve_device
 from ..errors import IsgError, atomic_path, fault_point, first_line
 from ..manifest import read_manifest, shard_rows
 from ..paths import cohort_tiles_dir
+from ..selection.selectors import ShannonSelector
+from ..selection.thresholds import select, table4_thresholds
 from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 from .data import DESCRIPTOR_DIM, appearance_descriptor, resize_patches, to_tensor
 from .resnet import ResNet50Features
@@ -200,22 +202,35 @@ class DescriptorEncoder(PatchEncoder):
 
 
 # --- which patches -------------------------------------------------------------------------------
+#: what ``patches=`` may ask :func:`patch_index` for
+PATCH_SETS = ("kept", "all", "union", "candidates")
+
+
 def patch_index(h5: h5py.File, selection: str, patches: str = "kept") -> np.ndarray:
-    """Rows of ``coords`` to encode: ``kept`` by ``selection``, ``all``, or the ``union`` of every
-    stored selection (so one extraction serves a comparison of selectors)."""
+    """Rows of ``coords`` to encode: ``kept`` by ``selection``, ``all``, the ``union`` of every
+    stored selection (so one extraction serves a comparison of selectors), or the ``candidates``
+    of every table: that union and the patches Table 4's other Shannon thresholds keep
+    (:func:`~isg_core.selection.thresholds.table4_thresholds`), so glass is never encoded."""
     n = h5["coords"].shape[0]
     if patches == "all":
         return np.arange(n)
-    if patches == "union":
+    if patches in ("union", "candidates"):
         groups = list(h5.get("selection", {}).keys())
         if not groups:
             raise IsgError(h5.filename, "no selection stored: run `isg prepare` first")
         keep = np.zeros(n, bool)
         for m in groups:
             keep |= h5[f"selection/{m}/keep"][:]
+        if patches == "candidates":
+            if "selection/shannon/scores" not in h5:
+                raise IsgError(h5.filename, "no Shannon scores stored: run `isg prepare` first")
+            scores = h5["selection/shannon/scores"][:]
+            pixels = int(h5["selection/shannon"].attrs["patch_pixels"])
+            for th in table4_thresholds(float(ShannonSelector.default_threshold.value)):
+                keep |= select(scores, th, pixels)
         return np.flatnonzero(keep)
     if patches != "kept":
-        raise IsgError(None, f"patches must be 'kept', 'all' or 'union', got {patches!r}")
+        raise IsgError(None, f"patches must be one of {', '.join(PATCH_SETS)}, got {patches!r}")
     key = f"selection/{selection}/keep"
     if key not in h5:
         raise IsgError(h5.filename, f"no '{selection}' selection: run `isg prepare` first")

@@ -137,9 +137,9 @@ def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
     out = {}
     for name in names:
         enc = make_encoder(name, prof, cohort_root, progress, device)
-        # every patch, glass included: the selection is applied when features are read, so Tables 2
-        # and 4 (other selectors, other thresholds) need no second extraction
-        out[name] = extract_cohort(cohort_root, enc, patches="all", batch_size=prof.features.extract_batch,
+        # the patches any table may use (every selector's, every Table 4 threshold's), not glass: the
+        # selection is applied when features are read, so Tables 2 and 4 need no second extraction
+        out[name] = extract_cohort(cohort_root, enc, patches="candidates", batch_size=prof.features.extract_batch,
                                    progress=progress)
     return out
 

@@ -19,8 +19,9 @@ import pandas as pd
 from ..config import TilingConfig
 from ..manifest import read_manifest
 from ..slides import open_slide
-from ..tiling import read_global_patch, tile_slide
+from ..tiling import tile_slide
 from .selectors import SELECTORS, available_selectors, get_selector
+from .slide import score_slide_many
 from .thresholds import Threshold, parse_threshold, precision_recall, select
 
 
@@ -64,16 +65,7 @@ def score_slide_methods(path: "str | os.PathLike", methods: Sequence[str], tilin
     column per method (each patch is read once and scored by every method)."""
     with open_slide(path) as s:
         t = tile_slide(s, tiling)
-        sels = [get_selector(m) for m in methods]
-        if any(sel.requires_fit for sel in sels):
-            thumb = s.thumbnail(thumbnail_size)
-            for sel in sels:
-                if sel.requires_fit:
-                    sel.fit(thumb)
-        scores = np.empty((t.n_patches, len(sels)))
-        for i in range(t.n_patches):
-            p = read_global_patch(s, t, i)
-            scores[i] = [sel.score(p) for sel in sels]
+        scores = score_slide_many(s, t, [get_selector(m) for m in methods], thumbnail_size=thumbnail_size)
     df = pd.DataFrame({"slide_id": t.slide_id, "x": t.coords[:, 0], "y": t.coords[:, 1]})
     for j, m in enumerate(methods):
         df[m] = scores[:, j]

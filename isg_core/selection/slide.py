@@ -32,12 +32,26 @@ def score_slide(slide: Slide, tiling: Tiling, method: "str | Selector" = "shanno
     ``method``; (n,) float64.  Selectors that need a per-slide fit (Otsu) are fitted on the
     slide's thumbnail first."""
     sel = _selector(method, **selector_kwargs)
-    if sel.requires_fit:
-        sel.fit(slide.thumbnail(thumbnail_size))
-    out = np.empty(tiling.n_patches, np.float64)
-    for i in tqdm(range(tiling.n_patches), desc=f"{sel.name} {tiling.slide_id}", unit="patch",
+    return score_slide_many(slide, tiling, [sel], progress, thumbnail_size)[:, 0]
+
+
+def score_slide_many(slide: Slide, tiling: Tiling, selectors: Sequence["str | Selector"], progress: bool = False,
+                     thumbnail_size: int = 1024) -> np.ndarray:
+    """Scores of every global patch by each of ``selectors``: (n, len(selectors)) float64.  Each
+    patch is read once and scored by all of them (reading is most of a cheap selector's time);
+    selectors that need a per-slide fit are fitted on one thumbnail first."""
+    sels = [_selector(m) for m in selectors]
+    if any(s.requires_fit for s in sels):
+        thumb = slide.thumbnail(thumbnail_size)
+        for s in sels:
+            if s.requires_fit:
+                s.fit(thumb)
+    out = np.empty((tiling.n_patches, len(sels)), np.float64)
+    names = "+".join(s.name for s in sels)
+    for i in tqdm(range(tiling.n_patches), desc=f"{names} {tiling.slide_id}", unit="patch",
                   disable=not progress, leave=False):
-        out[i] = sel.score(read_global_patch(slide, tiling, i))
+        p = read_global_patch(slide, tiling, i)
+        out[i] = [s.score(p) for s in sels]
     return out
 
 

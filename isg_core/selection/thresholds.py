@@ -123,6 +123,18 @@ def select(scores: np.ndarray, threshold: "Threshold | str | float" = Threshold(
     return s > resolve_threshold(s, th, pixels)
 
 
+#: Table 4's Shannon thresholds as ratios of the default: the paper's 8e5, 1.6e6 (its best) and
+#: 2.4e6 bits, whose ratios transfer where its bit counts do not; and the per-slide rule it compares
+TABLE4_RATIOS = (0.5, 1.0, 1.5)
+TABLE4_RULE = "mu_sigma:1"
+
+
+def table4_thresholds(default_bpp: float) -> list[str]:
+    """The Shannon thresholds Table 4 applies besides the default: ``bpp:<ratio x default>`` for
+    each ratio but 1, and the per-slide rule (what a cohort's features must cover)."""
+    return [f"bpp:{default_bpp * r:g}" for r in TABLE4_RATIOS if r != 1.0] + [TABLE4_RULE]
+
+
 # --- metrics ---------------------------------------------------------------------------------
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """ROC AUC = P(score of a positive > score of a negative), ties counting 1/2: the

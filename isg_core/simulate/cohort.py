@@ -35,6 +35,8 @@ MPP = 0.5
 P_TWO_SLIDES = 0.13
 #: per-type stain centre: multipliers of the H and E channels (LIHC pinker, COAD more purple, PRAD paler)
 STAIN_CENTRE = {"LIHC": (0.95, 1.20), "COAD": (1.15, 0.95), "PRAD": (1.0, 0.85)}
+#: ``wsi`` layout: the canvas is ``size`` wide and ``size`` x U(these) high
+WSI_ASPECT = (0.9, 1.3)
 #: per-slide stain jitter: SD of the log multiplier of H and E
 STAIN_JITTER = 0.12
 #: per-class multipliers (H, E, D) of the real texture: what each tissue compartment looks like
@@ -64,6 +66,7 @@ class SlideSpec:
     size: int
     global_size_l0: int
     out: str
+    layout: str = "section"  # how tissue lies on the glass (tissue.LAYOUTS)
 
 
 # ---------------------------------------------------------------------------- design ----
@@ -117,11 +120,20 @@ def slide_latents(lat: dict, rng: np.random.Generator) -> dict:
 
 
 # ---------------------------------------------------------------------------- render ----
-def _map_gain(cmap: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Per-pixel texture multipliers (h, w, 3) from the class map, with soft class borders."""
+def _gain_support(cmap: np.ndarray) -> np.ndarray:
+    """Map pixels where :func:`_apply_map_gain`'s multipliers may be non-zero: non-glass dilated by the Gaussian's
+    reach (radius 3 map px at sigma 0.7) plus the bilinear upsampling's (1), and a margin."""
+    return ndimage.binary_dilation(cmap != ts.GLASS, iterations=6)
+
+
+def _apply_map_gain(hed: np.ndarray, cmap: np.ndarray) -> None:
+    """Multiply the (h, w, 3) texture in place by its per-pixel multipliers from the class map,
+    with soft class borders (one channel at a time: no (h, w, 3) gain array is made)."""
+    h, w = hed.shape[:2]
     lut = np.array([CLASS_GAIN[c] for c in sorted(CLASS_GAIN)], np.float32)
     g = lut[cmap]
-    return np.stack([art.upsample(ndimage.gaussian_filter(g[..., c], 0.7), h, w) for c in range(3)], axis=-1)
+    for c in range(3):
+        hed[..., c] *= art.upsample(ndimage.gaussian_filter(g[..., c], 0.7), h, w)
 
 
 def render_slide(spec: SlideSpec) -> dict:
@@ -131,9 +143,12 @@ def render_slide(spec: SlideSpec) -> dict:
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.type_index, spec.patient_num, spec.dx]))
     lat = slide_latents(patient_latents(spec.seed, spec.type_index, spec.patient_num, spec.cancer), rng)
     w = spec.size
-    h = spec.size if rng.random() < 0.5 else int(round(spec.size * rng.uniform(1.0, 1.15)))
+    if spec.layout == "section":
+        h = spec.size if rng.random() < 0.5 else int(round(spec.size * rng.uniform(1.0, 1.15)))
+    else:
+        h = int(round(spec.size * rng.uniform(*WSI_ASPECT)))
     mshape = (math.ceil(h / ts.DS), math.ceil(w / ts.DS))
-    cmap, geo = ts.class_map(rng, mshape, spec.cancer, lat)
+    cmap, geo = ts.class_map(rng, mshape, spec.cancer, lat, spec.layout)
     fields = {
         "immune": np.exp(0.8 * ts.smooth_field(rng, mshape, 12) - 0.32).astype(np.float32),
         "angle": (np.pi * ts.smooth_field(rng, mshape, 10)).astype(np.float32),
@@ -149,8 +164,10 @@ def render_slide(spec: SlideSpec) -> dict:
     P = cl.PAD
     canvas = np.zeros((h + 2 * P, w + 2 * P, 3), np.float32)
     hed = canvas[P : P + h, P : P + w]
-    hed[:] = tx.assemble_texture(rng, h, w)
-    hed *= _map_gain(cmap, h, w)
+    # texture only where the class gain can be non-zero (glass has gain 0): the same pixels as
+    # texturing everywhere, at the cost of the tissue alone on a mostly-glass wsi canvas
+    hed[:] = tx.assemble_texture(rng, h, w, where=_gain_support(cmap), ds=ts.DS)
+    _apply_map_gain(hed, cmap)
     cl.draw_cells(canvas, cells, spec.cancer)
     sh, se = STAIN_CENTRE[spec.cancer]
     hed[..., 0] *= sh * np.exp(rng.normal(0, STAIN_JITTER))
@@ -158,7 +175,7 @@ def render_slide(spec: SlideSpec) -> dict:
     amap = np.zeros(mshape, np.uint8)
     art.apply_hed(rng, hed, cmap, items, amap)
     np.maximum(hed, 0, out=hed)
-    rgb = tx.hed_to_rgb(np.ascontiguousarray(hed)).astype(np.float32)
+    rgb = tx.hed_to_rgb_sparse(hed).astype(np.float32)
     del canvas, hed
     # glass is never pure white: a per-slide tint and faint sensor noise everywhere
     rgb *= rng.uniform(0.93, 0.975, 3).astype(np.float32)
@@ -290,8 +307,11 @@ def patch_truth(cohort_dir: str | Path, slide_id: str, coords, size_level0: int)
 
 
 # ---------------------------------------------------------------------------- cohort ----
-def _params(n_slides: int, seed: int, size: int, tiling: TilingConfig) -> dict:
-    return {"n_slides": int(n_slides), "seed": int(seed), "size": int(size), "mpp": MPP, "tiling": asdict(tiling)}
+def _params(n_slides: int, seed: int, size: int, tiling: TilingConfig, layout: str = "section") -> dict:
+    p = {"n_slides": int(n_slides), "seed": int(seed), "size": int(size), "mpp": MPP, "tiling": asdict(tiling)}
+    if layout != "section":  # recorded only when not the original layout: cohorts made before it stay complete
+        p["layout"] = layout
+    return p
 
 
 def _is_complete(out: Path, params: dict) -> bool:
@@ -326,8 +346,11 @@ def simulate_cohort(
     workers: int = 2,
     tiling: TilingConfig = TilingConfig(),
     progress: bool = True,
+    layout: str = "section",
 ) -> Path:
     """Generate an ISG-Sim cohort of ``n_slides`` slides (split over LIHC, COAD, PRAD) in ``out``.
+    ``layout``: how tissue lies on the glass (``section`` or ``wsi``: :mod:`.tissue`); with
+    ``wsi``, ``size`` is the slide's width and its height is ``size`` x U(:data:`WSI_ASPECT`).
     Writes slides/, maps/, manifest.csv, expression.tsv, truth.csv, noise_ceiling.csv,
     labels.csv, patches.csv and cohort.json (last: its presence marks a complete cohort).
     Returns ``out``; an existing complete cohort with the same parameters is kept as is.
@@ -337,12 +360,14 @@ def simulate_cohort(
         raise IsgError(None, f"n_slides must be at least 1, got {n_slides}")
     if size < 256:
         raise IsgError(None, f"slide size must be at least 256 px, got {size}")
-    params = _params(n_slides, seed, size, tiling)
+    if layout not in ts.LAYOUTS:
+        raise IsgError(None, f"unknown layout {layout!r} (choose one of {', '.join(ts.LAYOUTS)})")
+    params = _params(n_slides, seed, size, tiling, layout)
     if _is_complete(out, params):
         return out
     p_l0 = int(round(tiling.global_size * tiling.mpp / MPP))
     specs = [
-        SlideSpec(i, sid, pid, cancer, ti, pnum, dx, int(seed), int(size), p_l0, str(out))
+        SlideSpec(i, sid, pid, cancer, ti, pnum, dx, int(seed), int(size), p_l0, str(out), layout)
         for i, (cancer, ti, pid, sid, pnum, dx) in enumerate(design(n_slides, seed))
     ]
     (out / "slides").mkdir(parents=True, exist_ok=True)

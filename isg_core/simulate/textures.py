@@ -48,6 +48,19 @@ def hed_to_rgb(hed: np.ndarray) -> np.ndarray:
     return (od + 0.5).astype(np.uint8).reshape(hed.shape)
 
 
+def hed_to_rgb_sparse(hed: np.ndarray, block: int = 256) -> np.ndarray:
+    """:func:`hed_to_rgb` of a (h, w, 3) array, converting only ``block``-px squares that hold
+    some stain: zero stain is exactly white (255), which is most of a mostly-glass slide."""
+    h, w = hed.shape[:2]
+    out = np.full((h, w, 3), 255, np.uint8)
+    for y in range(0, h, block):
+        for x in range(0, w, block):
+            b = hed[y : y + block, x : x + block]
+            if b.any():
+                out[y : y + block, x : x + block] = hed_to_rgb(np.ascontiguousarray(b))
+    return out
+
+
 def rgb_to_hed(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 -> HED stain concentrations float32 (``skimage.color.rgb2hed``)."""
     return rgb2hed(rgb).astype(np.float32)
@@ -130,11 +143,24 @@ def feather_window(size: int, ramp: int) -> np.ndarray:
     return np.outer(t, t).astype(np.float32)
 
 
-def assemble_texture(rng: np.random.Generator, h: int, w: int, stride: int = 224) -> np.ndarray:
-    """A seamless ``(h, w, 3)`` HED texture: random bank crops (random flip / rot90) pasted on
-    an overlapping grid with feathered masks and normalised by the summed weights."""
-    bank = texture_bank()
+@functools.lru_cache(maxsize=4)
+def _windowed_bank(stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bank with each crop multiplied by the paste window, and the window.  The window is
+    symmetric under flips and 90-degree turns, so weighting before turning a crop is the same
+    product as after."""
     win = feather_window(CROP, (CROP - stride) // 2 + 16)
+    return texture_bank() * win[None, :, :, None], win
+
+
+def assemble_texture(rng: np.random.Generator, h: int, w: int, stride: int = 224, where: np.ndarray | None = None,
+                     ds: int = 8) -> np.ndarray:
+    """A seamless ``(h, w, 3)`` HED texture: random bank crops (random flip / rot90) pasted on
+    an overlapping grid with feathered masks and normalised by the summed weights.
+
+    ``where``: a boolean map (1/``ds`` of the slide's resolution) of where texture is needed; a
+    crop whose footprint misses it is not pasted (its random draws still are, so the texture
+    inside ``where`` is the same as without it).  Elsewhere the texture is 0."""
+    bank, win = _windowed_bank(stride)
     acc = np.zeros((h + 2 * CROP, w + 2 * CROP, 3), np.float32)
     wsum = np.zeros((h + 2 * CROP, w + 2 * CROP), np.float32)
     for y in range(-stride // 2, h, stride):
@@ -148,7 +174,11 @@ def assemble_texture(rng: np.random.Generator, h: int, w: int, stride: int = 224
             yy = int(y + rng.integers(-24, 25)) + CROP // 2
             xx = int(x + rng.integers(-24, 25)) + CROP // 2
             yy, xx = max(yy, 0), max(xx, 0)
-            acc[yy : yy + CROP, xx : xx + CROP] += c * win[..., None]
+            if where is not None:
+                y0, x0 = max(yy - CROP // 2, 0) // ds, max(xx - CROP // 2, 0) // ds
+                if not where[y0 : (yy - CROP // 2 + CROP) // ds + 1, x0 : (xx - CROP // 2 + CROP) // ds + 1].any():
+                    continue
+            acc[yy : yy + CROP, xx : xx + CROP] += c  # already weighted by the window
             wsum[yy : yy + CROP, xx : xx + CROP] += win
     o = CROP // 2
     acc = acc[o : o + h, o : o + w]

@@ -13,6 +13,11 @@ architecture:
   small crowded tumour glands without basal cells.
 
 Every type also gets a few lymphoid aggregates (B-cell follicles).
+
+Two layouts of tissue on glass (:data:`LAYOUTS`): ``section`` (one blob filling about half of a
+small square canvas: the cohorts up to generator 1.0) and ``wsi`` (:func:`tissue_sections`: one to
+three sections covering a quarter to a half of a larger canvas, the rest glass, as on a TCGA
+diagnostic slide).
 """
 from __future__ import annotations
 
@@ -67,6 +72,52 @@ def tissue_blob(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         sizes = ndimage.sum(m, lab, range(1, n + 1))
         keep = np.flatnonzero(sizes >= 0.02 * sizes.max()) + 1
         m = np.isin(lab, keep)
+    return ndimage.binary_fill_holes(m)
+
+
+#: layouts of tissue on the glass: see the module docstring
+LAYOUTS = ("section", "wsi")
+#: ``wsi``: fraction of the canvas covered by tissue (uniform between these; TCGA diagnostic slides
+#: are mostly glass around one or a few sections) and how many sections (1, 2, 3) with what probability
+WSI_TISSUE_FRACTION = (0.28, 0.48)
+WSI_SECTIONS_P = (0.5, 0.35, 0.15)
+
+
+def tissue_sections(rng: np.random.Generator, shape: tuple[int, int],
+                    fraction: tuple[float, float] = WSI_TISSUE_FRACTION) -> np.ndarray:
+    """Boolean mask of one to three irregular tissue sections on glass (the ``wsi`` layout).
+
+    The sections share a tissue area drawn uniformly from ``fraction`` of the canvas (Dirichlet
+    shares, none below a fifth), are elongated ellipses (axis ratio 0.5-1) with the same lobed,
+    ragged edge as :func:`tissue_blob`, and are placed by rejection so that they barely touch.
+    The realised fraction differs from the draw by the edge noise and the clipping at the border."""
+    h, w = shape
+    target = rng.uniform(*fraction) * h * w
+    k = int(rng.choice(len(WSI_SECTIONS_P), p=WSI_SECTIONS_P)) + 1
+    shares = np.maximum(rng.dirichlet(np.full(k, 3.0)), 0.2)
+    shares /= shares.sum()
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    lobes = 0.22 * smooth_field(rng, shape, max(h, w) / 14) + 0.05 * smooth_field(rng, shape, max(h, w) / 80)
+    m = np.zeros(shape, bool)
+    placed: list[tuple[float, float, float]] = []
+    for share in shares:
+        ratio = rng.uniform(0.5, 1.0)
+        a = np.sqrt(share * target / (np.pi * ratio))  # semi-axes a, a * ratio hold the section's area
+        b = a * ratio
+        th = rng.uniform(0, np.pi)
+        for _ in range(50):  # rejection: centres far enough apart for the sections not to overlap much
+            cy, cx = rng.uniform(b, max(h - b, b + 1)), rng.uniform(b, max(w - b, b + 1))
+            if all((cy - py) ** 2 + (cx - px) ** 2 > (0.8 * (a + pa)) ** 2 for py, px, pa in placed):
+                break
+        placed.append((cy, cx, a))
+        dy, dx = yy - cy, xx - cx
+        u = (dx * np.cos(th) + dy * np.sin(th)) / a
+        v = (-dx * np.sin(th) + dy * np.cos(th)) / b
+        m |= np.sqrt(u * u + v * v) + lobes < 1.0
+    lab, n = ndimage.label(m)
+    if n > 1:  # drop crumbs smaller than 2% of the largest piece
+        sizes = ndimage.sum(m, lab, range(1, n + 1))
+        m = np.isin(lab, np.flatnonzero(sizes >= 0.02 * sizes.max()) + 1)
     return ndimage.binary_fill_holes(m)
 
 
@@ -132,13 +183,17 @@ def _glands(
     return placed
 
 
-def class_map(rng: np.random.Generator, shape: tuple[int, int], cancer: str, lat: dict) -> tuple[np.ndarray, dict]:
+def class_map(rng: np.random.Generator, shape: tuple[int, int], cancer: str, lat: dict,
+              layout: str = "section") -> tuple[np.ndarray, dict]:
     """Low-resolution uint8 class map for one slide, and geometry used later (glands).
 
     ``lat`` holds the slide's latent state: ``epi`` (tumour fraction of the tissue),
     ``benign`` (benign fraction of the non-tumour tissue), ``bcell`` (B-cell level).
+    ``layout``: how tissue lies on the glass (:data:`LAYOUTS`).
     """
-    tissue = tissue_blob(rng, shape)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (choose one of {', '.join(LAYOUTS)})")
+    tissue = tissue_blob(rng, shape) if layout == "section" else tissue_sections(rng, shape)
     cmap = np.where(tissue, STROMA, GLASS).astype(np.uint8)
     geo: dict = {"glands": [], "benign_glands": []}
     zone = smooth_field(rng, shape, 14)
@@ -171,7 +226,10 @@ def class_map(rng: np.random.Generator, shape: tuple[int, int], cancer: str, lat
     geo["aggregates"] = []
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    for _ in range(min(n_agg, 12)):
+    # the cap keeps the section layout's cohorts as they were; on a wsi canvas it grows with the
+    # tissue, so that B-cell density (what the genes read) does not fall on bigger sections
+    cap = 12 if layout == "section" else max(12, int(12 * tissue.sum() / 8192))
+    for _ in range(min(n_agg, cap)):
         cy, cx = pts[rng.integers(len(pts))] + 0.5
         r = rng.uniform(5, 15)
         m = ((yy - cy) ** 2 + (xx - cx) ** 2) < (r * r) * (1 + 0.15 * smooth_field(rng, shape, 3))
