@@ -169,4 +169,5 @@ def smoke_cohort() -> Path:
     prof = get_profile("smoke")
     with deadline(600, "simulating the smoke cohort"):
         return simulate_cohort(cohort_dir("smoke"), n_slides=3 * prof.sim.slides_per_type, seed=prof.sim.seed,
-                               size=prof.sim.size, workers=prof.workers, tiling=prof.tiling, progress=False)
+                               size=prof.sim.size, workers=prof.workers, tiling=prof.tiling, progress=False,
+                               layout=prof.sim.layout)

@@ -6,12 +6,14 @@ Networks here are tiny (8-16 px, a few channels) so every test runs in seconds o
 from __future__ import annotations
 
 import math
+import shutil
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -489,3 +491,68 @@ def test_descriptor_encoder_lays_local_descriptors_on_the_grid():
     assert np.allclose(R[1, 2, 3], appearance_descriptor(cells[2, 3][None])[0], atol=1e-6)
     assert np.allclose(f[0], appearance_descriptor(x[:1])[0], atol=1e-6)
     assert enc.name == "descriptor" and enc.describe()["dim"] == DESCRIPTOR_DIM
+
+
+def test_candidate_patches_cover_every_table_and_drop_the_rest(tiny_cohort, tmp_path):
+    """``patches="candidates"`` is the union of every stored selection and of Table 4's other Shannon
+    thresholds (checked against masks recomputed here), a subset of all patches; a model whose
+    selection keeps a patch without features gets a one-line error, never a smaller slide."""
+
+    from isg_core.experiments.data import load_experiment_data
+    from isg_core.experiments.specs import Experiment
+    from isg_core.features.extract import DescriptorEncoder, extract_slide, patch_index
+    from isg_core.selection import ShannonSelector, select
+    from isg_core.selection.thresholds import table4_thresholds
+
+    man = pd.read_csv(tiny_cohort / "manifest.csv")
+    sid = man.slide_id[0]
+    h5 = tmp_path / f"{sid}.h5"
+    shutil.copyfile(tiny_cohort / "tiles" / f"{sid}.h5", h5)
+    with h5py.File(h5, "r") as f:
+        n = f["coords"].shape[0]
+        want = np.zeros(n, bool)
+        for m in f["selection"]:
+            want |= f[f"selection/{m}/keep"][:]
+        union = np.flatnonzero(want)
+        scores = f["selection/shannon/scores"][:]
+        for th in table4_thresholds(float(ShannonSelector.default_threshold.value)):
+            want |= select(scores, th, 256 * 256)
+        cand = patch_index(f, "shannon", "candidates")
+        np.testing.assert_array_equal(cand, np.flatnonzero(want))
+        np.testing.assert_array_equal(patch_index(f, "shannon", "union"), union)
+        assert len(cand) >= len(union) and len(cand) <= n
+        with pytest.raises(IsgError, match="candidates"):
+            patch_index(f, "shannon", "glass")
+    # features of a stricter selection's patches only (its 2 best): the Shannon row keeps more, so must refuse
+    from isg_core.selection import add_selection_to_h5
+
+    strict = scores >= np.sort(scores)[-2]
+    add_selection_to_h5(h5, "strict", scores, strict)
+    extract_slide(h5, tiny_cohort / man.path[0], DescriptorEncoder(), selection="strict", patches="kept")
+    with h5py.File(h5, "r") as f:
+        extra = int(np.count_nonzero(f["selection/shannon/keep"][:] & ~strict))
+    assert extra > 0
+    shannon = Experiment("shannon row", "isg", features="descriptor", selection="shannon")
+    with pytest.raises(IsgError, match=f"{extra} patches that 'shannon row' keeps"):
+        load_experiment_data(tmp_path, [sid], shannon, 256 * 256)
+    extract_slide(h5, tiny_cohort / man.path[0], DescriptorEncoder(), patches="candidates")
+    data = load_experiment_data(tmp_path, [sid], shannon, 256 * 256)
+    with h5py.File(h5, "r") as f:
+        assert len(data.f[0]) == len(patch_index(f, "shannon", "kept"))
+
+
+def test_one_read_scores_equal_one_selector_at_a_time(tiny_cohort):
+    """The cohort preparation scores every selector in one pass over the patches: the same scores
+    as scoring with each selector alone (Otsu's per-slide fit included)."""
+    from isg_core.selection.slide import score_slide, score_slide_many
+    from isg_core.tiling import open_tiled_slide, read_tiling_h5
+
+    man = pd.read_csv(tiny_cohort / "manifest.csv")
+    h5 = tiny_cohort / "tiles" / f"{man.slide_id[1]}.h5"
+    t = read_tiling_h5(h5)
+    methods = ["shannon", "otsu", "dog"]
+    with open_tiled_slide(tiny_cohort / man.path[1], t, h5) as s:
+        many = score_slide_many(s, t, methods)
+        one = np.stack([score_slide(s, t, m, progress=False) for m in methods], 1)
+    assert many.shape == (t.n_patches, 3)
+    np.testing.assert_array_equal(many, one)

@@ -164,3 +164,73 @@ def test_patch_truth_arbitrary_grid(cohort):
     f = patch_truth(cohort, sid, fine, 128)
     coarse = sub[(sub["x"] < 512) & (sub["y"] < 512)]
     assert f["n_cells"].sum() == coarse["n_cells"].sum()
+
+
+# --- the wsi layout (issue 16 item 3) ----------------------------------------------------------------
+def test_wsi_sections_cover_the_drawn_fraction_and_quick_has_100_tissue_patches():
+    """The 'wsi' layout's tissue covers about the drawn fraction of the canvas (mostly glass), and at
+    the quick profile's canvas a slide holds at least 100 global patches of tissue on average (counted
+    as canvas area x covered fraction / p^2 over 40 seeds: the layout alone, no rendering)."""
+    import math
+
+    from isg_core.config import get_profile
+    from isg_core.simulate import tissue as ts
+    from isg_core.simulate.cohort import WSI_ASPECT
+
+    prof = get_profile("quick")
+    assert prof.sim.layout == "wsi"
+    w = prof.sim.size
+    h = int(w * sum(WSI_ASPECT) / 2)  # the mean canvas height
+    shape = (math.ceil(h / ts.DS), math.ceil(w / ts.DS))
+    fr = np.array([ts.tissue_sections(np.random.default_rng(s), shape).mean() for s in range(40)])
+    lo, hi = ts.WSI_TISSUE_FRACTION
+    assert lo - 0.1 < fr.min() and fr.max() < hi + 0.1  # edge noise and clipping move it a little
+    assert abs(fr.mean() - (lo + hi) / 2) < 0.06
+    assert (1 - fr).min() > 0.4  # mostly glass, as a TCGA slide
+    tissue_patches = fr.mean() * w * h / prof.tiling.global_size ** 2
+    assert tissue_patches >= 100
+    # several sections happen (1-3), and they are separate pieces
+    from scipy import ndimage
+    pieces = [ndimage.label(ts.tissue_sections(np.random.default_rng(s), shape))[1] for s in range(20)]
+    assert max(pieces) >= 2 and min(pieces) >= 1
+
+
+def test_texture_outside_where_is_skipped_and_inside_unchanged():
+    """assemble_texture(where=...) skips crops that miss ``where`` but draws the same random numbers,
+    so the texture inside ``where`` is exactly the full texture there; hed_to_rgb_sparse converts
+    exactly as hed_to_rgb (zero stain is white)."""
+    from isg_core.simulate import textures as tx
+
+    h, w, ds = 900, 1100, 8
+    where = np.zeros((h // ds + 1, w // ds + 1), bool)
+    where[20:60, 30:90] = True
+    full = tx.assemble_texture(np.random.default_rng(4), h, w)
+    part = tx.assemble_texture(np.random.default_rng(4), h, w, where=where, ds=ds)
+    inside = np.kron(where, np.ones((ds, ds), bool))[:h, :w]
+    np.testing.assert_array_equal(part[inside], full[inside])
+    assert np.count_nonzero(part[~inside].any(-1)) < np.count_nonzero(full[~inside].any(-1))
+    hed = full * inside[..., None]
+    np.testing.assert_array_equal(tx.hed_to_rgb_sparse(hed, block=128), tx.hed_to_rgb(hed))
+
+
+def test_wsi_cohort_slides_are_mostly_glass(tmp_path):
+    """A small 'wsi' cohort: its slides are size wide and size x U(WSI_ASPECT) high, most of their
+    global patches are glass, the layout is recorded, and a 'section' cohort's parameters are not
+    changed by the field (its cohorts made before it stay complete)."""
+    from isg_core.simulate import simulate_cohort
+    from isg_core.simulate.cohort import WSI_ASPECT, _params
+
+    out = simulate_cohort(tmp_path / "w", n_slides=3, seed=2, size=1536, workers=1, progress=False, layout="wsi")
+    meta = json.loads((out / "cohort.json").read_text())
+    assert meta["parameters"]["layout"] == "wsi"
+    assert "layout" not in _params(3, 2, 1536, TilingConfig())
+    patches = pd.read_csv(out / "patches.csv")
+    assert (patches.tissue_fraction < 0.05).mean() > 0.3
+    man = pd.read_csv(out / "manifest.csv")
+    from isg_core.slides import open_slide
+    for rel in man["path"]:
+        with open_slide(out / rel) as s:
+            w, h = s.dimensions
+            assert w == 1536 and WSI_ASPECT[0] * 1536 - 1 <= h <= WSI_ASPECT[1] * 1536 + 1
+    with pytest.raises(Exception, match="layout"):
+        simulate_cohort(tmp_path / "x", n_slides=3, seed=2, size=512, workers=1, progress=False, layout="round")

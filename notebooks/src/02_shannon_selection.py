@@ -5,7 +5,14 @@
 # carries is its Kolmogorov complexity K(x), which is uncomputable but bounded above by the length of
 # x under any lossless compressor; the **Shannon selector** scores a patch by the bits its compressed
 # form needs, `bits / (24 H W)` (bits per pixel / 24), so 0 means "nothing to encode" and 1 an
-# incompressible RGB patch. A patch is kept when its score is above a threshold. The paper compares it
+# incompressible RGB patch. A patch is kept when its score is above a threshold. In the paper's terms
+# (Eq. 1), with U a universal machine, p its programs and C our lossless compressor (PNG):
+#
+# $$h(x_i) = \log_2 \frac{1}{\Pr(x_i)} = -\log_2 \sum_{p:\,U(p) = x_i^*} 2^{-\lVert p \rVert_0}
+#   \approx -\log_2 2^{-K(x_i)} = K(x_i) \le \lvert C(x_i) \rvert,
+#   \qquad s(x_i) = \frac{\lvert C(x_i) \rvert}{24\, H W}, \qquad \text{keep } x_i \iff s(x_i) > \tau .$$
+#
+# The paper compares it
 # with HE2RNA's Otsu tissue mask, image gradients (IG), Canny, DoG, LoG and DexiNed edge detectors.
 #
 # This notebook (a) redraws Fig. 2 on real patches of CMU-1-Small-Region, (b) measures precision and

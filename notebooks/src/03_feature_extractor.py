@@ -8,6 +8,14 @@
 # patches (q = 32 px). After training only the encoders are kept: f_i = E_G(x_i) for each kept global
 # patch and R_i = E_L(local patches of x_i), one code per cell of the 8 x 8 local grid.
 #
+# Eq. 2 as the paper prints it, with u = softplus and phi the LPIPS network:
+#
+# $$\mathcal{L}_1 = \lVert x - D(E(x)) \rVert_1, \qquad
+#   \mathcal{L}_{\mathrm{LPIPS}} = \lVert \phi(x) - \phi(D(E(x))) \rVert_2^2, \qquad
+#   \mathcal{L}_C = u(C(x)) + u(-C(D(E(x)))),$$
+#
+# $$\min_{D, E}\; \max_{C}\; \mathbb{E}_x \left[ \mathcal{L}_1 + \mathcal{L}_{\mathrm{LPIPS}} + \mathcal{L}_C \right].$$
+#
 # The objective, with the sign convention we use (C scores *realness*; the paper prints the same game
 # with C scoring fakeness):
 #

@@ -13,6 +13,23 @@
 #     positions (Eq. 6), P = R W_p (Eq. 7), f <- (Sum Z (.) P) W_f (Eq. 8);
 # * ISG-a-b has a MBConv blocks and a fusion after every b (the paper keeps ISG-10-2).
 #
+# Typeset, at fusion layer t for patch i (N = p^2/q^2 = 64 local positions, d channels, (.) the
+# Hadamard product):
+#
+# $$Q^t_i = \mathrm{Reshape}(W^t_q f^{t-1}_i),\quad K^t_i = R^{t-1}_i W^t_k,\quad V^t_i = R^{t-1}_i W^t_v
+#   \qquad (3)$$
+# $$A^t_i = \mathrm{Sigmoid}(Q^t_i \odot K^t_i),\quad Q^t_i \in \mathbb{R}^{\frac{p}{q} \times \frac{p}{q} \times 1}
+#   \qquad (4)$$
+# $$R^t_i = (A^t_i \odot V^t_i)\, W^t_r \qquad (5)$$
+# $$Z^t_i = \mathrm{Softmax}_{\text{spatial}}(\mathrm{Reshape}(W^t_z f^{t-1}_i)) \qquad (6)$$
+# $$P^t_i = R^{t-1}_i W^t_p \qquad (7)$$
+# $$f^t_i = \Big(\sum_{\text{spatial}} Z^t_i \odot P^t_i\Big) W^t_f \qquad (8)$$
+#
+# with $W_q, W_z \in \mathbb{R}^{N \times d}$ and $W_k, W_v, W_r, W_p, W_f \in \mathbb{R}^{d \times d}$.
+# Ours adds each update to its input (R^t = R^{t-1} + Eq. 5, f^t = f^{t-1} + Eq. 8: the residuals the
+# paper leaves open), and the network is trained on the paper's loss
+# $\mathcal{L}_2 = \lVert Y - M(F_G, F_L) \rVert_2^2$ over per-gene standardised targets.
+#
 # Every residual branch (each MBConv's last norm, W_r and W_f) starts at zero, so at initialisation the
 # stack hands f_i and R_i on unchanged.
 # Then each patch becomes one token (the average-pooled cube, concatenated with f_i as it is), a 2-D sine-cosine
