@@ -520,6 +520,9 @@ def test_candidate_patches_cover_every_table_and_drop_the_rest(tiny_cohort, tmp_
         cand = patch_index(f, "shannon", "candidates")
         np.testing.assert_array_equal(cand, np.flatnonzero(want))
         np.testing.assert_array_equal(patch_index(f, "shannon", "union"), union)
+        np.testing.assert_array_equal(patch_index(f, "x", "kept:shannon"), patch_index(f, "shannon", "kept"))
+        with pytest.raises(IsgError, match="no 'otsu' selection"):
+            patch_index(f, "shannon", "kept:shannon,otsu")
         assert len(cand) >= len(union) and len(cand) <= n
         with pytest.raises(IsgError, match="candidates"):
             patch_index(f, "shannon", "glass")

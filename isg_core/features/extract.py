@@ -202,18 +202,26 @@ class DescriptorEncoder(PatchEncoder):
 
 
 # --- which patches -------------------------------------------------------------------------------
-#: what ``patches=`` may ask :func:`patch_index` for
+#: what ``patches=`` may ask :func:`patch_index` for (and ``kept:<selection>,<selection>...``)
 PATCH_SETS = ("kept", "all", "union", "candidates")
 
 
 def patch_index(h5: h5py.File, selection: str, patches: str = "kept") -> np.ndarray:
-    """Rows of ``coords`` to encode: ``kept`` by ``selection``, ``all``, the ``union`` of every
-    stored selection (so one extraction serves a comparison of selectors), or the ``candidates``
-    of every table: that union and the patches Table 4's other Shannon thresholds keep
-    (:func:`~isg_core.selection.thresholds.table4_thresholds`), so glass is never encoded."""
+    """Rows of ``coords`` to encode: ``kept`` by ``selection``, ``kept:a,b`` by any of the named
+    selections, ``all``, the ``union`` of every stored selection (so one extraction serves a
+    comparison of selectors), or the ``candidates`` of every table: that union and the patches
+    Table 4's other Shannon thresholds keep (:func:`~isg_core.selection.thresholds.table4_thresholds`),
+    so glass is never encoded."""
     n = h5["coords"].shape[0]
     if patches == "all":
         return np.arange(n)
+    if patches.startswith("kept:"):
+        keep = np.zeros(n, bool)
+        for m in filter(None, patches[5:].split(",")):
+            if f"selection/{m}/keep" not in h5:
+                raise IsgError(h5.filename, f"no '{m}' selection: run `isg prepare --methods {m}` first")
+            keep |= h5[f"selection/{m}/keep"][:]
+        return np.flatnonzero(keep)
     if patches in ("union", "candidates"):
         groups = list(h5.get("selection", {}).keys())
         if not groups:
@@ -230,7 +238,8 @@ def patch_index(h5: h5py.File, selection: str, patches: str = "kept") -> np.ndar
                 keep |= select(scores, th, pixels)
         return np.flatnonzero(keep)
     if patches != "kept":
-        raise IsgError(None, f"patches must be one of {', '.join(PATCH_SETS)}, got {patches!r}")
+        raise IsgError(None, f"patches must be one of {', '.join(PATCH_SETS)} or kept:<selection>,..., "
+                             f"got {patches!r}")
     key = f"selection/{selection}/keep"
     if key not in h5:
         raise IsgError(h5.filename, f"no '{selection}' selection: run `isg prepare` first")

@@ -45,6 +45,18 @@ def held_out_fold(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+#: the patches each feature set is encoded on: what the tables read of it.  ``fe`` serves every
+#: selector's and every Table 4 threshold's row; ResNet50 serves HE2RNA on Otsu's and Shannon's
+#: patches (Tables 1, 3, 5); every other set (the Table 5 controls, the per-fold extractors of the
+#: fold study) Shannon's.  A row that keeps a patch outside its features stops with an error.
+FEATURE_PATCHES = {"fe": "candidates", "resnet50": "kept:shannon,otsu"}
+
+
+def feature_patches(name: str) -> str:
+    """The ``patches=`` set feature set ``name`` is encoded on (:data:`FEATURE_PATCHES`, else Shannon's kept)."""
+    return FEATURE_PATCHES.get(name, "kept")
+
+
 #: the selections every cohort gets: Shannon and the baselines of Table 2 (DexiNed needs weights we lack)
 COHORT_SELECTORS = ("shannon", "ig", "canny", "dog", "log", "otsu")
 
@@ -137,10 +149,10 @@ def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
     out = {}
     for name in names:
         enc = make_encoder(name, prof, cohort_root, progress, device)
-        # the patches any table may use (every selector's, every Table 4 threshold's), not glass: the
-        # selection is applied when features are read, so Tables 2 and 4 need no second extraction
-        out[name] = extract_cohort(cohort_root, enc, patches="candidates", batch_size=prof.features.extract_batch,
-                                   progress=progress)
+        # the patches the tables read of this set, never glass: the selection is applied when features
+        # are read, so Tables 2 and 4 need no second extraction
+        out[name] = extract_cohort(cohort_root, enc, patches=feature_patches(name),
+                                   batch_size=prof.features.extract_batch, progress=progress)
     return out
 
 

@@ -111,11 +111,12 @@ fig, fig2_scores = score_distributions(cmu_patches, cmu_label, fig2_sel, slide_n
 # selector keeps the patches whose score is above its default threshold (applied per slide, as
 # `isg select` does); `isg_core.selection.evaluate_selectors` / `score_cohort` + `evaluate_scores`
 # compute precision (kept patches that are tissue), recall (tissue patches that are kept), F1 and the
-# kept fraction. At `smoke` all slides are used; at `quick` and `paper` every 2nd slide, to keep the
-# run short. DexiNed is listed but unavailable offline (no kornia, no pretrained weights).
+# kept fraction. At `smoke` all slides are used; at `quick` and `paper` every 6th slide (75 slides,
+# about 20 000 patches), to keep the run short. DexiNed is listed but unavailable offline (no kornia,
+# no pretrained weights).
 
 # %%
-every = 1 if profile == "smoke" else 2
+every = 1 if profile == "smoke" else 6
 methods = [m for m, c in available_selectors().items() if c is not None]
 t0 = time.perf_counter()
 scored = score_cohort(cohort_root, methods, cfg, every=every)
@@ -171,8 +172,9 @@ save_figure(fig, "selection_isg_sim_kept", profile)
 # compressor in `isg_core.selection.COMPRESSORS`, `compressor_study` reports the mean bits per pixel of
 # tissue and of textureless patches, the ROC AUC of separating them by bits, and the throughput in
 # megapixels/s on one core. We run it on CMU tissue vs textureless tiles (the saturation rule of (a))
-# and on ISG-Sim (SIMULATED) tissue vs textureless patches of `patches.csv` (every 4th slide at
-# quick/paper, all at smoke; at most 100 patches of each class, evenly spaced), at score downsample 1,
+# and on ISG-Sim (SIMULATED) tissue vs textureless patches of `patches.csv` (every 18th slide at
+# quick/paper, a few of each class per slide; all at smoke; at most 100 patches of each class, evenly
+# spaced), at score downsample 1,
 # 2 and 4 (smoke: 2 only). We also time OpenSlide's read+decode of the same patches, so that
 # `cost_vs_read` = read throughput / compressor throughput says what scoring adds to reading.
 
@@ -182,7 +184,10 @@ def take(a: list, k: int) -> list:
 
 
 cap = 30 if profile == "smoke" else 100
-sim_every = 1 if profile == "smoke" else 4
+sim_every = 1 if profile == "smoke" else 18  # 25 slides at quick
+per_slide = cap  # patches of each class kept per slide: at most, so memory stays small on large slides
+if profile != "smoke":
+    per_slide = -(-cap // 25) + 1
 sim_tis, sim_tl, read_s, read_mp = [], [], 0.0, 0.0
 truth = pd.read_csv(cohort_root / "patches.csv", dtype={"slide_id": str}).set_index(["slide_id", "x", "y"])
 for sid in list(paths.index)[::sim_every]:
@@ -193,8 +198,9 @@ for sid in list(paths.index)[::sim_every]:
         read_s += time.perf_counter() - t0
     read_mp += sum(p.shape[0] * p.shape[1] for p in ps) / 1e6
     flags = truth.loc[[(sid, int(x), int(y)) for x, y in t.coords], "textureless"].to_numpy()
-    sim_tis += [p for p, f in zip(ps, flags) if f == 0]
-    sim_tl += [p for p, f in zip(ps, flags) if f == 1]
+    sim_tis += take([p for p, f in zip(ps, flags) if f == 0], per_slide)
+    sim_tl += take([p for p, f in zip(ps, flags) if f == 1], per_slide)
+    del ps
 sim_read_mps = read_mp / read_s
 sim_tis, sim_tl = take(sim_tis, cap), take(sim_tl, cap)
 t0 = time.perf_counter()

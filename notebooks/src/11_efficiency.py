@@ -50,7 +50,8 @@ save_figure(axes[0].figure, "fig_efficiency_sim", profile)
 # %% [markdown]
 # ## A large slide, and the 1e5 x 1e5 px extrapolation
 #
-# The simulated slides above are small (about 16 global patches).  `benchmarks/inference.py`
+# The simulated slides above are small: at `quick` about 270 global patches, about 110 of them tissue
+# (`smoke`: 16).  A TCGA diagnostic slide holds thousands.  `benchmarks/inference.py`
 # writes a large simulated slide (40 000 x 40 000 px, about 24 000 global patches), times both
 # paths on it, on the real CMU-1-Small-Region and on the simulated cohort, and writes
 # `results/<profile>/benchmark_inference.csv` with the command that made it.  Seconds at
