@@ -4,13 +4,16 @@ Each slide gets ``<tiles>/<slide_id>.h5`` (CLAM layout, :mod:`isg_core.tiling`) 
 tiling and one ``selection/<method>`` group per selector; feature extraction
 (:mod:`isg_core.features.extract`) later adds ``features/<name>``.  The default tiles folder is
 ``<cohort>/tiles``.  Every step skips what is already done, so the same command resumes a
-killed run.
+killed run.  A cohort found done is found so cheaply (:func:`_already_prepared`: no slide is opened),
+since every stage after this one asks again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +22,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from .config import TilingConfig
-from .errors import IsgError
+from .errors import IsgError, atomic_write_text
+from .fingerprint import file_fingerprint
 from .manifest import read_manifest, shard_rows, slide_mpps
 from .paths import cohort_tiles_dir
 from .selection import ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, threshold_info
@@ -38,6 +42,49 @@ def selection_is_current(h5_path: Path, method: str, threshold: str, params: str
                     and (params is None or str(g.attrs.get("selector_params")) == params))
     except OSError:
         return False
+
+
+#: the record, in a tiles folder, of the last complete :func:`prepare_cohort` (its inputs and its rows)
+PREPARED_STAMP = ".prepared.json"
+
+
+def _prepared_key(jobs) -> str:
+    """SHA-256 of what a preparation was asked to do: per slide its id, the identity of its file
+    (:func:`~isg_core.fingerprint.file_fingerprint`), the mpp it is read at, and the methods with
+    their settings, thresholds and tiling config (2 MiB read per slide: no slide is opened)."""
+    h = hashlib.sha256()
+    for slide_path, slide_id, mpp, _out, methods, thresholds, cfg in jobs:
+        h.update(json.dumps([slide_id, file_fingerprint(slide_path), mpp,
+                             [(m, get_selector(m).params()) for m in methods],  # another compressor scores otherwise
+                             dict(sorted(thresholds.items())), asdict(cfg)], default=str).encode())
+    return h.hexdigest()
+
+
+def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
+    """The rows of the last preparation if it was asked exactly this (``key``) and each slide's
+    HDF5 still holds the tiling of that same file with every selection asked for; else None."""
+    try:
+        rec = json.loads((out / PREPARED_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("key") != key or len(rec.get("rows", [])) != len(jobs):
+        return None
+    for slide_path, slide_id, _mpp, _out, methods, thresholds, cfg in jobs:
+        try:
+            with h5py.File(out / f"{slide_id}.h5", "r") as f:
+                a = f.attrs
+                if (not a.get("complete", False) or json.loads(a.get("tiling_config", "null")) != asdict(cfg)
+                        or str(a.get("slide_fingerprint", "")) != file_fingerprint(slide_path)):
+                    return None
+                for m in methods:  # each selection still the one asked for (another command may redo one)
+                    sel = get_selector(m)
+                    g = f.get(f"selection/{sel.name}")
+                    th = parse_threshold(thresholds.get(m), default=sel.default_threshold)
+                    if g is None or "keep" not in g or str(g.attrs.get("threshold")) != str(th):
+                        return None
+        except (OSError, ValueError):
+            return None
+    return rec["rows"]
 
 
 def _prepare_one(args) -> dict:
@@ -84,6 +131,10 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
     out = cohort_tiles_dir(cohort_root, tiles)
     jobs = [(p, sid, mpp, out, list(methods), dict(thresholds or {}), config)
             for p, sid, mpp in zip(manifest["path"], manifest["slide_id"], slide_mpps(manifest))]
+    key = _prepared_key(jobs) if shard is None else None  # a shard leaves the cohort's record alone
+    done = _already_prepared(out, jobs, key) if key else None
+    if done is not None:
+        return pd.DataFrame(done)
     rows = []
     # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
     with tqdm(total=len(jobs), desc="tile + select", unit="slide", disable=not progress) as bar:
@@ -96,4 +147,6 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
             for j in jobs:
                 rows.append(_prepare_one(j))
                 bar.update(1)
+    if key:
+        atomic_write_text(out / PREPARED_STAMP, json.dumps({"key": key, "rows": rows}) + "\n")
     return pd.DataFrame(rows)

@@ -333,15 +333,25 @@ def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp
     root = _copy_cohort(tmp_path / "cohort")
     cfg = get_profile("smoke").tiling
     prepare_cohort(root, config=cfg, progress=False)
-    calls = []
-    real = selection.score_slide
-    # the scorer as the pipeline calls it (imported into isg_core.pipeline)
-    monkeypatch.setattr(pipeline, "score_slide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls, opened = [], []
+    real = pipeline.score_slide_many
+    # the scorer as the pipeline calls it (imported into isg_core.pipeline): one call per slide
+    monkeypatch.setattr(pipeline, "score_slide_many", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real_one = pipeline._prepare_one
+    monkeypatch.setattr(pipeline, "_prepare_one", lambda job: opened.append(job[1]) or real_one(job))
+    assert (root / "tiles" / pipeline.PREPARED_STAMP).exists()
+    again = prepare_cohort(root, config=cfg, progress=False)
+    assert calls == [] and opened == []  # done, and found done from the record alone: no slide opened
+    assert len(again) == 12 and again["n_kept_shannon"].ge(1).all()
+    # a selection redone by hand with another threshold: the record no longer answers, the slide is checked
+    h5 = root / "tiles" / f"{again.slide_id[0]}.h5"
+    with h5py.File(h5, "r+") as f:
+        f["selection/shannon"].attrs["threshold"] = "bpp:1"
     prepare_cohort(root, config=cfg, progress=False)
-    assert calls == []  # done: nothing rescored
+    assert len(opened) == 12 and len(calls) == 1  # every slide checked, the changed one rescored
     prepare_cohort(root, config=cfg, thresholds={"shannon": "bpp:9"}, progress=False)
-    assert len(calls) == 12  # another threshold: every slide
+    assert len(calls) == 13  # another threshold: every slide
     params = selection.ShannonSelector.params
     monkeypatch.setattr(selection.ShannonSelector, "params", lambda self: {**params(self), "compressor": "png"})
     prepare_cohort(root, config=cfg, thresholds={"shannon": "bpp:9"}, progress=False)
-    assert len(calls) == 24  # another selector setting: every slide again
+    assert len(calls) == 25  # another selector setting: every slide again
