@@ -104,6 +104,9 @@ def kept_patches(tiles_dir: Path, slide_ids: list[str], selection: str) -> list[
 #: stain matrix of scikit-image's ``rgb2hed``; its inverse separates the stains
 _STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 _UNMIX = np.linalg.inv(_STAINS / np.linalg.norm(_STAINS, axis=1, keepdims=True))
+_UNMIX32 = _UNMIX.astype(np.float32)
+#: -ln(v / 255) of each byte value v, clipped at 1/255 (a black pixel is not infinitely dense)
+_OD_TABLE = (-np.log(np.clip(np.arange(256) / 255.0, 1 / 255, 1.0))).astype(np.float32)
 _H_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.99)
 #: length of :func:`appearance_descriptor`'s vector
 DESCRIPTOR_DIM = 3 + 3 + len(_H_QUANTILES) + 1 + 1
@@ -115,11 +118,13 @@ def appearance_descriptor(patches: np.ndarray) -> np.ndarray:
     Mean and SD of R, G, B (0-1); quantiles 0.5, 0.75, 0.9, 0.97 and 0.99 of the haematoxylin
     optical density (colour deconvolution, Ruifrok & Johnston 2001), whose upper quantiles grow
     with the area of dark nuclei (a lymphocyte, a mitosis); the mean eosin density; the mean
-    absolute grey-level gradient (texture)."""
-    x = np.asarray(patches, dtype=np.float64) / 255.0
-    b = len(x)
-    od = -np.log(np.clip(x, 1 / 255, 1.0))
-    hed = od.reshape(b, -1, 3) @ _UNMIX
+    absolute grey-level gradient (texture).  In float32, the optical density read from a table of
+    the 256 byte values (about 3x faster than float64 on the patches of a whole cohort)."""
+    u8 = np.asarray(patches, dtype=np.uint8)
+    b = len(u8)
+    x = u8.astype(np.float32) * np.float32(1 / 255.0)
+    od = _OD_TABLE[u8]
+    hed = od.reshape(b, -1, 3) @ _UNMIX32
     grey = x.mean(axis=-1)
     grad = np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))
     return np.column_stack([x.mean(axis=(1, 2)), x.std(axis=(1, 2)),

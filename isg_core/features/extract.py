@@ -190,7 +190,7 @@ class DescriptorEncoder(PatchEncoder):
     global_dim = local_dim = DESCRIPTOR_DIM
 
     def describe(self) -> dict:
-        return {"kind": "appearance-descriptor", "dim": DESCRIPTOR_DIM}
+        return {"kind": "appearance-descriptor", "dim": DESCRIPTOR_DIM, "dtype": "float32"}  # float64 before 2026-12
 
     def encode(self, patches: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
         patches = np.asarray(patches)
