@@ -122,13 +122,17 @@ def appearance_descriptor(patches: np.ndarray) -> np.ndarray:
     the 256 byte values (about 3x faster than float64 on the patches of a whole cohort)."""
     u8 = np.asarray(patches, dtype=np.uint8)
     b = len(u8)
-    x = u8.astype(np.float32) * np.float32(1 / 255.0)
-    od = _OD_TABLE[u8]
-    hed = od.reshape(b, -1, 3) @ _UNMIX32
-    grey = x.mean(axis=-1)
+    x = u8.reshape(b, -1, 3).astype(np.float32) * np.float32(1 / 255.0)
+    n = x.shape[1]
+    # moments by einsum: numpy's mean / std over the pixel axes are ~10x slower here
+    m1 = np.einsum("bnc->bc", x) / n
+    xc = x - m1[:, None, :]  # centred first: E[x^2] - E[x]^2 loses digits in float32
+    sd = np.sqrt(np.einsum("bnc,bnc->bc", xc, xc) / n)
+    hed = _OD_TABLE[u8.reshape(b, -1, 3)] @ _UNMIX32
+    grey = (x @ np.full(3, 1 / 3, np.float32)).reshape(u8.shape[:3])
     grad = np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))
-    return np.column_stack([x.mean(axis=(1, 2)), x.std(axis=(1, 2)),
-                            np.quantile(hed[..., 0], _H_QUANTILES, axis=1).T, hed[..., 1].mean(axis=1), grad])
+    h_q = np.quantile(hed[..., 0], _H_QUANTILES, axis=1).T
+    return np.column_stack([m1, sd, h_q, np.einsum("bn->b", hed[..., 1]) / n, grad])
 
 
 def balanced_choice(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
