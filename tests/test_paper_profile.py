@@ -116,15 +116,19 @@ def test_paper_sizes_through_every_stage(tmp_path):
             enc = ck["encoder"]
             assert max(v.shape[0] for k, v in enc.items() if v.ndim == 4) == 128
 
-        # 4. extraction: f_i (n, d) float32 and R_i (n, p/q, p/q, d) float16, every patch of every slide
-        ext = ensure_features(("fe",), prof, root, progress=False, device="cpu")["fe"]
-        assert ext.n.sum() == 16 * len(SLIDES) and not ext.skipped.any()
+        # 4. extraction: f_i (n, d) float32 and R_i (n, p/q, p/q, d) float16, every candidate patch of every slide
+        from isg_core.features.extract import patch_index
+
+        ext = ensure_features(("fe",), prof, root, progress=False, device="cpu")["fe"].set_index("slide_id")
+        assert not ext.skipped.any()
         for sid in SLIDES:
             with h5py.File(root / "tiles" / f"{sid}.h5", "r") as f:
+                n = len(patch_index(f, "shannon", "candidates"))
+                assert 0 < n <= 16 and ext.n[sid] == n
                 grp = f["features/fe"]
                 gl, loc = grp["global"], grp["local"]
-                assert gl.shape == (16, d) and gl.dtype == np.float32
-                assert loc.shape == (16, g, g, d) and loc.dtype == np.float16
+                assert gl.shape == (n, d) and gl.dtype == np.float32
+                assert loc.shape == (n, g, g, d) and loc.dtype == np.float16
                 assert np.isfinite(gl[:]).all() and np.isfinite(loc[:]).all()
                 assert float(np.abs(loc[:]).max()) < 6e4  # no float16 overflow in the stored cubes
                 assert (grp.attrs["global_dim"], grp.attrs["local_dim"]) == (d, d)
