@@ -24,7 +24,7 @@ def cmd_simulate(args) -> None:
     prof = get_profile(args.profile) if args.profile else None
     n = args.slides if args.slides is not None else (3 * prof.sim.slides_per_type if prof else None)
     size = args.size if args.size is not None else (prof.sim.size if prof else 2048)
-    layout = getattr(args, "layout", None) or (prof.sim.layout if prof else "section")
+    layout = args.layout or (prof.sim.layout if prof else "section")
     seed = args.seed if args.seed is not None else (prof.sim.seed_of(args.role) if prof else 0)
     out = Path(args.out) if args.out else (cohort_dir(prof.name, args.role) if prof else None)
     if n is None or out is None:

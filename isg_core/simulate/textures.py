@@ -143,15 +143,6 @@ def feather_window(size: int, ramp: int) -> np.ndarray:
     return np.outer(t, t).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=4)
-def _windowed_bank(stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """The bank with each crop multiplied by the paste window, and the window.  The window is
-    symmetric under flips and 90-degree turns, so weighting before turning a crop is the same
-    product as after."""
-    win = feather_window(CROP, (CROP - stride) // 2 + 16)
-    return texture_bank() * win[None, :, :, None], win
-
-
 def assemble_texture(rng: np.random.Generator, h: int, w: int, stride: int = 224, where: np.ndarray | None = None,
                      ds: int = 8) -> np.ndarray:
     """A seamless ``(h, w, 3)`` HED texture: random bank crops (random flip / rot90) pasted on
@@ -160,7 +151,8 @@ def assemble_texture(rng: np.random.Generator, h: int, w: int, stride: int = 224
     ``where``: a boolean map (1/``ds`` of the slide's resolution) of where texture is needed; a
     crop whose footprint misses it is not pasted (its random draws still are, so the texture
     inside ``where`` is the same as without it).  Elsewhere the texture is 0."""
-    bank, win = _windowed_bank(stride)
+    bank = texture_bank()
+    win = feather_window(CROP, (CROP - stride) // 2 + 16)
     acc = np.zeros((h + 2 * CROP, w + 2 * CROP, 3), np.float32)
     wsum = np.zeros((h + 2 * CROP, w + 2 * CROP), np.float32)
     for y in range(-stride // 2, h, stride):
@@ -178,7 +170,7 @@ def assemble_texture(rng: np.random.Generator, h: int, w: int, stride: int = 224
                 y0, x0 = max(yy - CROP // 2, 0) // ds, max(xx - CROP // 2, 0) // ds
                 if not where[y0 : (yy - CROP // 2 + CROP) // ds + 1, x0 : (xx - CROP // 2 + CROP) // ds + 1].any():
                     continue
-            acc[yy : yy + CROP, xx : xx + CROP] += c  # already weighted by the window
+            acc[yy : yy + CROP, xx : xx + CROP] += c * win[..., None]
             wsum[yy : yy + CROP, xx : xx + CROP] += win
     o = CROP // 2
     acc = acc[o : o + h, o : o + w]
