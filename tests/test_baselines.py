@@ -124,6 +124,18 @@ def test_he2rna_topk_known_answer():
     torch.testing.assert_close(m(x, mask)[:, 0], expected)
 
 
+def test_he2rna_tile_scores_are_the_per_tile_mlp():
+    """The 1x1 convolutions (run on a contiguous copy for speed) equal the MLP written as matrices."""
+    torch.manual_seed(0)
+    m = HE2RNA(6, 3).eval()
+    x = torch.randn(2, 5, 6)
+    h = x
+    for layer in m.layers[:-1]:
+        h = torch.relu(h @ layer.weight[:, :, 0].T + layer.bias)
+    expected = h @ m.layers[-1].weight[:, :, 0].T + m.layers[-1].bias
+    torch.testing.assert_close(m.tile_scores(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_he2rna_masked_tiles_never_selected():
     m = identity_he2rna(ks=(1,))
     x = torch.tensor([[-3.0, -2.0, 1e9, float("inf")]])[..., None]

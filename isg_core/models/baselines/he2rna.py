@@ -175,7 +175,10 @@ class HE2RNA(nn.Module):
 
     def tile_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, D) -> (B, N, n_outputs): the MLP on every tile (no masking)."""
-        h = x.transpose(1, 2)  # Conv1d wants (B, D, N)
+        # Conv1d wants (B, D, N); a contiguous copy makes the 1x1 convolutions about 2x faster on a
+        # CPU than on the transposed view (30 against 61 ms per training step of 16 slides x 100
+        # supertiles x 2048, one thread), and gives the same numbers
+        h = x.transpose(1, 2).contiguous()
         for layer in self.layers[:-1]:
             h = self.dropout(self.nonlin(layer(h)))
         return self.layers[-1](h).transpose(1, 2)
