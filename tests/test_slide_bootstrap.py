@@ -264,3 +264,29 @@ def test_two_thousand_replicates_run_in_seconds():
     res = paired_slide_bootstrap(a, b, truth, groups, n_boot=2000)
     assert time.perf_counter() - t0 < 20
     assert res["verdict"] == "a higher"
+
+
+def test_table5_differences_columns_and_a_clear_winner():
+    """Table 5's paired differences carry ``comparison, level, diff, ci_low, ci_high`` first; a feature
+    set whose predictions track the truth beats one that predicts noise, with the interval above 0."""
+    from types import SimpleNamespace
+
+    from isg_core.config import TASK_GENES
+    from isg_core.features.evaluate import table5_differences
+
+    rng = np.random.default_rng(0)
+    rows, genes = [], sorted({g for gs in TASK_GENES.values() for g in gs})
+    for ct in TASK_GENES:
+        rows += [{"slide_id": f"{ct}-{i}", "cancer_type": ct, "fold": i % 5} for i in range(30)]
+    manifest = pd.DataFrame(rows)
+    targets = pd.DataFrame(rng.normal(size=(len(manifest), len(genes))), index=manifest.slide_id, columns=genes)
+    cohort = SimpleNamespace(manifest=manifest, targets=targets)
+    good = targets + 0.3 * rng.normal(size=targets.shape)
+    noise = pd.DataFrame(rng.normal(size=targets.shape), index=targets.index, columns=genes)
+    long = pd.DataFrame([{"features": f, "level": "patch", "target": t, "pcc": p}
+                         for t in range(7) for f, p in (("a", 0.8 + 0.01 * t), ("b", 0.1 + 0.02 * t))])
+    d = table5_differences(long, {"a": good, "b": noise}, cohort, [("a", "b")], n_boot=200)
+    assert list(d.columns[:5]) == ["comparison", "level", "diff", "ci_low", "ci_high"]
+    assert list(d.level) == ["slide", "patch"] and set(d.comparison) == {"a - b"}
+    assert (d["diff"] > 0.5).all() and (d.ci_low > 0).all() and (d.ci_low <= d["diff"]).all()
+    assert d.loc[d.level == "patch", "diff"].item() == pytest.approx(0.7 - 0.01 * 3)

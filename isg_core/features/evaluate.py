@@ -139,7 +139,10 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
     """Paired differences between feature sets: at slide level the bootstrap over test slides
     within fold and cancer type of every regression table (:func:`~isg_core.experiments.
     slide_bootstrap.paired_slide_bootstrap`, on the out-of-fold predictions ``table5`` kept); at
-    patch level a bootstrap of the mean per-cell-type PCC difference (resampling the targets)."""
+    patch level a bootstrap of the mean per-cell-type PCC difference (resampling the targets).
+
+    Columns: ``comparison`` ("a - b"), ``level``, ``diff`` (mean PCC of a minus b), ``ci_low`` /
+    ``ci_high`` (its 95% bootstrap interval), then ``PCC a``, ``PCC b``, ``resampled`` and ``verdict``."""
     # the experiments package imports the features package: imported here, where Table 5 is compared
     from ..experiments.slide_bootstrap import paired_slide_bootstrap
     from ..experiments.statistics import paired_bootstrap
@@ -160,7 +163,9 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
                      "PCC b": float(wide[b].mean()), "mean PCC difference": r["mean PCC difference"],
                      "95% CI low": r["95% CI low"], "95% CI high": r["95% CI high"],
                      "resampled": f"the {r['targets']} cell types (targets)", "verdict": r["verdict"]})
-    return pd.DataFrame(rows)
+    names = {"mean PCC difference": "diff", "95% CI low": "ci_low", "95% CI high": "ci_high"}
+    out = pd.DataFrame(rows).rename(columns=names)
+    return out[["comparison", "level", "diff", "ci_low", "ci_high", "PCC a", "PCC b", "resampled", "verdict"]]
 
 
 def knn_agreement(x: np.ndarray, labels: np.ndarray, k: int = 10, max_n: int = 4000, seed: int = 0) -> pd.DataFrame:

@@ -17,7 +17,7 @@
 # image, but not perfectly.
 #
 # Protocol: the manifest's 5 patient-level folds, early stopping on an inner patient split (HE2RNA's
-# MSI path trains 50 epochs with no early stopping, as published), 3 training seeds per method at
+# MSI path trains 50 epochs with no early stopping, as published), 2 training seeds per method at
 # `quick`, on the held-out cohort. The AUC is the mean over folds of the AUC within each fold's test
 # slides, then over seeds, with a 95% interval from resampling slides within folds and drawing seeds.
 # The AUC of the out-of-fold probabilities pooled over folds (and per patient) is shown too, but it is

@@ -136,8 +136,8 @@ write_table(diffs, "table_5_differences", profile, command,
             title="Table 5: paired differences between feature sets (ISG-Sim, SIMULATED)",
             note="95% bootstrap intervals (2000 resamples); 'resampled' says what each level resamples.")
 for _, d in diffs.iterrows():
-    print(f"{d.level} level: " + verdict_sentence(d.comparison, d["mean PCC difference"], d["95% CI low"],
-                                                  d["95% CI high"], d.verdict, d.resampled))
+    print(f"{d.level} level: " + verdict_sentence(d.comparison, d["diff"], d.ci_low, d.ci_high, d.verdict,
+                                                  d.resampled))
 diffs
 
 # %% [markdown]
@@ -145,7 +145,7 @@ diffs
 # `results/<profile>/` carry the command and config). Caveats that hold whatever they say: offline the
 # ResNet50 row is a *random* network, not the paper's ImageNet baseline, and its 2048-d features give the
 # probe 16x more inputs than the FE's 2d; at slide level each task has only the profile's slides per
-# cancer type (150 at `quick`, about 120 to train a probe per fold), so a mean-pooled probe there is noisy (see
+# cancer type (100 at `quick`, about 80 to train a probe per fold), so a mean-pooled probe there is noisy (see
 # the fold spread), while the patch level has thousands of patches. The untrained-FE row shows how much
 # of the FE's score comes from training rather than from the architecture alone.
 
