@@ -23,21 +23,14 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from isg_core.errors import IsgError
     from isg_core.experiments import reproduce_table
     from isg_core.experiments.acceptance import gene_intervals, plot_gene_intervals, target_table
     from isg_core.experiments.specs import BEST_BASELINE, he2rna_label
+    from isg_core.findings import read_result
     from isg_core.report import profile_results_dir, save_figure, write_table
 
     def read(name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-        path = res / name
-        if not path.exists():
-            raise IsgError(path, "not found: run the notebook that writes it first (make reproduce)")
-        df = pd.read_csv(path)
-        missing = [c for c in columns if c not in df.columns]
-        if missing:
-            raise IsgError(path, f"lacks columns {missing}: written by older code, rerun its notebook")
-        return df
+        return read_result(res, name.removesuffix(".csv"), columns)
 
     command = f"python tools/targets_report.py --profile {args.profile}"
     res = profile_results_dir(args.profile)
