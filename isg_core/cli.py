@@ -206,6 +206,8 @@ def _add_result_commands(sub) -> None:
     s.add_argument("--slide-mpp", type=float,
                    help="the slides' resolution in um/px: required where a file has none "
                         "(PNG, JPEG, a TIFF without resolution tags); overrides the file's own")
+    s.add_argument("--cancer-type", help="the slides' cancer type (e.g. LIHC, or SKCM for skin): genes the model "
+                                         "was trained on other types for are flagged in every output")
     s.add_argument("--overwrite", action="store_true", help="redo slides already predicted with this model")
     s.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     s.add_argument("--device", help=DEVICE_HELP)

@@ -235,12 +235,18 @@ def cmd_predict(args) -> None:
     from .predict import predict_slides
 
     recs = predict_slides(shard_rows(args.slides, args.shard), args.model, args.out, genes=args.genes,
-                          slide_mpp=args.slide_mpp, device=args.device, overwrite=args.overwrite)
+                          slide_mpp=args.slide_mpp, device=args.device, overwrite=args.overwrite,
+                          cancer_type=args.cancer_type)
     for r in recs:
-        preds = ", ".join(f"{g} {v['log10_fpkm_uq_plus_1']:.2f}" for g, v in r["predictions"].items())
+        # a flagged gene carries a "*": its reason is in the CSV, the JSON and the report
+        preds = ", ".join(f"{g}{'*' if v.get('flag') else ''} {v['log10_fpkm_uq_plus_1']:.2f}"
+                          for g, v in r["predictions"].items())
         done = " (already predicted from this file with this model)" if r.get("skipped") else ""
         print(f"{r['slide']['slide_id']}: {r['selection']['kept']}/{r['selection']['patches']} patches kept; "
               f"log10(1 + FPKM-UQ): {preds}{done}")
+        n_flag = sum(bool(v.get("flag")) for v in r["predictions"].values())
+        if n_flag:
+            print(f"  * {n_flag} flagged genes: not to be trusted on this slide (reasons in the report)")
         print(f"  report: {Path(args.out) / (r['slide']['slide_id'] + '.report.html')}")
     if recs and recs[0]["model"].get("simulated"):
         print("note: the model was trained on ISG-Sim (simulated); these are not measurements")

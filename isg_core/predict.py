@@ -4,7 +4,9 @@ For each slide (any format :func:`isg_core.slides.open_slide` reads: OpenSlide's
 PNG/JPEG/TIFF with ``--slide-mpp``) it writes into ``DIR``:
 
 * ``<slide>.predictions.csv``: one row per gene: log10(1 + FPKM-UQ), FPKM-UQ, the cancer type
-  the gene was trained on and that training fold's test PCC;
+  the gene was trained on, that training fold's test PCC, and a ``flag`` with the reason when the
+  prediction should not be trusted: the gene's fold test PCC is <= 0, or (with ``--cancer-type``)
+  the slide is of a type the gene was not trained on (greyed in the report);
 * ``<slide>.predictions.json``: the same, with the slide (size, mpp), the selection (patches,
   kept, threshold), the seconds per stage and the model's provenance;
 * ``<slide>.selection.png``: the thumbnail with the patches Shannon selection kept;
@@ -43,6 +45,8 @@ from .samples import sha256
 from .slides import distinct_slides, open_slide
 from .tiling import StaleResultWarning
 
+#: how the report marks (greys) a flagged gene's row
+FLAGGED_ROW = ' class="flagged"'
 OUTPUTS = ("predictions.csv", "predictions.json", "selection.png", "attention.png", "report.html")
 
 
@@ -58,15 +62,34 @@ def trained_on(bundle: Bundle) -> dict[str, tuple[str, float]]:
             for g in bundle.genes}
 
 
-def prediction_table(bundle: Bundle, raw_output: np.ndarray, genes: Sequence[str]) -> pd.DataFrame:
-    """One row per gene: log10(1 + FPKM-UQ) (the training targets' scale) and FPKM-UQ."""
+def gene_flag(trained: str, fold_pcc: float, cancer_type: str | None) -> str:
+    """Why a gene's prediction should not be trusted ("" if nothing is known against it), reasons
+    joined by "; ": the slide's cancer type is not one the gene was trained on (``trained``: "+"-joined
+    types; only when ``cancer_type`` is given), or the model's fold did not beat chance on it
+    (test PCC <= 0, or none measured)."""
+    reasons = []
+    types = [t for t in str(trained).split("+") if t]
+    if cancer_type and cancer_type.upper() not in {t.upper() for t in types}:
+        reasons.append(f"trained on {'+'.join(types) or 'no cancer type'}, not on {cancer_type}")
+    if not np.isfinite(fold_pcc):
+        reasons.append("no test PCC measured for this gene")
+    elif fold_pcc <= 0:
+        reasons.append(f"test PCC {fold_pcc:.2f} <= 0: no better than chance on held-out slides")
+    return "; ".join(reasons)
+
+
+def prediction_table(bundle: Bundle, raw_output: np.ndarray, genes: Sequence[str],
+                     cancer_type: str | None = None) -> pd.DataFrame:
+    """One row per gene: log10(1 + FPKM-UQ) (the training targets' scale), FPKM-UQ, what it was
+    trained on, its fold's test PCC and a ``flag`` saying why not to trust it (:func:`gene_flag`)."""
     log = bundle.denormalise(raw_output)
     by = dict(zip(bundle.genes, log))
     info = trained_on(bundle)
+    trained = [info.get(g, ("", np.nan))[0] for g in genes]
+    pcc = [info.get(g, ("", np.nan))[1] for g in genes]
     return pd.DataFrame({"gene": list(genes), "log10_fpkm_uq_plus_1": [float(by[g]) for g in genes],
-                         "fpkm_uq": [float(10 ** by[g] - 1) for g in genes],
-                         "trained_on": [info.get(g, ("", np.nan))[0] for g in genes],
-                         "fold_test_pcc": [info.get(g, ("", np.nan))[1] for g in genes]})
+                         "fpkm_uq": [float(10 ** by[g] - 1) for g in genes], "trained_on": trained,
+                         "fold_test_pcc": pcc, "flag": [gene_flag(t, p, cancer_type) for t, p in zip(trained, pcc)]})
 
 
 # --- pictures ---------------------------------------------------------------------------------------
@@ -131,10 +154,18 @@ def report_html(record: dict, table: pd.DataFrame, selection_png: bytes, attenti
     warn = ("<p class='warn'>This model was trained on <b>ISG-Sim, a simulated cohort</b>: its numbers show "
             "how the pipeline works, they are not a measurement of this tissue.</p>" if m.get("simulated") else "")
     rows = "".join(
-        f"<tr><td>{html.escape(r.gene)}</td><td>{r.log10_fpkm_uq_plus_1:.3f}</td><td>{r.fpkm_uq:,.1f}</td>"
+        f"<tr{FLAGGED_ROW if r.flag else ''}><td>{html.escape(r.gene)}</td>"
+        f"<td>{r.log10_fpkm_uq_plus_1:.3f}</td><td>{r.fpkm_uq:,.1f}</td>"
         f"<td>{html.escape(str(r.trained_on))}</td>"
-        f"<td>{'n/a' if not np.isfinite(r.fold_test_pcc) else f'{r.fold_test_pcc:.2f}'}</td></tr>"
+        f"<td>{'n/a' if not np.isfinite(r.fold_test_pcc) else f'{r.fold_test_pcc:.2f}'}</td>"
+        f"<td class='flag'>{html.escape(r.flag)}</td></tr>"
         for r in table.itertuples())
+    ct = record.get("cancer_type")
+    n_flag = int((table.flag != "").sum())
+    flag_note = (f"<p>{n_flag} of {len(table)} genes are flagged (greyed): read the reason before using them. "
+                 + (f"Slide's cancer type: {html.escape(ct)}." if ct else
+                    "The slide's cancer type was not given (<code>--cancer-type</code>), so genes trained on other "
+                    "cancer types are not flagged: check the 'trained on' column.") + "</p>")
     sl, se = record["slide"], record["selection"]
     secs = " &middot; ".join(f"{k} {v:.2f} s" for k, v in record["seconds"].items())
     img = lambda b, alt: f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(b).decode()}'>"  # noqa: E731
@@ -144,14 +175,15 @@ def report_html(record: dict, table: pd.DataFrame, selection_png: bytes, attenti
 <style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 td:first-child{{text-align:left}}.warn{{background:#fff3cd;padding:6px;border:1px solid #e0c060}}
-.maps{{display:flex;gap:10px;flex-wrap:wrap}}.maps img{{max-width:540px}}small{{color:#666}}</style></head>
+.maps{{display:flex;gap:10px;flex-wrap:wrap}}.maps img{{max-width:540px}}small{{color:#666}}
+tr.flagged td{{color:#999;background:#f4f4f4}}td.flag{{text-align:left;font-size:0.9em}}</style></head>
 <body><h1>ISG prediction: {html.escape(sl['slide_id'])}</h1>{warn}
 <p>Slide <code>{html.escape(sl['path'])}</code>: {sl['width']} x {sl['height']} px at {sl['mpp']:.3f} &micro;m/px.
 Tiling: {se['patches']} global patches of {record['tiling']['global_size']} px at {record['tiling']['mpp']} &micro;m/px;
 Shannon selection ({html.escape(se['threshold'])}) kept <b>{se['kept']}</b>.</p>
 <h2>Predicted bulk expression</h2>
 <table id="predictions"><tr><th>gene</th><th>log10(1 + FPKM-UQ)</th><th>FPKM-UQ</th><th>trained on</th>
-<th>test PCC of the model's fold</th></tr>{rows}</table>
+<th>test PCC of the model's fold</th><th>flag</th></tr>{rows}</table>{flag_note}
 <p><small>A gene trained on one cancer type is extrapolated on slides of another. Model: {html.escape(m['experiment'])},
 fold {m['fold']} of {html.escape(m['run'])} ({html.escape(m['cohort'])}, profile {html.escape(m['profile'])}).
 Seconds: {secs}.</small></p>
@@ -177,8 +209,10 @@ def _why_not_reusable(rec: dict, bundle_sha: str, fingerprint: str, slide_mpp: f
 
 def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.PathLike", out_dir: "str | os.PathLike",
                    genes: Sequence[str] | None = None, slide_mpp: float | None = None, device: str | None = None,
-                   overwrite: bool = False, progress: bool = True) -> list[dict]:
-    """Predict every slide with the bundle ``model``; returns one record per slide (what its JSON holds)."""
+                   overwrite: bool = False, progress: bool = True, cancer_type: str | None = None) -> list[dict]:
+    """Predict every slide with the bundle ``model``; returns one record per slide (what its JSON holds).
+    ``cancer_type`` (e.g. a TCGA project code): the slides' type, so that genes trained on other types
+    are flagged (:func:`gene_flag`)."""
     for sp in slide_paths:  # every missing file named before the slow part, not after hours
         if not Path(sp).exists():
             raise IsgError(sp, "slide not found")
@@ -197,6 +231,8 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
                 rec = json.loads(js.read_text())
                 why = _why_not_reusable(rec, bundle_sha, fp, slide_mpp, report_genes,
                                         all((out_dir / f"{sid}.{o}").exists() for o in OUTPUTS))
+                if why is None and rec.get("cancer_type") != cancer_type:
+                    why = "made for another cancer type"
             except (ValueError, OSError, KeyError, TypeError, AttributeError):
                 why = "its earlier record is unreadable"
             if why is None:
@@ -204,7 +240,7 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
                 continue
             warnings.warn(f"{js}: {why}; predicting {sp} again", StaleResultWarning, stacklevel=2)
         out = pipe.run(sp, slide_mpp=slide_mpp, progress=progress)
-        table = prediction_table(bundle, out.prediction, report_genes)
+        table = prediction_table(bundle, out.prediction, report_genes, cancer_type)
         meta = bundle.meta
         rec = {"slide": {"slide_id": sid, "path": str(sp), "width": int(out.tiling.slide_size[0]),
                          "height": int(out.tiling.slide_size[1]), "mpp": float(out.tiling.slide_mpp),
@@ -214,9 +250,10 @@ def predict_slides(slide_paths: Sequence["str | os.PathLike"], model: "str | os.
                "selection": {"method": bundle.raw["selection"]["method"],
                              "threshold": bundle.raw["selection"]["threshold"],
                              "threshold_score": out.threshold_score, "patches": out.n_patches, "kept": out.n_kept},
-               "genes": report_genes,
+               "genes": report_genes, "cancer_type": cancer_type,
                "predictions": {r.gene: {"log10_fpkm_uq_plus_1": r.log10_fpkm_uq_plus_1, "fpkm_uq": r.fpkm_uq,
-                                        "trained_on": r.trained_on, "fold_test_pcc": r.fold_test_pcc}
+                                        "trained_on": r.trained_on, "fold_test_pcc": r.fold_test_pcc,
+                                        "flag": r.flag}
                                for r in table.itertuples()},
                "seconds": {k: round(v, 4) for k, v in out.seconds.items()},
                "model": {"path": str(bundle.path), "sha256": bundle_sha, "experiment": meta.get("experiment"),

@@ -182,3 +182,36 @@ def test_a_fold_without_training_slides_for_a_gene_is_not_exported(smoke_bundle,
     with pytest.raises(IsgError, match="fold 0 had no training slide for KRT8"):
         export_bundle(replace(res, run_dir=run), 0, prof, root, tmp_path / "b.pt")
     assert not (tmp_path / "b.pt").exists()
+
+
+def test_gene_flag_reasons():
+    from isg_core.predict import gene_flag
+
+    assert gene_flag("LIHC+COAD", 0.4, None) == ""
+    assert gene_flag("LIHC+COAD", 0.4, "coad") == ""  # case does not matter
+    assert gene_flag("PRAD", 0.4, "SKCM") == "trained on PRAD, not on SKCM"
+    assert gene_flag("LIHC", -0.45, None) == "test PCC -0.45 <= 0: no better than chance on held-out slides"
+    assert gene_flag("LIHC", 0.0, "LIHC").startswith("test PCC 0.00 <= 0")
+    assert gene_flag("PRAD", float("nan"), "LIHC") == "trained on PRAD, not on LIHC; no test PCC measured for this gene"
+
+
+def test_predict_flags_genes_of_other_cancer_types(smoke_bundle, cmu_path, tmp_path, capsys):
+    out = tmp_path / "pred"
+    sid = "CMU-1-Small-Region"
+    assert main(["predict", str(cmu_path), "--model", str(smoke_bundle), "--out", str(out),
+                 "--cancer-type", "SKCM"]) == 0  # a skin slide: no gene of the model was trained on skin
+    csv = pd.read_csv(out / f"{sid}.predictions.csv", keep_default_na=False)
+    assert csv.flag.str.contains("not on SKCM").all()
+    rec = json.loads((out / f"{sid}.predictions.json").read_text())
+    assert rec["cancer_type"] == "SKCM" and all(v["flag"] for v in rec["predictions"].values())
+    page = (out / f"{sid}.report.html").read_text()
+    assert page.count('<tr class="flagged">') == len(csv) and f"{len(csv)} of {len(csv)} genes are flagged" in page
+    assert "flagged genes" in capsys.readouterr().out
+    # the same slide for a cancer type the model knows: predicted again, and only genes of other types flagged
+    with pytest.warns(UserWarning, match="another cancer type"):
+        assert main(["predict", str(cmu_path), "--model", str(smoke_bundle), "--out", str(out),
+                     "--cancer-type", "PRAD"]) == 0
+    csv = pd.read_csv(out / f"{sid}.predictions.csv", keep_default_na=False)
+    prad = csv.trained_on.str.split("+").apply(lambda t: "PRAD" in t)
+    assert not csv.loc[prad, "flag"].str.contains("not on PRAD").any()
+    assert csv.loc[~prad, "flag"].str.contains("not on PRAD").all()
