@@ -219,7 +219,15 @@ def _add_result_commands(sub) -> None:
     s.add_argument("--out", help="folder for executed copies (default results/notebooks/<profile>)")
     s.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
     s.add_argument("--in-place", action="store_true", help="also write the outputs back into notebooks/")
+    s.add_argument("--no-site", action="store_true", help="do not render the executed notebooks to HTML afterwards")
     s.set_defaults(func=commands.cmd_reproduce)
+
+    s = sub.add_parser("site", help="render executed notebooks to a static HTML site with an index (no Jupyter "
+                                    "needed to read them)")
+    s.add_argument("--profile", default="quick", choices=PROFILE_CHOICES)
+    s.add_argument("--notebooks", help="folder of executed notebooks (default results/notebooks/<profile>)")
+    s.add_argument("--out", help="site folder (default <notebooks>/html)")
+    s.set_defaults(func=commands.cmd_site)
 
 
 def main(argv: list[str] | None = None) -> int:

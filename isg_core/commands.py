@@ -258,3 +258,15 @@ def cmd_reproduce(args) -> None:
     timings = run_notebooks(args.profile, Path(args.notebooks) if args.notebooks else None,
                             Path(args.out) if args.out else None, in_place=args.in_place, only=args.only)
     print(timings.to_string(index=False))
+    if not args.no_site:
+        args.notebooks, args.out = args.out, None  # the executed copies are the site's input
+        cmd_site(args)
+
+
+def cmd_site(args) -> None:
+    from .paths import results_dir
+    from .site import build_site
+
+    nb_dir = Path(args.notebooks) if args.notebooks else results_dir() / "notebooks" / args.profile
+    index = build_site(nb_dir, Path(args.out) if args.out else nb_dir / "html")
+    print(f"site: {index}")
