@@ -28,11 +28,13 @@ cohort: samples
 reproduce: cohort
 	$(BIN)/isg reproduce --profile quick
 
-# Lint (ruff, settings in pyproject.toml), unit tests, then every notebook executed by nbval at smoke.
+# Lint (ruff, settings in pyproject.toml), unit tests, every notebook under nbval at smoke, then every
+# notebook end to end with papermill at smoke (as `make reproduce` runs them), into a temporary folder.
 test: samples
 	$(BIN)/ruff check .
 	$(BIN)/isg simulate --profile smoke
 	ISG_PROFILE=smoke $(BIN)/python -m pytest -q tests --nbval-lax notebooks
+	d=$$(mktemp -d) && $(BIN)/isg reproduce --profile smoke --out $$d; rc=$$?; rm -rf $$d; exit $$rc
 
 # Unit tests only (no notebooks).
 test-fast: samples
