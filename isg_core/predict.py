@@ -44,6 +44,7 @@ from .fingerprint import file_fingerprint
 from .samples import sha256
 from .slides import distinct_slides, open_slide
 from .tiling import StaleResultWarning
+from .viz import scale_bar
 
 #: how the report marks (greys) a flagged gene's row
 FLAGGED_ROW = ' class="flagged"'
@@ -107,6 +108,7 @@ def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 
     with open_slide(slide_path, mpp=slide_mpp) as slide:
         thumb = slide.thumbnail(max_size)
         scale = thumb.shape[1] / slide.dimensions[0]
+        um_per_px = slide.mpp / scale  # of the thumbnail, for the scale bars
     t = out.tiling
     ny, nx = t.grid_shape
     s = t.patch_size_level0 * scale
@@ -122,6 +124,7 @@ def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 
     ax.imshow(np.where(kept == 1, 1.0, np.nan), extent=extent, cmap=ListedColormap(["#00c000"]), alpha=0.22,
               interpolation="nearest", vmin=0, vmax=1)
     ax.set_xlim(0, thumb.shape[1]), ax.set_ylim(thumb.shape[0], 0), ax.set_axis_off()
+    scale_bar(ax, um_per_px, thumb.shape[1])
     ax.set_title(f"{out.slide_id}: Shannon selection keeps {out.n_kept}/{out.n_patches} patches "
                  f"(green; grey = discarded)", fontsize=9)
 
@@ -137,6 +140,7 @@ def slide_maps(slide_path, out, slide_mpp: float | None = None, max_size: int = 
     else:
         title = f"{out.slide_id}: this model has no class-token attention"
     ax.set_xlim(0, thumb.shape[1]), ax.set_ylim(thumb.shape[0], 0), ax.set_axis_off()
+    scale_bar(ax, um_per_px, thumb.shape[1], colour="white")
     ax.set_title(title, fontsize=9)
     return fig_s, fig_a
 

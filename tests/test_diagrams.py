@@ -60,3 +60,22 @@ def test_drawings_carry_the_shapes():
     assert f"(N, {p.tiling.grid}, {p.tiling.grid}, 8)" in da and "(10)" in da
     ax = draw_tiling(p.tiling, p.features)
     assert f"{p.tiling.grid * p.tiling.grid} local patches" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_scale_bar_lengths():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from isg_core.viz import nice_length, scale_bar
+
+    assert [nice_length(x) for x in (1.0, 3.7, 9.99, 10, 260, 1999)] == [1, 2, 5, 10, 200, 1000]
+    fig, ax = plt.subplots()
+    ax.imshow(np.zeros((100, 400, 3)))
+    # 400 px at 2.5 um/px = 1 mm wide: 20% is 200 um = 80 px
+    assert scale_bar(ax, 2.5, 400) == 200
+    (line,) = ax.lines
+    assert np.diff(line.get_xdata())[0] == pytest.approx(80)
+    assert any(t.get_text() == "200 \u00b5m" for t in ax.texts)
+    assert scale_bar(ax, float("nan"), 400) is None and len(ax.lines) == 1  # unknown resolution: no bar
+    assert scale_bar(ax, 50.0, 400) == 2000 and ax.texts[-1].get_text() == "2 mm"
+    plt.close(fig)
