@@ -41,8 +41,8 @@ def test_target_table_rules():
     d5 = pd.DataFrame({"comparison": ["fe - fe-untrained", "fe - resnet50", "fe - resnet50"],
                        "level": ["slide", "slide", "patch"], "diff": [0.05, 0.02, 0.3],
                        "ci_low": [0.01, -0.01, 0.2], "ci_high": [0.1, 0.05, 0.4]})
-    p5 = pd.DataFrame({"features": ["fe", "fe"], "level": ["patch", "slide"], "target": ["n_lymphocyte"] * 2,
-                       "pcc": [0.85, 0.1], "pcc_fold_std": [0.01, 0.1]})
+    p5 = pd.DataFrame({"features": ["fe", "fe"], "level": ["patch", "slide"], "task": ["cells", "LIHC"],
+                       "target": ["n_lymphocyte", "CD3D"], "pcc": [0.85, 0.1], "pcc_fold_std": [0.01, 0.1]})
     t = target_table(genes, t1, d5, p5).set_index("target")
     reached = t.reached.to_dict()
     assert reached == {"Table 5, slide level: trained FE - fe-untrained": "yes",
@@ -52,3 +52,4 @@ def test_target_table_rules():
                        "ISG overall: mean PCC / noise ceiling": "no"}  # CD19 has no target
     assert t.loc["ISG overall: mean PCC / noise ceiling", "value"] == pytest.approx(0.44)
     assert "0.890" in t.loc["ISG overall: mean PCC / noise ceiling", "note"]
+    assert t.loc["CD3D in LIHC (ISG)", "note"] == "slide probe on FE features: 0.100"

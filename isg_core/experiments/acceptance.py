@@ -94,13 +94,22 @@ def target_table(genes: pd.DataFrame, table1: pd.DataFrame, t5_differences: pd.D
                          reached=v >= LYMPHOCYTE_TARGET, source="table_5_per_target.csv",
                          note=f"fold sd {float(lym.pcc_fold_std.iloc[0]):.3f}"))
     ceil = oracle_genes.set_index(["task", "gene"]).pcc if oracle_genes is not None else None
+    # what limits a gene: the same network on the true cell counts (oracle), and a probe on the frozen
+    # features mean-pooled over the slide (Table 5, slide level): is the loss in the features or after them?
+    probe = t5_per_target[(t5_per_target.features == "fe") & (t5_per_target.level == "slide")]
+    probe = probe.set_index(["task", "target"]).pcc if "task" in probe else pd.Series(dtype=float)
     for _, g in genes.iterrows():
         if g.gene not in TARGET_GENES.get(g.task, ()):
             continue
         positive = g.gene == "MKI67"
         rule = "interval above 0" if positive else f"PCC >= {T_CELL_TARGET}"
         reached = g.ci_low > 0 if positive else g.pcc >= T_CELL_TARGET
-        note = f"oracle features: {ceil.loc[(g.task, g.gene)]:.3f}" if ceil is not None else ""
+        parts = []
+        if ceil is not None and (g.task, g.gene) in ceil.index:
+            parts.append(f"oracle features: {ceil.loc[(g.task, g.gene)]:.3f}")
+        if (g.task, g.gene) in probe.index:
+            parts.append(f"slide probe on FE features: {probe.loc[(g.task, g.gene)]:.3f}")
+        note = "; ".join(parts)
         rows.append(_row(f"{g.gene} in {g.task} ({ours})", rule, g.pcc, g.ci_low, g.ci_high, reached,
                          "table_1 runs (per-gene slide bootstrap)", note))
     t1 = table1.set_index("method")
