@@ -37,7 +37,7 @@ from isg_core.bundle import load_bundle
 from isg_core.experiments.export import export_default_bundle
 from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
 from isg_core.errors import IsgError
-from isg_core.paths import repo_root
+from isg_core.paths import repo_root, samples_dir
 from isg_core.predict import predict_slides
 
 T0 = time.perf_counter()
@@ -53,7 +53,7 @@ print(f"{bundle_path.relative_to(repo_root())}: {bundle_path.stat().st_size / 1e
 # %%
 ensure_samples()
 out_dir = repo_root() / "results" / "notebooks" / profile / "predict"
-cmu = repo_root() / "data" / "samples" / "CMU-1-Small-Region.svs"
+cmu = samples_dir() / "CMU-1-Small-Region.svs"  # honours ISG_DATA_DIR
 rec = predict_slides([cmu], bundle_path, out_dir, progress=False)[0]
 pd.read_csv(out_dir / "CMU-1-Small-Region.predictions.csv").round(3)
 
