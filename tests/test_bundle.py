@@ -25,8 +25,21 @@ def raw() -> dict:
     return torch.load(COMMITTED, map_location="cpu", weights_only=True)
 
 
+def legacy(raw: dict) -> dict:
+    """The committed bundle with the network of the first format's time (ISG-10-2 at width 16 with the
+    token "concat", no zero_init), seeded random weights in its own input standardiser."""
+    from isg_core.models.registry import model_from_spec
+    from isg_core.models.standardize import identity_standardizer
+
+    spec = model_spec("isg", 64, 8, 10, {"width": 16, "token": "concat"})
+    spec["config"].pop("zero_init")
+    torch.manual_seed(0)
+    state = identity_standardizer(model_from_spec(spec), 64).state_dict()
+    return {**raw, "model": {**spec, "standardize": True, "state": state}}
+
+
 def first_format(raw: dict) -> dict:
-    """The committed bundle as the first format wrote it (the quick profile's ISG-10-2 at width 16)."""
+    """A legacy bundle (:func:`legacy`) as the first format wrote it."""
     m = raw["model"]
     exp = {"model": "isg", "features": "fe", "selection": "shannon", "threshold": None, "supertiles": None,
            "overrides": [["n_mbconv", 10], ["fusion_every", 2]]}
@@ -39,10 +52,8 @@ def test_committed_bundle_is_a_spec_and_its_weights(raw):
     assert raw["format"] == BUNDLE_FORMAT
     m = raw["model"]
     assert set(m) == {"model", "config", "standardize", "state"} and m["model"] == "isg" and m["standardize"]
-    # ISG-10-2, every default written; the committed model predates issue 16's token and zero start
-    # (it is remade at that issue's end): its spec is the legacy token, and zero_init (init only) is absent
-    want = model_spec("isg", 64, 8, 10, {"width": 16, "token": "concat"})["config"]
-    assert m["config"] == {k: v for k, v in want.items() if k != "zero_init"}
+    # ISG-10-2 at the quick profile's width, every default written (remade at issue 16's regeneration)
+    assert m["config"] == model_spec("isg", 64, 8, 10, {"width": 16})["config"]
     bundle = load_bundle(COMMITTED)
     model = bundle.model()
     assert isinstance(model, InputStandardizer) and isinstance(model.model, DualAttentionNetwork)
@@ -56,6 +67,7 @@ def init_free(model: dict) -> dict:
 
 
 def test_first_format_upgrades_to_the_same_model(raw, tmp_path):
+    raw = legacy(raw)
     old = first_format(raw)
     assert init_free(upgrade(old)["model"]) == raw["model"]
     assert {k: v for k, v in upgrade(old).items() if k != "model"} == {k: v for k, v in raw.items() if k != "model"}
@@ -69,19 +81,21 @@ def test_first_format_upgrades_to_the_same_model(raw, tmp_path):
     g = torch.Generator().manual_seed(0)
     f, R = torch.randn(1, 5, 64, generator=g), torch.randn(1, 5, 8, 8, 64, generator=g)
     mask, pos = torch.ones(1, 5, dtype=torch.bool), torch.randint(0, 9, (1, 5, 2), generator=g)
+    torch.save(raw, tmp_path / "legacy.pt")
     with torch.no_grad():
-        assert torch.equal(loaded.model()(f, R, mask, pos), load_bundle(COMMITTED).model()(f, R, mask, pos))
+        want = load_bundle(tmp_path / "legacy.pt").model()(f, R, mask, pos)
+        assert torch.equal(loaded.model()(f, R, mask, pos), want)
 
 
 def test_first_format_with_an_experiment_width_override(raw):
-    old = first_format(raw)
+    old = first_format(legacy(raw))
     old["model"]["experiment"]["overrides"].append(["width", None])  # isg_full(): the override beats "width"
     config = upgrade(old)["model"]["config"]
     assert config["width"] is None and config["n_mbconv"] == 10
 
 
 def test_upgrade_tool(raw, tmp_path, monkeypatch, capsys):
-    torch.save(first_format(raw), tmp_path / "old.pt")
+    torch.save(first_format(legacy(raw)), tmp_path / "old.pt")
     monkeypatch.setattr(sys, "argv", ["upgrade_bundle.py", str(tmp_path / "old.pt"), str(tmp_path / "old.pt")])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(repo_root() / "tools" / "upgrade_bundle.py"), run_name="__main__")
