@@ -67,7 +67,7 @@ def _pad(data: SlideData, idx: Sequence[int], picks: Sequence[np.ndarray]) -> tu
     pos = torch.zeros(len(idx), n_max, 2, dtype=torch.long)
     for b, (i, p) in enumerate(zip(idx, picks)):
         f[b, : len(p)] = torch.from_numpy(data.f[i][p])
-        R[b, : len(p)] = torch.from_numpy(data.R[i][p].astype(np.float32))
+        R[b, : len(p)] = torch.from_numpy(data.R[i][p])  # float16 -> float32 in the copy itself
         mask[b, : len(p)] = True
         pos[b, : len(p)] = torch.from_numpy(data.pos[i][p])
     return f, R, mask, pos

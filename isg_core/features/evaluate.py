@@ -26,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from ..config import TASK_GENES
@@ -122,14 +123,34 @@ def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
     return _rows(res, "patch", "cells")
 
 
+def _table5_job(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One feature set's slide- and patch-level probes, on one thread (a worker of :func:`table5`)."""
+    cohort, tiles_dir, spec, cfg, threads = args
+    if threads:
+        torch.set_num_threads(threads)
+    slide, pred = probe_slide_level(cohort, tiles_dir, spec, cfg)
+    return slide, pred, probe_patch_level(cohort, tiles_dir, spec, cfg)
+
+
 def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untrained"), cfg=None,
-           progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+           progress: bool = True, jobs: int = 1) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Long table: one row per (features, level, task, target) with the probe's PCC; and per
-    feature set the slide-level out-of-fold predictions (for :func:`table5_differences`)."""
+    feature set the slide-level out-of-fold predictions (for :func:`table5_differences`).
+
+    ``jobs > 1`` probes that many feature sets at once in spawned processes of one thread each (the
+    probes are small MLPs: one process cannot keep two cores busy).  Every probe is seeded, so the
+    numbers do not depend on ``jobs``."""
+    work = [(cohort, tiles_dir, spec, cfg, 1 if jobs > 1 else 0) for spec in specs]
+    if jobs > 1 and len(work) > 1:
+        from ..experiments.runner import in_processes  # the experiments package imports this one
+
+        done = in_processes(_table5_job, work, jobs, progress, desc="Table 5 probes")
+    else:
+        done = [_table5_job(w) for w in tqdm(work, desc="Table 5 probes", unit="features", disable=not progress)]
     parts, preds = [], {}
-    for spec in tqdm(specs, desc="Table 5 probes", unit="features", disable=not progress):
-        slide, preds[spec] = probe_slide_level(cohort, tiles_dir, spec, cfg)
-        parts += [slide.assign(features=spec), probe_patch_level(cohort, tiles_dir, spec, cfg).assign(features=spec)]
+    for spec, (slide, pred, patch) in zip(specs, done):
+        preds[spec] = pred
+        parts += [slide.assign(features=spec), patch.assign(features=spec)]
     long = pd.concat(parts, ignore_index=True)[["features", "level", "task", "target", "pcc", "pcc_fold_std"]]
     return long, preds
 

@@ -34,6 +34,10 @@ class InputStandardizer(nn.Module):
                 ((R - self.R_mean) / self.R_std).clamp(-CLAMP, CLAMP))
 
     def forward(self, f, R, mask, pos, **kw):
+        if not getattr(self.model, "reads_local", True):
+            # a model that ignores R (HE2RNA, ViT-S): standardising it would be wasted work (its
+            # zero placeholder is as large as f; HE2RNA's training step spent a sixth of its time there)
+            return self.model(((f - self.f_mean) / self.f_std).clamp(-CLAMP, CLAMP), R, mask, pos, **kw)
         return self.model(*self.standardize(f, R), mask, pos, **kw)
 
     def forward_slide(self, f, R, pos, chunk: int = 512):

@@ -23,8 +23,8 @@
 # | linear on slide cell totals (oracle) | the slide's true cell counts, summed | ridge regression |
 #
 # Offline, the ResNet50 of the HE2RNA rows is a *seeded random* network (ImageNet weights are not
-# cached here): every label says so. The headline rows (ISG, CycleMLP, both HE2RNA rows) run with 3
-# training seeds at `quick`; the others with one.
+# cached here): every label says so. The headline rows (ISG, CycleMLP, HE2RNA) run with the profile's
+# training seeds (2 at `quick`); the others with one.
 #
 # **One PCC, defined once.** For each fold, cancer type and gene, the Pearson r over that fold's test
 # slides of that type (a constant prediction scores 0 and is counted); the mean over the (type, gene)

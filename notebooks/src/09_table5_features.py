@@ -75,7 +75,7 @@ pd.DataFrame([{"features": k, "slides encoded now": int((~v.skipped).sum()),
 torch.set_num_threads(1)  # small MLPs: one thread is faster than two on this CPU
 pcfg = ProbeConfig(epochs=300 if profile != "smoke" else 20, patience=30 if profile != "smoke" else 5)
 specs = ("resnet50", "fe", "fe:global", "fe-untrained", "descriptor")
-long, slide_predictions = table5(cohort, tiles, specs, pcfg)
+long, slide_predictions = table5(cohort, tiles, specs, pcfg, jobs=prof.models.jobs)  # feature sets in parallel
 write_table(long, "table_5_per_target", profile, command, config={"probe": pcfg.__dict__},
             title="Table 5 per target: probe PCC (ISG-Sim, SIMULATED)",
             note=f"ResNet50 trunk: {resnet_trunk}; FE LPIPS trunk: {lpips_trunk}. pcc: the PCC over each fold's test "

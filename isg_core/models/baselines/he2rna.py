@@ -233,6 +233,7 @@ class HE2RNAOnFeatures(nn.Module):
     """
 
     config_class = HE2RNAConfig
+    reads_local = False  # R is ignored: InputStandardizer leaves it alone
     #: how the engine trains it (its published schedule, beating the profile's)
     published_schedule = PUBLISHED_SCHEDULE
 
@@ -277,6 +278,7 @@ class HE2RNAMSI(nn.Module):
     """
 
     config_class = HE2RNAMSIConfig
+    reads_local = False  # R is ignored: InputStandardizer leaves it alone
     published_schedule = MSI_PUBLISHED_SCHEDULE
 
     def __init__(self, d: int, grid: int, n_outputs: int, hidden: tuple[int, ...] = (256, 128), **_ignored):

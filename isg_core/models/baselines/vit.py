@@ -86,6 +86,7 @@ class ViTS(nn.Module):
     """
 
     config_class = SlideTransformerConfig
+    reads_local = False  # R is ignored: InputStandardizer leaves it alone
 
     def __init__(self, d: int, grid: int, n_outputs: int, config: SlideTransformerConfig | None = None,
                  bias_init: torch.Tensor | None = None, **overrides):
