@@ -16,12 +16,22 @@
 # A lab with real TCGA data points the same code at its own manifest and GDC expression
 # files (see `isg_core.expression` and the README).
 
+# %% [markdown]
+# **In this notebook you will learn**
+#
+# * what ISG-Sim is, why this repository's default cohort is simulated, and what it can and cannot teach
+# * the TCGA/GDC formats a real run reads (FPKM-UQ, log10(1 + x)) and the genes of the three tasks
+# * the noise ceiling: the best PCC any model can reach on a cohort whose truth is known
+#
+# The runtime below was measured on 2 CPU cores; the closing cell, **What we found**, is generated from the
+# results files this notebook writes, so it always describes the last run.
+
 # %% tags=["parameters"]
 import os
 profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
-import json
+from IPython.display import Markdown
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -30,12 +40,18 @@ from isg_core.config import TASK_GENES, get_profile
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.samples import SAMPLES, sample_path
 from isg_core.slides import open_slide
+from isg_core.tutorial import runtime_note, what_we_found
+from isg_core.viz import scale_bar
 
 ensure_samples()
 cohort_root = ensure_cohort(profile)
 cohort = load_cohort(cohort_root)
 print(get_profile(profile))
 print(cohort.label, "->", cohort_root)
+
+# %%
+NOTEBOOK = "00_data.ipynb"
+Markdown(runtime_note(NOTEBOOK, profile))
 
 # %% [markdown]
 # ## The real samples
@@ -66,18 +82,24 @@ m = cohort.manifest
 examples = [m[m.cancer_type == t].iloc[0] for t in TASK_GENES]
 fig, axes = plt.subplots(2, 4, figsize=(16, 8.5))
 with open_slide(sample_path("cmu")) as s:
-    axes[0, 0].imshow(s.thumbnail(512))
+    th = s.thumbnail(512)
+    axes[0, 0].imshow(th)
+    scale_bar(axes[0, 0], s.mpp * s.dimensions[0] / th.shape[1], th.shape[1])
     axes[0, 0].set_title("real: CMU-1-Small-Region", fontsize=9)
     axes[1, 0].imshow(s.read_region(700, 1100, 512, 512))
+    scale_bar(axes[1, 0], s.mpp, 512)
     axes[1, 0].set_title("real, crop at 0.5 mpp", fontsize=9)
 for k, row in enumerate(examples, start=1):
     with open_slide(row.path) as s:
-        axes[0, k].imshow(s.thumbnail(512))
+        th = s.thumbnail(512)
+        axes[0, k].imshow(th)
+        scale_bar(axes[0, k], s.mpp * s.dimensions[0] / th.shape[1], th.shape[1])
         axes[0, k].set_title(f"SIMULATED {row.cancer_type}: {row.slide_id}", fontsize=9)
         pt = cohort.patches[(cohort.patches.slide_id == row.slide_id)]
         best = pt.sort_values("tissue_fraction", ascending=False).iloc[0]
         x, y = int(best.x), int(best.y)
         axes[1, k].imshow(s.read_region(x, y, 512, 512))
+        scale_bar(axes[1, k], s.mpp, 512)
         axes[1, k].set_title(f"SIMULATED {row.cancer_type}, crop at 0.5 mpp", fontsize=9)
 for ax in axes.ravel():
     ax.set_axis_off()
@@ -85,6 +107,20 @@ plt.tight_layout()
 save_figure(fig, "fig_isg_sim_vs_real", profile)
 
 # %% [markdown]
+# ## What ISG-Sim can and cannot teach
+# A pathologist looking at these slides would see at once that they are not real: nuclei are stamped
+# from a few templates with uniform size and chromatin, the background texture is quilted from a skin
+# dermis slide whatever the organ, artefacts are rectangles, and there is no organ architecture beyond
+# coarse trabeculae and glands (no portal tracts, no crypts with goblet cells, no Gleason patterns).
+#
+# * **It can teach** how the pipeline works end to end, whether each stage does what it claims (a
+#   selector that drops glass, features that carry cell counts, a model that recovers a known
+#   truth), how to compare methods honestly (paired intervals, a noise ceiling, an oracle), and what
+#   it costs in time.
+# * **It cannot teach** how well ISG predicts expression on real tumours, which method wins on TCGA,
+#   or anything about morphology a pathologist would recognise. Its numbers are about simulated
+#   slides; the paper's numbers stand beside them only for the ranking.
+#
 # ## The generative model
 # The full description is in `data/README.md`; in short:
 #
@@ -104,7 +140,9 @@ save_figure(fig, "fig_isg_sim_vs_real", profile)
 # The parameters the simulator recorded for this cohort:
 
 # %%
-print(json.dumps({k: v for k, v in cohort.meta.items() if k not in ("legends",)}, indent=1)[:3000])
+scalars = {k: v for k, v in cohort.meta.items() if isinstance(v, (int, float, str, bool))}
+print(f"{len(scalars)} top-level settings (the nested ones are in {cohort_root.name}/cohort.json):")
+pd.Series(scalars, name="value").to_frame()
 
 # %% [markdown]
 # ## Cohort composition and folds
@@ -162,3 +200,40 @@ write_table(content, "isg_sim_patch_content", profile, notebook_command("00_data
             note="Dominant artefact per global patch on the default grid, from the simulator's own map.")
 print("\nmean cell counts per patch, by tissue class:")
 print(pt.groupby("tissue_class")[[c for c in pt.columns if c.startswith("n_")]].mean().round(1).to_string())
+
+# %% [markdown]
+# ## Glossary
+# * **PCC**: Pearson correlation coefficient between predicted and measured expression of one gene
+#   over the test slides of one fold and cancer type; the tables average it over genes, then folds.
+# * **FPKM-UQ**: fragments per kilobase of transcript per million mapped reads, upper-quartile
+#   normalised (GDC's expression unit). Targets are **log10(1 + FPKM-UQ)**, which tames the long tail.
+# * **MSI-H**: microsatellite instability, high (a DNA mismatch-repair defect); Table 3 tells MSI-H
+#   from MSS (stable) slides.
+# * **MBConv**: the mobile inverted bottleneck block of MobileNetV2/EfficientNet (expand, depthwise
+#   convolution, squeeze-and-excitation, project), used on each local cube R_i.
+# * **LPIPS**: learned perceptual image patch similarity, a distance between deep features of two
+#   images; here the `lpips` package's linear heads on an AlexNet trunk that is random offline.
+# * **Bits per pixel (bpp)**: a compressor's output length divided by the patch's pixels; our
+#   Shannon score, a computable upper bound on the patch's information (Eq. 1).
+# * **Noise ceiling**: the PCC of the simulator's noiseless truth against the noisy observed
+#   expression, the best any model can score on ISG-Sim.
+# * **Oracle ceiling**: a model trained on the simulator's true cell counts instead of image
+#   features; the gap to it is what better features could gain.
+# * **Bootstrap interval**: the 95% range of a statistic over resamples of the test slides (within
+#   fold and cancer type) and training seeds; an interval containing 0 means a tie on this cohort.
+
+# %% [markdown]
+# ## What we found
+# Sentences generated by `isg_core.tutorial.what_we_found` from the results files of this profile (the
+# tables' CSVs), so they change when the results do.
+
+# %%
+Markdown(what_we_found(NOTEBOOK, profile))
+
+# %% [markdown]
+# ## Try this
+# * Simulate another draw (`isg simulate --slides 30 --seed 7 --out /tmp/isg-sim-7`) and read its
+#   `noise_ceiling.csv`: the ceiling should move by a few hundredths only, since it is a property of the simulator's
+#   noise, not of the draw.
+# * Open one slide of `data/cohorts/isg-sim-smoke/slides/` beside `fig_isg_sim_vs_real.png`: list what a pathologist
+#   would miss (organ architecture, nuclear variety).

@@ -1,0 +1,183 @@
+"""The notebooks' opening and closing cells, generated from results files so they cannot go stale.
+
+* :func:`runtime_note`: how long a notebook takes at a profile, from scratch and with its results
+  cached, read from ``results/<profile>/notebook_timings.csv`` (``tools/notebook_timings.py`` makes
+  it from the ``timings.csv`` that ``isg reproduce`` writes for a from-scratch and a cached run).
+* :func:`what_we_found`: the closing **What we found** of a notebook: for the tables the sentences
+  of :mod:`isg_core.findings` (ranking, paired intervals and verdicts, the paper's value only in
+  the paper's setting); for the method notebooks (00-04, 11) sentences read from the CSVs they
+  write.  A missing file gives one line saying which notebook makes it, never a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import IsgError
+from .findings import as_markdown, msi_findings, read_result, regression_findings, table5_findings, target_findings
+from .report import profile_results_dir
+
+#: the committed timings of the notebooks at a profile (notebook, fresh_s, cached_s, measured)
+TIMINGS = "notebook_timings.csv"
+
+
+def _duration(seconds: float) -> str:
+    """12 s, 3 min, 1 h 05 min."""
+    if not np.isfinite(seconds):
+        return "not measured"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(round(seconds % 3600 / 60)):02d} min"
+
+
+def runtime_note(notebook: str, profile: str, results: Path | None = None) -> str:
+    """One Markdown line: the notebook's measured time at ``profile`` from scratch (every cache
+    empty, the run before it included) and with its results cached, with when and where it was
+    measured; or a line saying it was not measured."""
+    results = Path(results) if results else profile_results_dir(profile)
+    path = results / TIMINGS
+    if not path.exists():
+        return f"**Runtime** at `{profile}`: not measured yet (`{path.name}` is missing)."
+    t = pd.read_csv(path)
+    row = t[t.notebook.str[:2] == notebook[:2]]
+    if row.empty:
+        return f"**Runtime** at `{profile}`: not measured yet (no row for {notebook} in `{path.name}`)."
+    r = row.iloc[0]
+    where = f" ({r['measured']})" if isinstance(r.get("measured"), str) else ""
+    return (f"**Runtime** at `{profile}`: {_duration(float(r.fresh_s))} from scratch, "
+            f"{_duration(float(r.cached_s))} with its results cached{where}.")
+
+
+# --- the method notebooks ----------------------------------------------------------------------------
+def data_findings(results: Path) -> list[str]:
+    """Notebook 00: the noise ceiling per cancer type and what the global patches hold."""
+    nc = read_result(results, "isg_sim_noise_ceiling", ("cancer_type", "gene", "pcc"))
+    per = nc.groupby("cancer_type", sort=False).pcc.mean()
+    out = ["The noise ceiling (the PCC of the simulator's noiseless truth against the observed expression, "
+           "the best any model can score): " + ", ".join(f"{k} {v:.3f}" for k, v in per.items())
+           + f"; mean over genes {nc.pcc.mean():.3f}."]
+    pc = read_result(results, "isg_sim_patch_content", ("artefact", "fraction"))
+    glass = pc.loc[pc.artefact == "glass", "fraction"]
+    if len(glass):
+        out.append(f"{glass.iloc[0]:.0%} of the global patches are glass: a patch selector has work to do.")
+    return out
+
+
+def tiling_findings(results: Path) -> list[str]:
+    """Notebook 01: how many global and local patches the tiling made."""
+    t = read_result(results, "tiling_summary", ("data", "slides", "global_patches", "local_patches"))
+    return [f"{r.data}: {r.slides} slide(s), {r.global_patches:,} global patches "
+            f"({r.global_patches / r.slides:.0f} per slide), {r.local_patches:,} local patches "
+            f"({r.local_patches // max(r.global_patches, 1)} per global patch)." for _, r in t.iterrows()]
+
+
+def selection_findings(results: Path) -> list[str]:
+    """Notebook 02: each selector's precision and recall of textured patches on ISG-Sim."""
+    s = read_result(results, "selection_isg_sim", ("method", "precision", "recall", "kept"))
+    s = s[s.get("available", True).astype(bool)] if "available" in s else s
+    out = []
+    sh = s[s.method == "shannon"]
+    if len(sh):
+        r = sh.iloc[0]
+        out.append(f"Shannon keeps {r.kept:.0%} of the patches, with recall {r.recall:.3f} and precision "
+                   f"{r.precision:.3f} for textured (tissue) patches.")
+    others = s[s.method != "shannon"].sort_values("recall", ascending=False)
+    if len(others):
+        out.append("The other selectors at their default thresholds (recall / precision): "
+                   + ", ".join(f"{m} {r:.3f} / {p:.3f}" for m, r, p in zip(others.method, others.recall,
+                                                                          others.precision)) + ".")
+    return out
+
+
+def extractor_findings(results: Path) -> list[str]:
+    """Notebook 03: the extractors' training (final losses, LPIPS trunk) and encoding speed."""
+    t = read_result(results, "feature_extractor_training", ("scale", "step", "final_l1", "final_lpips",
+                                                            "lpips_trunk", "train_seconds"))
+    out = []
+    for _, r in t.iterrows():
+        trunk = "a random AlexNet trunk (offline)" if r.lpips_trunk == "random" else f"the {r.lpips_trunk} trunk"
+        out.append(f"E_{r.scale[0].upper()} ({r.scale}): {r.step} steps in {_duration(r.train_seconds)}, final L1 "
+                   f"{r.final_l1:.3f}, LPIPS {r.final_lpips:.3f} on {trunk}.")
+    try:
+        thr = read_result(results, "feature_extraction_throughput")
+        col = [c for c in thr.columns if c.startswith("patches/s")]
+        if col:
+            r = thr.iloc[0]
+            out.append(f"Encoding: {r[col[0]]:.0f} kept patches per second ({r['global patches']:,} patches, "
+                       f"{r['torch threads']} CPU threads).")
+    except IsgError:
+        pass
+    return out
+
+
+def dual_attention_findings(results: Path) -> list[str]:
+    """Notebook 04: does the network beat predicting the mean on validation; how peaked is the
+    ViT's attention over patches (against uniform)."""
+    h = read_result(results, "isg_training_curve", ("epoch", "train_loss", "val_loss"))
+    best = h.loc[h.val_loss.idxmin()]
+    verdict = ("below" if best.val_loss < 1.0 else "not below")
+    out = [f"Fold 0's best inner-validation L2 is {best.val_loss:.3f} (epoch {int(best.epoch)}), {verdict} 1.0, "
+           "the L2 of predicting the training mean on standardised targets."]
+    try:
+        a = read_result(results, "isg_attention", ("rank", "attention", "uniform"))
+        top = a.sort_values("rank").head(3)
+        out.append("The class token's attention on the three most attended patches: "
+                   + ", ".join(f"{v:.3f}" for v in top.attention)
+                   + f", against {a.uniform.iloc[0]:.3f} if it were uniform"
+                   + (" (nearly uniform: the model does not single out a few patches)."
+                      if top.attention.max() < 2 * a.uniform.iloc[0] else "."))
+    except IsgError:
+        pass
+    try:
+        g = read_result(results, "isg_lihc_per_gene", ("gene", "mean"))
+        out.append("Per gene (LIHC, mean PCC over 5 folds): "
+                   + ", ".join(f"{k} {v:+.3f}" for k, v in zip(g.gene, g["mean"])) + ".")
+    except IsgError:
+        pass
+    return out
+
+
+def efficiency_findings(results: Path) -> list[str]:
+    """Notebook 11: seconds per slide, ISG against HE2RNA, on the same slides."""
+    e = read_result(results, "efficiency_sim", ("method", "dataset", "total", "ratio to HE2RNA"))
+    out = []
+    for ds, g in e.groupby("dataset", sort=False):
+        isg, he = g[g.method == "ISG"], g[g.method == "HE2RNA"]
+        if len(isg):
+            r = isg.iloc[0]
+            paper = ""
+            if "paper s/slide" in g and len(he):
+                p_isg, p_he = float(r["paper s/slide"]), float(he["paper s/slide"].iloc[0])
+                paper = f" (the paper, TCGA on a GPU: {p_isg:.0f} / {p_he:.0f} = {p_isg / p_he:.2f})"
+            out.append(f"{ds}: ISG {r.total:.2f} s per slide, {r['ratio to HE2RNA']:.2f} x HE2RNA's time{paper}.")
+    return out
+
+
+#: notebook number -> (title of its findings, the function)
+FINDINGS: dict[str, Callable[[Path], list[str]]] = {
+    "00": data_findings, "01": tiling_findings, "02": selection_findings, "03": extractor_findings,
+    "04": dual_attention_findings, "05": lambda r: regression_findings(r, 1),
+    "06": lambda r: regression_findings(r, 2), "07": msi_findings, "08": lambda r: regression_findings(r, 4),
+    "09": lambda r: table5_findings(r) + target_findings(r), "10": lambda r: regression_findings(r, 6),
+    "11": efficiency_findings,
+}
+
+
+def what_we_found(notebook: str, profile: str, results: Path | None = None) -> str:
+    """The closing cell of ``notebook`` (its file name or number): a Markdown heading and the
+    sentences generated from this profile's results files, each labelled as ISG-Sim's."""
+    results = Path(results) if results else profile_results_dir(profile)
+    key = notebook[:2]
+    if key not in FINDINGS:
+        raise IsgError(None, f"no findings are defined for notebook {notebook!r}")
+    try:
+        lines = FINDINGS[key](results)
+    except IsgError as e:
+        lines = [f"Not available yet: {e}"]
+    head = f"### What we found (profile `{profile}`; ISG-Sim is SIMULATED, not TCGA)"
+    return head + "\n\n" + as_markdown(lines)
