@@ -32,7 +32,10 @@ def read_result(results: Path, name: str, columns: tuple[str, ...] = ()) -> pd.D
     path = Path(results) / f"{name}.csv"
     if not path.exists():
         raise IsgError(path, "not found: run the notebook that writes it first (isg reproduce)")
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise IsgError(path, "is empty: the run that wrote it had nothing to report") from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise IsgError(path, f"lacks columns {missing}: written by older code, rerun its notebook")

@@ -34,9 +34,13 @@ _PROGRESS = re.compile(r"\d+%\|")
 
 
 def is_progress_output(output: dict) -> bool:
-    """A tqdm progress bar written to stderr (e.g. `` 45%|####5     | 9/20 [...]``), or what a
-    cleared bar leaves behind (only whitespace)."""
+    """A tqdm progress bar written to stderr (e.g. `` 45%|####5     | 9/20 [...]``), what a
+    cleared bar leaves behind (only whitespace), or tqdm.auto's Jupyter widget."""
     text = output.get("text", "")
+    if output.get("output_type") == "display_data":  # tqdm.auto's widget: frozen at its first frame when stored
+        data = output.get("data", {})
+        return "application/vnd.jupyter.widget-view+json" in data and bool(
+            _PROGRESS.search("".join(data.get("text/plain", ""))))
     return (output.get("output_type") == "stream" and output.get("name") == "stderr"
             and (bool(_PROGRESS.search(text)) or not text.strip()))
 

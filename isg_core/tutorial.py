@@ -158,11 +158,24 @@ def efficiency_findings(results: Path) -> list[str]:
     return out
 
 
-#: notebook number -> (title of its findings, the function)
+def chance_findings(results: Path) -> list[str]:
+    """Notebook 07: how far below 0.5 a model that learnt nothing reaches on each stand-in's folds."""
+    try:
+        c = read_result(results, "table_3_chance", ("sub-cohort", "chance 2.5%", "chance 97.5%", "MSI-H per fold",
+                                                    "below the chance range"))
+    except IsgError:
+        return []
+    return [f"{r['sub-cohort']}: a model that learnt nothing scores {r['chance 2.5%']:.2f} to {r['chance 97.5%']:.2f} "
+            f"(MSI-H slides per fold: {r['MSI-H per fold']}); below that range: {r['below the chance range']}."
+            for _, r in c.iterrows()]
+
+
+#: notebook number -> the function that writes its findings
 FINDINGS: dict[str, Callable[[Path], list[str]]] = {
     "00": data_findings, "01": tiling_findings, "02": selection_findings, "03": extractor_findings,
     "04": dual_attention_findings, "05": lambda r: regression_findings(r, 1),
-    "06": lambda r: regression_findings(r, 2), "07": msi_findings, "08": lambda r: regression_findings(r, 4),
+    "06": lambda r: regression_findings(r, 2), "07": lambda r: msi_findings(r) + chance_findings(r),
+    "08": lambda r: regression_findings(r, 4),
     "09": lambda r: table5_findings(r) + target_findings(r), "10": lambda r: regression_findings(r, 6),
     "11": efficiency_findings,
 }

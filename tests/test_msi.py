@@ -117,3 +117,19 @@ def test_fold_auc_is_not_biased_by_base_rates_that_differ_between_folds():
     frame = pd.DataFrame({"label": y, "prob": rate_elsewhere, "fold": fold})
     assert fold_auc(frame) == 0.5
     assert roc_auc(y, rate_elsewhere) < 0.5
+
+
+def test_chance_range_of_the_fold_mean_auc_widens_with_few_positives():
+    """A model that learnt nothing: with 2 positives per fold the fold-mean AUC ranges far below 0.5,
+    with 20 per fold it stays near 0.5; both ranges contain 0.5."""
+    from isg_core.experiments.table3 import chance_range
+
+    def frame(pos_per_fold):
+        rows = [{"fold": k, "label": int(i < pos_per_fold)} for k in range(5) for i in range(100 // 5)]
+        return pd.DataFrame(rows) if pos_per_fold < 20 else pd.DataFrame(
+            [{"fold": k, "label": i % 2} for k in range(5) for i in range(40)])
+
+    few, many = chance_range(frame(2), 500), chance_range(frame(20), 500)
+    assert few["chance 2.5%"] < 0.35 < 0.5 < few["chance 97.5%"]
+    assert 0.4 < many["chance 2.5%"] < 0.5 < many["chance 97.5%"] < 0.6
+    assert few["MSI-H per fold"] == "2 2 2 2 2" and few["folds"] == 5

@@ -271,3 +271,13 @@ def test_the_command_line_parser_does_not_import_torch():
 
     assert tuple(MODELS) == MODEL_NAMES  # the torch-free names are the registry's
     assert models.split(",") == [m for m in MODEL_NAMES if m not in CLASSIFICATION_ONLY]
+
+
+def test_progress_widgets_are_recognised_and_plain_displays_kept():
+    from isg_core.runner import is_progress_output
+
+    widget = {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                      "text/plain": "tiling ISG-Sim:   0%|          | 0/300"}}
+    figure = {"output_type": "display_data", "data": {"image/png": "...", "text/plain": "<Figure size 640x480>"}}
+    table = {"output_type": "display_data", "data": {"text/markdown": "50%| of the slides"}}
+    assert is_progress_output(widget) and not is_progress_output(figure) and not is_progress_output(table)

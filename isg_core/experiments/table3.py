@@ -136,3 +136,36 @@ def describe_msi(run: Table3Run) -> str:
                                                                 d["95% CI high"], d.verdict,
                                                                 f"{d.resampled}; seeds {d.seeds}"))
     return "\n".join(lines)
+
+
+def chance_range(frame: pd.DataFrame, n: int = 2000, seed: int = 0) -> dict:
+    """What a model that learnt nothing scores on this sub-cohort's folds: the 2.5% and 97.5%
+    quantiles of :func:`fold_auc` when every slide's score is drawn at random (uniform, independent
+    of its label), over ``n`` draws; with the MSI-H slides per fold, the smallest count that makes
+    a fold's AUC swing.  A fold-mean AUC inside this range is indistinguishable from chance; with
+    3-5 positives per fold the range reaches well below 0.5, which is why sub-chance AUCs occur
+    without any label flip."""
+    rng = np.random.default_rng(seed)
+    f = frame[["fold", "label"]].reset_index(drop=True)
+    draws = np.array([fold_auc(f.assign(prob=rng.random(len(f)))) for _ in range(n)])
+    pos = f.groupby("fold").label.sum()
+    return {"chance 2.5%": float(np.nanquantile(draws, 0.025)), "chance 97.5%": float(np.nanquantile(draws, 0.975)),
+            "MSI-H per fold": " ".join(str(int(v)) for v in pos), "folds": int(len(pos))}
+
+
+def chance_table(run: "Table3Run", n: int = 2000) -> pd.DataFrame:
+    """Per sub-cohort: :func:`chance_range` on its folds, and the methods whose AUC lies below the
+    chance range's lower end (what would point to a bug, such as a flipped label, rather than to
+    few positives per fold)."""
+    rows = []
+    s = run.summary.dropna(subset=["AUC"])
+    for cohort, g in s.groupby("cohort", sort=False):
+        res = next((x for x in run.results if x.cohort == cohort), None)
+        if res is None:
+            continue
+        ch = chance_range(res.frame, n)
+        below = g[g["AUC"] < ch["chance 2.5%"]].method.tolist()
+        rows.append({"sub-cohort": g["sub-cohort"].iloc[0], **ch,
+                     "lowest AUC": float(g["AUC"].min()), "below the chance range": ", ".join(below) or "none"})
+    return pd.DataFrame(rows, columns=["sub-cohort", "chance 2.5%", "chance 97.5%", "MSI-H per fold", "folds",
+                                       "lowest AUC", "below the chance range"])

@@ -104,7 +104,7 @@ for k, row in enumerate(examples, start=1):
 for ax in axes.ravel():
     ax.set_axis_off()
 plt.tight_layout()
-save_figure(fig, "fig_isg_sim_vs_real", profile)
+_ = save_figure(fig, "fig_isg_sim_vs_real", profile)
 
 # %% [markdown]
 # ## What ISG-Sim can and cannot teach
@@ -170,7 +170,7 @@ ax.set_ylabel("PCC(truth, target)")
 ax.set_title("ISG-Sim (SIMULATED): noise ceiling per gene — no model can beat it")
 plt.tight_layout()
 save_figure(fig, "fig_noise_ceiling", profile)
-write_table(nc, "isg_sim_noise_ceiling", profile, notebook_command("00_data.ipynb", profile),
+_ = write_table(nc, "isg_sim_noise_ceiling", profile, notebook_command("00_data.ipynb", profile),
             config={"profile": profile, "cohort": cohort.meta.get("parameters", {})},
             title="ISG-Sim (SIMULATED cohort): noise ceiling per task and gene",
             note="PCC between the simulator's noiseless truth and the noisy log10(1 + x) target; no model can beat it. "

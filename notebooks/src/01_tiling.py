@@ -72,7 +72,7 @@ print(f"{tiling.n_patches} global patches on a {tiling.grid_shape[0]} x {tiling.
 i = int(np.argmin(np.abs(tiling.grid_index - np.array(tiling.grid_shape) // 2).sum(1)))  # the central patch
 fig, ax = plt.subplots(figsize=(6, 8))
 thumbnail_with_grid(slide, tiling, ax=ax, local_for=i, title="global grid (green), local grid of one patch (red)")
-save_figure(fig, "fig_tiling_cmu", profile)
+_ = save_figure(fig, "fig_tiling_cmu", profile)
 
 # %% [markdown]
 # One global patch and its local patches, at their grid positions (`split_local`):
@@ -130,7 +130,7 @@ summary = pd.DataFrame([
      "local_patches": sum(n_patches.values()) * cfg.grid ** 2},
 ])
 print(summary.to_string(index=False))
-write_table(summary, "tiling_summary", profile, notebook_command("01_tiling.ipynb", profile),
+_ = write_table(summary, "tiling_summary", profile, notebook_command("01_tiling.ipynb", profile),
             config={"profile": profile, "tiling": vars(cfg)}, title="Two-resolution tiling: patch counts")
 
 # %%

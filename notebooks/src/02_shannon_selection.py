@@ -152,7 +152,7 @@ pr.drop(columns="data").round(3)
 
 # %%
 fig = precision_recall_bars(pr, title=f"Selection vs truth on ISG-Sim {profile} (SIMULATED), {len(scored)} patches")
-save_figure(fig, "selection_isg_sim", profile)
+_ = save_figure(fig, "selection_isg_sim", profile)
 
 # %% [markdown]
 # What each method keeps (green outlines) on two SIMULATED slides, next to the simulator's truth.
@@ -179,7 +179,7 @@ for r, sid in enumerate(show):
             thumbnail_with_grid(s, t, ax=axes[r, c], mask=km, title=f"{m}: {km.sum()}/{len(km)}")
 fig.suptitle("Kept patches per method on two ISG-Sim slides (SIMULATED)", fontsize=10)
 plt.tight_layout()
-save_figure(fig, "selection_isg_sim_kept", profile)
+_ = save_figure(fig, "selection_isg_sim_kept", profile)
 
 # %% [markdown]
 # ## (c) The compressor study
@@ -260,7 +260,7 @@ ax.set_ylabel("AUC tissue vs textureless")
 ax.set_title("Compressor study on ISG-Sim (SIMULATED)", fontsize=10)
 ax.legend(fontsize=8)
 plt.tight_layout()
-save_figure(fig, "selection_compressor_study_nb", profile)
+_ = save_figure(fig, "selection_compressor_study_nb", profile)
 
 # %% [markdown]
 # ### The default: `zstdgrad`, `score_downsample` 2, threshold `bpp:8.7`

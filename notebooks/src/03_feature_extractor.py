@@ -45,6 +45,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 from IPython.display import Markdown
+import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -59,6 +60,9 @@ from isg_core.features.train import checkpoint_summary, load_checkpoint
 from isg_core.features.workflow import architecture_table, ensure_extractor, ensure_features, ensure_prepared
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.tutorial import runtime_note, what_we_found
+
+# offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
+warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 prof = get_profile(profile)
 cohort_root = ensure_cohort(profile)
@@ -118,7 +122,7 @@ for row, (scale, path) in enumerate(ckpts.items()):
     hist = pd.DataFrame(load_checkpoint(path)["history"]).set_index("step")
     plot_losses(hist, title=scale, ax=axes[row])
 fig.tight_layout()
-save_figure(fig, "fig_fe_losses", profile)
+_ = save_figure(fig, "fig_fe_losses", profile)
 
 # %% [markdown]
 # ## Reconstructions
@@ -131,7 +135,7 @@ save_figure(fig, "fig_fe_losses", profile)
 test_ids = cohort.manifest[cohort.manifest["fold"] == 0]
 fig = reconstruction_figure(ckpts, test_ids, tiles, n=8, seed=1, title="ISG-Sim (SIMULATED), fold-0 slides: "
                             "global and local patches at the networks' resolution")
-save_figure(fig, "fig_fe_reconstructions", profile)
+_ = save_figure(fig, "fig_fe_reconstructions", profile)
 
 # %% [markdown]
 # ## Extraction
@@ -197,7 +201,7 @@ axes[2].set(title="R_i: 8 x 8 local codes (first 3 PCs as RGB)")
 for a in axes[1:]:
     a.set_xticks([]), a.set_yticks([])
 fig.tight_layout()
-save_figure(fig, "fig_fe_projection", profile)
+_ = save_figure(fig, "fig_fe_projection", profile)
 
 # %% [markdown]
 # How well do tissue classes separate? The share of each patch's 10 nearest neighbours (in f_i,

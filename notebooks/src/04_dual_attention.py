@@ -54,6 +54,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 from IPython.display import Markdown
+import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -68,6 +69,9 @@ from isg_core.experiments import isg_full, load_experiment_data, run_experiment
 from isg_core.features.workflow import ensure_features
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.tutorial import runtime_note, what_we_found
+
+# offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
+warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 torch.set_num_threads(1)
 prof = get_profile(profile)

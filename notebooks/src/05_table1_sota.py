@@ -51,6 +51,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 from IPython.display import Markdown
+import warnings
 import matplotlib.pyplot as plt
 import torch
 
@@ -58,6 +59,9 @@ from isg_core.config import get_profile
 from isg_core.experiments import SIGNIFICANCE_NOTE, describe, per_gene_table, plot_table, reproduce_table
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.tutorial import runtime_note, what_we_found
+
+# offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
+warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 torch.set_num_threads(1)  # small models: one thread is as fast as two on a 2-core CPU
 command = notebook_command("05_table1_sota.ipynb", profile)
@@ -98,7 +102,7 @@ genes.round(3)
 fig, ax = plt.subplots(figsize=(10, 5.2))
 plot_table(run, ax, title="Table 1 on ISG-Sim (SIMULATED, held-out cohort)")
 fig.tight_layout()
-save_figure(fig, "fig_table_1", profile)
+_ = save_figure(fig, "fig_table_1", profile)
 
 # %% [markdown]
 # ## Is the difference real?

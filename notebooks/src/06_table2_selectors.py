@@ -52,7 +52,7 @@ Markdown(runtime_note(NOTEBOOK, profile))
 fig, ax = plt.subplots(figsize=(8, 3.6))
 plot_table(run, ax, title="Table 2 on ISG-Sim (SIMULATED)")
 fig.tight_layout()
-save_figure(fig, "fig_table_2", profile)
+_ = save_figure(fig, "fig_table_2", profile)
 
 # %% [markdown]
 # ## Paired differences

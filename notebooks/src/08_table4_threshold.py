@@ -54,7 +54,7 @@ axes[1].bar(run.summary.method, run.summary["patches/slide"], color="tab:grey")
 axes[1].set(ylabel="kept patches per slide", title="what each threshold keeps")
 axes[1].tick_params(axis="x", rotation=20)
 fig.tight_layout()
-save_figure(fig, "fig_table_4", profile)
+_ = save_figure(fig, "fig_table_4", profile)
 
 # %%
 write_table(run.differences, "table_4_significance", profile, command,

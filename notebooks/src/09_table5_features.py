@@ -35,6 +35,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 from IPython.display import Markdown
+import warnings
 import json
 import matplotlib.pyplot as plt
 import numpy as np
@@ -51,6 +52,9 @@ from isg_core.paper import paper_value
 from isg_core.probe import ProbeConfig
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.tutorial import runtime_note, what_we_found
+
+# offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
+warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 prof = get_profile(profile)
 cohort_root = ensure_cohort(profile)
@@ -133,7 +137,7 @@ for ax, (lv, sub) in zip(axes, agg.groupby("level", sort=False)):
 axes[0].legend(loc="lower right")
 fig.suptitle("Table 5 on ISG-Sim (SIMULATED): 2-layer MLP probe on frozen features", fontsize=10)
 fig.tight_layout()
-save_figure(fig, "fig_table_5", profile)
+_ = save_figure(fig, "fig_table_5", profile)
 
 # %% [markdown]
 # **Is a difference real?** For each pair of feature sets: at slide level a paired bootstrap over the test

@@ -56,7 +56,7 @@ axes[1].plot(a, b2["paper PCC"], "D--", color="tab:red", label="paper, b = 2")
 axes[1].set(xlabel="a (MBConv blocks)", ylabel="average PCC", title="depth at b = 2")
 axes[1].legend()
 fig.tight_layout()
-save_figure(fig, "fig_table_6", profile)
+_ = save_figure(fig, "fig_table_6", profile)
 
 # %%
 write_table(run.differences, "table_6_significance", profile, command,

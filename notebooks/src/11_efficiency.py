@@ -31,6 +31,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 from IPython.display import Markdown
+import warnings
 import pandas as pd
 from IPython.display import display
 
@@ -38,6 +39,9 @@ from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.efficiency import extrapolate, measure, plot_stages, summarise_efficiency
 from isg_core.report import notebook_command, profile_results_dir, save_figure, write_table
 from isg_core.tutorial import runtime_note, what_we_found
+
+# offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
+warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 command = notebook_command("11_efficiency.ipynb", profile)
 cohort = load_cohort(ensure_cohort(profile))
@@ -57,7 +61,7 @@ Markdown(runtime_note(NOTEBOOK, profile))
 
 # %%
 axes = plot_stages(summary, title=f"Seconds per slide by stage: ISG-Sim {profile} (SIMULATED)")
-save_figure(axes[0].figure, "fig_efficiency_sim", profile)
+_ = save_figure(axes[0].figure, "fig_efficiency_sim", profile)
 
 # %% [markdown]
 # ## A large slide, and the 1e5 x 1e5 px extrapolation

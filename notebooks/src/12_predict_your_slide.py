@@ -38,6 +38,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 
 # %%
 from IPython.display import Markdown
+import warnings
 import pandas as pd
 from IPython.display import Image, display
 
@@ -48,6 +49,9 @@ from isg_core.errors import IsgError
 from isg_core.paths import repo_root, samples_dir
 from isg_core.predict import predict_slides
 from isg_core.tutorial import runtime_note
+
+# offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
+warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 bundle_path = export_default_bundle(profile)
 bundle = load_bundle(bundle_path)
