@@ -152,4 +152,5 @@ Markdown(what_we_found(NOTEBOOK, profile))
 # ## Try this
 # * Tile the CMU slide with `TilingConfig(global_size=512)`: about a quarter as many global patches, each with 256
 #   local patches.
-# * Change `mpp` to 1.0: the same tissue in fewer pixels; the tiler reads a pyramid level near that resolution.
+# * Change `mpp` to 1.0: each global patch then covers 256 µm instead of 128 µm, so the same tissue gives about a
+#   quarter as many patches, each seeing more architecture and less cell detail.

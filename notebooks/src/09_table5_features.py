@@ -175,6 +175,6 @@ Markdown(what_we_found(NOTEBOOK, profile))
 
 # %% [markdown]
 # ## Try this
-# * Probe with `ProbeConfig(hidden=64)`: a smaller probe narrows the gap between wide (ResNet50) and narrow (FE)
-#   features.
+# * Probe with `ProbeConfig(hidden=64)`: the wide ResNet50 features (2048 numbers) have the most to lose from a
+#   narrow probe; check whether the ranking holds.
 # * Add `"descriptor:global"` to the specs: the colour statistics alone, without the local grid.

@@ -96,5 +96,5 @@ Markdown(what_we_found(NOTEBOOK, profile))
 
 # %% [markdown]
 # ## Try this
-# * Run `python benchmarks/inference.py --profile quick --slides 2 --threads 1`: the ratio to HE2RNA should hold on
-#   one thread.
+# * Run `python benchmarks/inference.py --profile quick --slides 2 --threads 1` and check whether the ratio to
+#   HE2RNA holds when both methods lose their second core.
