@@ -79,7 +79,7 @@ def tiling_findings(results: Path) -> list[str]:
 def selection_findings(results: Path) -> list[str]:
     """Notebook 02: each selector's precision and recall of textured patches on ISG-Sim."""
     s = read_result(results, "selection_isg_sim", ("method", "precision", "recall", "kept"))
-    s = s[s.get("available", True).astype(bool)] if "available" in s else s
+    s = s[s.available.astype(bool)] if "available" in s else s
     out = []
     sh = s[s.method == "shannon"]
     if len(sh):
