@@ -75,11 +75,12 @@ def cost_table(device: str, repeats: int, n_patches: int = 8) -> pd.DataFrame:
         x = np.random.default_rng(0).integers(0, 256, (n_patches, p, p, 3), dtype=np.uint8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            isg = StyleGANEncoder.from_configs(train_config_for("global", prof.features),
-                                               train_config_for("local", prof.features), device=device)
+            gcfg, lcfg = train_config_for("global", prof.features), train_config_for("local", prof.features)
+            isg = StyleGANEncoder.from_configs(gcfg, lcfg, device=device)
+            e_g = StyleGANEncoder.from_configs(gcfg, None, device=device)  # E_G alone: E_L's time is the rest
             resnet = ResNet50Encoder(prof.features.resnet_input, device=device)
         secs = {}
-        for label, enc in (("ISG", isg), ("ResNet50", resnet)):
+        for label, enc in (("ISG", isg), ("E_G", e_g), ("ResNet50", resnet)):
             enc.encode(x[:2], q)  # warm-up
             secs[label] = min(_timed(enc, x, q) for _ in range(repeats)) / n_patches
         fl = extraction_flops(prof)
@@ -88,7 +89,11 @@ def cost_table(device: str, repeats: int, n_patches: int = 8) -> pd.DataFrame:
                      "ResNet50 px": prof.features.resnet_input, "ISG GFLOP": fl["ISG"], "E_L share": fl["E_L share"],
                      "ResNet50 GFLOP": fl["ResNet50"], "FLOP ratio ISG / ResNet50": fl["ISG / ResNet50"],
                      "ISG s/patch": secs["ISG"], "ResNet50 s/patch": secs["ResNet50"],
-                     "time ratio ISG / ResNet50": secs["ISG"] / secs["ResNet50"]})
+                     "time ratio ISG / ResNet50": secs["ISG"] / secs["ResNet50"],
+                     # the rate each network reaches on this device: what turns a FLOP ratio into a time ratio
+                     "E_G GFLOP/s": fl["E_G"] / secs["E_G"],
+                     "E_L GFLOP/s": fl["E_L"] / max(secs["ISG"] - secs["E_G"], 1e-9),
+                     "ResNet50 GFLOP/s": fl["ResNet50"] / secs["ResNet50"]})
     return pd.DataFrame(rows)
 
 
@@ -111,7 +116,9 @@ def write_cost(args) -> None:
                 title="Feature extraction per kept patch: ISG (E_G + 64 E_L) against ResNet50, FLOPs and seconds",
                 note="FLOPs counted by torch's FlopCounterMode (2 per multiply-add of convolutions and matrix "
                      "products). Seconds: best of repeats on 8 random 256 px patches, both encoders in this process, "
-                     "random weights (cost does not depend on them); ResNet50 at the profile's input size.")
+                     "random weights (cost does not depend on them); ResNet50 at the profile's input size. "
+                     "GFLOP/s: each network's FLOPs over its measured time (E_G timed alone; E_L = ISG - E_G): "
+                     "the time ratio is the FLOP ratio times ResNet50's rate over ISG's.")
     print(df.to_string(index=False))
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/paper_memory.py [--threads 2] [--extract-batches 16 64] [--global-batches 4 8 16]
                                       [--isg-patches 32 64 128] [--limit-gb 18]
+    python benchmarks/paper_memory.py --relabel   # relabel the written results, measure nothing
 
 The ``paper`` profile is sized for a GPU; this measures what its pieces cost where there is none
 (the same model sizes: ``PROFILES["paper"]``), each in a fresh spawned process
@@ -26,11 +27,17 @@ plus what was resident before it (models, optimiser state, inputs):
 Each ladder of sizes skips a smaller size that the last two predict (peaks grow about linearly
 with the batch) to need over 90% of the cap; the paper's size is always tried, and extrapolated
 on their line only if it does not fit under the cap.
-Every child runs under a cap on its data (``RLIMIT_DATA``: ``--limit-gb``, at most 85% of the
-memory available at start), so a step that does not fit fails with an allocation error instead
+Every child runs under a cap on its data (``RLIMIT_DATA``: ``--limit-gb`` in GiB, at most 85% of
+the memory available at start), so a step that does not fit fails with an allocation error instead
 of starving a shared machine.  Seconds per step are also given as a ratio to the same step at
 the ``quick`` profile's sizes and batch, measured in the same process after the paper-size one.
+Memory is in binary units: peaks in MiB from the kernel's KiB (/ 1024), shown in GiB (/ 1024 again);
+the machine's memory and the cap in GiB (bytes / 2**30).
 Writes ``results/paper_cpu/paper_memory.{csv,md}``.
+
+``--relabel`` measures nothing: it renames the units of tables written when they said MB / GB
+(the values were MiB / GiB all along), keeping the numbers and the command
+(:func:`isg_core.efficiency.relabel_results`).
 """
 from __future__ import annotations
 
@@ -46,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from isg_core.config import PROFILES
-from isg_core.efficiency import in_fresh_process, peak_rss_mb, reset_peak_rss, rss_now_mb
+from isg_core.efficiency import in_fresh_process, peak_rss_mb, relabel_results, reset_peak_rss, rss_now_mb
 from isg_core.errors import atomic_path
 from isg_core.report import profile_results_dir, write_table
 
@@ -54,7 +61,7 @@ OUT_PROFILE = "paper_cpu"  # results/paper_cpu/
 
 
 def _child_setup(threads: int, limit_gb: float) -> None:
-    """Torch threads, and a cap on the process's data (glibc serves large tensors by mmap, which
+    """Torch threads, and a cap of ``limit_gb`` GiB on the process's data (glibc serves large tensors by mmap, which
     RLIMIT_DATA counts since Linux 4.7): an allocation past it raises instead of the kernel's OOM
     killer picking a process, perhaps another one, on a shared machine."""
     import resource
@@ -216,6 +223,7 @@ def _fresh(fn, *args) -> dict:
 
 
 def _available_gb() -> float:
+    """MemAvailable in GiB (/proc/meminfo gives KiB)."""
     with open("/proc/meminfo") as fh:
         for line in fh:
             if line.startswith("MemAvailable:"):
@@ -274,8 +282,17 @@ def main() -> None:
                     help="smaller batches of the global extractor's step (the paper's 32 is the target)")
     ap.add_argument("--isg-patches", type=int, nargs="+", default=[32, 64, 128],
                     help="fewer patches drawn per slide in ISG's step (the paper profile's 256 is the target)")
-    ap.add_argument("--limit-gb", type=float, default=18.0, help="data cap of each child process (GB)")
+    ap.add_argument("--limit-gb", type=float, default=18.0,
+                    help="data cap of each child process, in GiB (2**30 bytes) despite the flag's name")
+    ap.add_argument("--relabel", action="store_true",
+                    help="measure nothing: rename MB / GB to MiB / GiB in the written CSV and Markdown (same "
+                         "numbers, same 'Made by' command)")
     args = ap.parse_args()
+    if args.relabel:
+        table = relabel_results("paper_memory", OUT_PROFILE, "paper_memory", floatfmt=".3g")
+        print(table.drop(columns=["outputs", "config", "command", "run_config"], errors="ignore").round(3)
+              .to_string(index=False))
+        return
     limit = round(min(args.limit_gb, 0.85 * _available_gb()), 1)
     load_start = os.getloadavg()
     paper = PROFILES["paper"]
@@ -304,17 +321,18 @@ def main() -> None:
               "peak_rss_mb", "error", "outputs"):
         if c not in df:
             df[c] = np.nan
-    df["peak RSS (GB)"] = df.peak_rss_mb / 1024
-    df["added by the step (GB)"] = (df.peak_rss_mb - df.baseline_rss_mb) / 1024
+    # *_rss_mb are MiB (KiB from the kernel / 1024): / 1024 is GiB
+    df["peak RSS (GiB)"] = df.peak_rss_mb / 1024
+    df["added by the step (GiB)"] = (df.peak_rss_mb - df.baseline_rss_mb) / 1024
     df["patches / s"] = df.patches / df.seconds
     df["quick: patches / s"] = df.quick_patches / df.quick_seconds
     df["step / quick step"] = df.seconds / df.quick_seconds
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    df[f"fits {ram_gb:.0f} GB"] = df["peak RSS (GB)"] <= ram_gb
+    df[f"fits {ram_gb:.0f} GiB"] = df["peak RSS (GiB)"] <= ram_gb
     df = df.rename(columns={"seconds": "s per step", "seconds_r1_step": "s (step with R1)",
-                            "baseline_rss_mb": "before step (MB)", "quick_seconds": "quick: s per step"})
-    cols = ["step", "size", "how", "peak RSS (GB)", f"fits {ram_gb:.0f} GB", "added by the step (GB)",
-            "before step (MB)", "s per step", "s (step with R1)", "patches / s", "quick: s per step",
+                            "baseline_rss_mb": "before step (MiB)", "quick_seconds": "quick: s per step"})
+    cols = ["step", "size", "how", "peak RSS (GiB)", f"fits {ram_gb:.0f} GiB", "added by the step (GiB)",
+            "before step (MiB)", "s per step", "s (step with R1)", "patches / s", "quick: s per step",
             "quick: patches / s", "step / quick step", "outputs", "config", "error"]
     table = df[cols].drop(columns=["error"] if df.error.isna().all() else [])
     cmd = ("python benchmarks/paper_memory.py --threads {t} --extract-batches {e} --global-batches {g} "
@@ -324,8 +342,8 @@ def main() -> None:
     import torch
 
     config = {"profile": "paper", "features": fc.__dict__, "models": mc.__dict__, "tiling": paper.tiling.__dict__,
-              "threads": args.threads, "data cap per process (GB)": limit, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "memory (GB)": round(ram_gb, 1),
+              "threads": args.threads, "data cap per process (GiB)": limit, "machine": platform.machine(),
+              "cpus": os.cpu_count(), "memory (GiB)": round(ram_gb, 1),
               "torch": torch.__version__, "load average (1, 5, 15 min) at start": [round(x, 2) for x in load_start],
               "at end": [round(x, 2) for x in os.getloadavg()]}
     note = ("Each row in a fresh process (CPU only). Peak = resident high-water mark of the step, reset after "

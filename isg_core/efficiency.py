@@ -13,15 +13,20 @@ use them.  Each method runs in its own spawned process, so the peak resident mem
 (``ru_maxrss``) is that method's alone; the first slide is run once before timing (warm-up:
 allocator, thread pools, lazy imports).  The peak is the process's resident high-water mark over
 the timed slides (reset after the warm-up where Linux allows), beside its footprint before them.
+Memory is in binary units: ``*_mb`` values are MiB (2**20 bytes; /proc and ``ru_maxrss`` give KiB),
+and the tables say MiB / GiB (:func:`relabel_binary_units` renames the labels of older tables).
 Seconds per slide at 1e5 x 1e5 px are extrapolated from a large slide in proportion to its area
 (the patch count), an assumption that holds for a slide with the same tissue fraction.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,9 +36,11 @@ import pandas as pd
 import torch
 
 from .config import get_profile
+from .errors import atomic_path
 from .features.extract import StyleGANEncoder, extract_slide
 from .features.train import train_config_for
 from .inference import STAGES, untrained_pipeline
+from .report import profile_results_dir, write_table
 from .selection import ShannonSelector
 from .selection.slide import add_selection_to_h5, score_slide, threshold_info
 from .tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
@@ -43,7 +50,8 @@ PAPER_SECONDS = {"ISG": 246.0, "HE2RNA": 302.0}
 
 
 def _status_mb(field: str) -> float:
-    """A memory field of /proc/self/status (VmRSS: now; VmHWM: the high-water mark) in MB."""
+    """A memory field of /proc/self/status (VmRSS: now; VmHWM: the high-water mark) in MiB (the
+    file gives KiB)."""
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith(field + ":"):
@@ -52,6 +60,7 @@ def _status_mb(field: str) -> float:
 
 
 def rss_now_mb() -> float:
+    """Resident memory now (MiB); where /proc is missing, the peak so far (``ru_maxrss``, KiB on Linux)."""
     try:
         return _status_mb("VmRSS")
     except (OSError, KeyError):
@@ -72,7 +81,7 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory since the process started or the last :func:`reset_peak_rss`."""
+    """Peak resident memory (MiB) since the process started or the last :func:`reset_peak_rss`."""
     try:
         return _status_mb("VmHWM")
     except (OSError, KeyError):
@@ -150,9 +159,20 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
             "kept": int(res["n"]), "baseline_rss_mb": baseline, "peak_rss_mb": peak_rss_mb()}
 
 
+def _inherit_warning_filters(filters: list) -> None:
+    import warnings
+
+    warnings.filters[:0] = filters
+
+
 def in_fresh_process(fn, *args):
-    """``fn(*args)`` in a spawned process (so ``ru_maxrss`` is that call's own peak)."""
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+    """``fn(*args)`` in a spawned process (so ``ru_maxrss`` is that call's own peak), with the
+    caller's warning filters (a spawned interpreter starts with the defaults: a warning the caller
+    chose to silence would otherwise reappear on the child's stderr)."""
+    import warnings
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_inherit_warning_filters,
+                             initargs=(list(warnings.filters),)) as ex:
         return ex.submit(fn, *args).result()
 
 
@@ -177,7 +197,7 @@ def measure(methods: Sequence[str], profile, slides: Sequence["str | os.PathLike
 
 def summarise_efficiency(rows: pd.DataFrame, dataset: str, reference: str = "HE2RNA") -> pd.DataFrame:
     """Per method: mean seconds per slide by stage and in total, patches and kept patches per slide,
-    the ratio of totals against ``reference`` (paper: ISG / HE2RNA = 0.81), peak memory."""
+    the ratio of totals against ``reference`` (paper: ISG / HE2RNA = 0.81), peak memory (MiB)."""
     g = rows.groupby("method", sort=False)
     out = g[["width", "height", "patches", "kept", *STAGES, "total"]].mean()
     out.insert(0, "slides", g.size())
@@ -185,9 +205,9 @@ def summarise_efficiency(rows: pd.DataFrame, dataset: str, reference: str = "HE2
     out["extract ms/kept patch"] = 1000 * out["extract"] / out["kept"]  # the encoder's cost per patch
     ref = out.loc[reference, "total"] if reference in out.index else np.nan
     out[f"ratio to {reference}"] = out["total"] / ref
-    out["peak RSS (MB)"] = g.peak_rss_mb.max()
+    out["peak RSS (MiB)"] = g.peak_rss_mb.max()
     if "peak_cuda_mb" in rows and rows.peak_cuda_mb.notna().any():
-        out["peak GPU (MB)"] = g.peak_cuda_mb.max()
+        out["peak GPU (MiB)"] = g.peak_cuda_mb.max()
     out["device"] = g.device.first()
     if "threads" in rows:
         out["threads"] = g.threads.first()
@@ -205,7 +225,8 @@ def extrapolate(summary: pd.DataFrame, side_px: float = 1e5) -> pd.Series:
 def plot_stages(summary: pd.DataFrame, axes=None, title: str | None = None):
     """Stacked horizontal bars of seconds per slide by stage, one panel per dataset (each on its
     own scale: a 40k px slide takes minutes, a small one a fraction of a second), one bar per
-    method, with the total and its ratio to the reference at the end of each bar."""
+    method, with the total and its ratio to the reference at the end of each bar; the legend of
+    the stages sits outside the panels, right of the top one."""
     datasets = list(dict.fromkeys(summary.dataset))
     if axes is None:
         fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 1.5 * len(datasets) + 0.6), squeeze=False)
@@ -225,8 +246,126 @@ def plot_stages(summary: pd.DataFrame, axes=None, title: str | None = None):
         ax.set_xlim(0, left.max() * 1.3)
         ax.set_title(ds, fontsize=9)
     axes[-1].set_xlabel("seconds per slide")
-    axes[0].legend(loc="lower right", fontsize=7, ncol=4)
+    # outside the panels, right of the top one: inside, it covered the bars of the top panel
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title="stage", title_fontsize=7,
+                   frameon=False)
     fig = axes[0].figure
     fig.suptitle(title or "Inference per slide by stage", fontsize=10)
     fig.tight_layout()
     return axes
+
+
+# --- Relabelling tables written before the units said MiB / GiB -------------------------------
+
+#: a decimal unit label (MB, GB) as a word of a column name or config key
+_DECIMAL_UNIT = re.compile(r"\b([MG])B\b")
+#: CSV columns that hold a JSON object (network sizes, the run's config) whose keys may carry units
+JSON_COLUMNS = ("config", "run_config")
+RELABEL_SENTENCE = ("Units relabelled (MB -> MiB, GB -> GiB: the values were always binary) by "
+                    "`python benchmarks/{script}.py --relabel`; the numbers are those of the original run.")
+
+
+def binary_unit_label(label: str) -> str:
+    """``label`` with the units MB and GB (as words) renamed MiB and GiB: ``"peak RSS (MB)"`` ->
+    ``"peak RSS (MiB)"``, ``"fits 24 GB"`` -> ``"fits 24 GiB"``; anything else is left as it is."""
+    return _DECIMAL_UNIT.sub(r"\1iB", label)
+
+
+def relabel_config(obj):
+    """A config (nested dicts and lists) with :func:`binary_unit_label` applied to every dict key,
+    in the same order; values are left as they are."""
+    if isinstance(obj, dict):
+        return {binary_unit_label(k) if isinstance(k, str) else k: relabel_config(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [relabel_config(v) for v in obj]
+    return obj
+
+
+def _relabel_json_cell(cell):
+    """A JSON-object cell with its keys relabelled; the same string when no key changes (so the
+    bytes stay), otherwise dumped as it was (sorted keys if it was sorted)."""
+    if not isinstance(cell, str):
+        return cell
+    try:
+        obj = json.loads(cell)
+    except ValueError:
+        return cell
+    new = relabel_config(obj)
+    if json.dumps(new) == json.dumps(obj):
+        return cell
+    return json.dumps(new, sort_keys=json.dumps(obj, sort_keys=True) == cell)
+
+
+def relabel_binary_units(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a memory table with the labels of its binary values saying so: "MB" -> "MiB" and
+    "GB" -> "GiB" in the column names (``"peak RSS (MB)"``, ``"under 2 GB"``, ``"fits 24 GB"``)
+    and in the keys of the JSON columns (:data:`JSON_COLUMNS`: ``"memory (GB)"`` in a run's
+    config).  The values were always MiB / GiB (/1024 of KiB, or /2**30 of bytes); no value
+    changes, and a table already relabelled comes back the same (idempotent).  A ``command``
+    column is left alone: a command is what was run (``--limit-gb``), not a label."""
+    out = df.rename(columns=lambda c: binary_unit_label(c) if isinstance(c, str) else c)
+    for c in JSON_COLUMNS:
+        if c in out.columns:
+            out[c] = out[c].map(_relabel_json_cell)
+    return out
+
+
+@dataclass
+class TableMarkdown:
+    """The parts of a Markdown table written by :func:`isg_core.report.write_table`; the table's
+    cells are kept as the text written (so rendering them again gives the same numbers)."""
+
+    title: str
+    note: str
+    command: str
+    config: dict | None
+    table: pd.DataFrame
+
+
+def read_table_md(path: "str | os.PathLike") -> TableMarkdown:
+    """Parse ``path`` (written by :func:`~isg_core.report.write_table`): the ``# title``, the note
+    before the ``Made by: `...``` line, the command in it, the ``Config: `...``` JSON and the table
+    (cells as text, header as column names)."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError(f"{path}: no '# title' line")
+    made = next((i for i, ln in enumerate(lines) if ln.startswith("Made by: `")), None)
+    if made is None:
+        raise ValueError(f"{path}: no 'Made by: `...`' line")
+    command = lines[made][len("Made by: `"):].rsplit("`", 1)[0]
+    note = "\n".join(lines[1:made]).strip()
+    cfg_line = next((ln for ln in lines[made + 1:] if ln.startswith("Config: `")), None)
+    config = json.loads(cfg_line[len("Config: `"):].rsplit("`", 1)[0]) if cfg_line else None
+    rows = [ln.strip() for ln in lines[made + 1:] if ln.lstrip().startswith("|")]
+    if len(rows) < 2:
+        raise ValueError(f"{path}: no table")
+
+    def cells(row: str) -> list[str]:
+        return [c.strip() for c in row.strip("|").split("|")]
+
+    header = cells(rows[0])
+    body = [cells(r) for r in rows[2:]]  # rows[1]: the delimiter row
+    bad = [r for r in body if len(r) != len(header)]
+    if bad:
+        raise ValueError(f"{path}: a row has {len(bad[0])} cells, the header {len(header)} (a '|' in a cell?)")
+    return TableMarkdown(lines[0][2:], note, command, config, pd.DataFrame(body, columns=header, dtype=object))
+
+
+def relabel_results(name: str, profile: str, script: str, floatfmt: str = ".3f") -> pd.DataFrame:
+    """Relabel ``results/<profile>/<name>.{csv,md}`` in place (MB -> MiB, GB -> GiB) without
+    measuring anything: the CSV's columns and JSON keys (:func:`relabel_binary_units`), its values
+    written back as they were read; the Markdown table rewritten by :func:`~isg_core.report.write_table`
+    from its own cells (the same numbers), with the original title, ``Made by:`` command and
+    config (keys relabelled), and :data:`RELABEL_SENTENCE` added to the note (once).  ``floatfmt``:
+    the one the table was written with.  Returns the relabelled CSV's table."""
+    d = profile_results_dir(profile)
+    csv, md = d / f"{name}.csv", d / f"{name}.md"
+    table = relabel_binary_units(pd.read_csv(csv))
+    parts = read_table_md(md)
+    sentence = RELABEL_SENTENCE.format(script=script)
+    note = parts.note if sentence in parts.note else f"{parts.note} {sentence}".strip()
+    write_table(relabel_binary_units(parts.table), name, profile, parts.command,
+                config=relabel_config(parts.config), title=parts.title, note=note, floatfmt=floatfmt)
+    with atomic_path(csv) as tmp:  # after write_table, which wrote the Markdown's cells there
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return table

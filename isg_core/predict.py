@@ -79,6 +79,14 @@ def gene_flag(trained: str, fold_pcc: float, cancer_type: str | None) -> str:
     return "; ".join(reasons)
 
 
+def flag_view(csv: "str | os.PathLike") -> pd.DataFrame:
+    """An ``isg predict`` CSV cut to what a reader needs to judge each gene: gene, prediction,
+    the cancer types it was trained on, its fold's test PCC and the flag (empty: nothing against it)."""
+    t = pd.read_csv(csv).fillna({"flag": ""})
+    return t[["gene", "log10_fpkm_uq_plus_1", "trained_on", "fold_test_pcc", "flag"]].rename(
+        columns={"log10_fpkm_uq_plus_1": "prediction (log10 1+FPKM-UQ)"}).round(3)
+
+
 def prediction_table(bundle: Bundle, raw_output: np.ndarray, genes: Sequence[str],
                      cancer_type: str | None = None) -> pd.DataFrame:
     """One row per gene: log10(1 + FPKM-UQ) (the training targets' scale), FPKM-UQ, what it was

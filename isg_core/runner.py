@@ -20,7 +20,8 @@ from .config import get_profile
 from .errors import IsgError, atomic_path, first_line
 from .paths import repo_root, results_dir
 
-NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
+#: a numbered notebook; not the ``.failed.ipynb`` copy that a failed run leaves beside its output
+NOTEBOOK_PATTERN = re.compile(r"^\d\d_(?!.*\.failed\.ipynb$).+\.ipynb$")
 
 
 def list_notebooks(directory: Path) -> list[Path]:
@@ -97,6 +98,7 @@ def run_notebooks(profile: str = "quick", notebooks_dir: Path | None = None, out
             finally:
                 seconds = time.perf_counter() - t0
             rows.append({"notebook": nb.name, "profile": profile, "seconds": round(seconds, 1)})
+            target.with_suffix(".failed.ipynb").unlink(missing_ok=True)  # an earlier failure is stale now
             if in_place:
                 _write_without_injected_parameters(target, nb)
             print(f"[isg reproduce] {nb.name} done in {seconds:.1f} s -> {target}", flush=True)

@@ -6,7 +6,8 @@
 * :func:`what_we_found`: the closing **What we found** of a notebook: for the tables the sentences
   of :mod:`isg_core.findings` (ranking, paired intervals and verdicts, the paper's value only in
   the paper's setting); for the method notebooks (00-04, 11) sentences read from the CSVs they
-  write.  A missing file gives one line saying which notebook makes it, never a traceback.
+  write; for notebook 12 the flags of the predictions it writes (:func:`predict_findings`).  A
+  missing file gives one line saying which notebook makes it, never a traceback.
 """
 from __future__ import annotations
 
@@ -170,6 +171,113 @@ def chance_findings(results: Path) -> list[str]:
             for _, r in c.iterrows()]
 
 
+# --- notebook 12: what `isg predict` flags --------------------------------------------------------------
+#: the real slide notebook 12 predicts (data/samples/), and the folders under :func:`predict_dir` it writes:
+#: the real slide with no cancer type at the top, the same slide as a skin slide (SKCM, our assumption) in
+#: ``SKCM/``, a simulated test slide with its own cancer type in ``simulated/``
+REAL_SLIDE = "CMU-1-Small-Region"
+SKIN_TYPE = "SKCM"
+SIMULATED = "simulated"
+
+
+def predict_dir(results: Path) -> Path:
+    """Where notebook 12 writes its predictions for the profile whose results are ``results``
+    (``results/<profile>``): ``results/notebooks/<profile>/predict``, beside the executed notebooks
+    (not committed: slides' pictures and reports)."""
+    results = Path(results)
+    return results.parent / "notebooks" / results.name / "predict"
+
+
+def _split_flags(flag: str) -> list[str]:
+    return [r for r in str(flag).split("; ") if r]
+
+
+def flag_counts(table: pd.DataFrame) -> dict:
+    """A predictions table (``isg predict``'s CSV: ``gene``, ``trained_on``, ``fold_test_pcc``,
+    ``flag``) summarised by the reasons :func:`isg_core.predict.gene_flag` writes: ``genes``,
+    ``flagged``, and the genes flagged ``type`` (the slide's cancer type is not one the gene was
+    trained on), ``chance`` (its fold's test PCC <= 0) or ``unmeasured`` (no test PCC), as lists;
+    ``cancer_type``: the slide's type the flags name (None if no gene was flagged for it)."""
+    flags = table["flag"].fillna("").astype(str)
+    reasons = {"type": [], "chance": [], "unmeasured": []}
+    cancer_type = None
+    for gene, flag in zip(table["gene"], flags):
+        for r in _split_flags(flag):
+            if r.startswith("trained on") and ", not on " in r:
+                reasons["type"].append(gene)
+                cancer_type = r.rsplit(", not on ", 1)[1]
+            elif "<= 0" in r:
+                reasons["chance"].append(gene)
+            elif r.startswith("no test PCC"):
+                reasons["unmeasured"].append(gene)
+    return {"genes": len(table), "flagged": int((flags != "").sum()), "cancer_type": cancer_type, **reasons}
+
+
+def _read_predictions(path: Path) -> pd.DataFrame:
+    """One ``<slide>.predictions.csv``; a one-line error names it if it is missing or lacks columns."""
+    return read_result(path.parent, path.name[:-len(".csv")], ("gene", "trained_on", "fold_test_pcc", "flag"))
+
+
+def _either(names: list[str]) -> str:
+    """"A", "A or B", "A, B or C"."""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def flag_sentence(what: str, table: pd.DataFrame) -> str:
+    """"<what>: 4 of 10 genes flagged: 4 trained only on LIHC or PRAD, not on COAD (...); 1 ..."."""
+    c = flag_counts(table)
+    if not c["flagged"]:
+        return f"{what}: none of the {c['genes']} genes is flagged."
+    pcc = dict(zip(table["gene"], table["fold_test_pcc"]))
+    trained = dict(zip(table["gene"], table["trained_on"].fillna("").astype(str)))
+    which = lambda genes: "" if len(genes) == c["genes"] else f" ({', '.join(genes)})"  # noqa: E731
+    parts = []
+    if c["type"]:
+        types = sorted({t for g in c["type"] for t in trained[g].split("+") if t})
+        parts.append(f"{len(c['type'])} trained only on {_either(types) or 'no cancer type'}, not on "
+                     f"{c['cancer_type']}{which(c['type'])}")
+    if c["chance"]:
+        parts.append(f"{len(c['chance'])} with a fold test PCC <= 0, no better than chance on held-out slides ("
+                     + ", ".join(f"{g} {pcc[g]:+.2f}" for g in c["chance"]) + ")")
+    if c["unmeasured"]:
+        parts.append(f"{len(c['unmeasured'])} with no test PCC measured{which(c['unmeasured'])}")
+    several = len(c["type"]) + len(c["chance"]) + len(c["unmeasured"]) - c["flagged"]
+    return (f"{what}: {c['flagged']} of {c['genes']} genes flagged: " + "; ".join(parts)
+            + (f" ({several} of them for both reasons)." if several > 0 else "."))
+
+
+def predict_findings(results: Path) -> list[str]:
+    """Notebook 12: how many genes ``isg predict`` flagged, and why, on the real slide (as a skin
+    slide, SKCM, and with no cancer type) and on the simulated test slide; the model is ISG-Sim's."""
+    d = predict_dir(results)
+    out, missing = [], []
+    for what, path in ((f"The real slide {REAL_SLIDE} as a skin slide ({SKIN_TYPE}, our assumption)",
+                        d / SKIN_TYPE / f"{REAL_SLIDE}.predictions.csv"),
+                       (f"{REAL_SLIDE} with no cancer type given (only the test PCC can be checked)",
+                        d / f"{REAL_SLIDE}.predictions.csv")):
+        try:
+            out.append(flag_sentence(what, _read_predictions(path)))
+        except IsgError as e:
+            missing.append(e)
+    sims = sorted((d / SIMULATED).glob("*.predictions.csv"), key=lambda p: p.stat().st_mtime)
+    if sims:  # the newest: an earlier cohort's test slide may linger beside it
+        try:
+            t = _read_predictions(sims[-1])
+            ct = flag_counts(t)["cancer_type"]
+            out.append(flag_sentence(f"The simulated test slide {sims[-1].name[:-len('.predictions.csv')]}"
+                                      + (f" ({ct})" if ct else ""), t))
+        except IsgError as e:
+            missing.append(e)
+    else:
+        missing.append(IsgError(d / SIMULATED, "holds no predictions: run notebook 12 first (isg reproduce)"))
+    if not out:
+        raise missing[0]
+    out += [f"Not available yet: {e}" for e in missing]
+    out.append("The model is trained on ISG-Sim, SIMULATED slides: a gene that is not flagged is not thereby right, "
+               "and on the real slide the numbers show how the pipeline works, not what the tissue expresses.")
+    return out
+
+
 #: notebook number -> the function that writes its findings
 FINDINGS: dict[str, Callable[[Path], list[str]]] = {
     "00": data_findings, "01": tiling_findings, "02": selection_findings, "03": extractor_findings,
@@ -177,7 +285,7 @@ FINDINGS: dict[str, Callable[[Path], list[str]]] = {
     "06": lambda r: regression_findings(r, 2), "07": lambda r: msi_findings(r) + chance_findings(r),
     "08": lambda r: regression_findings(r, 4),
     "09": lambda r: table5_findings(r) + target_findings(r), "10": lambda r: regression_findings(r, 6),
-    "11": efficiency_findings,
+    "11": efficiency_findings, "12": predict_findings,
 }
 
 

@@ -53,3 +53,26 @@ def test_target_table_rules():
     assert t.loc["ISG overall: mean PCC / noise ceiling", "value"] == pytest.approx(0.44)
     assert "0.890" in t.loc["ISG overall: mean PCC / noise ceiling", "note"]
     assert t.loc["CD3D in LIHC (ISG)", "note"] == "slide probe on FE features: 0.100"
+
+
+def test_efficiency_targets_apply_each_rule():
+    """FLOP and time ratios pass at <= 1, fail above; the inference row reads the largest slide only."""
+    import pandas as pd
+
+    from isg_core.experiments.acceptance import efficiency_targets
+
+    cost = pd.DataFrame([{"profile": "quick", "FLOP ratio ISG / ResNet50": 0.2, "time ratio ISG / ResNet50": 0.7,
+                          "E_G GFLOP/s": 150.0, "E_L GFLOP/s": 80.0, "ResNet50 GFLOP/s": 300.0, "device": "cpu"},
+                         {"profile": "paper", "FLOP ratio ISG / ResNet50": 0.93, "time ratio ISG / ResNet50": 1.4,
+                          "E_G GFLOP/s": 260.0, "E_L GFLOP/s": 200.0, "ResNet50 GFLOP/s": 310.0, "device": "cpu"}])
+    inf = pd.DataFrame([{"method": "ISG", "width": 4096, "total": 3.0},
+                        {"method": "HE2RNA", "width": 4096, "total": 1.0},
+                        {"method": "ISG", "width": 40000, "total": 140.0},
+                        {"method": "HE2RNA", "width": 40000, "total": 200.0}])
+    t = efficiency_targets(cost, inf).set_index("target")
+    assert t.loc["extraction per kept patch at paper sizes: time, ISG / ResNet50", "reached"] == "no"
+    assert t.loc["extraction per kept patch at paper sizes: FLOPs, ISG / ResNet50", "reached"] == "yes"
+    assert "E_L 200" in t.loc["extraction per kept patch at paper sizes: time, ISG / ResNet50", "note"]
+    big = t.loc["inference on the 40,000 px slide: ISG / HE2RNA seconds"]
+    assert big.value == pytest.approx(0.7) and big.reached == "yes"  # not the small slides' 3.0
+    assert efficiency_targets(None, None).empty

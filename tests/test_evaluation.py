@@ -251,3 +251,50 @@ def test_table5_probes_give_the_same_numbers_in_parallel():
     pd.testing.assert_frame_equal(one, two)
     for s in specs:
         pd.testing.assert_frame_equal(p1[s], p2[s])
+
+
+def test_table5_summary_quotes_the_paper_only_in_its_setting():
+    """The paper's ResNet50 is ImageNet-pretrained: beside a random one its number is withheld, beside an
+    ImageNet one it is quoted; the FE row always has its paper value, the descriptor never."""
+    import pandas as pd
+
+    from isg_core.features.evaluate import table5_summary
+
+    long = pd.DataFrame([{"features": f, "level": lv, "task": "t", "target": g, "pcc": p, "pcc_fold_std": 0.1}
+                         for f in ("resnet50", "fe", "descriptor") for lv in ("slide", "patch")
+                         for g, p in (("a", 0.2), ("b", 0.4))])
+    rnd = table5_summary(long, "random").set_index(["level", "features"])
+    assert rnd.loc[("slide (stands in for TCGA)", "ResNet50 (random)"), "paper"] != rnd.loc[
+        ("slide (stands in for TCGA)", "ResNet50 (random)"), "paper"]  # NaN
+    assert "not in the paper" in rnd.loc[("slide (stands in for TCGA)", "ResNet50 (random)"), "paper setting"]
+    fe = ("slide (stands in for TCGA)", "Feature Extraction network (f_i + mean R_i)")
+    assert rnd.loc[fe, "paper"] == pytest.approx(0.223)
+    assert rnd.loc[("patch (stands in for STNet)", "Feature Extraction network (f_i + mean R_i)"), "paper"] == \
+        pytest.approx(0.178)
+    assert rnd.loc[fe, "pcc"] == pytest.approx(0.3)  # mean over the two targets
+    img = table5_summary(long, "imagenet").set_index(["level", "features"])
+    assert img.loc[("slide (stands in for TCGA)", "ResNet50 (imagenet)"), "paper"] == pytest.approx(0.123)
+    desc = img.xs("appearance descriptor (no network, 13 colour statistics)", level="features")
+    assert desc.paper.isna().all()
+
+
+def test_plot_table5_draws_the_paper_only_where_quoted():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from isg_core.features.evaluate import table5_summary
+    from isg_core.features.figures import plot_table5
+
+    long = pd.DataFrame([{"features": f, "level": lv, "task": "t", "target": "a", "pcc": 0.3, "pcc_fold_std": 0.1}
+                         for f in ("resnet50", "fe", "descriptor") for lv in ("slide", "patch")])
+    fig = plot_table5(table5_summary(long, "random"))
+    axes = fig.axes
+    assert len(axes) == 2
+    for ax in axes:
+        diamonds = [c for c in ax.collections if len(c.get_offsets()) and c.get_offsets().shape[1] == 2
+                    and c.__class__.__name__ == "PathCollection"]
+        assert sum(len(c.get_offsets()) for c in diamonds) == 1  # the FE row only: the random ResNet50 has none
+        assert ax.get_xlabel().startswith("average PCC") and ax.get_legend() is None
+    assert fig.legends  # one legend, outside the panels

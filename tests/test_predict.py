@@ -215,3 +215,25 @@ def test_predict_flags_genes_of_other_cancer_types(smoke_bundle, cmu_path, tmp_p
     prad = csv.trained_on.str.split("+").apply(lambda t: "PRAD" in t)
     assert not csv.loc[prad, "flag"].str.contains("not on PRAD").any()
     assert csv.loc[~prad, "flag"].str.contains("not on PRAD").all()
+
+
+def test_reexport_of_the_same_model_keeps_the_file(smoke_bundle, tmp_path):
+    """Exporting the same run again keeps the bundle byte for byte (only its creation time would differ),
+    so its hash, and the predictions made with it, stay valid; a different model is written."""
+    import hashlib
+
+    import torch
+
+    from isg_core.experiments.export import _same_bundle, export_default_bundle
+
+    before = hashlib.sha256(smoke_bundle.read_bytes()).hexdigest()
+    again = export_default_bundle("smoke", out=smoke_bundle, progress=False)
+    assert again == smoke_bundle and hashlib.sha256(smoke_bundle.read_bytes()).hexdigest() == before
+    raw = torch.load(smoke_bundle, map_location="cpu", weights_only=False)
+    raw["meta"]["created"] = "1999-01-01T00:00:00+00:00"
+    assert _same_bundle(smoke_bundle, raw)  # the creation time alone does not count
+    key = next(iter(raw["model"]["state"]))
+    raw["model"]["state"][key] = raw["model"]["state"][key] + 1
+    assert not _same_bundle(smoke_bundle, raw)  # one changed weight does
+    (tmp_path / "bad.pt").write_bytes(b"not a bundle")
+    assert not _same_bundle(tmp_path / "bad.pt", raw)

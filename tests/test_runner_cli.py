@@ -36,13 +36,17 @@ def test_runner_injects_profile_orders_and_times(tmp_path):
     _nb(nbs / "01_b.ipynb", "print('B', profile)")
     _nb(nbs / "00_a.ipynb", "print('A', profile)")
     _nb(nbs / "helper.ipynb", "raise SystemExit")  # not numbered: never run
+    _nb(nbs / "01_b.failed.ipynb", "raise SystemExit")  # a failed run's copy: never run, never rendered
     assert [p.name for p in list_notebooks(nbs)] == ["00_a.ipynb", "01_b.ipynb"]
+    (tmp_path / "out").mkdir()
+    _nb(tmp_path / "out" / "01_b.failed.ipynb", "")  # left by an earlier failure of 01_b
     with deadline(NOTEBOOK_S, "run_notebooks"):
         t = run_notebooks("smoke", nbs, tmp_path / "out")
     assert list(t.notebook) == ["00_a.ipynb", "01_b.ipynb"]
     out = nbformat.read(tmp_path / "out" / "01_b.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
     assert "B smoke" in text
+    assert not (tmp_path / "out" / "01_b.failed.ipynb").exists()  # 01_b ran: its old failure is gone
     timings = pd.read_csv(tmp_path / "out" / "timings.csv")
     assert len(timings) == 2 and (timings.seconds >= 0).all()
     # rerunning one notebook replaces its time and keeps the other's

@@ -24,7 +24,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     from isg_core.experiments import reproduce_table
-    from isg_core.experiments.acceptance import gene_intervals, plot_gene_intervals, target_table
+    from isg_core.experiments.acceptance import efficiency_targets, gene_intervals, plot_gene_intervals, target_table
     from isg_core.experiments.specs import BEST_BASELINE, he2rna_label
     from isg_core.findings import read_result
     from isg_core.report import profile_results_dir, save_figure, write_table
@@ -48,10 +48,17 @@ def main() -> None:
     table = target_table(genes[genes.method == "ISG"], read("table_1.csv", ("method", "of noise ceiling")),
                          read("table_5_differences.csv", ("comparison", "level", "diff", "ci_low", "ci_high")),
                          read("table_5_per_target.csv", ("features", "level", "target", "pcc")), oracle_genes=oracle)
+    # the cost targets, where the benchmarks have been run (benchmarks/extraction.py, benchmarks/inference.py)
+    bench = {n: read(n, ()) if (res / n).exists() else None
+             for n in ("benchmark_extraction_cost.csv", "benchmark_inference.csv")}
+    table = pd.concat([table, efficiency_targets(bench["benchmark_extraction_cost.csv"],
+                                                 bench["benchmark_inference.csv"])], ignore_index=True)
     write_table(table, "issue16_targets", args.profile, command, cfg,
                 title="Issue 16's targets on the held-out cohort (ISG-Sim, SIMULATED)",
                 note="'reached' applies the rule to the value (a PCC level) or to the whole interval (a difference, "
-                     "MKI67 positive). Table 5's rows are 2-layer MLP probes on frozen features (notebook 09).")
+                     "MKI67 positive). Table 5's rows are 2-layer MLP probes on frozen features (notebook 09). "
+                     "The cost rows come from benchmarks/extraction.py and benchmarks/inference.py "
+                     "(their own commands are in those tables).")
     fig, ax = plt.subplots(figsize=(11, 4))
     plot_gene_intervals(genes, ax)
     save_figure(fig, "fig_table_1_gene_intervals", args.profile)

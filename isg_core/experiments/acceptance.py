@@ -148,3 +148,34 @@ def plot_gene_intervals(genes: pd.DataFrame, ax=None, label: str = "ISG-Sim, SIM
            title=f"Per-gene PCC with 95% slide-bootstrap intervals ({label})")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
+
+
+#: issue 16, item 4: ISG / HE2RNA seconds per slide on the large slide (at most 1; the goal is 0.5)
+INFERENCE_TARGET, INFERENCE_GOAL = 1.0, 0.5
+
+
+def efficiency_targets(cost: pd.DataFrame | None, inference: pd.DataFrame | None) -> pd.DataFrame:
+    """Issue 16's cost targets from ``benchmark_extraction_cost.csv`` (per kept patch, E_G + 64 x E_L
+    against ResNet50 at each profile's sizes: FLOP and measured time ratios at most 1) and
+    ``benchmark_inference.csv`` (ISG / HE2RNA seconds on the largest slide: at most 1, goal 0.5);
+    either table may be None (not measured: no row)."""
+    rows = []
+    if cost is not None:
+        for _, r in cost.iterrows():
+            rate = (f"GFLOP/s on {r.get('device', 'cpu')}: E_G {r['E_G GFLOP/s']:.0f}, E_L {r['E_L GFLOP/s']:.0f}, "
+                    f"ResNet50 {r['ResNet50 GFLOP/s']:.0f}" if "E_L GFLOP/s" in r else "")
+            for what, col in (("FLOPs", "FLOP ratio ISG / ResNet50"), ("time", "time ratio ISG / ResNet50")):
+                v = float(r[col])
+                rows.append(_row(f"extraction per kept patch at {r.profile} sizes: {what}, ISG / ResNet50", "<= 1",
+                                 v, reached=v <= 1, source="benchmark_extraction_cost.csv",
+                                 note=rate if what == "time" else ""))
+    if inference is not None and len(inference):
+        big = inference[inference.width == inference.width.max()]
+        isg, he = big[big.method == "ISG"], big[big.method == "HE2RNA"]
+        if len(isg) and len(he):
+            v = float(isg.total.iloc[0] / he.total.iloc[0])
+            rows.append(_row(f"inference on the {int(big.width.max()):,} px slide: ISG / HE2RNA seconds",
+                             f"<= {INFERENCE_TARGET:g} (goal {INFERENCE_GOAL:g}; paper 0.81)", v,
+                             reached=v <= INFERENCE_TARGET, source="benchmark_inference.csv",
+                             note=f"{float(isg.total.iloc[0]):.1f} s against {float(he.total.iloc[0]):.1f} s"))
+    return pd.DataFrame(rows, columns=list(_row("", "", 0.0)))

@@ -80,10 +80,39 @@ def export_bundle(result, fold: int, profile: Profile, cohort_root: "str | os.Pa
                  "train": dict(ck["train_cfg"])},
     }
     out = Path(out)
+    if out.exists() and _same_bundle(out, raw):
+        return out  # the same model: keep the file (and its hash, and the predictions made with it)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         torch.save(raw, tmp)
     return out
+
+
+def _equal(a, b) -> bool:
+    """Deep equality of a bundle's contents (dicts, lists, tensors, numbers; NaN equals NaN)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and bool(torch.equal(a, b)))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+def _same_bundle(path: Path, raw: dict) -> bool:
+    """Whether the bundle at ``path`` holds exactly ``raw`` but for its creation time (an unreadable
+    file is not the same: it is replaced)."""
+    try:
+        old = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - damaged or foreign: rewrite it
+        return False
+    if not isinstance(old, dict) or not isinstance(old.get("meta"), dict):
+        return False
+    strip = lambda d: {**d, "meta": {k: v for k, v in d["meta"].items() if k != "created"}}  # noqa: E731
+    return _equal(strip(old), strip(raw))
 
 
 def export_default_bundle(profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,

@@ -51,14 +51,21 @@ def summarise_msi(results: list[MSIResult], n_boot: int = 2000) -> pd.DataFrame:
         exp = next(r.experiment for r in results if r.cohort == cohort and r.experiment.label == label)
         f = frames[0]
         aucs = [fold_auc(x) for x in frames]
-        per_fold = np.nanmean([[roc_auc(g.label, g.prob) for _, g in x.groupby("fold")] for x in frames], axis=0)
+        # a fold whose test slides hold one class has no AUC (NaN, tiny cohorts): it is skipped, and a
+        # statistic with nothing left to average is NaN, set here rather than left to numpy's warnings
+        seeds_folds = np.array([[roc_auc(g.label, g.prob) for _, g in x.groupby("fold")] for x in frames], float)
+        scored = np.isfinite(seeds_folds).any(axis=0)
+        per_fold = np.full(seeds_folds.shape[1], np.nan)
+        per_fold[scored] = np.nanmean(seeds_folds[:, scored], axis=0)
         boot = seed_auc_bootstrap({"m": frames}, n_boot)["m"]
+        boot = boot[np.isfinite(boot)]
         pat = patient_level(f)
         paper = exp.paper
         rows.append({"cohort": cohort, "sub-cohort": stand_in_label(cohort), "method": label,
-                     "AUC": float(np.mean(aucs)), "AUC 95% low": float(np.nanquantile(boot, 0.025)),
-                     "AUC 95% high": float(np.nanquantile(boot, 0.975)),
-                     "AUC sd (folds)": float(np.nanstd(per_fold, ddof=1)),
+                     "AUC": float(np.mean(aucs)),
+                     "AUC 95% low": float(np.quantile(boot, 0.025)) if len(boot) else np.nan,
+                     "AUC 95% high": float(np.quantile(boot, 0.975)) if len(boot) else np.nan,
+                     "AUC sd (folds)": float(np.std(per_fold[scored], ddof=1)) if scored.sum() > 1 else np.nan,
                      "AUC sd (seeds)": float(np.std(aucs, ddof=1)) if len(frames) > 1 else np.nan,
                      "seeds": len(frames), "AUC pooled": roc_auc(f.label, f.prob),
                      "AUC patients (pooled)": roc_auc(pat.label, pat.prob), "slides": len(f),

@@ -205,3 +205,43 @@ def knn_agreement(x: np.ndarray, labels: np.ndarray, k: int = 10, max_n: int = 4
     out = pd.DataFrame({"class": lab, "same": same}).groupby("class")["same"].agg(["mean", "size"])
     out["chance"] = out["size"] / out["size"].sum()
     return out.rename(columns={"mean": f"knn{k}_same_class", "size": "patches"}).reset_index()
+
+
+#: our feature set -> its row in the paper's Table 5, with the trunk our row must have to be that setting
+#: (the paper's ResNet50 is ImageNet-pretrained: our random one is a different setting)
+PAPER_TABLE5_ROWS = {"resnet50": ("ResNet50 (pretrained)", "imagenet"),
+                     "fe": ("Feature Extraction network (pretrained)", None)}
+#: what each feature set's row is called in the table and its figure
+TABLE5_LABELS = {"fe": "Feature Extraction network (f_i + mean R_i)",
+                 "fe:global": "Feature Extraction network (f_i only)", "fe-untrained": "FE architecture, untrained",
+                 "descriptor": "appearance descriptor (no network, 13 colour statistics)"}
+TRUNK_NAMES = {"imagenet": "ImageNet-pretrained"}
+TABLE5_LEVELS = {"slide": ("slide (stands in for TCGA)", "TCGA"), "patch": ("patch (stands in for STNet)", "STNet")}
+
+
+def table5_summary(long: pd.DataFrame, resnet_trunk: str) -> pd.DataFrame:
+    """Table 5 from :func:`table5`'s long table: per level and feature set the mean over targets of
+    the probe's PCC (each the mean over folds) and of its SD over folds, with the paper's value only
+    where ours is the paper's setting (``paper``; NaN otherwise) and ``paper setting`` saying which
+    (a random ResNet50 is "not in the paper": the paper's is ImageNet-pretrained)."""
+    from ..paper import paper_value  # the paper's tables are read only where a table is summarised
+
+    agg = (long.groupby(["level", "features"]).agg(pcc=("pcc", "mean"), pcc_fold_std=("pcc_fold_std", "mean"))
+           .reset_index())
+    paper, setting = [], []
+    for lv, spec in zip(agg.level, agg.features):
+        row, trunk = PAPER_TABLE5_ROWS.get(spec, (None, None))
+        if row is None:
+            paper.append(np.nan)
+            setting.append("not in the paper")
+        elif trunk is not None and trunk != resnet_trunk:
+            paper.append(np.nan)
+            setting.append(f"not in the paper (the paper's is {TRUNK_NAMES.get(trunk, trunk)}; ours is {resnet_trunk})")
+        else:
+            paper.append(paper_value(5, row, TABLE5_LEVELS[lv][1]))
+            setting.append(f"{row}, {TABLE5_LEVELS[lv][1]}")
+    agg["paper"], agg["paper setting"] = paper, setting
+    labels = {**TABLE5_LABELS, "resnet50": f"ResNet50 ({resnet_trunk})"}
+    agg["level"] = agg["level"].map(lambda lv: TABLE5_LEVELS[lv][0])
+    agg["features"] = agg["features"].map(lambda s: labels.get(s, s))
+    return agg.sort_values(["level", "pcc"], ascending=[False, False]).reset_index(drop=True)

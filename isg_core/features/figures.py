@@ -110,3 +110,37 @@ def save_training_figures(history: pd.DataFrame, ae: StyleAutoencoder, bank: np.
     with atomic_path(out_dir / "reconstructions.png") as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def plot_table5(summary: pd.DataFrame, title: str = "Table 5 on ISG-Sim (SIMULATED): 2-layer MLP probe"):
+    """One panel per level of :func:`~isg_core.features.evaluate.table5_summary`: the probe's PCC
+    per feature set (bar: SD over folds) and the paper's value (red diamond) only where the setting
+    is the paper's; the legend sits below the panels, never over a bar."""
+    import seaborn as sns
+
+    levels = list(dict.fromkeys(summary.level))
+    fig, axes = plt.subplots(1, len(levels), figsize=(6.8 * len(levels), 0.5 * summary.features.nunique() + 1.8),
+                             squeeze=False)
+    for ax, lv in zip(axes[0], levels):
+        sub = summary[summary.level == lv]
+        sns.barplot(sub, x="pcc", y="features", color="tab:blue", alpha=0.8, ax=ax, label="ours (ISG-Sim, SIMULATED)")
+        ax.errorbar(sub.pcc, range(len(sub)), xerr=sub.pcc_fold_std, fmt="none", ecolor="black", lw=1)
+        has = sub.paper.notna().to_numpy()
+        if has.any():
+            ax.scatter(sub.paper[has], np.flatnonzero(has), color="tab:red", marker="D", zorder=3,
+                       label="paper (same setting)")
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set(title=lv, xlabel="average PCC (mean over folds; bar: SD over folds)", ylabel="")
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

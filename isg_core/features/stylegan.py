@@ -38,6 +38,12 @@ from torch import nn
 SQRT2 = math.sqrt(2.0)
 
 
+def _act(x: torch.Tensor) -> torch.Tensor:
+    """LeakyReLU(0.2) of a layer's fresh output; in place when no gradient is recorded (inference:
+    one pass and one allocation less, ~15% of E_L's time on a CPU), out of place when training."""
+    return F.leaky_relu(x, 0.2, inplace=not torch.is_grad_enabled())
+
+
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     """Leaky ReLU with StyleGAN's gain sqrt(2), which keeps unit variance through the layer."""
     return F.leaky_relu(x, 0.2) * SQRT2
@@ -60,7 +66,7 @@ class EqualLinear(nn.Module):
         # lrelu(a) * sqrt(2) = lrelu(sqrt(2) a): the activation's gain is folded into the weights
         g = SQRT2 if self.act else 1.0
         out = F.linear(x, self.weight * (self.scale * g), self.bias * (self.lr_mul * g))
-        return F.leaky_relu(out, 0.2) if self.act else out
+        return _act(out) if self.act else out
 
 
 class EqualConv2d(nn.Module):
@@ -83,7 +89,7 @@ class EqualConv2d(nn.Module):
         g = SQRT2 if self.act else 1.0
         bias = None if self.bias is None else (self.bias * g if self.act else self.bias)
         out = F.conv2d(x, self.weight * (self.scale * g), bias, stride=self.stride, padding=self.padding)
-        return F.leaky_relu(out, 0.2) if self.act else out
+        return _act(out) if self.act else out
 
 
 #: StyleGAN2's FIR low-pass filter (the binomial [1, 3, 3, 1], as an outer product)

@@ -34,6 +34,7 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 from IPython.display import Markdown
 import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
 from isg_core.config import TASK_GENES, get_profile
@@ -162,11 +163,12 @@ print("patients:", m.patient_id.nunique(), " slides:", len(m))
 nc = cohort.noise_ceiling
 print(nc.to_string(index=False))
 fig, ax = plt.subplots(figsize=(10, 3.5))
-labels = [f"{r.cancer_type}\n{r.gene}" for r in nc.itertuples()]
-ax.bar(range(len(nc)), nc.pcc, color=["C0" if t == "LIHC" else "C1" if t == "COAD" else "C2" for t in nc.cancer_type])
-ax.set_xticks(range(len(nc)), labels, fontsize=7)
-ax.set_ylim(0, 1)
-ax.set_ylabel("PCC(truth, target)")
+sns.barplot(nc.assign(task_gene=nc.cancer_type + " " + nc.gene), x="task_gene", y="pcc", hue="cancer_type",
+            dodge=False, ax=ax)
+ax.set(ylim=(0, 1), xlabel="cancer type and gene",
+       ylabel="PCC(noiseless truth, noisy target)")
+ax.tick_params(axis="x", labelsize=8, rotation=45)
+ax.legend(title="cancer type", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
 ax.set_title("ISG-Sim (SIMULATED): noise ceiling per gene — no model can beat it")
 plt.tight_layout()
 save_figure(fig, "fig_noise_ceiling", profile)
@@ -177,11 +179,15 @@ _ = write_table(nc, "isg_sim_noise_ceiling", profile, notebook_command("00_data.
                  "Simulated data, not TCGA.")
 
 # %%
+targets = (cohort.targets.join(m.set_index("slide_id").cancer_type)
+           .melt(id_vars="cancer_type", var_name="gene", value_name="log10(1 + FPKM-UQ)"))
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 for ax, (t, genes) in zip(axes, TASK_GENES.items()):
-    ids = m.slide_id[m.cancer_type == t]
-    cohort.targets.loc[ids, list(genes)].plot.box(ax=ax, rot=45, fontsize=8)
-    ax.set_title(f"SIMULATED {t}: log10(1 + FPKM-UQ)", fontsize=9)
+    sub = targets[(targets.cancer_type == t) & targets.gene.isin(list(genes))]
+    sns.boxplot(sub, x="gene", y="log10(1 + FPKM-UQ)", order=list(genes), color="C0", fliersize=2, ax=ax)
+    ax.set(xlabel="gene", ylabel="expression, log10(1 + FPKM-UQ)",
+           title=f"SIMULATED {t}: {m.cancer_type.eq(t).sum()} slides")
+    ax.tick_params(axis="x", labelsize=8, rotation=45)
 plt.tight_layout()
 
 # %% [markdown]

@@ -37,18 +37,16 @@ profile = os.environ.get("ISG_PROFILE", "quick")  # smoke | quick | paper
 from IPython.display import Markdown
 import warnings
 import json
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 
 from isg_core.cohort import ensure_cohort, load_cohort
 from isg_core.config import get_profile
 from isg_core.experiments import verdict_sentence
-from isg_core.features.evaluate import table5, table5_differences
+from isg_core.features.evaluate import table5, table5_differences, table5_summary
+from isg_core.features.figures import plot_table5
 from isg_core.features.extract import read_features
 from isg_core.features.workflow import ensure_features
-from isg_core.paper import paper_value
 from isg_core.probe import ProbeConfig
 from isg_core.report import notebook_command, save_figure, write_table
 from isg_core.tutorial import runtime_note, what_we_found
@@ -102,41 +100,24 @@ long.pivot_table(index=["level", "task", "target"], columns="features", values="
 # %% [markdown]
 # ## Table 5
 # Average PCC per feature set (slide level: over tasks and genes; patch level: over cell types), each
-# the mean over folds of the PCC within a fold (the aggregation of every table), beside the paper's numbers.
-# The paper's rows are TCGA and STNet; ours are their ISG-Sim stand-ins, so compare rankings, not values.
+# the mean over folds of the PCC within a fold (the aggregation of every table), beside the paper's number
+# only where our row is the paper's setting: the paper's ResNet50 is ImageNet-pretrained, so beside a random
+# one the table says "not in the paper". The paper's rows are TCGA and STNet; ours are their ISG-Sim stand-ins,
+# so compare rankings, not values.
 
 # %%
-label = {"resnet50": f"ResNet50 ({resnet_trunk})", "fe": "Feature Extraction network (f_i + mean R_i)",
-         "fe:global": "Feature Extraction network (f_i only)", "fe-untrained": "FE architecture, untrained",
-         "descriptor": "appearance descriptor (no network, 13 colour statistics)"}
-agg = (long.groupby(["level", "features"]).agg(pcc=("pcc", "mean"), pcc_fold_std=("pcc_fold_std", "mean"))
-       .reset_index())
-paper_method = {"resnet50": "ResNet50 (pretrained)", "fe": "Feature Extraction network (pretrained)"}
-dataset = {"slide": "TCGA", "patch": "STNet"}
-agg["paper"] = [paper_value(5, paper_method[sp], dataset[lv]) if sp in paper_method else np.nan
-                for lv, sp in zip(agg.level, agg.features)]
-agg["level"] = agg["level"].map({"slide": "slide (stands in for TCGA)", "patch": "patch (stands in for STNet)"})
-agg["features"] = agg["features"].map(label)
-agg = agg.sort_values(["level", "pcc"], ascending=[False, False]).reset_index(drop=True)
+agg = table5_summary(long, resnet_trunk)
 write_table(agg, "table_5", profile, command, config={"probe": pcfg.__dict__, "features": prof.features.__dict__},
             title="Table 5: feature effectiveness, 2-layer MLP probe PCC (ISG-Sim, SIMULATED)",
             note=f"ISG-Sim is SIMULATED, not TCGA/STNet. ResNet50 trunk: {resnet_trunk} (ImageNet weights are "
                  "used only "
                  f"when cached; offline they are not). FE trained with LPIPS trunk: {lpips_trunk}. 'paper' is the "
-                 "paper's Table 5 value for the corresponding row (TCGA / STNet); the fine-tuned ResNet50 column "
-                 "(paper: - / 0.162) was not run.")
+                 "paper's Table 5 value (TCGA / STNet) only where our row is the paper's setting ('paper setting' "
+                 "says which); the fine-tuned ResNet50 column (paper: - / 0.162) was not run.")
 agg
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
-for ax, (lv, sub) in zip(axes, agg.groupby("level", sort=False)):
-    ax.barh(sub.features, sub.pcc, xerr=sub.pcc_fold_std, color="tab:blue", alpha=0.8, label="ours (ISG-Sim)")
-    ax.scatter(sub.paper, sub.features, color="tab:red", marker="D", zorder=3, label="paper")
-    ax.set(title=lv, xlabel="average PCC")
-    ax.invert_yaxis()
-axes[0].legend(loc="lower right")
-fig.suptitle("Table 5 on ISG-Sim (SIMULATED): 2-layer MLP probe on frozen features", fontsize=10)
-fig.tight_layout()
+fig = plot_table5(agg)
 _ = save_figure(fig, "fig_table_5", profile)
 
 # %% [markdown]
@@ -157,8 +138,8 @@ for _, d in diffs.iterrows():
 diffs
 
 # %% [markdown]
-# **Reading the result.** The numbers above are whatever this run produced (the Markdown tables in
-# `results/<profile>/` carry the command and config). Caveats that hold whatever they say: offline the
+# **Reading the result.** The sentences at the end of this notebook read the table above; the Markdown
+# tables in `results/<profile>/` carry the command and config. Caveats that hold whatever the numbers: offline the
 # ResNet50 row is a *random* network, not the paper's ImageNet baseline, and its 2048-d features give the
 # probe 16x more inputs than the FE's 2d; at slide level each task has only the profile's slides per
 # cancer type (100 at `quick`, about 80 to train a probe per fold), so a mean-pooled probe there is noisy (see
