@@ -282,3 +282,38 @@ def test_run_targets_by_kind():
     assert folder == "msi-COAD" and list(Y.columns) == ["MSI"] and len(Y) == 10
     with pytest.raises(IsgError, match="unknown kind"):
         run_targets(c, "PRAD", "ranking")
+
+
+def test_plot_table_draws_each_method_in_order_with_paper_only_where_given():
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from isg_core.experiments.plots import plot_table
+
+    summary = pd.DataFrame({"method": ["ISG", "HE2RNA (random ResNet50)", "ViT-S"], "PCC mean": [0.3, 0.4, 0.2],
+                            "PCC sd (folds)": [0.05, 0.04, 0.03], "paper PCC": [0.435, np.nan, 0.234]})
+    run = types.SimpleNamespace(summary=summary, ceiling=0.87, number=1, config={"cohort": "ISG-Sim",
+                                                                                  "setting": "per task"})
+    fig, ax = plt.subplots()
+    plot_table(run, ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(summary.method)
+    widths = sorted(round(p.get_width(), 6) for p in ax.patches)
+    assert widths == [0.2, 0.3, 0.4]
+    diamonds = [c for c in ax.collections if c.__class__.__name__ == "PathCollection"]
+    assert sum(len(c.get_offsets()) for c in diamonds) == 2  # HE2RNA's row has no paper value here
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # outside the axes: it covers no bar
+    plt.close(fig)
+    run.config["setting"] = "one model for all tasks"  # not the paper's setting: no diamond, a note instead
+    fig, ax = plt.subplots()
+    plot_table(run, ax)
+    assert not [c for c in ax.collections if c.__class__.__name__ == "PathCollection"]
+    assert any("not in the paper" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)

@@ -41,7 +41,9 @@ run = reproduce_table(2, profile)
 write_table(run.summary, "table_2", profile, command, config=run.config,
             title="Table 2: patch selectors (ISG-Sim, SIMULATED)",
             note="ISG-Sim is SIMULATED. One ISG-10-2 for all tasks; PCC averaged over the genes of the three tasks per "
-                 "fold, mean and SD over 5 folds. DexiNed (paper: 0.402) not run: no weights offline.")
+                 "fold, mean and SD over 5 folds. DexiNed (paper: 0.402) not run: no weights offline."
+                 " 'paper PCC' is the paper's per-task value: one model for all tasks is not in the paper, "
+                 "so it gives the paper's order only, not a number to match.")
 run.summary.round(3)
 
 # %%

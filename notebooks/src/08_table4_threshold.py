@@ -40,7 +40,9 @@ write_table(run.summary, "table_4", profile, command, config=run.config,
             title="Table 4: Shannon threshold (ISG-Sim, SIMULATED)",
             note="ISG-Sim is SIMULATED. 'paper PCC' is the paper's row with the same ratio to its best threshold "
                  "(8e5 / 1.6e6 / 2.4e6 bits). L2 is on log10(1 + FPKM-UQ); the paper's L2 column uses another "
-                 "scale, so only its ranking compares.")
+                 "scale, so only its ranking compares."
+                 " 'paper PCC' is the paper's per-task value: one model for all tasks is not in the paper, "
+                 "so it gives the paper's order only, not a number to match.")
 run.summary.round(3)
 
 # %%
