@@ -559,3 +559,22 @@ def test_one_read_scores_equal_one_selector_at_a_time(tiny_cohort):
         one = np.stack([score_slide(s, t, m, progress=False) for m in methods], 1)
     assert many.shape == (t.n_patches, 3)
     np.testing.assert_array_equal(many, one)
+
+
+def test_loss_figure_names_the_lpips_trunk():
+    """Offline the LPIPS trunk is random: the loss curve's label must say which trunk it is."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from isg_core.features.figures import plot_losses
+
+    hist = pd.DataFrame({"l1": [1.0, 0.5], "lpips": [0.3, 0.2], "d": [1.0, 1.1], "adv": [1.0, 0.9]},
+                        index=pd.Index([1, 2], name="step"))
+    fig = plot_losses(hist, lpips_trunk="random")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["L1", "LPIPS (random AlexNet trunk)"]
+    assert all(ax.get_xlabel() == "step" and ax.get_ylabel().startswith("loss") for ax in fig.axes)
+    plt.close(fig)

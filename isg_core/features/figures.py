@@ -28,22 +28,25 @@ def reconstruct(ae: StyleAutoencoder, patches: np.ndarray, seed: int = 0) -> np.
         return to_uint8(ae(to_tensor(patches).to(dev)))
 
 
-def plot_losses(hist: pd.DataFrame, title: str = "", smooth: int = 25, ax=None):
-    """Loss curves of Eq. 2's terms against the training step (moving average over ``smooth`` steps)."""
+def plot_losses(hist: pd.DataFrame, title: str = "", smooth: int = 25, ax=None, lpips_trunk: str | None = None):
+    """Loss curves of Eq. 2's terms against the training step (moving average over ``smooth`` steps).
+    ``lpips_trunk`` (the checkpoint's: "imagenet" or "random") goes into the LPIPS label: offline the
+    lpips package's AlexNet trunk is random, and the curve must say so."""
     if ax is None:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
     else:
         fig = ax[0].figure
     s = hist.rolling(min(smooth, max(1, len(hist))), min_periods=1).mean()
+    names = {"l1": "L1", "lpips": "LPIPS" + (f" ({lpips_trunk} AlexNet trunk)" if lpips_trunk else "")}
     for col in ("l1", "lpips"):
         if col in s:
-            ax[0].plot(s.index, s[col], label=col.upper())
-    ax[0].set(xlabel="step", ylabel="loss", title=f"{title}: reconstruction")
+            ax[0].plot(s.index, s[col], label=names[col])
+    ax[0].set(xlabel="step", ylabel="loss (mean per pixel / per patch)", title=f"{title}: reconstruction")
     ax[0].legend()
     for col, lab in (("d", "C: u(-C(x)) + u(C(x_hat))"), ("adv", "E, D: u(-C(x_hat))")):
         if col in s:
             ax[1].plot(s.index, s[col], label=lab)
-    ax[1].set(xlabel="step", ylabel="loss", title=f"{title}: adversarial")
+    ax[1].set(xlabel="step", ylabel="loss (softplus u, per patch)", title=f"{title}: adversarial")
     if ax[1].lines:
         ax[1].legend()
     return fig

@@ -119,8 +119,8 @@ summary
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(11, 6.4))
 for row, (scale, path) in enumerate(ckpts.items()):
-    hist = pd.DataFrame(load_checkpoint(path)["history"]).set_index("step")
-    plot_losses(hist, title=scale, ax=axes[row])
+    ck = load_checkpoint(path)
+    plot_losses(pd.DataFrame(ck["history"]).set_index("step"), title=scale, ax=axes[row], lpips_trunk=ck["lpips_trunk"])
 fig.tight_layout()
 _ = save_figure(fig, "fig_fe_losses", profile)
 

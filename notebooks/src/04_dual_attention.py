@@ -132,7 +132,8 @@ print("same prediction with the patches shuffled:",
 # ## Train it
 # ISG-10-2 on the LIHC slides, 5-fold cross-validation (the Table 1 run of notebook 05, which finds it
 # done). Inputs are standardised with the training slides' statistics, targets are standardised
-# log-expression, the loss is L2 (Eq. 3), and an inner validation split picks the epoch.
+# log-expression, the loss is the paper's $\mathcal{L}_2 = \lVert Y - M(F_G, F_L) \rVert_2$ (Sec. 3.3; it has no
+# equation number there: Eq. 3 is the query, key and value above), and an inner validation split picks the epoch.
 
 # %%
 res = run_experiment(cohort, root / "tiles", exp, "LIHC", prof, root / "runs")
