@@ -18,7 +18,7 @@ Writes ``results/<profile>/benchmark_memory.{csv,md}`` and ``fig_benchmark_memor
 
 ``--relabel`` measures nothing: it renames the units of tables written when they said MB / GB
 (the values were MiB / GiB all along) and redraws the figure from the CSV
-(:func:`isg_core.efficiency.relabel_results`).
+(:func:`isg_core.units.relabel_results`).
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ import tempfile
 import pandas as pd
 
 from isg_core.config import get_profile
-from isg_core.efficiency import cohort_path_peak, in_fresh_process, measure, relabel_results
+from isg_core.efficiency import cohort_path_peak, in_fresh_process, measure
 from isg_core.paths import repo_root
 from isg_core.report import save_figure, write_table
 from isg_core.simulate.large import write_large_slide
+from isg_core.units import relabel_results
 
 
 def plot_memory(df: pd.DataFrame):

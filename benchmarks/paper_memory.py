@@ -37,7 +37,7 @@ Writes ``results/paper_cpu/paper_memory.{csv,md}``.
 
 ``--relabel`` measures nothing: it renames the units of tables written when they said MB / GB
 (the values were MiB / GiB all along), keeping the numbers and the command
-(:func:`isg_core.efficiency.relabel_results`).
+(:func:`isg_core.units.relabel_results`).
 """
 from __future__ import annotations
 
@@ -53,9 +53,10 @@ import numpy as np
 import pandas as pd
 
 from isg_core.config import PROFILES
-from isg_core.efficiency import in_fresh_process, peak_rss_mb, relabel_results, reset_peak_rss, rss_now_mb
+from isg_core.efficiency import in_fresh_process, peak_rss_mb, reset_peak_rss, rss_now_mb
 from isg_core.errors import atomic_path
 from isg_core.report import profile_results_dir, write_table
+from isg_core.units import relabel_results
 
 OUT_PROFILE = "paper_cpu"  # results/paper_cpu/
 

@@ -2,7 +2,7 @@
 
 ``isg_core.efficiency`` reads /proc (KiB) or ``ru_maxrss`` (KiB on Linux) and divides by 1024:
 MiB; the benchmarks divide by 1024 again (GiB) or read bytes / 2**30.  Tables written when the
-labels said MB / GB are relabelled by ``--relabel`` (:func:`isg_core.efficiency.relabel_results`)
+labels said MB / GB are relabelled by ``--relabel`` (:func:`isg_core.units.relabel_results`)
 without measuring again: only labels change, never a value.
 """
 from __future__ import annotations
@@ -14,18 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from isg_core.efficiency import (
+from isg_core.efficiency import plot_stages, summarise_efficiency
+from isg_core.paths import repo_root
+from isg_core.report import write_table
+from isg_core.units import (
     RELABEL_SENTENCE,
     binary_unit_label,
-    plot_stages,
     read_table_md,
     relabel_binary_units,
     relabel_config,
     relabel_results,
-    summarise_efficiency,
 )
-from isg_core.paths import repo_root
-from isg_core.report import write_table
 
 #: the columns the benchmarks wrote before the relabelling, and what they are now
 OLD_TO_NEW = {"before slide (MB)": "before slide (MiB)", "peak RSS (MB)": "peak RSS (MiB)",

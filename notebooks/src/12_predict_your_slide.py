@@ -50,7 +50,7 @@ from isg_core.errors import IsgError
 from isg_core.paths import repo_root, samples_dir
 from isg_core.predict import FLAGGED_ROW, flag_view, predict_slides
 from isg_core.report import profile_results_dir
-from isg_core.tutorial import flag_counts, flag_sentence, predict_dir, runtime_note, what_we_found
+from isg_core.tutorial import flag_sentence, predict_dir, runtime_note, what_we_found
 
 # offline, ResNet50 and LPIPS run on random trunks: every table and label says so, the warning need not
 warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
@@ -136,21 +136,13 @@ style = re.search(r"tr\.flagged td\{[^}]*\}", report)
 print(f"CMU-1-Small-Region.report.html: {greyed} of {len(skin)} gene rows greyed "
       f"(style: {style.group(0) if style else 'not found'}); flagged in the CSV: {int((skin.flag != '').sum())}")
 
+# %% [markdown]
+# The same flags in one sentence each (`isg_core.tutorial.flag_sentence`, which the closing cell uses too):
+# with the slide's type, and with none given. The test-PCC flag does not depend on the slide.
+
 # %%
-c, c0 = flag_counts(skin), flag_counts(plain)
-types = sorted({t for g in c["type"] for t in skin.set_index("gene").trained_on[g].split("+")})
-pcc = dict(zip(skin.gene, skin.fold_test_pcc))
-chance = ", ".join(f"{g} ({pcc[g]:+.2f})" for g in c["chance"])
-Markdown(
-    f"As SKCM, **{c['flagged']} of {c['genes']} genes are flagged** and the report greys {greyed} rows.\n\n"
-    f"* **Cancer type not trained on**: {len(c['type'])} genes, each trained on some of "
-    f"{', '.join(types) or 'no type'} only, never on skin: their numbers extrapolate the model to a tissue it was "
-    "never trained or tested on.\n"
-    + (f"* **Fold test PCC <= 0**: {len(c['chance'])} of them also for this reason: {chance}. This flag does not "
-       f"depend on the slide: with no cancer type given, the table above flags {c0['flagged']} gene(s), "
-       f"{', '.join(c0['chance']) or 'none'}, for it alone.\n"
-       if c["chance"] else "* **Fold test PCC <= 0**: no gene of this model.\n")
-    + (f"* No test PCC measured: {', '.join(c['unmeasured'])}.\n" if c["unmeasured"] else ""))
+Markdown(f"- {flag_sentence('As SKCM', skin)} The report greys {greyed} rows.\n"
+         f"- {flag_sentence('With no cancer type given', plain)}")
 
 # %% [markdown]
 # ## A simulated slide the model did not train on
