@@ -147,18 +147,24 @@ def descriptor_codes(units: ProbeUnits) -> np.ndarray:
     return appearance_descriptor(units.patches.reshape(-1, *units.patches.shape[3:])).reshape(n, g, g, -1)
 
 
-def probe_predictions(codes: np.ndarray, units: ProbeUnits, alpha: float = PROBE_ALPHA) -> dict[str, pd.DataFrame]:
-    """Out-of-fold ridge predictions of :data:`CELL_TARGETS` at both levels: {level: DataFrame with
-    ``slide``, ``fold`` and, per target, ``<target>`` (truth) and ``<target>:pred``}."""
+def probe_levels(codes: np.ndarray, units: ProbeUnits) -> dict[str, tuple[np.ndarray, ...]]:
+    """The probe's units at both levels: {level: (X, Y, slide, fold)}, Y the counts of
+    :data:`CELL_TARGETS`.  ``local``: one row per local patch; ``patch``: one per global patch, the
+    mean of its local patches' codes against the sum of their counts."""
     idx = [COUNT_COLUMNS.index(t) for t in CELL_TARGETS]
     g = codes.shape[1]
-    levels = {
+    return {
         "local": (codes.reshape(-1, codes.shape[-1]), units.counts.reshape(-1, units.counts.shape[-1])[:, idx],
                   np.repeat(units.slide, g * g), np.repeat(units.fold, g * g)),
         "patch": (codes.mean(axis=(1, 2)), units.counts.sum(axis=(1, 2))[:, idx], units.slide, units.fold),
     }
+
+
+def probe_predictions(codes: np.ndarray, units: ProbeUnits, alpha: float = PROBE_ALPHA) -> dict[str, pd.DataFrame]:
+    """Out-of-fold ridge predictions of :data:`CELL_TARGETS` at both levels: {level: DataFrame with
+    ``slide``, ``fold`` and, per target, ``<target>`` (truth) and ``<target>:pred``}."""
     out = {}
-    for level, (X, Y, slide, fold) in levels.items():
+    for level, (X, Y, slide, fold) in probe_levels(codes, units).items():
         df = pd.DataFrame({"slide": slide, "fold": fold})
         for j, t in enumerate(CELL_TARGETS):
             pred = np.full(len(Y), np.nan)

@@ -166,14 +166,17 @@ class NoiseInjection(nn.Module):
 class StyledConv(nn.Module):
     """Modulated 3 x 3 convolution + noise + bias + leaky ReLU: one synthesis layer."""
 
-    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = False, noise: bool = True):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, 3, style_dim, upsample=upsample)
-        self.noise = NoiseInjection()
+        self.noise = NoiseInjection() if noise else None
         self.bias = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return lrelu(self.noise(self.conv(x, w)) + self.bias)
+        x = self.conv(x, w)
+        if self.noise is not None:
+            x = self.noise(x)
+        return lrelu(x + self.bias)
 
 
 class ToRGB(nn.Module):
@@ -245,6 +248,11 @@ class AutoencoderConfig:
     input_mode: str = "projected"  # or "const" (StyleGAN2's learned constant only)
     mbstd_group: int = 4
     downsample: str = "strided"
+    # StyleGAN2's per-pixel noise inputs B in every synthesis layer (Karras et al. 2019, Sec. 3.2).
+    # In a GAN they draw stochastic detail; in an autoencoder the generator may draw detail from
+    # them that the code then need not carry.  False: no noise inputs (a departure from the
+    # paper, measured in tools/extractor_limits.py and tools/extractor_choices.py)
+    noise_inputs: bool = True
 
     def __post_init__(self) -> None:
         if self.downsample not in DOWNSAMPLES:
@@ -297,13 +305,14 @@ class Generator(nn.Module):
         c4 = cfg.channels(4)
         self.const = nn.Parameter(torch.randn(1, c4, 4, 4))
         self.project = EqualLinear(cfg.style_dim, c4 * 16) if cfg.input_mode == "projected" else None
-        self.conv4 = StyledConv(c4, c4, cfg.style_dim)
+        self.conv4 = StyledConv(c4, c4, cfg.style_dim, noise=cfg.noise_inputs)
         self.rgb4 = ToRGB(c4, cfg.style_dim)
         self.convs, self.rgbs = nn.ModuleList(), nn.ModuleList()
         for res in cfg.resolutions[1:]:
             cin, cout = cfg.channels(res // 2), cfg.channels(res)
-            self.convs.append(nn.ModuleList([StyledConv(cin, cout, cfg.style_dim, upsample=True),
-                                             StyledConv(cout, cout, cfg.style_dim)]))
+            noise = cfg.noise_inputs
+            self.convs.append(nn.ModuleList([StyledConv(cin, cout, cfg.style_dim, upsample=True, noise=noise),
+                                             StyledConv(cout, cout, cfg.style_dim, noise=noise)]))
             self.rgbs.append(ToRGB(cout, cfg.style_dim))
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:

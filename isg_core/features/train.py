@@ -102,6 +102,16 @@ class ExtractorTrainConfig:
         return cls(**d)
 
 
+def same_config(saved: dict, cfg: ExtractorTrainConfig) -> bool:
+    """Whether a checkpoint's stored config is ``cfg``, compared as rebuilt by
+    :meth:`ExtractorTrainConfig.from_dict`: a field added since, whose default reproduces what the
+    older code did, does not make the checkpoint another config's."""
+    try:
+        return ExtractorTrainConfig.from_dict(saved).to_dict() == cfg.to_dict()
+    except (TypeError, ValueError, KeyError):  # a field since removed or renamed: another config
+        return False
+
+
 def train_config_for(scale: str, features: FeatureConfig, **overrides) -> ExtractorTrainConfig:
     """The training config of a profile's global or local extractor."""
     if scale not in ("global", "local"):
@@ -378,7 +388,7 @@ def train_extractor(cohort_root: "str | os.PathLike", cfg: ExtractorTrainConfig,
     ck = None
     if ckpt.exists() and not overwrite:
         ck = load_checkpoint(ckpt)
-        if ck["config"] != cfg.to_dict():
+        if not same_config(ck["config"], cfg):
             raise IsgError(ckpt, "checkpoint was made with another config (use --overwrite to start again)")
         if ck.get("tiles") != tiles_id:  # the cohort's slides (or their selections) changed: its patches are stale
             warnings.warn(f"{ckpt}: trained on patches of other slide files (or selections) than the cohort's now; "

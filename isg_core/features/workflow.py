@@ -24,7 +24,7 @@ from ..pipeline import prepare_cohort
 from ..tiling import StaleResultWarning
 from .extract import DescriptorEncoder, ResNet50Encoder, StyleGANEncoder, extract_cohort
 from .stylegan import Discriminator, StyleAutoencoder
-from .train import load_checkpoint, train_config_for, train_extractor
+from .train import load_checkpoint, same_config, train_config_for, train_extractor
 
 
 def extractor_dir(cohort_root: "str | os.PathLike", scale: str, held_out_fold: int | None = None) -> Path:
@@ -98,7 +98,7 @@ def set_aside_if_superseded(out: Path, cfg) -> Path | None:
         old = load_checkpoint(ckpt)["config"]
     except IsgError:
         return None  # a damaged checkpoint: train_extractor reports it
-    if old == cfg.to_dict():
+    if same_config(old, cfg):
         return None
     tag = hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:12]
     parts = out.relative_to(out.parents[1]) if out.parent.name.startswith("without-fold") else Path(out.name)

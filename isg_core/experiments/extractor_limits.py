@@ -1,0 +1,256 @@
+"""Where E_L loses the cells: the input, the reconstruction and the code, probed alike (issue 16, item 5).
+
+The trained extractors read cell counts worse than 13 plain colour statistics do (Table 5,
+``extractor_choices``).  That can fail at three places, and each is measured here on the
+development cohort's probe units (:func:`~isg_core.experiments.extractor_choices.probe_units`):
+
+1. **the reconstruction** D(E(x)) keeps fewer nuclei than x: the appearance descriptor of the
+   reconstruction reads the counts worse than the descriptor of the input.  With StyleGAN2's noise
+   inputs switched off as well, what the generator draws from its noise (fine, stochastic detail,
+   Karras et al. 2019, Sec. 3.2) rather than from the code is taken out;
+2. **the code** E(x) holds what D needs but not in a form a linear probe reads: a 2-layer MLP on the
+   code reads the counts better than ridge does;
+3. **neither**: the code carries less than the descriptor, and no probe gets it back.
+
+Every readout is scored with the same cross-validation by slide as ``extractor_choices``
+(:func:`~isg_core.experiments.extractor_choices.probe_predictions`); the MLP is
+:func:`isg_core.probe.fit_probe` with its inner split by slide.  Beside the probes, the L1 error of
+the reconstruction on nuclear pixels (the darkest decile of haematoxylin density over all probe
+pixels: a quantile of the data, no tuned threshold) against the other pixels says where D's
+error sits, and the learned strength of each noise input says how much of the picture D draws
+from noise.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import Profile, get_profile
+from ..features.data import _OD_TABLE, _UNMIX32, appearance_descriptor, to_tensor, to_uint8
+from ..features.stylegan import NoiseInjection, StyleAutoencoder
+from ..features.train import load_autoencoder
+from ..oracle import COUNT_COLUMNS
+from ..probe import ProbeConfig, fit_probe
+from .extractor_choices import (
+    CELL_TARGETS,
+    ProbeUnits,
+    descriptor_codes,
+    load_encoder,
+    local_codes,
+    probe_levels,
+    probe_predictions,
+    probe_units,
+    score_rows,
+)
+
+#: the quantile of haematoxylin optical density above which a pixel counts as nuclear
+NUCLEAR_QUANTILE = 0.9
+
+
+@contextlib.contextmanager
+def noise_off(ae: StyleAutoencoder):
+    """Within the block, every noise input of the generator has strength 0 (restored after)."""
+    layers = [m for m in ae.generator.modules() if isinstance(m, NoiseInjection)]
+    saved = [m.strength.detach().clone() for m in layers]
+    try:
+        with torch.no_grad():
+            for m in layers:
+                m.strength.zero_()
+        yield ae
+    finally:
+        with torch.no_grad():
+            for m, s in zip(layers, saved):
+                m.strength.copy_(s)
+
+
+@torch.no_grad()
+def reconstruct(ae: StyleAutoencoder, patches: np.ndarray, noise: bool = True, batch: int = 512,
+                seed: int = 0) -> np.ndarray:
+    """D(E(x)) of uint8 patches (..., q, q, 3) as uint8 of the same shape, at the patches' own size
+    (the autoencoder's resolution must be q).  ``noise=False``: the generator's noise inputs off."""
+    lead, q = patches.shape[:-3], patches.shape[-2]
+    if ae.cfg.resolution != q:
+        raise ValueError(f"the autoencoder works at {ae.cfg.resolution} px, the patches are {q} px")
+    flat = patches.reshape(-1, q, q, 3)
+    out = np.empty_like(flat)
+    ctx = contextlib.nullcontext() if noise else noise_off(ae)
+    with ctx, torch.random.fork_rng():
+        torch.manual_seed(seed)  # the noise drawn is part of the result: fixed
+        for k in range(0, len(flat), batch):
+            out[k:k + batch] = to_uint8(ae(to_tensor(flat[k:k + batch])))
+    return out.reshape(*lead, q, q, 3)
+
+
+def at_resolution(patches: np.ndarray, size: int) -> np.ndarray:
+    """uint8 patches (..., q, q, 3) resized to ``size`` as E sees them (:func:`to_tensor`)."""
+    lead, q = patches.shape[:-3], patches.shape[-2]
+    flat = patches.reshape(-1, q, q, 3)
+    return np.concatenate([to_uint8(to_tensor(flat[k:k + 4096], size)) for k in range(0, len(flat), 4096)]
+                          ).reshape(*lead, size, size, 3)
+
+
+def haematoxylin_density(patches: np.ndarray) -> np.ndarray:
+    """Haematoxylin optical density of every pixel (Ruifrok & Johnston 2001): uint8 (..., 3) -> (...)."""
+    u8 = np.asarray(patches, dtype=np.uint8)
+    return _OD_TABLE[u8] @ _UNMIX32[:, 0]
+
+
+def nuclear_l1(inputs: np.ndarray, recon: np.ndarray, quantile: float = NUCLEAR_QUANTILE) -> dict[str, float]:
+    """Mean absolute error of ``recon`` against ``inputs`` (intensities in [0, 1], over RGB) on the
+    nuclear pixels of the inputs (haematoxylin density above its ``quantile`` over all input pixels)
+    and on the others, and the nuclear share of the pixels."""
+    h = haematoxylin_density(inputs)
+    nuclear = h > np.quantile(h, quantile)
+    err = np.abs(inputs.astype(np.float32) - recon.astype(np.float32)).mean(-1) / 255.0
+    return {"L1, nuclear pixels": float(err[nuclear].mean()), "L1, other pixels": float(err[~nuclear].mean()),
+            "nuclear share of pixels": float(nuclear.mean())}
+
+
+def noise_strengths(ae: StyleAutoencoder) -> pd.DataFrame:
+    """The learned strength of every noise input of the generator, by resolution and layer."""
+    g = ae.generator
+    layers = [(4, "conv4", g.conv4)]
+    for r, (up, conv) in zip(ae.cfg.resolutions[1:], g.convs):
+        layers += [(r, "upsampling conv", up), (r, "conv", conv)]
+    rows = [{"resolution": r, "layer": name, "strength": m.noise.strength.detach().item()}
+            for r, name, m in layers if m.noise is not None]  # none without noise inputs
+    return pd.DataFrame(rows, columns=["resolution", "layer", "strength"])
+
+
+def mlp_probe_predictions(codes: np.ndarray, units: ProbeUnits,
+                          cfg: ProbeConfig = ProbeConfig()) -> dict[str, pd.DataFrame]:
+    """As :func:`~isg_core.experiments.extractor_choices.probe_predictions`, with the 2-layer MLP of
+    Table 5 (:func:`isg_core.probe.fit_probe`, inner validation split by slide) in place of ridge;
+    one probe per fold reads the three counts together."""
+    out = {}
+    for level, (X, Y, slide, fold) in probe_levels(codes, units).items():
+        pred = np.full(Y.shape, np.nan)
+        for k in np.unique(fold):
+            te = fold == k
+            probe = fit_probe(X[~te].astype(np.float64), Y[~te].astype(np.float64), cfg, groups=slide[~te])
+            pred[te] = probe.predict(X[te].astype(np.float64))
+        df = pd.DataFrame({"slide": slide, "fold": fold})
+        for j, t in enumerate(CELL_TARGETS):
+            df[t], df[f"{t}:pred"] = Y[:, j], pred[:, j]
+        out[level] = df
+    return out
+
+
+#: the readouts, in the order the table shows them: (name, what is probed, probe)
+READOUTS = (
+    ("input x: descriptor, ridge", "input", "ridge"),
+    ("input x: descriptor, MLP", "input", "mlp"),
+    ("reconstruction D(E(x)): descriptor, ridge", "reconstruction", "ridge"),
+    ("reconstruction, noise inputs off: descriptor, ridge", "reconstruction without noise", "ridge"),
+    ("code E(x): ridge", "code", "ridge"),
+    ("code E(x): MLP", "code", "mlp"),
+    ("code of E untrained: ridge", "untrained code", "ridge"),
+)
+
+
+def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: ProbeConfig = ProbeConfig(),
+                     progress: bool = True, skip: tuple[str, ...] = ()) -> dict:
+    """Probe every :data:`READOUTS` of the E_L in ``checkpoint`` on ``units``.  Returns ``scores``
+    (readout x level x target PCC, fold mean), ``summary`` (readout x level: mean over targets),
+    ``reconstruction`` (nuclear / other L1, noise on and off), ``noise`` (:func:`noise_strengths`)
+    and ``examples`` (inputs and both reconstructions of a few local patches, for a figure).
+    ``skip``: what not to probe (of ``input``, ``reconstruction``, ... as in :data:`READOUTS`)."""
+    ae, meta = load_autoencoder(checkpoint)
+    ck_like = {"config": meta["config"], "encoder": ae.encoder.state_dict()}
+    res = ae.cfg.resolution
+    if units.patches.shape[-2] != res:  # E_L sees its patches resized (smoke): so do the descriptor and L1
+        units = replace(units, patches=at_resolution(units.patches, res))
+    if not any(isinstance(m, NoiseInjection) for m in ae.modules()):
+        skip = (*skip, "reconstruction without noise")  # it has none to switch off
+    recon = reconstruct(ae, units.patches, noise=True)
+    recon_quiet = reconstruct(ae, units.patches, noise=False)
+    n, g = units.patches.shape[:2]
+    d_in = descriptor_codes(units)
+    inputs = {
+        "input": d_in,
+        "reconstruction": appearance_descriptor(recon.reshape(-1, res, res, 3)).reshape(n, g, g, -1),
+        "reconstruction without noise": appearance_descriptor(recon_quiet.reshape(-1, res, res, 3))
+                                        .reshape(n, g, g, -1),
+        "code": local_codes(ae.encoder, units, res),
+        "untrained code": local_codes(load_encoder(ck_like, untrained=True)[0], units, res),
+    }
+    rows = []
+    for name, what, probe in READOUTS:
+        if what in skip:
+            continue
+        if progress:
+            print(f"probing {name}", flush=True)
+        preds = (probe_predictions(inputs[what], units) if probe == "ridge"
+                 else mlp_probe_predictions(inputs[what], units, probe_cfg))
+        rows += score_rows(name, preds)
+    scores = pd.DataFrame(rows).rename(columns={"variant": "readout"})
+    order = {name: i for i, (name, _, _) in enumerate(READOUTS)}
+    summary = (scores.groupby(["readout", "level"]).pcc.mean().unstack("level")
+               .sort_index(key=lambda s: s.map(order)).reset_index())
+    summary.columns.name = None
+    summary = summary.rename(columns={"local": "local PCC (mean of targets)", "patch": "patch PCC (mean of targets)"})
+    rec = pd.DataFrame([{"reconstruction": "D(E(x)), as trained", **nuclear_l1(units.patches, recon)}]
+                       + ([] if "reconstruction without noise" in skip else
+                          [{"reconstruction": "D(E(x)), noise inputs off", **nuclear_l1(units.patches, recon_quiet)}]))
+    # a few local patches with the most lymphocytes, for the figure
+    lym = units.counts[..., COUNT_COLUMNS.index("n_lymphocyte")].reshape(-1)
+    pick = np.argsort(-lym, kind="stable")[:8]
+    flat = lambda a: a.reshape(-1, res, res, 3)[pick]  # noqa: E731
+    examples = {"input": flat(units.patches), "reconstruction": flat(recon),
+                "reconstruction, noise off": flat(recon_quiet), "lymphocytes": lym[pick]}
+    return {"scores": scores, "summary": summary, "reconstruction": rec, "noise": noise_strengths(ae),
+            "examples": examples, "lpips_trunk": meta.get("lpips_trunk"), "step": int(meta.get("step", 0))}
+
+
+#: the E_L trainings probed: the profile's (Eq. 2 as configured) and the one change the study
+#: tests, StyleGAN2's noise inputs off (:attr:`~isg_core.features.stylegan.AutoencoderConfig.noise_inputs`)
+TRAININGS: dict[str, dict] = {"the profile's E_L": {}, "E_L without noise inputs": {"noise_inputs": False}}
+
+
+def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: "str | Path | None" = None,
+                           device: str | None = None, progress: bool = True, trainings: dict = TRAININGS) -> dict:
+    """Every E_L of ``trainings`` (``AutoencoderConfig`` changes from the profile's), trained (or
+    found) on the development cohort, through :func:`extractor_limits`; the input's readouts and
+    the untrained encoder (the same for all) are probed once.  Tables gain an ``E_L`` column;
+    ``examples`` are the first E_L's, ``noise`` that of every E_L with noise inputs."""
+    from ..cohort import ensure_cohort
+    from ..features.train import train_config_for, train_extractor
+    from ..features.workflow import ensure_extractor, ensure_prepared
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name, role="development")
+    ensure_prepared(root, prof, progress=progress)
+    units = probe_units(root, progress=progress)
+    parts, checkpoints = [], {}
+    for k, (name, changes) in enumerate(trainings.items()):
+        if not changes:
+            ck = ensure_extractor("local", prof, cohort_root=root, progress=progress, device=device)
+        else:
+            base = train_config_for("local", prof.features)
+            cfg = replace(base, model=replace(base.model, **changes))
+            slug = "-".join(f"{a}-{b}" for a, b in changes.items()).lower().replace("_", "-")
+            ck = train_extractor(root, cfg, root / "extractors" / "limits" / slug / "local", resume=True,
+                                 progress=progress, device=device)
+        checkpoints[name] = ck
+        skip = ("input", "untrained code") if k else ()
+        parts.append((name, extractor_limits(ck, units, progress=progress, skip=skip)))
+    first = parts[0][1]
+
+    def tagged(key: str, name: str, part: dict) -> pd.DataFrame:
+        df = part[key].copy()
+        df.insert(0, "E_L", name)
+        if "readout" in df:  # the input's readouts belong to no E_L
+            df.loc[df.readout.str.startswith("input"), "E_L"] = "none (the input)"
+        return df
+
+    out = {key: pd.concat([tagged(key, n, p) for n, p in parts], ignore_index=True)
+           for key in ("scores", "summary", "reconstruction", "noise")}
+    out.update(examples=first["examples"], lpips_trunk=first["lpips_trunk"], step=first["step"],
+               checkpoints=checkpoints,
+               units={"global patches": len(units.slide), "slides": len(np.unique(units.slide))})
+    return out

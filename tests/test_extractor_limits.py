@@ -1,0 +1,112 @@
+"""Where E_L loses the cells (issue 16, item 5): the reconstruction's nuclear error, the noise
+inputs switched off and back on, and the MLP probe, on constructed inputs."""
+import numpy as np
+import pytest
+import torch
+
+from isg_core.experiments.extractor_choices import CELL_TARGETS, ProbeUnits, fold_mean_pcc
+from isg_core.experiments.extractor_limits import (
+    haematoxylin_density,
+    mlp_probe_predictions,
+    noise_off,
+    noise_strengths,
+    nuclear_l1,
+    reconstruct,
+)
+from isg_core.features.stylegan import AutoencoderConfig, NoiseInjection, StyleAutoencoder
+from isg_core.oracle import COUNT_COLUMNS
+from isg_core.probe import ProbeConfig
+
+TINY = AutoencoderConfig(resolution=16, code_dim=8, style_dim=16, channel_base=128, channel_max=16)
+
+
+def tiny_ae(strength: float = 0.5) -> StyleAutoencoder:
+    torch.manual_seed(0)
+    ae = StyleAutoencoder(TINY).eval()
+    with torch.no_grad():
+        for m in ae.generator.modules():
+            if isinstance(m, NoiseInjection):
+                m.strength.fill_(strength)
+    return ae
+
+
+def test_nuclear_l1_puts_the_error_where_the_dark_pixels_are():
+    x = np.full((4, 10, 10, 3), 230, np.uint8)  # pale background
+    x[:, :, :1] = (60, 40, 120)  # a dark purple column: 10% of the pixels, the densest haematoxylin
+    assert (haematoxylin_density(x[:, :, :1]) > haematoxylin_density(x[:, :, 1:]).max()).all()
+    r = x.copy()
+    r[:, :, :1] = (110, 90, 170)  # the nuclei washed out by 50 grey levels, the rest exact
+    out = nuclear_l1(x, r, quantile=0.85)
+    assert out["L1, nuclear pixels"] == pytest.approx(50 / 255)
+    assert out["L1, other pixels"] == 0
+    assert out["nuclear share of pixels"] == pytest.approx(0.1)
+
+
+def test_noise_off_silences_the_noise_inputs_and_restores_them():
+    ae = tiny_ae()
+    x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    # noise on: two draws of the noise give two pictures; off: the seed no longer matters
+    assert not np.array_equal(reconstruct(ae, x, seed=0), reconstruct(ae, x, seed=1))
+    np.testing.assert_array_equal(reconstruct(ae, x, noise=False, seed=0), reconstruct(ae, x, noise=False, seed=1))
+    with noise_off(ae):
+        assert (noise_strengths(ae).strength == 0).all()
+    s = noise_strengths(ae)
+    assert (s.strength == 0.5).all()
+    # one noise input at 4 px, two per doubling up to 16 px
+    assert list(s.resolution) == [4, 8, 8, 16, 16]
+
+
+def test_reconstruct_keeps_the_units_shape_and_refuses_another_size():
+    ae = tiny_ae()
+    x = np.zeros((2, 2, 2, 16, 16, 3), np.uint8)
+    assert reconstruct(ae, x).shape == x.shape
+    with pytest.raises(ValueError, match="16 px"):
+        reconstruct(ae, np.zeros((2, 32, 32, 3), np.uint8))
+
+
+def test_the_mlp_probe_reads_a_nonlinear_code_that_ridge_misses():
+    rng = np.random.default_rng(0)
+    n_slides, per, g = 20, 4, 4
+    n = n_slides * per
+    counts = rng.poisson(2.0, (n, g, g, len(COUNT_COLUMNS)))
+    slide = np.repeat([f"s{k}" for k in range(n_slides)], per)
+    u = ProbeUnits(np.zeros((n, g, g, 2, 2, 3), np.uint8), counts, slide, np.repeat(np.arange(n_slides) % 5, per))
+    idx = [COUNT_COLUMNS.index(t) for t in CELL_TARGETS]
+    # each count enters the code only through a random sign: code = s * count, s = +-1 per unit.
+    # |code| is the count, which a ridge probe cannot take (the sign averages the slope to 0)
+    sign = rng.choice([-1.0, 1.0], size=(*counts.shape[:3], 1))
+    code = counts[..., idx] * sign + 0.05 * rng.normal(size=(*counts.shape[:3], len(idx)))
+    from isg_core.experiments.extractor_choices import probe_predictions
+    ridge = probe_predictions(code, u)["local"]
+    mlp = mlp_probe_predictions(code, u, ProbeConfig(hidden=32, epochs=150, patience=20, lr=1e-2))["local"]
+    for t in CELL_TARGETS:
+        assert abs(fold_mean_pcc(ridge, t)) < 0.2
+        assert fold_mean_pcc(mlp, t) > 0.8
+    # out of fold, as ridge: a slide's units are predicted by one fold's probe
+    assert mlp.groupby("slide").fold.nunique().eq(1).all()
+
+
+def test_without_noise_inputs_the_generator_is_deterministic_and_has_no_strengths():
+    from dataclasses import replace
+    torch.manual_seed(0)
+    ae = StyleAutoencoder(replace(TINY, noise_inputs=False)).eval()
+    x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(reconstruct(ae, x, seed=0), reconstruct(ae, x, seed=1))
+    assert noise_strengths(ae).empty
+    assert not any(isinstance(m, NoiseInjection) for m in ae.modules())
+    # the same weights otherwise: the state dict lacks exactly the five strengths
+    with_noise = set(StyleAutoencoder(TINY).state_dict())
+    assert with_noise - set(ae.state_dict()) == {k for k in with_noise if k.endswith("noise.strength")}
+    assert len(with_noise - set(ae.state_dict())) == 5
+
+
+def test_a_checkpoint_config_from_before_noise_inputs_existed_is_still_the_same_config():
+    from isg_core.config import PROFILES
+    from isg_core.features.train import same_config, train_config_for
+    cfg = train_config_for("local", PROFILES["quick"].features)
+    old = cfg.to_dict()
+    del old["model"]["noise_inputs"]  # as stored before the field existed: noise inputs on
+    assert same_config(old, cfg)
+    from dataclasses import replace
+    assert not same_config(old, replace(cfg, model=replace(cfg.model, noise_inputs=False)))
+    assert not same_config({**cfg.to_dict(), "a_field_since_removed": 1}, cfg)
