@@ -40,6 +40,17 @@ def test_nuclear_l1_puts_the_error_where_the_dark_pixels_are():
     assert out["L1, nuclear pixels"] == pytest.approx(50 / 255)
     assert out["L1, other pixels"] == 0
     assert out["nuclear share of pixels"] == pytest.approx(0.1)
+    assert np.isnan(out["pixel R2"])  # the inputs are all one picture: no variance to explain
+
+
+def test_pixel_r2_is_one_for_a_copy_and_zero_for_the_mean_image():
+    x = np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3)).astype(np.uint8)
+    assert nuclear_l1(x, x)["pixel R2"] == pytest.approx(1.0)
+    mean = np.broadcast_to(x.astype(np.float64).mean(0), x.shape)
+    # the mean image, rounded to bytes: R^2 about 0 (the rounding costs a hair)
+    assert nuclear_l1(x, np.round(mean).astype(np.uint8))["pixel R2"] == pytest.approx(0.0, abs=1e-3)
+    # one input's picture for every input: worse than the mean image
+    assert nuclear_l1(x, np.broadcast_to(x[:1], x.shape))["pixel R2"] < -0.5
 
 
 def test_noise_off_silences_the_noise_inputs_and_restores_them():
@@ -110,3 +121,29 @@ def test_a_checkpoint_config_from_before_noise_inputs_existed_is_still_the_same_
     from dataclasses import replace
     assert not same_config(old, replace(cfg, model=replace(cfg.model, noise_inputs=False)))
     assert not same_config({**cfg.to_dict(), "a_field_since_removed": 1}, cfg)
+
+
+def test_changed_config_changes_only_what_it_names():
+    from isg_core.config import PROFILES
+    from isg_core.experiments.extractor_limits import TRAININGS, changed_config
+    from isg_core.features.train import train_config_for
+    base = train_config_for("local", PROFILES["quick"].features)
+    c = changed_config(base, {"model.noise_inputs": False, "lambda_adv": 0.0})
+    assert (c.model.noise_inputs, c.lambda_adv) == (False, 0.0)
+    assert c.model.channel_base == base.model.channel_base and c.lambda_lpips == base.lambda_lpips
+    assert changed_config(base, {}) == base
+    assert TRAININGS["local"]["as the profile"] == TRAININGS["global"]["as the profile"] == {}
+
+
+def test_global_units_put_the_local_grid_back_together():
+    from isg_core.experiments.extractor_limits import global_units
+    from isg_core.tiling import split_local
+    rng = np.random.default_rng(0)
+    whole = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    local = np.stack([split_local(w, 16) for w in whole])  # (3, 4, 4, 16, 16, 3)
+    counts = rng.poisson(1.0, (3, 4, 4, len(COUNT_COLUMNS)))
+    u = ProbeUnits(local, counts, np.array(["a", "b", "c"]), np.array([0, 1, 2]))
+    g = global_units(u)
+    np.testing.assert_array_equal(g.patches[:, 0, 0], whole)
+    np.testing.assert_array_equal(g.counts[:, 0, 0], counts.sum(axis=(1, 2)))
+    assert list(g.slide) == ["a", "b", "c"]

@@ -94,6 +94,14 @@ def at_resolution(patches: np.ndarray, size: int) -> np.ndarray:
                           ).reshape(*lead, size, size, 3)
 
 
+def global_units(units: ProbeUnits) -> ProbeUnits:
+    """The probe units as whole global patches: (n, 1, 1, p, p, 3) patches (the local grid put
+    back together, the inverse of :func:`isg_core.tiling.split_local`) and (n, 1, 1, C) counts."""
+    n, g, _, q = units.patches.shape[:4]
+    whole = units.patches.swapaxes(2, 3).reshape(n, 1, 1, g * q, g * q, 3)
+    return replace(units, patches=whole, counts=units.counts.sum(axis=(1, 2), keepdims=True))
+
+
 def haematoxylin_density(patches: np.ndarray) -> np.ndarray:
     """Haematoxylin optical density of every pixel (Ruifrok & Johnston 2001): uint8 (..., 3) -> (...)."""
     u8 = np.asarray(patches, dtype=np.uint8)
@@ -103,12 +111,20 @@ def haematoxylin_density(patches: np.ndarray) -> np.ndarray:
 def nuclear_l1(inputs: np.ndarray, recon: np.ndarray, quantile: float = NUCLEAR_QUANTILE) -> dict[str, float]:
     """Mean absolute error of ``recon`` against ``inputs`` (intensities in [0, 1], over RGB) on the
     nuclear pixels of the inputs (haematoxylin density above its ``quantile`` over all input pixels)
-    and on the others, and the nuclear share of the pixels."""
+    and on the others, the nuclear share of the pixels, and the pixels' R^2 (1 - squared error /
+    the inputs' squared deviation from their mean image: 1 for a perfect reconstruction, 0 for the
+    mean image drawn for every input)."""
     h = haematoxylin_density(inputs)
     nuclear = h > np.quantile(h, quantile)
-    err = np.abs(inputs.astype(np.float32) - recon.astype(np.float32)).mean(-1) / 255.0
+    x, r = inputs.astype(np.float32) / 255.0, recon.astype(np.float32) / 255.0
+    err = np.abs(x - r).mean(-1)
+    # R^2 of the pixels: 1 - SSE / the inputs' variance about their mean image.  A generator that
+    # draws one picture whatever the code (a collapsed decoder) scores about 0 or below
+    flat_x, flat_r = x.reshape(-1, *x.shape[-3:]), r.reshape(-1, *r.shape[-3:])
+    total = float(((flat_x - flat_x.mean(0)) ** 2).sum())
+    r2 = 1.0 - float(((flat_x - flat_r) ** 2).sum()) / total if total > 0 else float("nan")
     return {"L1, nuclear pixels": float(err[nuclear].mean()), "L1, other pixels": float(err[~nuclear].mean()),
-            "nuclear share of pixels": float(nuclear.mean())}
+            "nuclear share of pixels": float(nuclear.mean()), "pixel R2": r2}
 
 
 def noise_strengths(ae: StyleAutoencoder) -> pd.DataFrame:
@@ -163,6 +179,9 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
     ae, meta = load_autoencoder(checkpoint)
     ck_like = {"config": meta["config"], "encoder": ae.encoder.state_dict()}
     res = ae.cfg.resolution
+    scale = meta["config"]["scale"]
+    if scale == "global":  # E_G codes whole global patches: one unit each, both levels alike
+        units = global_units(units)
     if units.patches.shape[-2] != res:  # E_L sees its patches resized (smoke): so do the descriptor and L1
         units = replace(units, patches=at_resolution(units.patches, res))
     if not any(isinstance(m, NoiseInjection) for m in ae.modules()):
@@ -189,15 +208,18 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
                  else mlp_probe_predictions(inputs[what], units, probe_cfg))
         rows += score_rows(name, preds)
     scores = pd.DataFrame(rows).rename(columns={"variant": "readout"})
+    if scale == "global":
+        scores = scores[scores.level == "patch"].reset_index(drop=True)
     order = {name: i for i, (name, _, _) in enumerate(READOUTS)}
     summary = (scores.groupby(["readout", "level"]).pcc.mean().unstack("level")
                .sort_index(key=lambda s: s.map(order)).reset_index())
     summary.columns.name = None
-    summary = summary.rename(columns={"local": "local PCC (mean of targets)", "patch": "patch PCC (mean of targets)"})
+    summary = (summary.reindex(columns=["readout", "local", "patch"])
+               .rename(columns={"local": "local PCC (mean of targets)", "patch": "patch PCC (mean of targets)"}))
     rec = pd.DataFrame([{"reconstruction": "D(E(x)), as trained", **nuclear_l1(units.patches, recon)}]
                        + ([] if "reconstruction without noise" in skip else
                           [{"reconstruction": "D(E(x)), noise inputs off", **nuclear_l1(units.patches, recon_quiet)}]))
-    # a few local patches with the most lymphocytes, for the figure
+    # a few (local or global) patches with the most lymphocytes, for the figure
     lym = units.counts[..., COUNT_COLUMNS.index("n_lymphocyte")].reshape(-1)
     pick = np.argsort(-lym, kind="stable")[:8]
     flat = lambda a: a.reshape(-1, res, res, 3)[pick]  # noqa: E731
@@ -207,17 +229,34 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
             "examples": examples, "lpips_trunk": meta.get("lpips_trunk"), "step": int(meta.get("step", 0))}
 
 
-#: the E_L trainings probed: the profile's (Eq. 2 as configured) and the one change the study
-#: tests, StyleGAN2's noise inputs off (:attr:`~isg_core.features.stylegan.AutoencoderConfig.noise_inputs`)
-TRAININGS: dict[str, dict] = {"the profile's E_L": {}, "E_L without noise inputs": {"noise_inputs": False}}
+#: the extractor trainings probed, per scale: the profile's (Eq. 2 as configured) and one change
+#: each, as :class:`~isg_core.features.train.ExtractorTrainConfig` fields (``model.<field>``: of its
+#: :class:`~isg_core.features.stylegan.AutoencoderConfig`): StyleGAN2's noise inputs off, where the
+#: generator could draw detail the code need not carry; and no adversarial term, with which the
+#: generator reconstructs (E_L's L1 0.13 against 0.35 on the development cohort, extractor_choices)
+TRAININGS: dict[str, dict[str, dict]] = {
+    "local": {"as the profile": {}, "without noise inputs": {"model.noise_inputs": False},
+              "without the adversarial term": {"lambda_adv": 0.0}},
+    "global": {"as the profile": {}, "without the adversarial term": {"lambda_adv": 0.0}},
+}
+#: how the tables name each scale's network
+NETWORK = {"local": "E_L", "global": "E_G"}
+
+
+def changed_config(base, changes: dict):
+    """``base`` (an ExtractorTrainConfig) with ``changes``: ``model.<field>`` keys change its model."""
+    model = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith("model.")}
+    rest = {k: v for k, v in changes.items() if not k.startswith("model.")}
+    return replace(base, model=replace(base.model, **model), **rest)
 
 
 def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: "str | Path | None" = None,
                            device: str | None = None, progress: bool = True, trainings: dict = TRAININGS) -> dict:
-    """Every E_L of ``trainings`` (``AutoencoderConfig`` changes from the profile's), trained (or
-    found) on the development cohort, through :func:`extractor_limits`; the input's readouts and
-    the untrained encoder (the same for all) are probed once.  Tables gain an ``E_L`` column;
-    ``examples`` are the first E_L's, ``noise`` that of every E_L with noise inputs."""
+    """Every extractor of ``trainings`` ({scale: {name: :func:`changed_config` changes to the
+    profile's}}), trained (or found) on the development cohort, through :func:`extractor_limits`;
+    per scale, the input's readouts and the untrained encoder (the same for all) are probed once.
+    Tables gain an ``extractor`` column (``E_L as the profile``, ...); ``examples`` holds each
+    scale's first extractor's, ``noise`` every extractor's with noise inputs."""
     from ..cohort import ensure_cohort
     from ..features.train import train_config_for, train_extractor
     from ..features.workflow import ensure_extractor, ensure_prepared
@@ -226,31 +265,33 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name, role="development")
     ensure_prepared(root, prof, progress=progress)
     units = probe_units(root, progress=progress)
-    parts, checkpoints = [], {}
-    for k, (name, changes) in enumerate(trainings.items()):
-        if not changes:
-            ck = ensure_extractor("local", prof, cohort_root=root, progress=progress, device=device)
-        else:
-            base = train_config_for("local", prof.features)
-            cfg = replace(base, model=replace(base.model, **changes))
-            slug = "-".join(f"{a}-{b}" for a, b in changes.items()).lower().replace("_", "-")
-            ck = train_extractor(root, cfg, root / "extractors" / "limits" / slug / "local", resume=True,
-                                 progress=progress, device=device)
-        checkpoints[name] = ck
-        skip = ("input", "untrained code") if k else ()
-        parts.append((name, extractor_limits(ck, units, progress=progress, skip=skip)))
-    first = parts[0][1]
+    parts, checkpoints, examples = [], {}, {}
+    for scale, named in trainings.items():
+        for k, (name, changes) in enumerate(named.items()):
+            if not changes:
+                ck = ensure_extractor(scale, prof, cohort_root=root, progress=progress, device=device)
+            else:
+                cfg = changed_config(train_config_for(scale, prof.features), changes)
+                slug = "-".join(f"{a}-{b}" for a, b in changes.items()).lower().replace("_", "-").replace(".", "-")
+                ck = train_extractor(root, cfg, root / "extractors" / "limits" / slug / scale, resume=True,
+                                     progress=progress, device=device)
+            label = f"{NETWORK[scale]} {name}"
+            checkpoints[label] = ck
+            part = extractor_limits(ck, units, progress=progress, skip=("input", "untrained code") if k else ())
+            parts.append((scale, label, part))
+            if not k:
+                examples[scale] = part["examples"]
 
-    def tagged(key: str, name: str, part: dict) -> pd.DataFrame:
+    def tagged(key: str, scale: str, label: str, part: dict) -> pd.DataFrame:
         df = part[key].copy()
-        df.insert(0, "E_L", name)
-        if "readout" in df:  # the input's readouts belong to no E_L
-            df.loc[df.readout.str.startswith("input"), "E_L"] = "none (the input)"
+        df.insert(0, "extractor", label)
+        if "readout" in df:  # the input's readouts belong to no extractor: to what it sees
+            seen = "32 px local patch" if scale == "local" else f"global patch at {prof.features.global_resolution} px"
+            df.loc[df.readout.str.startswith("input"), "extractor"] = f"none ({NETWORK[scale]}'s input: {seen})"
         return df
 
-    out = {key: pd.concat([tagged(key, n, p) for n, p in parts], ignore_index=True)
+    out = {key: pd.concat([tagged(key, *p) for p in parts], ignore_index=True)
            for key in ("scores", "summary", "reconstruction", "noise")}
-    out.update(examples=first["examples"], lpips_trunk=first["lpips_trunk"], step=first["step"],
-               checkpoints=checkpoints,
+    out.update(examples=examples, lpips_trunk=parts[0][2]["lpips_trunk"], checkpoints=checkpoints,
                units={"global patches": len(units.slide), "slides": len(np.unique(units.slide))})
     return out
