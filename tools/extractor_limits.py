@@ -67,12 +67,11 @@ if __name__ == "__main__":
 
     # top: each scale's patches with the most lymphocytes and the profile's extractor's reconstructions;
     # bottom: the probes (mean over cell types), local patches (E_L) and global patches (E_L's mean code, E_G)
-    rows = [(scale, r) for scale, ex in out["examples"].items()
-            for r in ("input", "reconstruction", "reconstruction, noise off")]
+    rows = [(scale, r) for scale, ex in out["examples"].items() for r in ex if r != "lymphocytes"]
     n = len(next(iter(out["examples"].values()))["lymphocytes"])
-    fig = plt.figure(figsize=(12, 13))
-    grid = fig.add_gridspec(2, 1, height_ratios=[1.3, 1.4], hspace=0.15)
-    top = grid[0].subgridspec(len(rows), n, wspace=0.05, hspace=0.3)
+    fig = plt.figure(figsize=(12, 15))
+    grid = fig.add_gridspec(2, 1, height_ratios=[1.8, 1.4], hspace=0.12)
+    top = grid[0].subgridspec(len(rows), n, wspace=0.05, hspace=0.35)
     for i, (scale, r) in enumerate(rows):
         ex = out["examples"][scale]
         for j in range(n):
@@ -80,7 +79,8 @@ if __name__ == "__main__":
             ax.imshow(ex[r][j])
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
-                ax.set_ylabel(f"{NETWORK[scale]}\n" + r.replace(", ", ",\n"), fontsize=7)
+                label = r if r == "input" or ":" in r else f"as the profile: {r}"
+                ax.set_ylabel(f"{NETWORK[scale]} {label}", fontsize=7, rotation=0, ha="right", va="center")
             if r == "input":
                 ax.set_title(f"{int(ex['lymphocytes'][j])} lymph.", fontsize=7)
     ax = fig.add_subplot(grid[1])
@@ -93,7 +93,7 @@ if __name__ == "__main__":
     ax.set_ylabel("")
     ax.legend(title="unit probed", bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.suptitle("Where the extractors lose the cells (development cohort, ISG-Sim, SIMULATED; LPIPS trunk "
-                 f"{out['lpips_trunk']}): patches with the most lymphocytes, the profile's reconstructions, probes",
+                 f"{out['lpips_trunk']}): patches with the most lymphocytes and their reconstructions D(E(x)); probes",
                  fontsize=9)
     save_figure(fig, "fig_extractor_limits", prof.name)
     print(out["summary"].to_string())

@@ -256,7 +256,8 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
     profile's}}), trained (or found) on the development cohort, through :func:`extractor_limits`;
     per scale, the input's readouts and the untrained encoder (the same for all) are probed once.
     Tables gain an ``extractor`` column (``E_L as the profile``, ...); ``examples`` holds each
-    scale's first extractor's, ``noise`` every extractor's with noise inputs."""
+    scale's first extractor's, with every other training's reconstruction of the same patches
+    (``<name>: reconstruction``); ``noise`` every extractor's with noise inputs."""
     from ..cohort import ensure_cohort
     from ..features.train import train_config_for, train_extractor
     from ..features.workflow import ensure_extractor, ensure_prepared
@@ -280,7 +281,9 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
             part = extractor_limits(ck, units, progress=progress, skip=("input", "untrained code") if k else ())
             parts.append((scale, label, part))
             if not k:
-                examples[scale] = part["examples"]
+                examples[scale] = dict(part["examples"])
+            else:  # the same patches (the units' counts pick them): this training's reconstruction beside
+                examples[scale][f"{name}: reconstruction"] = part["examples"]["reconstruction"]
 
     def tagged(key: str, scale: str, label: str, part: dict) -> pd.DataFrame:
         df = part[key].copy()
