@@ -127,8 +127,8 @@ class FeatureConfig:
     channel_max: int = 64
     # E_L runs on 64 local patches per global patch, so extraction cost is mostly E_L's.  256 / r
     # channels (0.42 GFLOP for the 64 local patches of a kept patch, against 1.46 with 512): on the
-    # development cohort its codes read cell counts as well as 512's (probe PCC 0.412 against 0.408,
-    # difference +0.004, 95% CI -0.005 to +0.011; results/quick/extractor_choices.md)
+    # development cohort its codes read cell counts at least as well as 512's (probe PCC 0.405 against
+    # 0.392, difference +0.013, 95% CI +0.006 to +0.021; results/quick/extractor_choices.md)
     local_channel_base: int = 256
     global_steps: int = 1500
     local_steps: int = 1000

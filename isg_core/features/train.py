@@ -63,14 +63,16 @@ class ExtractorTrainConfig:
     d_betas: tuple[float, float] = (0.0, 0.99)
     lambda_l1: float = 1.0
     # LPIPS on the lpips package's trunk (random offline): on the development cohort E_L read cell
-    # counts at 0.408 with it and 0.391 without (results/quick/extractor_choices.md)
+    # counts at 0.392 with it and 0.385 without (results/quick/extractor_choices.md)
     lambda_lpips: float = 1.0
     # Eq. 2 as printed: the three terms with weight 1, C from the first step.  Chosen on the
     # development cohort (tools/extractor_choices.py; results/quick/extractor_choices.md): a
-    # ridge probe read the cell counts of held-out local patches from E_L's codes at PCC 0.408
-    # (0.404 with another training seed) against 0.380 / 0.374 without C, 0.379 with C at 0.1
-    # and 0.382 with C at 0.05 from 2/3 of the steps (the default up to main 0924e78).  C keeps
-    # L1 high (0.35 against 0.13): the reconstructions are worse and the codes read cells better.
+    # ridge probe read the cell counts of held-out local patches from E_L's codes at PCC 0.392
+    # (0.388 with another training seed) against 0.367 / 0.360 without C, 0.374 with C at 0.1
+    # and 0.367 with C at 0.05 from 2/3 of the steps (the default up to main 0924e78).  C keeps
+    # L1 high (0.31-0.33 against 0.13): the reconstructions are worse and the codes read cells
+    # better by ridge.  With C the decoders barely reconstruct (pixel R^2 0.08 for E_L, -0.44 for
+    # E_G) and without it the codes are read no better, by ridge or MLP (tools/extractor_limits.py)
     lambda_adv: float = 1.0
     adv_start: int = 0  # step at which C and L_C switch on
     r1_gamma: float | None = 1.0  # None: StyleGAN2-ADA's heuristic 2e-4 * resolution^2 / batch (0.05 here)
@@ -78,7 +80,7 @@ class ExtractorTrainConfig:
     bank_size: int = 4096
     # how the bank is drawn (features.data.BankConfig): "balanced" over appearance clusters, so
     # that lymphocytes and mitoses are seen, or "uniform" (the commonest content dominates); on the
-    # development cohort 0.408 against 0.399 (two training seeds differ by ~0.005: a small gain)
+    # development cohort 0.392 against 0.369 (two training seeds differ by ~0.004)
     bank_sampling: str = "balanced"
     selection: str = "shannon"
     checkpoint_every: int = 100
