@@ -1,11 +1,17 @@
 """Where E_L loses the cells (issue 16, item 5): the reconstruction's nuclear error, the noise
 inputs switched off and back on, and the MLP probe, on constructed inputs."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from isg_core.experiments.extractor_choices import CELL_TARGETS, ProbeUnits, fold_mean_pcc
+from isg_core.config import PROFILES
+from isg_core.experiments.extractor_choices import CELL_TARGETS, ProbeUnits, fold_mean_pcc, probe_predictions
 from isg_core.experiments.extractor_limits import (
+    TRAININGS,
+    changed_config,
+    global_units,
     haematoxylin_density,
     mlp_probe_predictions,
     noise_off,
@@ -14,8 +20,10 @@ from isg_core.experiments.extractor_limits import (
     reconstruct,
 )
 from isg_core.features.stylegan import AutoencoderConfig, NoiseInjection, StyleAutoencoder
+from isg_core.features.train import same_config, train_config_for
 from isg_core.oracle import COUNT_COLUMNS
 from isg_core.probe import ProbeConfig
+from isg_core.tiling import split_local
 
 TINY = AutoencoderConfig(resolution=16, code_dim=8, style_dim=16, channel_base=128, channel_max=16)
 
@@ -87,7 +95,6 @@ def test_the_mlp_probe_reads_a_nonlinear_code_that_ridge_misses():
     # |code| is the count, which a ridge probe cannot take (the sign averages the slope to 0)
     sign = rng.choice([-1.0, 1.0], size=(*counts.shape[:3], 1))
     code = counts[..., idx] * sign + 0.05 * rng.normal(size=(*counts.shape[:3], len(idx)))
-    from isg_core.experiments.extractor_choices import probe_predictions
     ridge = probe_predictions(code, u)["local"]
     mlp = mlp_probe_predictions(code, u, ProbeConfig(hidden=32, epochs=150, patience=20, lr=1e-2))["local"]
     for t in CELL_TARGETS:
@@ -98,7 +105,6 @@ def test_the_mlp_probe_reads_a_nonlinear_code_that_ridge_misses():
 
 
 def test_without_noise_inputs_the_generator_is_deterministic_and_has_no_strengths():
-    from dataclasses import replace
     torch.manual_seed(0)
     ae = StyleAutoencoder(replace(TINY, noise_inputs=False)).eval()
     x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
@@ -112,21 +118,15 @@ def test_without_noise_inputs_the_generator_is_deterministic_and_has_no_strength
 
 
 def test_a_checkpoint_config_from_before_noise_inputs_existed_is_still_the_same_config():
-    from isg_core.config import PROFILES
-    from isg_core.features.train import same_config, train_config_for
     cfg = train_config_for("local", PROFILES["quick"].features)
     old = cfg.to_dict()
     del old["model"]["noise_inputs"]  # as stored before the field existed: noise inputs on
     assert same_config(old, cfg)
-    from dataclasses import replace
     assert not same_config(old, replace(cfg, model=replace(cfg.model, noise_inputs=False)))
     assert not same_config({**cfg.to_dict(), "a_field_since_removed": 1}, cfg)
 
 
 def test_changed_config_changes_only_what_it_names():
-    from isg_core.config import PROFILES
-    from isg_core.experiments.extractor_limits import TRAININGS, changed_config
-    from isg_core.features.train import train_config_for
     base = train_config_for("local", PROFILES["quick"].features)
     c = changed_config(base, {"model.noise_inputs": False, "lambda_adv": 0.0})
     assert (c.model.noise_inputs, c.lambda_adv) == (False, 0.0)
@@ -136,8 +136,6 @@ def test_changed_config_changes_only_what_it_names():
 
 
 def test_global_units_put_the_local_grid_back_together():
-    from isg_core.experiments.extractor_limits import global_units
-    from isg_core.tiling import split_local
     rng = np.random.default_rng(0)
     whole = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     local = np.stack([split_local(w, 16) for w in whole])  # (3, 4, 4, 16, 16, 3)

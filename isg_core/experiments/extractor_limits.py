@@ -1,4 +1,4 @@
-"""Where E_L loses the cells: the input, the reconstruction and the code, probed alike (issue 16, item 5).
+"""Where the extractors lose the cells: input, reconstruction and code, probed alike (issue 16, item 5).
 
 The trained extractors read cell counts worse than 13 plain colour statistics do (Table 5,
 ``extractor_choices``).  That can fail at three places, and each is measured here on the
@@ -171,7 +171,8 @@ READOUTS = (
 
 def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: ProbeConfig = ProbeConfig(),
                      progress: bool = True, skip: tuple[str, ...] = ()) -> dict:
-    """Probe every :data:`READOUTS` of the E_L in ``checkpoint`` on ``units``.  Returns ``scores``
+    """Probe every :data:`READOUTS` of the extractor in ``checkpoint`` (E_L on the local patches
+    of ``units``, E_G on their whole global patches).  Returns ``scores``
     (readout x level x target PCC, fold mean), ``summary`` (readout x level: mean over targets),
     ``reconstruction`` (nuclear / other L1, noise on and off), ``noise`` (:func:`noise_strengths`)
     and ``examples`` (inputs and both reconstructions of a few local patches, for a figure).
@@ -184,10 +185,11 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
         units = global_units(units)
     if units.patches.shape[-2] != res:  # E_L sees its patches resized (smoke): so do the descriptor and L1
         units = replace(units, patches=at_resolution(units.patches, res))
-    if not any(isinstance(m, NoiseInjection) for m in ae.modules()):
-        skip = (*skip, "reconstruction without noise")  # it has none to switch off
     recon = reconstruct(ae, units.patches, noise=True)
-    recon_quiet = reconstruct(ae, units.patches, noise=False)
+    if any(isinstance(m, NoiseInjection) for m in ae.modules()):
+        recon_quiet = reconstruct(ae, units.patches, noise=False)
+    else:  # it has no noise inputs to switch off: the same picture
+        skip, recon_quiet = (*skip, "reconstruction without noise"), recon
     n, g = units.patches.shape[:2]
     d_in = descriptor_codes(units)
     inputs = {
