@@ -17,6 +17,7 @@ from isg_core.experiments.extractor_limits import (
     noise_off,
     noise_strengths,
     nuclear_l1,
+    paired_differences,
     reconstruct,
 )
 from isg_core.features.stylegan import AutoencoderConfig, NoiseInjection, StyleAutoencoder
@@ -83,13 +84,19 @@ def test_reconstruct_keeps_the_units_shape_and_refuses_another_size():
         reconstruct(ae, np.zeros((2, 32, 32, 3), np.uint8))
 
 
+def constructed_units(rng, n_slides: int, per: int, g: int, mean_count: float) -> ProbeUnits:
+    """``per`` global patches of ``g`` x ``g`` local patches on each of ``n_slides`` slides (5 folds
+    by slide), Poisson cell counts; the pixels are blank (the probes here read given codes)."""
+    n = n_slides * per
+    counts = rng.poisson(mean_count, (n, g, g, len(COUNT_COLUMNS)))
+    slide = np.repeat([f"s{k}" for k in range(n_slides)], per)
+    return ProbeUnits(np.zeros((n, g, g, 2, 2, 3), np.uint8), counts, slide, np.repeat(np.arange(n_slides) % 5, per))
+
+
 def test_the_mlp_probe_reads_a_nonlinear_code_that_ridge_misses():
     rng = np.random.default_rng(0)
-    n_slides, per, g = 20, 4, 4
-    n = n_slides * per
-    counts = rng.poisson(2.0, (n, g, g, len(COUNT_COLUMNS)))
-    slide = np.repeat([f"s{k}" for k in range(n_slides)], per)
-    u = ProbeUnits(np.zeros((n, g, g, 2, 2, 3), np.uint8), counts, slide, np.repeat(np.arange(n_slides) % 5, per))
+    u = constructed_units(rng, n_slides=20, per=4, g=4, mean_count=2.0)
+    counts = u.counts
     idx = [COUNT_COLUMNS.index(t) for t in CELL_TARGETS]
     # each count enters the code only through a random sign: code = s * count, s = +-1 per unit.
     # |code| is the count, which a ridge probe cannot take (the sign averages the slope to 0)
@@ -145,3 +152,24 @@ def test_global_units_put_the_local_grid_back_together():
     np.testing.assert_array_equal(g.patches[:, 0, 0], whole)
     np.testing.assert_array_equal(g.counts[:, 0, 0], counts.sum(axis=(1, 2)))
     assert list(g.slide) == ["a", "b", "c"]
+
+
+def test_paired_differences_put_a_reading_code_above_noise_and_a_readout_level_with_itself():
+    rng = np.random.default_rng(1)
+    u = constructed_units(rng, n_slides=30, per=4, g=2, mean_count=3.0)
+    idx = [COUNT_COLUMNS.index(t) for t in CELL_TARGETS]
+    good = u.counts[..., idx] + 0.5 * rng.normal(size=(*u.counts.shape[:3], len(idx)))
+    noise = rng.normal(size=good.shape)
+    preds = {("E_L", "good"): probe_predictions(good, u), ("E_L", "noise"): probe_predictions(noise, u)}
+    comparisons = (("local", ("E_L", "good"), ("E_L", "noise"), "q"),
+                   ("local", ("E_L", "good"), ("E_L", "good"), "q"),
+                   ("local", ("E_L", "good"), ("E_G", "absent"), "q"))
+    d = paired_differences(preds, comparisons, n_boot=200)
+    assert len(d) == 2  # the pair with an unprobed readout is left out
+    above, same = d.iloc[0], d.iloc[1]
+    assert above["diff"] > 0.5 and above.ci_low > 0.3 and above.ci_low <= above["diff"] <= above.ci_high
+    assert same["diff"] == same.ci_low == same.ci_high == 0.0
+    # readouts probed on other units are refused, not silently paired
+    shuffled = {k: {lvl: df.sample(frac=1.0, random_state=0) for lvl, df in v.items()} for k, v in preds.items()}
+    with pytest.raises(ValueError, match="different units"):
+        paired_differences({**preds, ("E_L", "noise"): shuffled[("E_L", "noise")]}, comparisons[:1], n_boot=10)

@@ -2,8 +2,9 @@
 
 Probes the true cell counts of held-out slides' local and global patches from the input's
 appearance descriptor, from the descriptor of E_L's and E_G's reconstructions (noise inputs as
-trained and off) and from their codes (ridge and a 2-layer MLP) (``isg_core.experiments.extractor_limits``), and writes
-``results/<profile>/extractor_limits*.{csv,md}`` and ``fig_extractor_limits.png``.
+trained and off) and from their codes (ridge and a 2-layer MLP) (``isg_core.experiments.extractor_limits``), with
+slide-bootstrap intervals on the paired comparisons, and writes ``results/<profile>/extractor_limits*.{csv,md}``
+and ``fig_extractor_limits.png``.
 
     python tools/extractor_limits.py --profile quick
 """
@@ -62,6 +63,12 @@ if __name__ == "__main__":
                 title="The extractors' reconstruction error on nuclear and other pixels (ISG-Sim, SIMULATED)",
                 note=note + " L1 in intensity units (0-1), mean over RGB; nuclear pixels: haematoxylin optical "
                             "density above its %g quantile over all probe pixels." % NUCLEAR_QUANTILE)
+    write_table(out["differences"], "extractor_limits_differences", prof.name, command, config,
+                title="Where the extractors lose the cells: paired differences with slide-bootstrap intervals "
+                      "(ISG-Sim, SIMULATED)",
+                note=note + " a - b in mean PCC over the three counts; 95% interval from resampling the probe's "
+                            "slides within each fold (1000 draws), both readouts scored on the same draw. An interval "
+                            "that contains 0 is a tie.")
     write_table(out["noise"], "extractor_limits_noise", prof.name, command, config,
                 title="Learned strength of the extractors' generator noise inputs (ISG-Sim, SIMULATED)", note=note)
 
@@ -99,3 +106,4 @@ if __name__ == "__main__":
     print(out["summary"].to_string())
     print(rec.to_string())
     print(out["noise"].to_string())
+    print(out["differences"].to_string())

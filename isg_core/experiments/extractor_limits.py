@@ -46,6 +46,7 @@ from .extractor_choices import (
     probe_predictions,
     probe_units,
     score_rows,
+    slide_bootstrap_difference,
 )
 
 #: the quantile of haematoxylin optical density above which a pixel counts as nuclear
@@ -162,6 +163,7 @@ READOUTS = (
     ("input x: descriptor, ridge", "input", "ridge"),
     ("input x: descriptor, MLP", "input", "mlp"),
     ("reconstruction D(E(x)): descriptor, ridge", "reconstruction", "ridge"),
+    ("reconstruction D(E(x)): descriptor, MLP", "reconstruction", "mlp"),
     ("reconstruction, noise inputs off: descriptor, ridge", "reconstruction without noise", "ridge"),
     ("code E(x): ridge", "code", "ridge"),
     ("code E(x): MLP", "code", "mlp"),
@@ -175,7 +177,8 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
     of ``units``, E_G on their whole global patches).  Returns ``scores``
     (readout x level x target PCC, fold mean), ``summary`` (readout x level: mean over targets),
     ``reconstruction`` (nuclear / other L1, noise on and off), ``noise`` (:func:`noise_strengths`)
-    and ``examples`` (inputs and both reconstructions of a few local patches, for a figure).
+    , ``examples`` (inputs and both reconstructions of a few local patches, for a figure) and
+    ``preds`` ({readout: {level: out-of-fold predictions}}, for paired intervals).
     ``skip``: what not to probe (of ``input``, ``reconstruction``, ... as in :data:`READOUTS`)."""
     ae, meta = load_autoencoder(checkpoint)
     ck_like = {"config": meta["config"], "encoder": ae.encoder.state_dict()}
@@ -200,18 +203,18 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
         "code": local_codes(ae.encoder, units, res),
         "untrained code": local_codes(load_encoder(ck_like, untrained=True)[0], units, res),
     }
-    rows = []
+    rows, preds = [], {}
     for name, what, probe in READOUTS:
         if what in skip:
             continue
         if progress:
             print(f"probing {name}", flush=True)
-        preds = (probe_predictions(inputs[what], units) if probe == "ridge"
-                 else mlp_probe_predictions(inputs[what], units, probe_cfg))
-        rows += score_rows(name, preds)
+        preds[name] = (probe_predictions(inputs[what], units) if probe == "ridge"
+                       else mlp_probe_predictions(inputs[what], units, probe_cfg))
+        if scale == "global":  # one unit per global patch: its 'local' level is the same rows again
+            preds[name] = {"patch": preds[name]["patch"]}
+        rows += score_rows(name, preds[name])
     scores = pd.DataFrame(rows).rename(columns={"variant": "readout"})
-    if scale == "global":
-        scores = scores[scores.level == "patch"].reset_index(drop=True)
     order = {name: i for i, (name, _, _) in enumerate(READOUTS)}
     summary = (scores.groupby(["readout", "level"]).pcc.mean().unstack("level")
                .sort_index(key=lambda s: s.map(order)).reset_index())
@@ -228,7 +231,8 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
     examples = {"input": flat(units.patches), "reconstruction": flat(recon),
                 "reconstruction, noise off": flat(recon_quiet), "lymphocytes": lym[pick]}
     return {"scores": scores, "summary": summary, "reconstruction": rec, "noise": noise_strengths(ae),
-            "examples": examples, "lpips_trunk": meta.get("lpips_trunk"), "step": int(meta.get("step", 0))}
+            "examples": examples, "preds": preds, "lpips_trunk": meta.get("lpips_trunk"),
+            "step": int(meta.get("step", 0))}
 
 
 #: the extractor trainings probed, per scale: the profile's (Eq. 2 as configured) and one change
@@ -243,6 +247,52 @@ TRAININGS: dict[str, dict[str, dict]] = {
 }
 #: how the tables name each scale's network
 NETWORK = {"local": "E_L", "global": "E_G"}
+
+_RIDGE, _MLP = "code E(x): ridge", "code E(x): MLP"
+_REC, _REC_MLP = "reconstruction D(E(x)): descriptor, ridge", "reconstruction D(E(x)): descriptor, MLP"
+_IN, _IN_MLP = "input x: descriptor, ridge", "input x: descriptor, MLP"
+_UNTRAINED = "code of E untrained: ridge"
+_PROF, _NO_C = "as the profile", "without the adversarial term"
+#: the paired comparisons given a slide-bootstrap interval, each (level, a, b, question) with a and b
+#: as (extractor, readout); an extractor named by its network alone ('E_L') is that scale's input.
+#: Only pairs whose both readouts were probed are computed.
+COMPARISONS = (
+    ("local", (f"E_L {_NO_C}", _REC), ("E_L", _IN), "does the reconstruction keep what its input shows?"),
+    ("local", (f"E_L {_NO_C}", _REC_MLP), ("E_L", _IN_MLP), "does the reconstruction keep what its input shows?"),
+    ("local", (f"E_L {_NO_C}", _RIDGE), (f"E_L {_NO_C}", _REC), "does the code hold what its reconstruction shows?"),
+    ("local", (f"E_L {_NO_C}", _MLP), (f"E_L {_NO_C}", _REC_MLP), "does the code hold what its reconstruction shows?"),
+    ("local", (f"E_L {_NO_C}", _MLP), (f"E_L {_NO_C}", _RIDGE), "does a nonlinear probe read more of the code?"),
+    ("local", (f"E_L {_PROF}", _MLP), (f"E_L {_PROF}", _RIDGE), "does a nonlinear probe read more of the code?"),
+    ("local", (f"E_L {_NO_C}", _RIDGE), (f"E_L {_PROF}", _RIDGE), "does the adversarial term change the code?"),
+    ("local", (f"E_L {_NO_C}", _MLP), (f"E_L {_PROF}", _MLP), "does the adversarial term change the code?"),
+    ("local", (f"E_L {_PROF}", _RIDGE), (f"E_L {_PROF}", _UNTRAINED), "does training help the code?"),
+    ("local", ("E_L without noise inputs", _RIDGE), (f"E_L {_PROF}", _RIDGE), "do the noise inputs change the code?"),
+    ("local", ("E_L without noise inputs", _MLP), (f"E_L {_PROF}", _MLP), "do the noise inputs change the code?"),
+    ("local", (f"E_L {_PROF}", _MLP), ("E_L", _IN_MLP), "does the code keep what its input shows?"),
+    ("patch", (f"E_L {_PROF}", _RIDGE), ("E_L", _IN), "does the code keep what its input shows?"),
+    ("patch", (f"E_G {_NO_C}", _REC), ("E_G", _IN), "does the reconstruction keep what its input shows?"),
+    ("patch", (f"E_G {_PROF}", _RIDGE), ("E_G", _IN), "does the code keep what its input shows?"),
+    ("patch", (f"E_G {_PROF}", _RIDGE), (f"E_G {_PROF}", _UNTRAINED), "does training help the code?"),
+    ("patch", (f"E_G {_NO_C}", _RIDGE), (f"E_G {_PROF}", _RIDGE), "does the adversarial term change the code?"),
+)
+
+
+def paired_differences(preds: dict, comparisons=COMPARISONS, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Every comparison of ``comparisons`` whose both readouts are in ``preds`` ({(extractor,
+    readout): {level: out-of-fold predictions}}, the same units in the same order): a minus b, mean
+    PCC over :data:`~isg_core.experiments.extractor_choices.CELL_TARGETS`, with the 95% interval of
+    :func:`~isg_core.experiments.extractor_choices.slide_bootstrap_difference` (slides resampled
+    within each fold, both readouts scored on the same draw)."""
+    rows = []
+    for level, a, b, question in comparisons:
+        if level not in preds.get(a, {}) or level not in preds.get(b, {}):
+            continue
+        pa, pb = preds[a][level], preds[b][level]
+        if not (pa.slide.to_numpy() == pb.slide.to_numpy()).all():
+            raise ValueError(f"{a} and {b} were probed on different units at level {level!r}")
+        rows.append({"question": question, "level": level, "a": " / ".join(a), "b": " / ".join(b),
+                     **slide_bootstrap_difference(pa, pb, n_boot=n_boot, seed=seed)})
+    return pd.DataFrame(rows, columns=["question", "level", "a", "b", "diff", "ci_low", "ci_high"])
 
 
 def changed_config(base, changes: dict):
@@ -259,7 +309,8 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
     per scale, the input's readouts and the untrained encoder (the same for all) are probed once.
     Tables gain an ``extractor`` column (``E_L as the profile``, ...); ``examples`` holds each
     scale's first extractor's, with every other training's reconstruction of the same patches
-    (``<name>: reconstruction``); ``noise`` every extractor's with noise inputs."""
+    (``<name>: reconstruction``); ``noise`` every extractor's with noise inputs; ``differences``
+    the :data:`COMPARISONS` with their slide-bootstrap intervals (:func:`paired_differences`)."""
     from ..cohort import ensure_cohort
     from ..features.train import train_config_for, train_extractor
     from ..features.workflow import ensure_extractor, ensure_prepared
@@ -268,7 +319,7 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name, role="development")
     ensure_prepared(root, prof, progress=progress)
     units = probe_units(root, progress=progress)
-    parts, checkpoints, examples = [], {}, {}
+    parts, checkpoints, examples, preds = [], {}, {}, {}
     for scale, named in trainings.items():
         for k, (name, changes) in enumerate(named.items()):
             if not changes:
@@ -282,6 +333,8 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
             checkpoints[label] = ck
             part = extractor_limits(ck, units, progress=progress, skip=("input", "untrained code") if k else ())
             parts.append((scale, label, part))
+            for readout, p in part["preds"].items():  # the input's readouts belong to the scale, not to E
+                preds[(NETWORK[scale] if readout.startswith("input") else label, readout)] = p
             if not k:
                 examples[scale] = dict(part["examples"])
             else:  # the same patches (the units' counts pick them): this training's reconstruction beside
@@ -297,6 +350,9 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
 
     out = {key: pd.concat([tagged(key, *p) for p in parts], ignore_index=True)
            for key in ("scores", "summary", "reconstruction", "noise")}
-    out.update(examples=examples, lpips_trunk=parts[0][2]["lpips_trunk"], checkpoints=checkpoints,
+    if progress:
+        print("slide-bootstrap intervals on the paired comparisons", flush=True)
+    out.update(differences=paired_differences(preds), examples=examples, lpips_trunk=parts[0][2]["lpips_trunk"],
+               checkpoints=checkpoints,
                units={"global patches": len(units.slide), "slides": len(np.unique(units.slide))})
     return out
