@@ -1,6 +1,9 @@
 """Patch-selection benchmark: cost, compressor study, and precision/recall on ISG-Sim.
 
-    python benchmarks/selection.py [--profile quick] [--timing-slides 6] [--skip-study] [--skip-eval]
+    python benchmarks/selection.py [--profile quick] [--timing-slides 6] [--study-every 4] [--skip-study] [--skip-eval]
+    python benchmarks/selection.py --study-every 25   # what made results/quick: the compressor study on 12
+                                                      # of the 300 WSI-like slides (~3,000 patches, every
+                                                      # compressor at 3 downsamplings; every 4th is ~20,000)
 
 Writes to ``results/<profile>/``:
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from isg_core.config import get_profile
 from isg_core.paths import cohort_dir, samples_dir
@@ -47,12 +51,12 @@ from isg_core.tiling import read_global_patch, tile_slide
 CMU = "CMU-1-Small-Region.svs"
 
 
-def read_all(path) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """All global patches of a slide, the best-of-3 read+decode seconds, coords, thumbnail."""
+def read_all(path, repeats: int = 3) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """All global patches of a slide, the best-of-``repeats`` read+decode seconds, coords, thumbnail."""
     with open_slide(path) as s:
         t = tile_slide(s)
         best = np.inf
-        for _ in range(3):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             patches = [read_global_patch(s, t, i) for i in range(t.n_patches)]
             best = min(best, time.perf_counter() - t0)
@@ -100,14 +104,14 @@ def study(cmu_path: Path, sim_paths: list[Path], truth: pd.DataFrame) -> pd.Data
     P, _, _, _ = read_all(cmu_path)
     lab = saturation_labels(P)
     tis, tl = [], []
-    for sp in sim_paths:
-        patches, _, coords, _ = read_all(sp)
+    for sp in tqdm(sim_paths, desc="compressor study: read", unit="slide"):
+        patches, _, coords, _ = read_all(sp, repeats=1)
         d = truth[truth.slide_id == Path(sp).stem].set_index(["x", "y"])
         flags = d.loc[[tuple(c) for c in coords], "textureless"].to_numpy()
         tis += list(patches[flags == 0])
         tl += list(patches[flags == 1])
     out = []
-    for ds in (1, 2, 4):
+    for ds in tqdm((1, 2, 4), desc="compressor study: score", unit="downsample"):
         a = compressor_study(P[lab == 1], P[lab == 0], score_downsample=ds)
         a.insert(0, "data", f"CMU tissue ({(lab == 1).sum()}) vs glass ({(lab == 0).sum()})")
         b = compressor_study(tis, tl, score_downsample=ds)
@@ -120,7 +124,7 @@ _SHANNON_VARIANTS = {"shannon": {}}
 
 
 def _score_slide(path: str) -> pd.DataFrame:
-    patches, _, coords, thumb = read_all(path)
+    patches, _, coords, thumb = read_all(path, repeats=1)
     df = pd.DataFrame({"slide_id": Path(path).stem, "x": coords[:, 0], "y": coords[:, 1]})
     for m in _methods():
         sel = get_selector(m)
@@ -130,9 +134,12 @@ def _score_slide(path: str) -> pd.DataFrame:
     return df
 
 
-def evaluate(paths: list[Path], truth: pd.DataFrame, workers: int = 2) -> pd.DataFrame:
+def evaluate(paths: list[Path], truth: pd.DataFrame, workers: int = 2, patch_px: int = 256) -> pd.DataFrame:
+    """Every selector's precision and recall against ``truth`` over all slides; thresholds in bits
+    apply to ``patch_px`` x ``patch_px`` patches (the profile's global patch)."""
     with Pool(workers) as pool:
-        scores = pd.concat(pool.map(_score_slide, [str(p) for p in paths]), ignore_index=True)
+        scores = pd.concat(list(tqdm(pool.imap(_score_slide, [str(p) for p in paths]), total=len(paths),
+                                     desc="score every patch", unit="slide")), ignore_index=True)
     d = truth.merge(scores, on=["slide_id", "x", "y"], how="inner")
     tissue = d.textureless.to_numpy() == 0
     groups = list(d.groupby("slide_id").indices.values())
@@ -141,7 +148,7 @@ def evaluate(paths: list[Path], truth: pd.DataFrame, workers: int = 2) -> pd.Dat
     def apply(method, th, rule):
         keep = np.zeros(len(d), bool)
         for idx in groups:
-            keep[idx] = select(d[method].to_numpy()[idx], th, pixels=256 * 256)
+            keep[idx] = select(d[method].to_numpy()[idx], th, pixels=patch_px * patch_px)
         m = precision_recall(keep, tissue)
         rows.append({"method": method, "threshold": rule, **m})
 
@@ -151,7 +158,7 @@ def evaluate(paths: list[Path], truth: pd.DataFrame, workers: int = 2) -> pd.Dat
         for th in (Threshold("mu_sigma", 1), Threshold("mu_sigma", 0), Threshold("robust", 1), Threshold("otsu")):
             apply(m, th, str(th))
     for bits in (8e5, 1.6e6, 2.4e6):
-        apply("shannon", Threshold("bits", bits), f"bits:{bits:g} (paper Table 4 value, our 256 px patch)")
+        apply("shannon", Threshold("bits", bits), f"bits:{bits:g} (paper Table 4 value, our {patch_px} px patch)")
     out = pd.DataFrame(rows)
     out.insert(2, "patches", len(d))
     return out
@@ -192,7 +199,7 @@ def main(argv=None) -> int:
                          "textureless; mp_per_s = input megapixels/s on one core. ISG-Sim is SIMULATED data.")
         print(sdf.round(3).to_string(index=False))
     if not args.skip_eval:
-        edf = evaluate(paths, truth, args.workers)
+        edf = evaluate(paths, truth, args.workers, patch_px=prof.tiling.global_size)
         write_table(edf, "selection_precision_recall", prof.name, cmd, cfg, title="Selection vs patches.csv truth",
                     note="tissue = textureless == 0; every patch of every slide. ISG-Sim is SIMULATED data.")
         print(edf.round(3).to_string(index=False))

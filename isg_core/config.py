@@ -244,7 +244,8 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", SimConfig(slides_per_type=150, size=8192, seed=1, dev_seed=0, layout="wsi"),
                      # channels: E_G + 64 x E_L cost 0.44 x ResNet50's FLOPs per kept patch (features.flops,
                      # benchmarks/extraction.py). E_L sees the same 32 px patches as at quick, where 256 / r
-                     # channels tie 512 / r; 1024 / r cost 0.93 x ResNet50's FLOPs but 1.4-1.5 x its time on
+                     # channels read cells better than 512 / r (+0.013, extractor_choices); 1024 / r cost
+                     # 0.93 x ResNet50's FLOPs but 1.4-1.5 x its time on
                      # a CPU (E_L's thin convolutions run at ~2/3 of ResNet50's FLOP rate), 8192 / 256 / 2048 3.6x
                      features=FeatureConfig(global_resolution=256, local_resolution=32, code_dim=128, channel_base=4096,
                                             channel_max=128, local_channel_base=512, global_steps=50_000,
