@@ -176,8 +176,8 @@ def extractor_limits(checkpoint: "str | Path", units: ProbeUnits, probe_cfg: Pro
     """Probe every :data:`READOUTS` of the extractor in ``checkpoint`` (E_L on the local patches
     of ``units``, E_G on their whole global patches).  Returns ``scores``
     (readout x level x target PCC, fold mean), ``summary`` (readout x level: mean over targets),
-    ``reconstruction`` (nuclear / other L1, noise on and off), ``noise`` (:func:`noise_strengths`)
-    , ``examples`` (inputs and both reconstructions of a few local patches, for a figure) and
+    ``reconstruction`` (nuclear / other L1, noise on and off), ``noise`` (:func:`noise_strengths`),
+    ``examples`` (inputs and both reconstructions of a few local patches, for a figure) and
     ``preds`` ({readout: {level: out-of-fold predictions}}, for paired intervals).
     ``skip``: what not to probe (of ``input``, ``reconstruction``, ... as in :data:`READOUTS`)."""
     ae, meta = load_autoencoder(checkpoint)
