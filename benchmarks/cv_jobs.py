@@ -24,11 +24,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from isg_core.cohort import ensure_cohort, load_cohort
+from isg_core.cohorts.folder import ensure_cohort, load_cohort
 from isg_core.config import get_profile
 from isg_core.experiments import isg, run_table
 from isg_core.features.workflow import ensure_features
-from isg_core.report import write_table
+from isg_core.report.outputs import write_table
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -32,14 +32,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from isg_core.cohort import ensure_cohort
+from isg_core.cohorts.folder import ensure_cohort
 from isg_core.config import get_profile
+from isg_core.data.manifest import read_manifest
+from isg_core.data.slides import open_slide
+from isg_core.data.tiling import read_global_patch, read_tiling_h5
 from isg_core.features.extract import ResNet50Encoder, StyleGANEncoder
 from isg_core.features.workflow import ensure_extractor
-from isg_core.manifest import read_manifest
-from isg_core.report import write_table
-from isg_core.slides import open_slide
-from isg_core.tiling import read_global_patch, read_tiling_h5
+from isg_core.report.outputs import write_table
 
 
 def run(slides, tiles: Path, encoder, batch: int) -> tuple[int, float]:

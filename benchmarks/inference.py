@@ -3,7 +3,7 @@
     python benchmarks/inference.py [--profile quick] [--slides 6] [--large 40000] [--device cpu]
 
 Times the whole inference path per slide (read, select, extract, predict; see
-:mod:`isg_core.efficiency`) of both methods, each in its own process (peak memory), on:
+:mod:`isg_core.studies.efficiency`) of both methods, each in its own process (peak memory), on:
 
 * ``--slides`` slides of the profile's ISG-Sim cohort (SIMULATED);
 * CMU-1-Small-Region (a real Aperio slide, 2220 x 2967 px);
@@ -23,11 +23,11 @@ import sys
 import pandas as pd
 import torch
 
-from isg_core.cohort import ensure_cohort, ensure_samples, load_cohort
+from isg_core.cohorts.folder import ensure_cohort, ensure_samples, load_cohort
 from isg_core.config import get_profile
-from isg_core.efficiency import extrapolate, measure, plot_stages, summarise_efficiency
 from isg_core.paths import repo_root, samples_dir
-from isg_core.report import save_figure, write_table
+from isg_core.report.outputs import save_figure, write_table
+from isg_core.studies.efficiency import extrapolate, measure, plot_stages, summarise_efficiency
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -6,7 +6,7 @@
 For each size a simulated slide (``isg_core.simulate.large``, SIMULATED, written once to
 ``data/work/``) goes through, each in a fresh process so that each peak is its own:
 
-* ``isg predict``'s path (:class:`isg_core.inference.SlidePipeline`: streamed read, Shannon
+* ``isg predict``'s path (:class:`isg_core.deploy.inference.SlidePipeline`: streamed read, Shannon
   selection, E_G + E_L on the kept patches, the Dual Attention network in chunks), ISG-10-2 at full
   width with untrained weights (memory does not depend on the weights);
 * the cohort tools: ``isg tile`` into HDF5, the Shannon selection stored in it, ``isg extract``.
@@ -18,7 +18,7 @@ Writes ``results/<profile>/benchmark_memory.{csv,md}`` and ``fig_benchmark_memor
 
 ``--relabel`` measures nothing: it renames the units of tables written when they said MB / GB
 (the values were MiB / GiB all along) and redraws the figure from the CSV
-(:func:`isg_core.units.relabel_results`).
+(:func:`isg_core.report.units.relabel_results`).
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ import tempfile
 import pandas as pd
 
 from isg_core.config import get_profile
-from isg_core.efficiency import cohort_path_peak, in_fresh_process, measure
 from isg_core.paths import repo_root
-from isg_core.report import save_figure, write_table
+from isg_core.report.outputs import save_figure, write_table
+from isg_core.report.units import relabel_results
 from isg_core.simulate.large import write_large_slide
-from isg_core.units import relabel_results
+from isg_core.studies.efficiency import cohort_path_peak, in_fresh_process, measure
 
 
 def plot_memory(df: pd.DataFrame):
@@ -71,7 +71,7 @@ def main() -> None:
         if not slide.exists():
             write_large_slide(slide, size, seed=0, progress=True)
         r = measure(["isg"], prof, [slide], threads=args.threads, warmup=False).iloc[0]
-        # r.*_rss_mb and c[*_rss_mb] are MiB (isg_core.efficiency: KiB from the kernel / 1024)
+        # r.*_rss_mb and c[*_rss_mb] are MiB (isg_core.studies.efficiency: KiB from the kernel / 1024)
         rows.append({"size (px)": size, "path": "isg predict (read, select, extract, predict)", "patches": r.patches,
                      "kept": r.kept, "seconds": r.total, "before slide (MiB)": r.baseline_rss_mb,
                      "peak RSS (MiB)": r.peak_rss_mb})

@@ -6,8 +6,8 @@
 
 The ``paper`` profile is sized for a GPU; this measures what its pieces cost where there is none
 (the same model sizes: ``PROFILES["paper"]``), each in a fresh spawned process
-(:func:`isg_core.efficiency.in_fresh_process`) with the peak-RSS mark reset after imports and
-model construction (:func:`~isg_core.efficiency.reset_peak_rss`), so each peak is the step's own
+(:func:`isg_core.studies.efficiency.in_fresh_process`) with the peak-RSS mark reset after imports and
+model construction (:func:`~isg_core.studies.efficiency.reset_peak_rss`), so each peak is the step's own
 plus what was resident before it (models, optimiser state, inputs):
 
 * ``extract``: one extraction batch of E_G and E_L at paper sizes
@@ -20,7 +20,7 @@ plus what was resident before it (models, optimiser state, inputs):
   with L1, LPIPS and the adversarial term; step 2 the same without R1 (15 of 16 steps are like
   it); the paper's batch of 32 after ``--global-batches``;
 * ``train ISG``: one training step of ISG-10-2 at full width d = 128 (the paper profile's slide
-  model) on the paper's batch of 8 slides (:func:`isg_core.training.fit`, one epoch of one
+  model) on the paper's batch of 8 slides (:func:`isg_core.train.engine.fit`, one epoch of one
   batch, then its inner-validation pass on one small slide); the profile's 256 patches drawn
   per slide after ``--isg-patches``.
 
@@ -37,7 +37,7 @@ Writes ``results/paper_cpu/paper_memory.{csv,md}``.
 
 ``--relabel`` measures nothing: it renames the units of tables written when they said MB / GB
 (the values were MiB / GiB all along), keeping the numbers and the command
-(:func:`isg_core.units.relabel_results`).
+(:func:`isg_core.report.units.relabel_results`).
 """
 from __future__ import annotations
 
@@ -53,10 +53,10 @@ import numpy as np
 import pandas as pd
 
 from isg_core.config import PROFILES
-from isg_core.efficiency import in_fresh_process, peak_rss_mb, reset_peak_rss, rss_now_mb
 from isg_core.errors import atomic_path
-from isg_core.report import profile_results_dir, write_table
-from isg_core.units import relabel_results
+from isg_core.report.outputs import profile_results_dir, write_table
+from isg_core.report.units import relabel_results
+from isg_core.studies.efficiency import in_fresh_process, peak_rss_mb, reset_peak_rss, rss_now_mb
 
 OUT_PROFILE = "paper_cpu"  # results/paper_cpu/
 
@@ -167,7 +167,7 @@ def _isg_step_setup(profile: str, max_patches: int | None = None, patches_per_sl
     the slides of one training batch (+ one small validation slide), as cross_validate builds them."""
     from isg_core.experiments import isg, model_factory, train_config
     from isg_core.models import InputStandardizer
-    from isg_core.training import SlideData, feature_stats
+    from isg_core.train.engine import SlideData, feature_stats
 
     prof = PROFILES[profile]
     d, g = prof.features.code_dim, prof.tiling.grid
@@ -189,7 +189,7 @@ def _isg_step_setup(profile: str, max_patches: int | None = None, patches_per_sl
 def measure_train_isg(max_patches: int, threads: int, limit_gb: float) -> dict:
     """One step of ISG-10-2 at paper width (the paper's batch of 8 slides, ``max_patches`` drawn
     per slide; the profile's is 256), then the quick profile's step as the time reference."""
-    from isg_core.training import fit
+    from isg_core.train.engine import fit
 
     _child_setup(threads, limit_gb)
     model, data, Y, cfg, model_cfg = _isg_step_setup("paper", max_patches)

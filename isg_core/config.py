@@ -147,7 +147,7 @@ LR_SCHEDULES = ("constant", "cosine")
 class TrainSchedule:
     """How a slide-level model trains (ISG and the baselines; paper Sec. 4): the one home of these
     defaults.  A profile sets them (:class:`SlideModelConfig`) and the training engine reads them
-    (``isg_core.training.TrainConfig`` extends this class with what only the engine decides).
+    (``isg_core.train.engine.TrainConfig`` extends this class with what only the engine decides).
 
     The paper gives no schedule.  Ours: AdamW at lr 1e-3 (3e-4 learnt too slowly in 30 epochs on
     ISG-Sim), batches of 8 slides, early stopping on an inner validation split with ``patience``

@@ -1,6 +1,6 @@
 """K-means (Lloyd's algorithm from a k-means++ start), in numpy: HE2RNA's supertiles cluster tile
 coordinates with it (:func:`isg_core.models.baselines.he2rna.supertiles`), and the extractors'
-training bank balances appearance clusters with it (:func:`isg_core.features.data.build_bank`)."""
+training bank balances appearance clusters with it (:func:`isg_core.features.bank.build_bank`)."""
 from __future__ import annotations
 
 import numpy as np

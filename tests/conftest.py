@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from isg_core.data.samples import SAMPLES
+from isg_core.data.slides import write_pyramidal_tiff
 from isg_core.paths import samples_dir
-from isg_core.samples import SAMPLES
-from isg_core.slides import write_pyramidal_tiff
 
 
 @pytest.fixture(scope="session")

@@ -140,7 +140,7 @@ def bad_slide(request, tmp_path):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from isg_core.experiments.export import export_default_bundle
+    from isg_core.deploy.export import export_default_bundle
 
     # trains the smoke extractors and cross-validation in the smoke cohort when they are not there
     # yet (process pools): minutes on a bare checkout, never a hang
@@ -174,7 +174,7 @@ def test_bad_slide_predict(bundle, bad_slide, tmp_path, capsys):
 
 def test_header_only_tiff_is_refused_before_any_read(tmp_path, monkeypatch):
     """The 1e12 px claim is refused when the slide is opened: no region is read, nothing is tiled."""
-    from isg_core import slides
+    from isg_core.data import slides
 
     p = header_only_tiff(tmp_path / "huge.tiff")
     assert p.stat().st_size < 50_000
@@ -203,7 +203,7 @@ def test_one_pixel_slides_open_but_cannot_be_tiled(bundle, tmp_path, capsys):
 def test_rgba_grey_and_16bit_slides_work(tmp_path, capsys):
     """RGBA is composited on white, greyscale becomes grey RGB, 16-bit RGB is scaled to 8 bits;
     all three tile and select like any slide."""
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     rng = np.random.default_rng(1)
     rgba = rng.integers(0, 256, (512, 512, 4), dtype=np.uint8)
@@ -233,9 +233,9 @@ def built(tmp_path_factory) -> Path:
     """A private ISG-Sim cohort of 3 slides of 512 px (one per cancer type), tiled and selected as
     `isg prepare` does, with a global extractor trained for 2 steps at the smoke sizes and its
     features (`isg extract`): what the smoke cohort gave these tests, built in 5-15 s."""
+    from isg_core.cohorts.prepare import prepare_cohort
     from isg_core.config import get_profile
     from isg_core.features.train import train_config_for, train_extractor
-    from isg_core.pipeline import prepare_cohort
     from isg_core.simulate import simulate_cohort
 
     prof = get_profile("smoke")
@@ -383,8 +383,8 @@ def test_corrupt_tile_file_is_named_by_extract_and_cv_and_redone_by_prepare(coho
     assert not leftovers(cohort)
     # `isg prepare` does not trust it: the tiling is made again and the selection added
     assert main(["prepare", "--cohort", str(cohort), "--profile", "smoke", "--workers", "1"]) == 0
+    from isg_core.data.tiling import read_tiling_h5
     from isg_core.selection import read_selection
-    from isg_core.tiling import read_tiling_h5
 
     assert read_tiling_h5(h5).n_patches > 0 and read_selection(h5, "shannon")[1].size > 0
     assert not leftovers(cohort)

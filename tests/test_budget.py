@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from isg_core.experiments.budget import choose_budget, longest_wait
+from isg_core.studies.budget import choose_budget, longest_wait
 
 
 def test_longest_wait_is_the_patience_needed():

@@ -1,6 +1,6 @@
 """The bundle's slide model is a saved model of isg_core.models (spec + weights), rebuilt from the
 file alone; a bundle of the first format, which named a paper-table experiment instead, is
-converted by isg_core.bundle.upgrade (on load, or to disk by tools/upgrade_bundle.py) into the
+converted by isg_core.deploy.bundle.upgrade (on load, or to disk by tools/upgrade_bundle.py) into the
 same model.  Uses the committed results/quick/isg_model.pt; nothing is trained."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from isg_core.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_V1, load_bundle, upgrade, upgrade_bundle_file
+from isg_core.deploy.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_V1, load_bundle, upgrade, upgrade_bundle_file
 from isg_core.errors import IsgError
 from isg_core.models import DualAttentionNetwork, InputStandardizer, model_spec
 from isg_core.paths import repo_root

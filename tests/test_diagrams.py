@@ -1,4 +1,4 @@
-"""Diagrams from the configs (isg_core.diagrams): the traced shapes equal hand-computed ones."""
+"""Diagrams from the configs (isg_core.report.diagrams): the traced shapes equal hand-computed ones."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,7 +7,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from isg_core.config import get_profile  # noqa: E402
-from isg_core.diagrams import (  # noqa: E402
+from isg_core.report.diagrams import (  # noqa: E402
     draw_autoencoders,
     draw_dual_attention,
     draw_tiling,
@@ -66,7 +66,7 @@ def test_scale_bar_lengths():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from isg_core.viz import nice_length, scale_bar
+    from isg_core.data.thumbnails import nice_length, scale_bar
 
     assert [nice_length(x) for x in (1.0, 3.7, 9.99, 10, 260, 1999)] == [1, 2, 5, 10, 200, 1000]
     fig, ax = plt.subplots()

@@ -1,4 +1,4 @@
-"""Data-parallel training (isg_core.distributed): two CPU processes on the gloo backend, started
+"""Data-parallel training (isg_core.train.distributed): two CPU processes on the gloo backend, started
 with torch.multiprocessing.spawn and torchrun's environment variables, train exactly as one
 process does: the same weights (up to float rounding), the same history, and checkpoints that
 load into a plain model, for a simple pooling model and for a small ISG-a-b network.  The
@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 import torch
 
-from isg_core import distributed as D
 from isg_core.features.stylegan import AutoencoderConfig
 from isg_core.models import DualAttentionConfig, DualAttentionNetwork
-from isg_core.training import TrainConfig, cross_validate, fit, predict
+from isg_core.train import distributed as D
+from isg_core.train.engine import TrainConfig, cross_validate, fit, predict
 from tests.test_training import MeanPool, bags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -165,7 +165,7 @@ def _fake_cohort(root: Path, out: Path) -> None:
     holds only what the bank's identity is made of: a fingerprint and a keep mask)."""
     import h5py
 
-    from isg_core.features.data import BankConfig, tiles_identity
+    from isg_core.features.bank import BankConfig, tiles_identity
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "s0.svs").write_bytes(b"")

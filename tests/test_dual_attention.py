@@ -319,8 +319,8 @@ def test_inner_width_maps_d_to_width_and_keeps_invariances():
 
 
 def test_slide_attention_reports_maps_per_patch():
-    from isg_core.attention import slide_attention
-    from isg_core.training import SlideData
+    from isg_core.deploy.attention import slide_attention
+    from isg_core.train.engine import SlideData
 
     torch.manual_seed(9)
     cfg = small_cfg(n_mbconv=4, fusion_every=2)

@@ -1,7 +1,7 @@
 """Integration correctness of the training engine (issue 14, item 0): tests written before the
 refactor, so that no later change breaks the science unnoticed.
 
-* the model :func:`~isg_core.training.fit` returns is the best epoch's, not the last one's;
+* the model :func:`~isg_core.train.engine.fit` returns is the best epoch's, not the last one's;
 * slides, targets, folds and predictions stay aligned by slide id (a gene that is a known
   function of a slide's features is learnt; with the targets shuffled across slides it is not);
 * finished work is skipped and unfinished work resumed, counted in calls to ``fit`` and to
@@ -25,12 +25,12 @@ import pytest
 import torch
 from torch import nn
 
-from isg_core import training
 from isg_core.config import TASK_GENES, get_profile
+from isg_core.data.manifest import assign_folds
 from isg_core.experiments import ALL_TASKS, Experiment, cv_metrics, run_experiment, task_targets
-from isg_core.manifest import assign_folds
-from isg_core.probe import inner_split
-from isg_core.training import SlideData, TrainConfig, cross_validate, fit, predict
+from isg_core.train import engine as training
+from isg_core.train.engine import SlideData, TrainConfig, cross_validate, fit, predict
+from isg_core.train.probe import inner_split
 from tests.test_training import MeanPool, bags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -67,7 +67,7 @@ class Killed(Exception):
 
 
 def count_fit(monkeypatch) -> CallCounter:
-    """Counts the calls cross_validate makes to ``isg_core.training.fit`` (looked up by name)."""
+    """Counts the calls cross_validate makes to ``isg_core.train.engine.fit`` (looked up by name)."""
     counter = CallCounter(training.fit)
     monkeypatch.setattr(training, "fit", counter)
     return counter
@@ -109,7 +109,7 @@ def test_fit_returns_the_best_epochs_model_not_the_last():
 def test_cross_validate_keeps_each_folds_best_epoch(tmp_path):
     """The saved fold model, and the test predictions made with it, come from the best epoch of
     the fold's history (InputStandardizer's buffers included)."""
-    from isg_core.training import load_fold_model
+    from isg_core.train.engine import load_fold_model
 
     data, Y, _, _ = overfitting_problem()
     y = pd.DataFrame(Y, index=data.slide_ids, columns=["t"])
@@ -258,9 +258,9 @@ def test_cross_validate_skips_finished_folds_counted(tmp_path, monkeypatch):
 def small_cohort(tmp_path_factory) -> Path:
     """Three slides, tiled and Shannon-selected: copied from the smoke cohort when it is there
     (seconds saved), else simulated at 768 px."""
-    from isg_core.manifest import read_manifest, write_manifest
+    from isg_core.cohorts.prepare import prepare_cohort
+    from isg_core.data.manifest import read_manifest, write_manifest
     from isg_core.paths import cohort_dir
-    from isg_core.pipeline import prepare_cohort
 
     root = tmp_path_factory.mktemp("integrity") / "cohort"
     smoke = cohort_dir("smoke")

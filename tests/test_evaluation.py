@@ -15,7 +15,7 @@ from isg_core.experiments.linear import cross_validate_linear, ridge_fit_predict
 from isg_core.experiments.runner import MSIResult
 from isg_core.experiments.statistics import paired_auc_difference
 from isg_core.metrics import roc_auc
-from isg_core.training import TrainConfig, cross_validate, fit, predict, validation_pcc
+from isg_core.train.engine import TrainConfig, cross_validate, fit, predict, validation_pcc
 from tests.test_engine_integrity import LinearMean, overfitting_problem
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -133,7 +133,7 @@ def test_auc_bootstrap_draws_over_seeds():
 
 # --- cohorts ----------------------------------------------------------------------------------------
 def test_development_and_held_out_cohorts_have_their_own_seeds_and_folders():
-    from isg_core.cohort import cohort_role
+    from isg_core.cohorts.folder import cohort_role
     from isg_core.paths import cohort_dir
 
     quick = PROFILES["quick"]
@@ -235,10 +235,10 @@ def test_global_only_models_get_f_standardised_and_r_untouched():
 def test_table5_probes_give_the_same_numbers_in_parallel():
     """table5(jobs=2) probes the feature sets in two processes: every probe is seeded, so the long
     table and the slide-level predictions equal those of one process, in the order of ``specs``."""
-    from isg_core.cohort import load_cohort
-    from isg_core.features.evaluate import table5
+    from isg_core.cohorts.folder import load_cohort
+    from isg_core.experiments.table5 import table5
     from isg_core.features.workflow import ensure_features
-    from isg_core.probe import ProbeConfig
+    from isg_core.train.probe import ProbeConfig
 
     from .helpers import smoke_cohort
 
@@ -258,7 +258,7 @@ def test_table5_summary_quotes_the_paper_only_in_its_setting():
     ImageNet one it is quoted; the FE row always has its paper value, the descriptor never."""
     import pandas as pd
 
-    from isg_core.features.evaluate import table5_summary
+    from isg_core.experiments.table5 import table5_summary
 
     long = pd.DataFrame([{"features": f, "level": lv, "task": "t", "target": g, "pcc": p, "pcc_fold_std": 0.1}
                          for f in ("resnet50", "fe", "descriptor") for lv in ("slide", "patch")
@@ -284,8 +284,7 @@ def test_plot_table5_draws_the_paper_only_where_quoted():
     matplotlib.use("Agg")
     import pandas as pd
 
-    from isg_core.features.evaluate import table5_summary
-    from isg_core.features.figures import plot_table5
+    from isg_core.experiments.table5 import plot_table5, table5_summary
 
     long = pd.DataFrame([{"features": f, "level": lv, "task": "t", "target": "a", "pcc": 0.3, "pcc_fold_std": 0.1}
                          for f in ("resnet50", "fe", "descriptor") for lv in ("slide", "patch")])

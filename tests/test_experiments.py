@@ -23,7 +23,14 @@ from isg_core.experiments import (
     table_experiments,
     task_targets,
 )
-from isg_core.training import InputStandardizer, SlideData, TrainConfig, cross_validate, feature_stats, load_fold_model
+from isg_core.train.engine import (
+    InputStandardizer,
+    SlideData,
+    TrainConfig,
+    cross_validate,
+    feature_stats,
+    load_fold_model,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -194,7 +201,7 @@ def test_fold_models_are_saved_and_reload(tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=4, patience=3, max_patches=None)
     res = cross_validate(Lin, data, y, pd.Series(np.arange(n) % 5, index=ids.index), ids, cfg, tmp_path,
                          progress=False)
-    from isg_core.training import predict
+    from isg_core.train.engine import predict
 
     model, ck = load_fold_model(res.run_dir, 2, Lin)
     test = [i for i in range(n) if i % 5 == 2]

@@ -1,4 +1,4 @@
-"""Tests for isg_core.expression on small, realistic GDC-format files written in tmp_path."""
+"""Tests for isg_core.data.expression on small, realistic GDC-format files written in tmp_path."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from isg_core.config import ALL_GENES, GENE_ENSEMBL
-from isg_core.errors import IsgError
-from isg_core.expression import (
+from isg_core.data.expression import (
     load_star_directory,
     load_targets,
     log_transform,
@@ -20,6 +19,7 @@ from isg_core.expression import (
     read_star_counts,
     strip_version,
 )
+from isg_core.errors import IsgError
 
 STAR_HEADER = (
     "gene_id\tgene_name\tgene_type\tunstranded\tstranded_first\tstranded_second\t"

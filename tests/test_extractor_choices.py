@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from isg_core.config import PROFILES
-from isg_core.experiments.extractor_choices import (
+from isg_core.features.oracle import COUNT_COLUMNS
+from isg_core.studies.extractor_choices import (
     CELL_TARGETS,
     VARIANTS,
     ProbeUnits,
@@ -14,7 +15,6 @@ from isg_core.experiments.extractor_choices import (
     probe_predictions,
     slide_bootstrap_difference,
 )
-from isg_core.oracle import COUNT_COLUMNS
 
 
 def units(n_slides=20, per=6, g=4, seed=0):
@@ -69,8 +69,8 @@ def test_codes_keep_the_grid_layout():
     """E_L's code and the descriptor of local patch (r, c) of global patch i land at [i, r, c]."""
     import torch
 
-    from isg_core.experiments.extractor_choices import descriptor_codes, local_codes
-    from isg_core.features.data import appearance_descriptor
+    from isg_core.features.bank import appearance_descriptor
+    from isg_core.studies.extractor_choices import descriptor_codes, local_codes
 
     u = units(n_slides=2, per=2, g=3)
     rng = np.random.default_rng(2)
@@ -80,7 +80,7 @@ def test_codes_keep_the_grid_layout():
     assert np.allclose(d[2, 1, 0], appearance_descriptor(u.patches[2, 1, 0][None])[0])
     enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
     codes = local_codes(enc, u, resolution=8, batch=7)  # batches cut across global patches
-    from isg_core.features.data import to_tensor
+    from isg_core.features.bank import to_tensor
     with torch.no_grad():
         want = enc(to_tensor(u.patches[3, 2, 1][None], 8)).numpy()[0]
     assert codes.shape == (4, 3, 3, 5) and np.allclose(codes[3, 2, 1], want, atol=1e-6)

@@ -7,8 +7,12 @@ import pytest
 import torch
 
 from isg_core.config import PROFILES
-from isg_core.experiments.extractor_choices import CELL_TARGETS, ProbeUnits, fold_mean_pcc, probe_predictions
-from isg_core.experiments.extractor_limits import (
+from isg_core.data.tiling import split_local
+from isg_core.features.oracle import COUNT_COLUMNS
+from isg_core.features.stylegan import AutoencoderConfig, NoiseInjection, StyleAutoencoder
+from isg_core.features.train import same_config, train_config_for
+from isg_core.studies.extractor_choices import CELL_TARGETS, ProbeUnits, fold_mean_pcc, probe_predictions
+from isg_core.studies.extractor_limits import (
     TRAININGS,
     changed_config,
     global_units,
@@ -20,11 +24,7 @@ from isg_core.experiments.extractor_limits import (
     paired_differences,
     reconstruct,
 )
-from isg_core.features.stylegan import AutoencoderConfig, NoiseInjection, StyleAutoencoder
-from isg_core.features.train import same_config, train_config_for
-from isg_core.oracle import COUNT_COLUMNS
-from isg_core.probe import ProbeConfig
-from isg_core.tiling import split_local
+from isg_core.train.probe import ProbeConfig
 
 TINY = AutoencoderConfig(resolution=16, code_dim=8, style_dim=16, channel_base=128, channel_max=16)
 

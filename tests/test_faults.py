@@ -252,7 +252,7 @@ def test_full_disk_gives_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, 
     no temporary file left (the write goes to a temporary name first)."""
     import errno
 
-    import isg_core.tiling as tiling
+    import isg_core.data.tiling as tiling
 
     out = tmp_path / "tiles"
     assert main(["tile", str(cmu_path), "--out", str(out)]) == 0

@@ -179,7 +179,7 @@ def test_r1_known_answer():
 # --- a tiny prepared cohort -----------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> Path:
-    from isg_core.pipeline import prepare_cohort
+    from isg_core.cohorts.prepare import prepare_cohort
     from isg_core.simulate import simulate_cohort
 
     root = simulate_cohort(tmp_path_factory.mktemp("fe") / "sim", n_slides=3, seed=5, size=768, workers=1,
@@ -256,11 +256,11 @@ def tiny_checkpoints(tiny_cohort, tmp_path_factory):
 
 
 def test_extract_writes_features_in_grid_order(tiny_cohort, tiny_checkpoints):
-    from isg_core.features.data import to_tensor
+    from isg_core.data.manifest import read_manifest
+    from isg_core.data.slides import open_slide
+    from isg_core.data.tiling import read_global_patch, read_tiling_h5, split_local
+    from isg_core.features.bank import to_tensor
     from isg_core.features.extract import StyleGANEncoder, extract_cohort, read_features
-    from isg_core.manifest import read_manifest
-    from isg_core.slides import open_slide
-    from isg_core.tiling import read_global_patch, read_tiling_h5, split_local
 
     enc = StyleGANEncoder(tiny_checkpoints["global"], tiny_checkpoints["local"], device="cpu")
     df = extract_cohort(tiny_cohort, enc, progress=False, batch_size=3)
@@ -338,8 +338,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 # --- Table 5 inputs ---------------------------------------------------------------------------------
 def test_pooled_and_patch_features_line_up(tiny_cohort, tiny_checkpoints):
-    from isg_core.cohort import load_cohort
-    from isg_core.features.evaluate import patch_features, slide_features
+    from isg_core.cohorts.folder import load_cohort
+    from isg_core.experiments.table5 import patch_features, slide_features
     from isg_core.features.extract import StyleGANEncoder, extract_cohort, read_features
 
     extract_cohort(tiny_cohort, StyleGANEncoder(tiny_checkpoints["global"], tiny_checkpoints["local"], device="cpu"),
@@ -365,7 +365,7 @@ def test_pooled_and_patch_features_line_up(tiny_cohort, tiny_checkpoints):
 
 
 def test_knn_agreement_known_answer():
-    from isg_core.features.evaluate import knn_agreement
+    from isg_core.experiments.table5 import knn_agreement
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (100, 4)), rng.normal(50, 1, (100, 4))])
@@ -401,7 +401,7 @@ def test_encoder_chunks_give_what_one_call_gives(monkeypatch):
 
 # --- the training bank: rare content is seen --------------------------------------------------------
 def test_balanced_choice_water_fills():
-    from isg_core.features.data import balanced_choice
+    from isg_core.features.bank import balanced_choice
 
     rng = np.random.default_rng(0)
     labels = np.array([0] * 90 + [1] * 10)
@@ -416,7 +416,7 @@ def test_balanced_choice_water_fills():
 
 
 def test_appearance_descriptor_sees_dark_nuclei():
-    from isg_core.features.data import appearance_descriptor
+    from isg_core.features.bank import appearance_descriptor
 
     pink = np.zeros((1, 32, 32, 3), np.uint8) + np.array([230, 160, 200], np.uint8)
     nucleus = pink.copy()
@@ -430,9 +430,9 @@ def test_appearance_descriptor_sees_dark_nuclei():
 
 @pytest.mark.parametrize("scale", ["local", "global"])
 def test_balanced_bank_reads_its_origins(tiny_cohort, scale):
-    from isg_core.features.data import BankConfig, build_bank
-    from isg_core.manifest import read_manifest
-    from isg_core.tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
+    from isg_core.data.manifest import read_manifest
+    from isg_core.data.tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
+    from isg_core.features.bank import BankConfig, build_bank
 
     man = read_manifest(tiny_cohort / "manifest.csv")
     tiles = tiny_cohort / "tiles"
@@ -452,7 +452,7 @@ def test_balanced_bank_reads_its_origins(tiny_cohort, scale):
             patch = split_local(patch, q).reshape(-1, q, q, 3)[c]
         else:
             assert c == -1
-        from isg_core.features.data import to_tensor, to_uint8
+        from isg_core.features.bank import to_tensor, to_uint8
         assert np.array_equal(to_uint8(to_tensor(patch[None], 16))[0], bank[j])
     with pytest.raises(IsgError, match="sampling"):
         BankConfig("local", 8, 16, sampling="rare")
@@ -461,9 +461,9 @@ def test_balanced_bank_reads_its_origins(tiny_cohort, scale):
 def test_superseded_extractor_is_kept_and_retrained(tiny_checkpoints, tmp_path):
     import shutil
 
+    from isg_core.data.tiling import StaleResultWarning
     from isg_core.features.train import ExtractorTrainConfig, load_checkpoint
     from isg_core.features.workflow import set_aside_if_superseded
-    from isg_core.tiling import StaleResultWarning
 
     out = tmp_path / "extractors" / "without-fold1" / "local"
     shutil.copytree(tiny_checkpoints["local"].parent, out)
@@ -479,9 +479,9 @@ def test_superseded_extractor_is_kept_and_retrained(tiny_checkpoints, tmp_path):
 
 
 def test_descriptor_encoder_lays_local_descriptors_on_the_grid():
-    from isg_core.features.data import DESCRIPTOR_DIM, appearance_descriptor
+    from isg_core.data.tiling import split_local
+    from isg_core.features.bank import DESCRIPTOR_DIM, appearance_descriptor
     from isg_core.features.extract import DescriptorEncoder
-    from isg_core.tiling import split_local
 
     x = np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     enc = DescriptorEncoder()
@@ -498,7 +498,7 @@ def test_candidate_patches_cover_every_table_and_drop_the_rest(tiny_cohort, tmp_
     thresholds (checked against masks recomputed here), a subset of all patches; a model whose
     selection keeps a patch without features gets a one-line error, never a smaller slide."""
 
-    from isg_core.experiments.data import load_experiment_data
+    from isg_core.experiments.inputs import load_experiment_data
     from isg_core.experiments.specs import Experiment
     from isg_core.features.extract import DescriptorEncoder, extract_slide, patch_index
     from isg_core.selection import ShannonSelector, select
@@ -547,8 +547,8 @@ def test_candidate_patches_cover_every_table_and_drop_the_rest(tiny_cohort, tmp_
 def test_one_read_scores_equal_one_selector_at_a_time(tiny_cohort):
     """The cohort preparation scores every selector in one pass over the patches: the same scores
     as scoring with each selector alone (Otsu's per-slide fit included)."""
+    from isg_core.data.tiling import open_tiled_slide, read_tiling_h5
     from isg_core.selection.slide import score_slide, score_slide_many
-    from isg_core.tiling import open_tiled_slide, read_tiling_h5
 
     man = pd.read_csv(tiny_cohort / "manifest.csv")
     h5 = tiny_cohort / "tiles" / f"{man.slide_id[1]}.h5"

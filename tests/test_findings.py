@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from isg_core.errors import IsgError
-from isg_core.findings import as_markdown, paper_name, ranking, regression_findings, target_findings
+from isg_core.report.findings import as_markdown, paper_name, ranking, regression_findings, target_findings
 
 
 def write(tmp_path, name, rows):

@@ -204,7 +204,7 @@ def built(tmp_path_factory):
 # --- from-gdc: the cohort -----------------------------------------------------------------------------
 def test_manifest_paths_types_patients(built):
     paths, out, _ = built
-    from isg_core.manifest import read_manifest
+    from isg_core.data.manifest import read_manifest
 
     m = read_manifest(out / "manifest.csv")
     expected = {b for b, _ in SLIDES.values()} - {"TCGA-AA-3A04-01Z-00-DX1"}
@@ -225,7 +225,7 @@ def test_manifest_paths_types_patients(built):
 
 def test_folds_by_patient_stratified(built):
     _, out, _ = built
-    from isg_core.manifest import assign_folds, read_manifest
+    from isg_core.data.manifest import assign_folds, read_manifest
 
     m = read_manifest(out / "manifest.csv")
     assert set(m.fold) == {0, 1, 2}
@@ -240,8 +240,8 @@ def test_folds_by_patient_stratified(built):
 
 def test_expression_values_known_answers(built):
     _, out, _ = built
-    from isg_core.cohort import load_cohort
-    from isg_core.expression import read_expression_matrix
+    from isg_core.cohorts.folder import load_cohort
+    from isg_core.data.expression import read_expression_matrix
 
     raw = read_expression_matrix(out / "expression.tsv")  # Ensembl columns -> symbols
     header = (out / "expression.tsv").read_text().splitlines()[0].split("\t")

@@ -133,8 +133,8 @@ def _one_gpu_worker(rank: int, world: int, port: int, out: str) -> None:
     process group, no DDP); a default NCCL group of one, made by hand, changes nothing."""
     import torch.distributed as dist
 
-    from isg_core import distributed as D
-    from isg_core.training import fit
+    from isg_core.train import distributed as D
+    from isg_core.train.engine import fit
     from tests.test_distributed import FIT_CFG, TRAIN, VAL, _join, _model, _slide_problem
 
     _join(rank, world, port)
@@ -155,7 +155,7 @@ def _one_gpu_worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_torchrun_world_of_one_on_a_gpu_trains_as_a_plain_process(tmp_path):
-    from isg_core.training import fit
+    from isg_core.train.engine import fit
     from tests.test_distributed import FIT_CFG, TRAIN, VAL, _model, _slide_problem
 
     _spawn(_one_gpu_worker, 1, str(tmp_path))
@@ -174,8 +174,8 @@ def test_torchrun_world_of_one_on_a_gpu_trains_as_a_plain_process(tmp_path):
 def _nccl_fit_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    from isg_core import distributed as D
-    from isg_core.training import cross_validate, fit, predict
+    from isg_core.train import distributed as D
+    from isg_core.train.engine import cross_validate, fit, predict
     from tests.test_distributed import CV_CFG, FIT_CFG, TRAIN, VAL, _join, _model, _slide_problem
     from tests.test_training import MeanPool
 
@@ -197,7 +197,7 @@ def _nccl_fit_worker(rank: int, world: int, port: int, out: str) -> None:
 @needs_two_gpus
 def test_fit_and_cross_validate_on_two_gpus_equal_one(tmp_path):
     """The slide models' trainer over NCCL (one GPU per process) equals one process on one GPU."""
-    from isg_core.training import cross_validate, fit, predict
+    from isg_core.train.engine import cross_validate, fit, predict
     from tests.test_distributed import CV_CFG, FIT_CFG, TRAIN, VAL, _model, _slide_problem
     from tests.test_training import MeanPool
 
@@ -227,8 +227,8 @@ def test_fit_and_cross_validate_on_two_gpus_equal_one(tmp_path):
 
 
 def _nccl_extractor_worker(rank: int, world: int, port: int, root: str, out: str) -> None:
-    from isg_core import distributed as D
     from isg_core.features.train import ExtractorTrainer, train_extractor
+    from isg_core.train import distributed as D
     from tests.test_distributed import _extractor_cfg, _join
 
     _join(rank, world, port)

@@ -2,7 +2,7 @@
 later change that alters what the method computes fails here instead of passing unnoticed.
 
 * **Prediction parity.**  ``isg predict`` of a fold-0 *test* slide with the exported smoke bundle
-  re-tiles, re-selects and re-encodes the slide from its file (:mod:`isg_core.inference`); the
+  re-tiles, re-selects and re-encodes the slide from its file (:mod:`isg_core.deploy.inference`); the
   fold's saved out-of-fold predictions (``<run_dir>/fold0.csv``) came from the *stored* features
   (:func:`isg_core.experiments.load_experiment_data`, every kept patch at evaluation).  Both must
   see the same patches and the same features and give the same log10(1 + FPKM-UQ).
@@ -34,11 +34,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def smoke_fold0(tmp_path_factory):
     """The smoke bundle (fold 0 of ISG-10-2, all tasks) and the cross-validation run it came from,
-    found exactly as :func:`isg_core.bundle.export_default_bundle` finds it."""
-    from isg_core.cohort import ensure_cohort, load_cohort
+    found exactly as :func:`isg_core.deploy.bundle.export_default_bundle` finds it."""
+    from isg_core.cohorts.folder import ensure_cohort, load_cohort
     from isg_core.config import get_profile
+    from isg_core.deploy.export import export_default_bundle
     from isg_core.experiments import ALL_TASKS, isg, run_experiment
-    from isg_core.experiments.export import export_default_bundle
 
     prof = get_profile("smoke")
     bundle = export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
@@ -52,9 +52,9 @@ def test_predict_matches_fold0_out_of_fold_predictions(smoke_fold0, tmp_path, mo
     """For every fold-0 test slide: the patches ``isg predict`` keeps are the stored selection's,
     their features are the stored ones, and the predicted log10(1 + FPKM-UQ) is the fold's saved
     test prediction."""
-    from isg_core.bundle import load_bundle
-    from isg_core.inference import SlidePipeline
-    from isg_core.predict import predict_slides
+    from isg_core.deploy.bundle import load_bundle
+    from isg_core.deploy.inference import SlidePipeline
+    from isg_core.deploy.predict import predict_slides
 
     root, res, prof = smoke_fold0["root"], smoke_fold0["result"], smoke_fold0["profile"]
     manifest = smoke_fold0["cohort"].manifest
@@ -229,9 +229,9 @@ def test_extractor_total_is_the_weighted_sum_and_the_adversarial_term_starts_whe
 
 # --- 3c. the default Shannon threshold, from the real CMU slide -----------------------------------------
 def test_default_shannon_threshold_is_the_cmu_gap_midpoint(cmu_path):
+    from isg_core.data.slides import open_slide
+    from isg_core.data.tiling import read_global_patch, tile_slide
     from isg_core.selection import ShannonSelector, resolve_threshold, saturation_labels
-    from isg_core.slides import open_slide
-    from isg_core.tiling import read_global_patch, tile_slide
 
     with open_slide(cmu_path) as s:
         t = tile_slide(s)

@@ -1,4 +1,4 @@
-"""Tests for isg_core.manifest: patient-level stratified folds and the manifest CSV."""
+"""Tests for isg_core.data.manifest: patient-level stratified folds and the manifest CSV."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from isg_core.data.manifest import MANIFEST_COLUMNS, assign_folds, patient_id_from_slide, read_manifest, write_manifest
 from isg_core.errors import IsgError
-from isg_core.manifest import MANIFEST_COLUMNS, assign_folds, patient_id_from_slide, read_manifest, write_manifest
 
 
 def cohort(n_per_type: dict[str, int], slides_per_patient: int = 2) -> tuple[list[str], list[str]]:

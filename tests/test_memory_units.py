@@ -1,8 +1,8 @@
 """Memory is measured in binary units and labelled so: MiB / GiB, never MB / GB.
 
-``isg_core.efficiency`` reads /proc (KiB) or ``ru_maxrss`` (KiB on Linux) and divides by 1024:
+``isg_core.studies.efficiency`` reads /proc (KiB) or ``ru_maxrss`` (KiB on Linux) and divides by 1024:
 MiB; the benchmarks divide by 1024 again (GiB) or read bytes / 2**30.  Tables written when the
-labels said MB / GB are relabelled by ``--relabel`` (:func:`isg_core.units.relabel_results`)
+labels said MB / GB are relabelled by ``--relabel`` (:func:`isg_core.report.units.relabel_results`)
 without measuring again: only labels change, never a value.
 """
 from __future__ import annotations
@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from isg_core.efficiency import plot_stages, summarise_efficiency
 from isg_core.paths import repo_root
-from isg_core.report import write_table
-from isg_core.units import (
+from isg_core.report.outputs import write_table
+from isg_core.report.units import (
     RELABEL_SENTENCE,
     binary_unit_label,
     read_table_md,
@@ -25,6 +24,7 @@ from isg_core.units import (
     relabel_config,
     relabel_results,
 )
+from isg_core.studies.efficiency import plot_stages, summarise_efficiency
 
 #: the columns the benchmarks wrote before the relabelling, and what they are now
 OLD_TO_NEW = {"before slide (MB)": "before slide (MiB)", "peak RSS (MB)": "peak RSS (MiB)",
@@ -180,7 +180,7 @@ def test_fresh_process_keeps_the_callers_warning_filters():
     """A warning the caller silenced stays silent in the spawned child; others still reach it."""
     import warnings
 
-    from isg_core.efficiency import in_fresh_process
+    from isg_core.studies.efficiency import in_fresh_process
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="ResNet50: ImageNet")

@@ -1,4 +1,4 @@
-"""Oracle features (isg_core.oracle): the simulator's true per-patch content as f_i and R_i.
+"""Oracle features (isg_core.features.oracle): the simulator's true per-patch content as f_i and R_i.
 
 A constructed tiny cohort (a patches.csv and a maps/ file in the simulator's format, with a handful
 of cells at known positions) checks the counts against hand-computed ones; the smoke cohort checks
@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from isg_core.config import TilingConfig
+from isg_core.data.tiling import Tiling, write_tiling_h5
 from isg_core.errors import IsgError
-from isg_core.oracle import (
+from isg_core.features.oracle import (
     COUNT_COLUMNS,
     N_COUNTS,
     ORACLE_CHANNELS,
@@ -31,7 +32,6 @@ from isg_core.oracle import (
 from isg_core.simulate import cells as cl
 from isg_core.simulate import tissue as ts
 from isg_core.simulate.cohort import PATCH_CELL_COLUMNS, patch_table, write_truth_map
-from isg_core.tiling import Tiling, write_tiling_h5
 
 SID = "TINY-0001-DX1"
 CFG = TilingConfig(mpp=0.5, global_size=64, local_size=16)  # g = 4, p0 = 64 level-0 px at 0.5 mpp
@@ -290,7 +290,7 @@ def test_smoke_totals_agree_three_ways(smoke):
 
 
 def test_smoke_matches_load_experiment_data(smoke):
-    from isg_core.experiments.data import keep_mask, load_experiment_data
+    from isg_core.experiments.inputs import keep_mask, load_experiment_data
     from isg_core.experiments.specs import Experiment
 
     root, tiles, ids = smoke
@@ -320,7 +320,7 @@ def test_smoke_matches_load_experiment_data(smoke):
 def test_experiments_read_oracle_features_through_the_same_door(smoke):
     """`isg cv --features oracle`: load_experiment_data hands the slide models the oracle's counts of
     the patches the experiment keeps (HE2RNA's supertiles included), and refuses a cohort without truth."""
-    from isg_core.experiments.data import keep_mask, load_experiment_data
+    from isg_core.experiments.inputs import keep_mask, load_experiment_data
     from isg_core.experiments.specs import Experiment
 
     root, tiles, ids = smoke

@@ -76,9 +76,9 @@ def _tiny_cohort(dst: Path) -> Path:
 def test_paper_sizes_through_every_stage(tmp_path):
     if not (SMOKE / "manifest.csv").exists():
         pytest.skip("smoke cohort missing: run `isg simulate --profile smoke` (make test does)")
-    from isg_core.bundle import load_bundle
     from isg_core.cli import main
-    from isg_core.experiments.export import export_default_bundle
+    from isg_core.deploy.bundle import load_bundle
+    from isg_core.deploy.export import export_default_bundle
     from isg_core.features.train import load_checkpoint
     from isg_core.features.workflow import ensure_extractor, ensure_features, ensure_prepared
 

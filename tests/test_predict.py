@@ -1,5 +1,5 @@
-"""Predicting a user's slide (isg_core.inference, .bundle, .predict, `isg predict`) and the
-efficiency study's arithmetic (isg_core.efficiency).
+"""Predicting a user's slide (isg_core.deploy.inference, .bundle, .predict, `isg predict`) and the
+efficiency study's arithmetic (isg_core.studies.efficiency).
 
 The end-to-end test bundles a model trained on the smoke cohort and runs `isg predict` on the
 real CMU-1-Small-Region slide; the HTML report is opened in headless Chromium when it is
@@ -18,17 +18,17 @@ import torch
 
 from isg_core.cli import main
 from isg_core.config import get_profile
-from isg_core.efficiency import extrapolate, summarise_efficiency
+from isg_core.deploy.inference import STAGES, untrained_pipeline
 from isg_core.errors import IsgError
-from isg_core.inference import STAGES, untrained_pipeline
 from isg_core.selection import Threshold, resolve_threshold
+from isg_core.studies.efficiency import extrapolate, summarise_efficiency
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def smoke_bundle(tmp_path_factory):
-    from isg_core.experiments.export import export_default_bundle
+    from isg_core.deploy.export import export_default_bundle
 
     return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
 
@@ -45,7 +45,7 @@ def _headless(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_predict_cmu_writes_every_output(smoke_bundle, cmu_path, tmp_path, capsys):
-    from isg_core.bundle import load_bundle
+    from isg_core.deploy.bundle import load_bundle
 
     out = tmp_path / "pred"
     assert main(["predict", str(cmu_path), "--model", str(smoke_bundle), "--out", str(out)]) == 0
@@ -82,7 +82,7 @@ def test_predict_cmu_writes_every_output(smoke_bundle, cmu_path, tmp_path, capsy
 
 
 def test_bad_bundles_give_one_line_errors(smoke_bundle, cmu_path, tmp_path, capsys):
-    from isg_core.bundle import load_bundle
+    from isg_core.deploy.bundle import load_bundle
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
@@ -165,9 +165,9 @@ def test_a_fold_without_training_slides_for_a_gene_is_not_exported(smoke_bundle,
     predictions would be NaN, so the export refuses, naming the gene (tiny cohorts hit this)."""
     from dataclasses import replace
 
-    from isg_core.cohort import load_cohort
+    from isg_core.cohorts.folder import load_cohort
+    from isg_core.deploy.export import export_bundle
     from isg_core.experiments import ALL_TASKS, isg, run_experiment
-    from isg_core.experiments.export import export_bundle
     from isg_core.paths import cohort_dir
 
     prof = get_profile("smoke")
@@ -185,7 +185,7 @@ def test_a_fold_without_training_slides_for_a_gene_is_not_exported(smoke_bundle,
 
 
 def test_gene_flag_reasons():
-    from isg_core.predict import gene_flag
+    from isg_core.deploy.predict import gene_flag
 
     assert gene_flag("LIHC+COAD", 0.4, None) == ""
     assert gene_flag("LIHC+COAD", 0.4, "coad") == ""  # case does not matter
@@ -224,7 +224,7 @@ def test_reexport_of_the_same_model_keeps_the_file(smoke_bundle, tmp_path):
 
     import torch
 
-    from isg_core.experiments.export import _same_bundle, export_default_bundle
+    from isg_core.deploy.export import _same_bundle, export_default_bundle
 
     before = hashlib.sha256(smoke_bundle.read_bytes()).hexdigest()
     again = export_default_bundle("smoke", out=smoke_bundle, progress=False)

@@ -1,11 +1,11 @@
-"""Tests for isg_core.metrics and isg_core.probe (the Table 5 linear-probe protocol)."""
+"""Tests for isg_core.metrics and isg_core.train.probe (the Table 5 linear-probe protocol)."""
 import numpy as np
 import pytest
 import torch
 
 from isg_core.errors import IsgError
 from isg_core.metrics import bootstrap_mean_ci, mean_squared_error, pearson_per_column
-from isg_core.probe import MLPProbe, ProbeConfig, cross_validate_probe, fit_probe, inner_split
+from isg_core.train.probe import MLPProbe, ProbeConfig, cross_validate_probe, fit_probe, inner_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

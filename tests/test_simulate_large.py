@@ -14,9 +14,9 @@ import textwrap
 import numpy as np
 import pytest
 
+from isg_core.data.samples import SAMPLES
 from isg_core.errors import IsgError
 from isg_core.paths import samples_dir
-from isg_core.samples import SAMPLES
 
 _needed = [samples_dir() / SAMPLES[k].filename for k in ("cmu", "tiatoolbox")]
 pytestmark = pytest.mark.skipif(
@@ -40,7 +40,7 @@ def slide_path(tmp_path_factory):
 
 
 def test_opens_as_generic_tiff_with_pyramid_and_mpp(slide_path):
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     assert sorted(p.name for p in slide_path.parent.iterdir()) == ["large.tiff"]  # no temp file left
     with open_slide(slide_path) as s:
@@ -62,7 +62,7 @@ def test_description_says_simulated(slide_path):
 
 
 def test_tissue_on_glass(slide_path):
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     with open_slide(slide_path) as s:
         th = s.thumbnail(512).astype(np.float64)
@@ -77,7 +77,7 @@ def test_tissue_on_glass(slide_path):
 
 
 def test_level1_agrees_with_level0(slide_path):
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     with open_slide(slide_path) as s:
         diffs = []
@@ -116,7 +116,7 @@ def test_peak_memory_does_not_grow_with_size(tmp_path):
         f"""
         import resource
         from isg_core.simulate.large import write_large_slide
-        import isg_core.slides, tifffile, scipy.ndimage, skimage.color  # imports are not growth
+        import isg_core.data.slides, tifffile, scipy.ndimage, skimage.color  # imports are not growth
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         write_large_slide({str(tmp_path / 'big.tiff')!r}, 12000, seed=3)
         print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
@@ -127,7 +127,7 @@ def test_peak_memory_does_not_grow_with_size(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     growth_mb = float(r.stdout.strip().splitlines()[-1])
     assert growth_mb < 600, growth_mb
-    from isg_core.slides import open_slide
+    from isg_core.data.slides import open_slide
 
     with open_slide(tmp_path / "big.tiff") as s:
         assert s.dimensions == (12000, 12000) and s.level_count == 5

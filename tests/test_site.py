@@ -1,4 +1,4 @@
-"""The static HTML site of the executed notebooks (isg_core.site, `isg site`): pages, index, runtimes,
+"""The static HTML site of the executed notebooks (isg_core.report.site, `isg site`): pages, index, runtimes,
 and the index opened in headless Chromium where it is installed (`.ci/run` installs it)."""
 import shutil
 import subprocess
@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from isg_core.cli import main
 from isg_core.errors import IsgError
-from isg_core.site import build_site, notebook_summary
+from isg_core.report.site import build_site, notebook_summary
 
 PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 

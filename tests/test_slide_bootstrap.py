@@ -272,7 +272,7 @@ def test_table5_differences_columns_and_a_clear_winner():
     from types import SimpleNamespace
 
     from isg_core.config import TASK_GENES
-    from isg_core.features.evaluate import table5_differences
+    from isg_core.experiments.table5 import table5_differences
 
     rng = np.random.default_rng(0)
     rows, genes = [], sorted({g for gs in TASK_GENES.values() for g in gs})

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from isg_core.data.slides import open_slide, slide_id_from_path
 from isg_core.errors import IsgError
-from isg_core.slides import open_slide, slide_id_from_path
 
 
 def test_pyramidal_tiff_metadata(pyramid_tiff):
@@ -138,7 +138,7 @@ def test_truncated_svs_is_refused(tmp_path, cmu_path):
 
 def test_thumbnail_of_single_level_large_slide_reads_in_tiles(tmp_path, monkeypatch):
     """A slide with no small pyramid level is shrunk tile by tile, never read whole."""
-    from isg_core.slides import write_pyramidal_tiff
+    from isg_core.data.slides import write_pyramidal_tiff
     from tests.conftest import gradient_image
     img = gradient_image(4500, 5000)
     p = tmp_path / "flat.tiff"

@@ -21,10 +21,10 @@ import tifffile
 from PIL import Image
 
 from isg_core.cli import main
+from isg_core.data.fingerprint import file_fingerprint
+from isg_core.data.tiling import StaleResultWarning, read_tiling_h5, tile_to_h5
 from isg_core.errors import IsgError
-from isg_core.fingerprint import file_fingerprint
 from isg_core.paths import cohort_dir
-from isg_core.tiling import StaleResultWarning, read_tiling_h5, tile_to_h5
 from tests.test_bad_input import error_line
 
 SMOKE = cohort_dir("smoke")
@@ -86,11 +86,11 @@ def _copy_cohort(dst: Path) -> Path:
 
 
 def test_rewritten_slide_is_retiled_reselected_reextracted_and_its_runs_redone(tmp_path, extractors):
-    from isg_core.cohort import load_cohort
+    from isg_core.cohorts.folder import load_cohort
+    from isg_core.cohorts.prepare import prepare_cohort
     from isg_core.config import get_profile
     from isg_core.experiments import Experiment, run_experiment
     from isg_core.features.extract import StyleGANEncoder, extract_cohort, read_features
-    from isg_core.pipeline import prepare_cohort
 
     prof = get_profile("smoke")
     root = _copy_cohort(tmp_path / "cohort")
@@ -152,9 +152,9 @@ def test_rewritten_slide_is_retiled_reselected_reextracted_and_its_runs_redone(t
 
 def test_extractor_trained_on_other_slides_is_trained_again(tmp_path, extractors):
     """A finished extractor checkpoint is reused only if its patches came from the same tiles."""
+    from isg_core.cohorts.prepare import prepare_cohort
     from isg_core.config import get_profile
     from isg_core.features.train import load_checkpoint, train_config_for, train_extractor
-    from isg_core.pipeline import prepare_cohort
 
     prof = get_profile("smoke")
     root = _copy_cohort(tmp_path / "cohort")
@@ -180,7 +180,7 @@ def test_extractor_trained_on_other_slides_is_trained_again(tmp_path, extractors
 @pytest.fixture(scope="module")
 def smoke_bundle(tmp_path_factory):
     _smoke_or_skip()
-    from isg_core.experiments.export import export_default_bundle
+    from isg_core.deploy.export import export_default_bundle
 
     return export_default_bundle("smoke", out=tmp_path_factory.mktemp("bundle") / "model.pt", progress=False)
 
@@ -190,7 +190,7 @@ def _values(rec: dict) -> dict[str, float]:
 
 
 def test_predict_redoes_a_replaced_slide_and_skips_an_unchanged_one(tmp_path, smoke_bundle):
-    from isg_core.predict import predict_slides
+    from isg_core.deploy.predict import predict_slides
 
     slides = sorted((SMOKE / "slides").glob("*.tiff"))
     a = tmp_path / "in" / "slide.tiff"
@@ -255,9 +255,9 @@ def test_tiling_into_a_folder_that_holds_another_slide_of_that_name(same_stem, t
 
 
 def test_manifest_ids_name_the_tiles_when_files_share_a_name(same_stem, tmp_path):
+    from isg_core.cohorts.prepare import prepare_cohort
     from isg_core.config import get_profile
-    from isg_core.manifest import write_manifest
-    from isg_core.pipeline import prepare_cohort
+    from isg_core.data.manifest import write_manifest
 
     a, b = same_stem
     root = tmp_path / "cohort"
@@ -325,17 +325,17 @@ def test_reading_at_another_mpp_is_a_different_input(pyramid_tiff, tmp_path):
 
 def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp_path, monkeypatch):
     _smoke_or_skip()
-    import isg_core.pipeline as pipeline
+    import isg_core.cohorts.prepare as pipeline
     import isg_core.selection as selection
+    from isg_core.cohorts.prepare import prepare_cohort
     from isg_core.config import get_profile
-    from isg_core.pipeline import prepare_cohort
 
     root = _copy_cohort(tmp_path / "cohort")
     cfg = get_profile("smoke").tiling
     prepare_cohort(root, config=cfg, progress=False)
     calls, opened = [], []
     real = pipeline.score_slide_many
-    # the scorer as the pipeline calls it (imported into isg_core.pipeline): one call per slide
+    # the scorer as the pipeline calls it (imported into isg_core.cohorts.prepare): one call per slide
     monkeypatch.setattr(pipeline, "score_slide_many", lambda *a, **k: calls.append(1) or real(*a, **k))
     real_one = pipeline._prepare_one
     monkeypatch.setattr(pipeline, "_prepare_one", lambda job: opened.append(job[1]) or real_one(job))

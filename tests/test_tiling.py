@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from isg_core.config import TilingConfig
+from isg_core.data.slides import open_slide, write_pyramidal_tiff
+from isg_core.data.tiling import read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5
 from isg_core.errors import IsgError
-from isg_core.slides import open_slide, write_pyramidal_tiff
-from isg_core.tiling import read_global_patch, read_tiling_h5, split_local, tile_slide, tile_to_h5
 from tests.conftest import gradient_image
 
 

@@ -1,4 +1,4 @@
-"""The slide-level training engine (isg_core.training): padding, the masked L2 loss, early
+"""The slide-level training engine (isg_core.train.engine): padding, the masked L2 loss, early
 stopping, cross-validation with skip-if-done, and resume equivalence.  Synthetic bags of
 features keep it fast: the target is a known function of the features."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from isg_core.training import SlideData, TrainConfig, collate, cross_validate, fit, masked_mse
+from isg_core.train.engine import SlideData, TrainConfig, collate, cross_validate, fit, masked_mse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -163,7 +163,7 @@ def test_bce_head_learns_a_binary_label(tmp_path):
 def test_loss_field_keeps_earlier_run_ids_and_rejects_unknown_losses():
     """Adding TrainConfig.loss must not rename cached regression runs; "bce" must get its own id."""
     from isg_core.errors import IsgError
-    from isg_core.run_dirs import run_id as _run_id
+    from isg_core.train.run_dirs import run_id as _run_id
 
     mse, bce = TrainConfig(), TrainConfig(loss="bce")
     assert "loss" not in mse.id_dict() and bce.id_dict()["loss"] == "bce"
@@ -176,7 +176,7 @@ def test_fold_checkpoint_carries_its_model_and_is_rebuilt_from_the_file_alone(tm
     """nanoGPT's habit: a fold model of a registry network is rebuilt by build_model from the spec
     it stores; its predictions equal the engine's out-of-fold predictions for that fold."""
     from isg_core.models import ISG, ModelRecipe
-    from isg_core.training import FOLD_MODEL_FORMAT, load_fold_model, predict_all
+    from isg_core.train.engine import FOLD_MODEL_FORMAT, load_fold_model, predict_all
 
     data, y = bags(n=20)
     folds = pd.Series(np.arange(20) % 5, index=y.index)
@@ -195,7 +195,7 @@ def test_fold_checkpoint_carries_its_model_and_is_rebuilt_from_the_file_alone(tm
 
 def test_first_format_fold_checkpoint_loads_with_its_factory(tmp_path):
     from isg_core.errors import IsgError
-    from isg_core.training import FOLD_MODEL_FORMAT_V1, load_fold_model
+    from isg_core.train.engine import FOLD_MODEL_FORMAT_V1, load_fold_model
 
     net = MeanPool(4, 2)
     torch.save({"format": FOLD_MODEL_FORMAT_V1, "model": net.state_dict(), "model_cfg": {"standardize": False},
@@ -207,7 +207,7 @@ def test_first_format_fold_checkpoint_loads_with_its_factory(tmp_path):
 
 
 def test_cosine_schedule_sets_each_epochs_rate_and_keeps_constant_run_ids(monkeypatch):
-    import isg_core.training as tr
+    import isg_core.train.engine as tr
     from isg_core.errors import IsgError
 
     cos = TrainConfig(epochs=4, patience=10, lr=0.2, lr_schedule="cosine", max_patches=None)

@@ -1,10 +1,10 @@
-"""The notebooks' generated openings and closings (isg_core.tutorial), on constructed results files."""
+"""The notebooks' generated openings and closings (isg_core.report.tutorial), on constructed results files."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from isg_core.tutorial import FINDINGS, _duration, runtime_note, what_we_found
+from isg_core.report.tutorial import FINDINGS, _duration, runtime_note, what_we_found
 
 
 def test_duration_reads_like_a_person_writes_it():

@@ -1,4 +1,4 @@
-"""Notebook 12's closing "What we found" (isg_core.tutorial.predict_findings): the flags of the
+"""Notebook 12's closing "What we found" (isg_core.report.tutorial.predict_findings): the flags of the
 predictions CSVs it writes, counted by reason, on constructed files."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from isg_core.predict import gene_flag
-from isg_core.tutorial import REAL_SLIDE, SIMULATED, SKIN_TYPE, flag_counts, predict_dir, what_we_found
+from isg_core.deploy.predict import gene_flag
+from isg_core.report.tutorial import REAL_SLIDE, SIMULATED, SKIN_TYPE, flag_counts, predict_dir, what_we_found
 
 NOTEBOOK = "12_predict_your_slide.ipynb"
 #: gene -> (trained on, fold test PCC): C does no better than chance, D has no PCC measured

@@ -2,7 +2,7 @@
 
 Trains Table 1's ISG for ``--epochs`` epochs without early stopping, per learning-rate schedule and
 task, on the development cohort, and writes ``results/<profile>/training_budget*.{csv,md}`` and
-``fig_training_budget.png`` (:mod:`isg_core.experiments.budget`).
+``fig_training_budget.png`` (:mod:`isg_core.studies.budget`).
 
     python tools/budget_study.py --profile quick --epochs 30
 """
@@ -20,8 +20,8 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from isg_core.config import get_profile  # noqa: E402
-from isg_core.experiments.budget import budget_study  # noqa: E402
-from isg_core.report import save_figure, write_table  # noqa: E402
+from isg_core.report.outputs import save_figure, write_table  # noqa: E402
+from isg_core.studies.budget import budget_study  # noqa: E402
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -1,6 +1,6 @@
 """Choose how the extractors train, on the development cohort (issue 16, item 1).
 
-Trains E_L once per variant of Eq. 2's objective and bank (``isg_core.experiments.extractor_choices``)
+Trains E_L once per variant of Eq. 2's objective and bank (``isg_core.studies.extractor_choices``)
 on the development cohort, probes the cell counts of held-out slides' local patches from its codes,
 and writes ``results/<profile>/extractor_choices*.{csv,md}`` and a figure.
 
@@ -19,8 +19,8 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from isg_core.config import get_profile  # noqa: E402
-from isg_core.experiments.extractor_choices import STUDY_BASE, VARIANTS, extractor_choice_study  # noqa: E402
-from isg_core.report import save_figure, write_table  # noqa: E402
+from isg_core.report.outputs import save_figure, write_table  # noqa: E402
+from isg_core.studies.extractor_choices import STUDY_BASE, VARIANTS, extractor_choice_study  # noqa: E402
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

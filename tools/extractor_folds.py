@@ -1,7 +1,7 @@
 """Measure what all-slide extractor training adds over a per-fold extractor (issue 15, item 5).
 
 Trains E_G and E_L without fold k's slides, runs Table 1's ISG on them, and compares fold k's
-test slides with the all-slide extractors (:mod:`isg_core.experiments.extractor_folds`).
+test slides with the all-slide extractors (:mod:`isg_core.studies.extractor_folds`).
 
     python tools/extractor_folds.py --profile quick --fold 0
 """
@@ -12,9 +12,9 @@ import sys
 
 import torch
 
-from isg_core.experiments.extractor_folds import extractor_fold_study
 from isg_core.experiments.slide_bootstrap import SIGNIFICANCE_NOTE, bootstrap_sentence
-from isg_core.report import write_table
+from isg_core.report.outputs import write_table
+from isg_core.studies.extractor_folds import extractor_fold_study
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -2,7 +2,7 @@
 
 Probes the true cell counts of held-out slides' local and global patches from the input's
 appearance descriptor, from the descriptor of E_L's and E_G's reconstructions (noise inputs as
-trained and off) and from their codes (ridge and a 2-layer MLP) (``isg_core.experiments.extractor_limits``), with
+trained and off) and from their codes (ridge and a 2-layer MLP) (``isg_core.studies.extractor_limits``), with
 slide-bootstrap intervals on the paired comparisons, and writes ``results/<profile>/extractor_limits*.{csv,md}``
 and ``fig_extractor_limits.png``.
 
@@ -21,14 +21,14 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from isg_core.config import get_profile  # noqa: E402
-from isg_core.experiments.extractor_limits import (  # noqa: E402
+from isg_core.features.train import load_checkpoint, train_config_for  # noqa: E402
+from isg_core.report.outputs import save_figure, write_table  # noqa: E402
+from isg_core.studies.extractor_limits import (  # noqa: E402
     NETWORK,
     NUCLEAR_QUANTILE,
     TRAININGS,
     extractor_limits_study,
 )
-from isg_core.features.train import load_checkpoint, train_config_for  # noqa: E402
-from isg_core.report import save_figure, write_table  # noqa: E402
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -1,6 +1,6 @@
 """What a run found, as sentences generated from its results files: ``results/<profile>/findings.md``.
 
-Every sentence is made by :mod:`isg_core.findings` from the tables' CSVs (rankings, paired
+Every sentence is made by :mod:`isg_core.report.findings` from the tables' CSVs (rankings, paired
 intervals and verdicts, the paper's number only in the paper's setting), so rerunning this after
 the tables change keeps the text true.  The README's results section quotes this file.
 
@@ -17,8 +17,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from isg_core.errors import IsgError, atomic_path
-    from isg_core.findings import as_markdown, msi_findings, regression_findings, table5_findings, target_findings
-    from isg_core.report import profile_results_dir
+    from isg_core.report.findings import (
+        as_markdown,
+        msi_findings,
+        regression_findings,
+        table5_findings,
+        target_findings,
+    )
+    from isg_core.report.outputs import profile_results_dir
 
     res = profile_results_dir(args.profile)
     sections = [("Table 1", lambda: regression_findings(res, 1)), ("Table 2", lambda: regression_findings(res, 2)),

@@ -3,7 +3,7 @@
 ``isg reproduce`` writes a ``timings.csv`` (notebook, profile, seconds) beside the notebooks it runs.
 Give this tool the one of a from-scratch run (every cache empty: ``make clean-data && make
 reproduce``) and, when there is one, the one of a rerun with everything cached; each notebook's
-opening cell (:func:`isg_core.tutorial.runtime_note`) then states both.
+opening cell (:func:`isg_core.report.tutorial.runtime_note`) then states both.
 
     python tools/notebook_timings.py --profile quick --fresh FRESH.csv [--cached CACHED.csv] --measured "..."
 """
@@ -26,8 +26,8 @@ def main() -> None:
     import pandas as pd
 
     from isg_core.errors import IsgError
-    from isg_core.report import write_table
-    from isg_core.tutorial import TIMINGS
+    from isg_core.report.outputs import write_table
+    from isg_core.report.tutorial import TIMINGS
 
     def read(path: str) -> pd.Series:
         try:

@@ -25,7 +25,7 @@ def refresh(path: Path, profile: str) -> int:
     """Rewrite the outputs of ``path``'s runtime and findings cells; returns how many it rewrote
     (a cell not executed yet is left alone)."""
     from isg_core.errors import atomic_path
-    from isg_core.tutorial import runtime_note, what_we_found
+    from isg_core.report.tutorial import runtime_note, what_we_found
 
     make = dict(zip(CALLS, (runtime_note, what_we_found)))
     nb, n = nbformat.read(path, as_version=4), 0

@@ -26,12 +26,12 @@ def main() -> None:
     ap.add_argument("--no-models", action="store_true", help="time the stages only")
     args = ap.parse_args()
 
-    from isg_core.cohort import ensure_cohort, load_cohort
+    from isg_core.cohorts.folder import ensure_cohort, load_cohort
     from isg_core.config import get_profile
     from isg_core.experiments.runner import run_experiment
     from isg_core.experiments.specs import table1_experiments
     from isg_core.features.workflow import ensure_extractor, ensure_features, ensure_prepared
-    from isg_core.report import write_table
+    from isg_core.report.outputs import write_table
 
     prof = get_profile(args.profile)
     rows = []

@@ -26,8 +26,8 @@ def main() -> None:
     from isg_core.experiments import reproduce_table
     from isg_core.experiments.acceptance import efficiency_targets, gene_intervals, plot_gene_intervals, target_table
     from isg_core.experiments.specs import BEST_BASELINE, he2rna_label
-    from isg_core.findings import read_result
-    from isg_core.report import profile_results_dir, save_figure, write_table
+    from isg_core.report.findings import read_result
+    from isg_core.report.outputs import profile_results_dir, save_figure, write_table
 
     def read(name: str, columns: tuple[str, ...]) -> pd.DataFrame:
         return read_result(res, name.removesuffix(".csv"), columns)

@@ -3,14 +3,14 @@
     python tools/upgrade_bundle.py OLD.pt NEW.pt     (NEW may be OLD: the file is replaced atomically)
 
 ``isg predict`` reads old bundles as they are (they are converted in memory on load); this writes
-the conversion (:func:`isg_core.bundle.upgrade`) to disk, checked by building the model once.
+the conversion (:func:`isg_core.deploy.bundle.upgrade`) to disk, checked by building the model once.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from isg_core.bundle import BUNDLE_FORMAT, upgrade_bundle_file
+from isg_core.deploy.bundle import BUNDLE_FORMAT, upgrade_bundle_file
 from isg_core.errors import IsgError
 
 

@@ -14,8 +14,8 @@ concern:
 """
 from __future__ import annotations
 
-from .data import GLOBAL_ONLY, keep_mask, load_experiment_data
 from .factory import model_factory
+from .inputs import GLOBAL_ONLY, keep_mask, load_experiment_data
 from .plots import plot_roc, plot_table
 from .runner import (
     ExperimentResult,

@@ -3,8 +3,8 @@
 On ISG-Sim the bulk expression of a gene is drawn from the slide's cells (how many of each type,
 and where), so a ridge regression on the slide's true totals says how much of the expression
 needs no image model at all: no features, no selection, no attention.  Its inputs are the oracle
-encoding (:func:`isg_core.oracle.encode_counts`: ``log1p`` of each count and each type's fraction
-of the cells) of the slide's summed counts (:func:`isg_core.oracle.slide_total_counts`).
+encoding (:func:`isg_core.features.oracle.encode_counts`: ``log1p`` of each count and each type's fraction
+of the cells) of the slide's summed counts (:func:`isg_core.features.oracle.slide_total_counts`).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 One runner serves both kinds of task (:data:`~isg_core.experiments.targets.LOSS_OF_KIND`):
 ``"regression"`` of gene expression (Tables 1, 2, 4, 6: the paper's L2, scored by PCC) and
 ``"classification"`` of MSI status (Table 3: one logit with binary cross-entropy, scored by AUC).
-Both run the engine of :mod:`isg_core.training` on the manifest's patient-level folds, either per
+Both run the engine of :mod:`isg_core.train.engine` on the manifest's patient-level folds, either per
 cancer type (Table 1, "one model per task") or as one model for every task (Tables 2, 4 and 6,
 as the paper's discussion does); Table 3 runs per stand-in sub-cohort.
 """
@@ -22,13 +22,13 @@ import torch
 from tqdm import tqdm
 
 from ..config import Profile
+from ..data.tiling import check_tiles_current
+from ..features.oracle import encode_counts, slide_total_counts
 from ..models.registry import published_schedule
-from ..oracle import encode_counts, slide_total_counts
-from ..slide_batches import SlideData
-from ..tiling import check_tiles_current
-from ..training import TrainConfig, cross_validate, load_fold_model
-from .data import GLOBAL_ONLY, load_experiment_data
+from ..train.batches import SlideData
+from ..train.engine import TrainConfig, cross_validate, load_fold_model
 from .factory import model_factory
+from .inputs import GLOBAL_ONLY, load_experiment_data
 from .linear import cross_validate_linear
 from .scoring import expression_rows, msi_frame
 from .specs import LINEAR_TOTALS, Experiment

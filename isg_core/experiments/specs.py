@@ -99,7 +99,7 @@ def he2rna_published(label: str | None = None, selection: str = "otsu", **kw) ->
 # --- Tables 1, 2, 4 and 6: gene expression --------------------------------------------------------
 def table1_experiments() -> list[Experiment]:
     """Table 1: ISG against HE2RNA and the ViTs; the paper's control (HE2RNA with Shannon in place of
-    its Otsu rule); and the oracle-feature ceiling (:mod:`isg_core.oracle`).  The headline rows
+    its Otsu rule); and the oracle-feature ceiling (:mod:`isg_core.features.oracle`).  The headline rows
     (ISG, the best baseline of the development cohort and HE2RNA) run with the profile's training
     seeds."""
     h = he2rna_label()

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..config import Profile
 from ..metrics import roc_auc
-from ..paper import paper_value
+from .paper import paper_value
 from .runner import MSIResult, run_grid, seeds_of
 from .scoring import fold_auc, patient_level
 from .specs import STAND_INS, Experiment, stand_in_label, table3_experiments

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cohort import cohort_role, ensure_cohort, load_cohort
+from ..cohorts.folder import cohort_role, ensure_cohort, load_cohort
 from ..config import TASK_GENES, Profile, get_profile
 from ..errors import IsgError
+from ..features.oracle import oracle_available
 from ..features.workflow import ensure_features
-from ..oracle import oracle_available
-from ..paper import paper_value
-from .data import ORACLE
+from .inputs import ORACLE
+from .paper import paper_value
 from .runner import TableOutcomes, run_table
 from .scoring import noise_ceiling_avg
 from .slide_bootstrap import bootstrap_sentence, paired_slide_bootstrap, per_programme_differences

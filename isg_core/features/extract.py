@@ -31,14 +31,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..data.manifest import read_manifest, shard_rows
+from ..data.tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 from ..devices import resolve_device
 from ..errors import IsgError, atomic_path, fault_point, first_line
-from ..manifest import read_manifest, shard_rows
 from ..paths import cohort_tiles_dir
 from ..selection.selectors import ShannonSelector
 from ..selection.thresholds import select, table4_thresholds
-from ..tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
-from .data import DESCRIPTOR_DIM, appearance_descriptor, resize_patches, to_tensor
+from .bank import DESCRIPTOR_DIM, appearance_descriptor, resize_patches, to_tensor
 from .resnet import ResNet50Features
 from .stylegan import Encoder
 from .train import ExtractorTrainConfig, load_checkpoint
@@ -182,7 +182,7 @@ class ResNet50Encoder(PatchEncoder):
 
 
 class DescriptorEncoder(PatchEncoder):
-    """No network: the appearance descriptor (:func:`isg_core.features.data.appearance_descriptor`,
+    """No network: the appearance descriptor (:func:`isg_core.features.bank.appearance_descriptor`,
     13 colour, haematoxylin-quantile and texture statistics) of the global patch as f_i and of each
     local patch as R_i.  A reference for Table 5 and the slide models: what the learned features
     add over colour statistics anyone can compute."""
@@ -367,7 +367,7 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
     manifest = read_manifest(Path(cohort_root) / "manifest.csv")
     if slide_ids is not None:
         manifest = manifest[manifest["slide_id"].isin(slide_ids)]
-    manifest = shard_rows(manifest, shard)  # "K/N": this worker's slides (see isg_core.manifest.shard_rows)
+    manifest = shard_rows(manifest, shard)  # "K/N": this worker's slides (see isg_core.data.manifest.shard_rows)
     tiles_dir = cohort_tiles_dir(cohort_root, tiles)
     rows, done_n, done_s = [], 0, 0.0
     bar = tqdm(list(manifest.itertuples()), desc=f"extract {encoder.name}", unit="slide", disable=not progress)

@@ -1,13 +1,13 @@
 """Figures of the feature extractors (paper Sec. 3.2): loss curves and reconstructions D(E(x)).
 
 Written beside each checkpoint by :func:`save_training_figures` and drawn in notebook 03 by
-:func:`reconstruction_figure`; the notebook only calls these.
+:func:`isg_core.features.workflow.reconstruction_figure` (which loads checkpoints, so it sits above
+:mod:`~isg_core.features.train`); the notebook only calls these.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..errors import atomic_path
-from .data import BankConfig, build_bank, to_tensor, to_uint8
+from .bank import to_tensor, to_uint8
 from .stylegan import StyleAutoencoder
 
 
@@ -76,23 +76,6 @@ def plot_reconstructions(x: np.ndarray, x_hat: np.ndarray, title: str = "", axes
     return fig
 
 
-def reconstruction_figure(checkpoints: Mapping[str, "str | os.PathLike"], slides: pd.DataFrame,
-                          tiles_dir: "str | os.PathLike", n: int = 8, seed: int = 1, title: str = ""):
-    """For each extractor (scale -> checkpoint), ``n`` patches of ``slides`` at the network's own
-    resolution (two rows per extractor: inputs, then D(E(x)))."""
-    from .train import load_autoencoder  # train imports this module when it writes its figures
-
-    fig, axes = plt.subplots(2 * len(checkpoints), n, figsize=(1.5 * n, 1.6 * 2 * len(checkpoints)), squeeze=False)
-    for k, (scale, path) in enumerate(checkpoints.items()):
-        ae, meta = load_autoencoder(path)
-        res = meta["config"]["model"]["resolution"]
-        x = build_bank(slides, tiles_dir, BankConfig(scale, n, res, seed=seed, local_per_global=1), progress=False)
-        plot_reconstructions(x, reconstruct(ae, x), axes=axes[2 * k: 2 * k + 2], label=f"{scale}\ninput")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
 
 def save_training_figures(history: pd.DataFrame, ae: StyleAutoencoder, bank: np.ndarray, scale: str,
                           out_dir: "str | os.PathLike", n: int = 8) -> None:
@@ -115,35 +98,3 @@ def save_training_figures(history: pd.DataFrame, ae: StyleAutoencoder, bank: np.
     plt.close(fig)
 
 
-def plot_table5(summary: pd.DataFrame, title: str = "Table 5 on ISG-Sim (SIMULATED): 2-layer MLP probe"):
-    """One panel per level of :func:`~isg_core.features.evaluate.table5_summary`: the probe's PCC
-    per feature set (bar: SD over folds) and the paper's value (red diamond) only where the setting
-    is the paper's; the legend sits below the panels, never over a bar."""
-    import seaborn as sns
-
-    levels = list(dict.fromkeys(summary.level))
-    fig, axes = plt.subplots(1, len(levels), figsize=(6.8 * len(levels), 0.5 * summary.features.nunique() + 1.8),
-                             squeeze=False)
-    for ax, lv in zip(axes[0], levels):
-        sub = summary[summary.level == lv]
-        sns.barplot(sub, x="pcc", y="features", color="tab:blue", alpha=0.8, ax=ax, label="ours (ISG-Sim, SIMULATED)")
-        ax.errorbar(sub.pcc, range(len(sub)), xerr=sub.pcc_fold_std, fmt="none", ecolor="black", lw=1)
-        has = sub.paper.notna().to_numpy()
-        if has.any():
-            ax.scatter(sub.paper[has], np.flatnonzero(has), color="tab:red", marker="D", zorder=3,
-                       label="paper (same setting)")
-        ax.axvline(0, color="grey", lw=0.5)
-        ax.set(title=lv, xlabel="average PCC (mean over folds; bar: SD over folds)", ylabel="")
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig

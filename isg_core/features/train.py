@@ -12,7 +12,7 @@ their config (nanoGPT's habit), the loss history and which LPIPS trunk was used,
 tensors and plain Python values (they load with ``torch.load(weights_only=True)``), and are
 written under a temporary name, then renamed.
 
-Under torchrun the step is data-parallel (:mod:`isg_core.distributed`): every process draws the
+Under torchrun the step is data-parallel (:mod:`isg_core.train.distributed`): every process draws the
 same batch and noise, trains on its share, DDP averages the gradients of E and D and those of
 C; only rank 0 writes the checkpoint, history and figures.
 """
@@ -33,13 +33,13 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from .. import distributed as dist_
 from ..config import FeatureConfig
+from ..data.manifest import read_manifest
+from ..data.tiling import StaleResultWarning
 from ..errors import IsgError, atomic_path, first_line
-from ..manifest import read_manifest
 from ..paths import cohort_tiles_dir
-from ..tiling import StaleResultWarning
-from .data import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
+from ..train import distributed as dist_
+from .bank import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
 from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
 
@@ -234,9 +234,9 @@ class ExtractorTrainer:
         """One step of the discriminator (with R1 every ``r1_every`` steps) and one of E and D.
         With several processes: each takes the elements ``rank, rank + N, ...`` of the step's
         batch (the same batch and noise everywhere), its losses are weighted by its share of the
-        batch (:func:`isg_core.distributed.share_weight`, 1 when N divides the batch) and DDP
+        batch (:func:`isg_core.train.distributed.share_weight`, 1 when N divides the batch) and DDP
         averages the gradients, so the step equals the single-process one up to float
-        rounding (see :mod:`isg_core.distributed` for the minibatch-stddev groups); the
+        rounding (see :mod:`isg_core.train.distributed` for the minibatch-stddev groups); the
         recorded losses are the whole batch's."""
         # Long on purpose: one step of Eq. 2 in the order StyleGAN2 runs it (C with lazy R1, then E
         # and D), with the distributed gradient averaging between; kept whole so the order reads in one place.

@@ -12,19 +12,23 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Mapping
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from ..cohort import ensure_cohort
+from ..cohorts.folder import ensure_cohort
+from ..cohorts.prepare import prepare_cohort
 from ..config import FeatureConfig, Profile, get_profile
+from ..data.manifest import read_manifest
+from ..data.tiling import StaleResultWarning
 from ..errors import IsgError
-from ..manifest import read_manifest
-from ..pipeline import prepare_cohort
-from ..tiling import StaleResultWarning
+from .bank import BankConfig, build_bank
 from .extract import DescriptorEncoder, ResNet50Encoder, StyleGANEncoder, extract_cohort
+from .figures import plot_reconstructions, reconstruct
 from .stylegan import Discriminator, StyleAutoencoder
-from .train import load_checkpoint, same_config, train_config_for, train_extractor
+from .train import load_autoencoder, load_checkpoint, same_config, train_config_for, train_extractor
 
 
 def extractor_dir(cohort_root: "str | os.PathLike", scale: str, held_out_fold: int | None = None) -> Path:
@@ -63,7 +67,7 @@ COHORT_SELECTORS = ("shannon", "ig", "canny", "dog", "log", "otsu")
 
 def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=COHORT_SELECTORS,
                     progress: bool = True):
-    """Tile and select the cohort (skip-if-done, :func:`isg_core.pipeline.prepare_cohort`)."""
+    """Tile and select the cohort (skip-if-done, :func:`isg_core.cohorts.prepare.prepare_cohort`)."""
     return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers,
                           progress=progress)
 
@@ -171,3 +175,19 @@ def architecture_table(features: FeatureConfig) -> pd.DataFrame:
                      "C (M params)": mparams(disc), "steps": cfg.steps, "batch": cfg.batch_size,
                      "C from step": cfg.adv_start})
     return pd.DataFrame(rows)
+
+
+def reconstruction_figure(checkpoints: Mapping[str, "str | os.PathLike"], slides: pd.DataFrame,
+                          tiles_dir: "str | os.PathLike", n: int = 8, seed: int = 1, title: str = ""):
+    """For each extractor (scale -> checkpoint), ``n`` patches of ``slides`` at the network's own
+    resolution (two rows per extractor: inputs, then D(E(x)))."""
+    fig, axes = plt.subplots(2 * len(checkpoints), n, figsize=(1.5 * n, 1.6 * 2 * len(checkpoints)), squeeze=False)
+    for k, (scale, path) in enumerate(checkpoints.items()):
+        ae, meta = load_autoencoder(path)
+        res = meta["config"]["model"]["resolution"]
+        x = build_bank(slides, tiles_dir, BankConfig(scale, n, res, seed=seed, local_per_global=1), progress=False)
+        plot_reconstructions(x, reconstruct(ae, x), axes=axes[2 * k: 2 * k + 2], label=f"{scale}\ninput")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -9,7 +9,7 @@ that turns the download into a cohort.
 what ``gdc-client download`` made (``<file uuid>/<file name>``, or files directly in the
 folder; slides and STAR-Counts files may share one tree) and the GDC sample sheet (the portal's
 export, or the API's TSV with dotted column names), and writes a cohort every other command
-reads (:func:`isg_core.cohort.load_cohort`): ``manifest.csv`` (the slides stay where they were
+reads (:func:`isg_core.cohorts.folder.load_cohort`): ``manifest.csv`` (the slides stay where they were
 downloaded), ``expression.tsv`` (raw FPKM-UQ of the paper's genes), ``cohort.json``,
 ``report.md`` and, with ``--clinical``, ``clinical.csv``.
 

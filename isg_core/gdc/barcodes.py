@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.slides import slide_id_from_path
+from ..data.star_counts import read_sheet_tsv
 from ..errors import IsgError
-from ..slides import slide_id_from_path
-from ..star_counts import read_sheet_tsv
 
 #: STAR-Counts file names (GDC data release 32 on), plain or gzipped.
 STAR_SUFFIXES = (".rna_seq.augmented_star_gene_counts.tsv", ".rna_seq.augmented_star_gene_counts.tsv.gz")
@@ -123,7 +123,7 @@ def _pick_columns(columns: Sequence[str]) -> dict[str, str]:
 
 def read_gdc_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read a GDC sample sheet: the portal's export or the API's TSV (dotted or underscored names).
-    :func:`isg_core.star_counts.read_sample_sheet` is not reused: it drops non-primary rows
+    :func:`isg_core.data.star_counts.read_sample_sheet` is not reused: it drops non-primary rows
     without saying how many (the report must), needs the portal's column names, and has no
     Project ID (the cancer type).  The checks are the same: the sample code decides primary,
     and a Sample Type that contradicts it is an error.

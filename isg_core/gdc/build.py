@@ -1,13 +1,13 @@
 """``isg cohort from-gdc``: a cohort folder from a GDC download (:func:`build_cohort_from_gdc`).
 
 Slides are paired with STAR-Counts files as :mod:`isg_core.gdc.download` says; the cohort holds
-what every other command reads (:func:`isg_core.cohort.load_cohort`):
+what every other command reads (:func:`isg_core.cohorts.folder.load_cohort`):
 
-* ``manifest.csv`` (:func:`isg_core.manifest.write_manifest`).  ``slide_id`` is the slide's
+* ``manifest.csv`` (:func:`isg_core.data.manifest.write_manifest`).  ``slide_id`` is the slide's
   file name without its suffix (``TCGA-XX-XXXX-01Z-00-DX1.<uuid>``), the id ``isg prepare``
   names ``tiles/<slide_id>.h5`` by; ``patient_id`` its first 12 characters; ``cancer_type``
   the project without ``TCGA-``; folds by patient, stratified by project
-  (:func:`isg_core.manifest.assign_folds`).  **Slides are not copied and not linked: ``path``
+  (:func:`isg_core.data.manifest.assign_folds`).  **Slides are not copied and not linked: ``path``
   points at the downloaded file** (stored relative to the manifest, as ``write_manifest``
   does).  Why not symlinks under ``COHORT/slides/``: a symlink adds nothing a path does not
   say, breaks exactly when a path would (the download moves), needs a filesystem that has them
@@ -16,7 +16,7 @@ what every other command reads (:func:`isg_core.cohort.load_cohort`):
 * ``expression.tsv``: one row per slide (keyed by ``slide_id``, the same row for slides of one
   patient's sample), one column per gene of :data:`isg_core.config.ALL_GENES` named by its
   Ensembl id, raw FPKM-UQ (``fpkm_uq_unstranded``), the layout of ISG-Sim's ``expression.tsv``.
-  The ``log10(1 + x)`` transform is left to the loader (:func:`isg_core.expression.load_targets`),
+  The ``log10(1 + x)`` transform is left to the loader (:func:`isg_core.data.expression.load_targets`),
   which applies it to every table it reads, so it is applied once.
 * ``cohort.json`` (name, "simulated": false, projects), ``report.md`` (also printed), and with
   ``--clinical`` a ``clinical.csv`` (one row per patient).
@@ -37,12 +37,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from ..cohort import validate_cohort
+from ..cohorts.folder import validate_cohort
 from ..config import ALL_GENES, GENE_ENSEMBL, TASK_GENES
+from ..data.expression_matrix import _check_file
+from ..data.manifest import assign_folds, patient_id_from_slide, write_manifest
+from ..data.star_counts import read_star_counts
 from ..errors import IsgError, atomic_path, atomic_write_text, first_line, writable_dir
-from ..expression_matrix import _check_file
-from ..manifest import assign_folds, patient_id_from_slide, write_manifest
-from ..star_counts import read_star_counts
 from .barcodes import project_cancer_type, read_gdc_sample_sheet
 from .download import GdcMatch, find_slides, find_star_files, match_download
 from .report import FromGdcConfig, GdcReport

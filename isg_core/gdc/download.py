@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.slides import WSI_SUFFIXES
 from ..errors import IsgError
-from ..slides import WSI_SUFFIXES
 from .barcodes import PRIMARY_TUMOR_CODE, check_slide_name, is_star_counts_name, sample_code, sample_key, slide_id_of
 from .report import GdcReport
 
@@ -53,7 +53,7 @@ def _is_slide_name(name: str) -> bool:
 
 def find_slides(root: str | os.PathLike) -> dict[str, Path]:
     """Slide id -> file for every whole-slide file under ``root`` (suffixes of
-    :data:`isg_core.slides.WSI_SUFFIXES`).  Names must be TCGA slide barcodes; the same slide
+    :data:`isg_core.data.slides.WSI_SUFFIXES`).  Names must be TCGA slide barcodes; the same slide
     twice (two downloads) is an error, as nothing says which copy is complete."""
     root = _check_dir(Path(root), "slides")
     found: dict[str, Path] = {}

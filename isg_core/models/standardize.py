@@ -15,7 +15,7 @@ CLAMP = 10.0  # standardised features are clipped to +-CLAMP
 
 class InputStandardizer(nn.Module):
     """``model((f - mu_f) / sd_f, (R - mu_R) / sd_R, mask, pos)``: per-channel standardisation of the
-    features with statistics of the *training* slides (:func:`isg_core.training.feature_stats`).
+    features with statistics of the *training* slides (:func:`isg_core.train.engine.feature_stats`).
 
     The extractors' codes are not centred and their channels differ in scale (measured on ISG-Sim:
     means up to +-0.5, SDs 0.1-0.4); without this, ISG and the baselines stayed at the training

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import TilingConfig
-from ..manifest import read_manifest
-from ..slides import open_slide
-from ..tiling import tile_slide
+from ..data.manifest import read_manifest
+from ..data.slides import open_slide
+from ..data.tiling import tile_slide
 from .selectors import SELECTORS, available_selectors, get_selector
 from .slide import score_slide_many
 from .thresholds import Threshold, parse_threshold, precision_recall, select

@@ -14,10 +14,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..config import TilingConfig
+from ..data.slides import Slide, distinct_slides
+from ..data.thumbnails import thumbnail_with_grid
+from ..data.tiling import Tiling, open_tiled_slide, read_global_patch, read_tiling_h5, tile_to_h5
 from ..errors import IsgError, atomic_path, first_line
-from ..slides import Slide, distinct_slides
-from ..tiling import Tiling, open_tiled_slide, read_global_patch, read_tiling_h5, tile_to_h5
-from ..viz import thumbnail_with_grid
 from .selectors import Selector, ShannonSelector, get_selector
 from .thresholds import Threshold, parse_threshold, resolve_threshold
 

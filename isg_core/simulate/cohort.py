@@ -19,9 +19,9 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from ..config import ALL_GENES, CANCER_TYPES, GENE_ENSEMBL, TASK_GENES, TilingConfig
+from ..data.manifest import assign_folds, write_manifest
+from ..data.slides import write_pyramidal_tiff
 from ..errors import IsgError, atomic_path, atomic_write_text
-from ..manifest import assign_folds, write_manifest
-from ..slides import write_pyramidal_tiff
 from . import artefacts as art
 from . import cells as cl
 from . import genes as gm

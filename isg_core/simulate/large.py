@@ -36,8 +36,8 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from ..config import CANCER_TYPES
+from ..data.slides import tiff_level_args
 from ..errors import IsgError, atomic_path
-from ..slides import tiff_level_args
 from . import artefacts as art
 from . import tissue as ts
 from .cohort import COHORT_NAME, SlideSpec, render_slide

@@ -25,8 +25,8 @@ from PIL import Image
 from scipy import ndimage
 from skimage.color import hed_from_rgb, rgb2hed, rgb_from_hed
 
-from ..samples import sample_path
-from ..slides import open_slide
+from ..data.samples import sample_path
+from ..data.slides import open_slide
 
 #: side of one bank crop in px at 0.5 mpp
 CROP = 320

@@ -1,0 +1,152 @@
+"""Cohort preprocessing: tile and select every slide of a manifest (paper Sec. 3, steps 1-2).
+
+Each slide gets ``<tiles>/<slide_id>.h5`` (CLAM layout, :mod:`isg_core.data.tiling`) holding its
+tiling and one ``selection/<method>`` group per selector; feature extraction
+(:mod:`isg_core.features.extract`) later adds ``features/<name>``.  The default tiles folder is
+``<cohort>/tiles``.  Every step skips what is already done, so the same command resumes a
+killed run.  A cohort found done is found so cheaply (:func:`_already_prepared`: no slide is opened),
+since every stage after this one asks again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import pandas as pd
+from tqdm import tqdm
+
+from ..config import TilingConfig
+from ..data.fingerprint import file_fingerprint
+from ..data.manifest import read_manifest, shard_rows, slide_mpps
+from ..data.tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
+from ..errors import IsgError, atomic_write_text
+from ..paths import cohort_tiles_dir
+from ..selection import ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, threshold_info
+from ..selection.slide import score_slide_many
+
+
+def selection_is_current(h5_path: Path, method: str, threshold: str, params: str | None = None) -> bool:
+    """True if ``h5_path`` already holds ``selection/<method>`` made with ``threshold`` (and, when
+    given, the selector's ``params`` as JSON: another compressor or downsampling scores otherwise).
+    The slide itself needs no check here: a tiling made from another file is redone whole."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            g = f.get(f"selection/{method}")
+            return (g is not None and str(g.attrs.get("threshold")) == threshold
+                    and (params is None or str(g.attrs.get("selector_params")) == params))
+    except OSError:
+        return False
+
+
+#: the record, in a tiles folder, of the last complete :func:`prepare_cohort` (its inputs and its rows)
+PREPARED_STAMP = ".prepared.json"
+
+
+def _prepared_key(jobs) -> str:
+    """SHA-256 of what a preparation was asked to do: per slide its id, the identity of its file
+    (:func:`~isg_core.data.fingerprint.file_fingerprint`), the mpp it is read at, and the methods with
+    their settings, thresholds and tiling config (2 MiB read per slide: no slide is opened)."""
+    h = hashlib.sha256()
+    for slide_path, slide_id, mpp, _out, methods, thresholds, cfg in jobs:
+        h.update(json.dumps([slide_id, file_fingerprint(slide_path), mpp,
+                             [(m, get_selector(m).params()) for m in methods],  # another compressor scores otherwise
+                             dict(sorted(thresholds.items())), asdict(cfg)], default=str).encode())
+    return h.hexdigest()
+
+
+def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
+    """The rows of the last preparation if it was asked exactly this (``key``) and each slide's
+    HDF5 still holds the tiling of that same file with every selection asked for; else None."""
+    try:
+        rec = json.loads((out / PREPARED_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("key") != key or len(rec.get("rows", [])) != len(jobs):
+        return None
+    for slide_path, slide_id, _mpp, _out, methods, thresholds, cfg in jobs:
+        try:
+            with h5py.File(out / f"{slide_id}.h5", "r") as f:
+                a = f.attrs
+                if (not a.get("complete", False) or json.loads(a.get("tiling_config", "null")) != asdict(cfg)
+                        or str(a.get("slide_fingerprint", "")) != file_fingerprint(slide_path)):
+                    return None
+                for m in methods:  # each selection still the one asked for (another command may redo one)
+                    sel = get_selector(m)
+                    g = f.get(f"selection/{sel.name}")
+                    th = parse_threshold(thresholds.get(m), default=sel.default_threshold)
+                    if g is None or "keep" not in g or str(g.attrs.get("threshold")) != str(th):
+                        return None
+        except (OSError, ValueError):
+            return None
+    return rec["rows"]
+
+
+def _prepare_one(args) -> dict:
+
+    slide_path, slide_id, mpp, tiles, methods, thresholds, cfg = args
+    h5, _ = tile_to_h5(slide_path, tiles, cfg, mpp=mpp, slide_id=slide_id)
+    tiling = read_tiling_h5(h5)
+    row = {"slide_id": tiling.slide_id, "h5": str(h5), "n_patches": tiling.n_patches}
+    todo = []
+    for method in methods:
+        sel = get_selector(method)
+        th = parse_threshold(thresholds.get(method), default=sel.default_threshold)
+        if th.kind in ("bits", "bpp") and not isinstance(sel, ShannonSelector):
+            raise IsgError(None, f"a '{th.kind}' threshold applies only to the shannon method, not {method!r}")
+        if not selection_is_current(h5, sel.name, str(th), json.dumps(sel.params(), default=str)):
+            todo.append((sel, th))
+    if todo:  # one pass over the patches for every selection still to make
+        with open_tiled_slide(slide_path, tiling, h5) as slide:
+            scores = score_slide_many(slide, tiling, [s for s, _ in todo])
+        for j, (sel, th) in enumerate(todo):
+            info = threshold_info(scores[:, j], th, sel, cfg.global_size ** 2)
+            add_selection_to_h5(h5, sel.name, scores[:, j], scores[:, j] > info["threshold_score"], info)
+    with h5py.File(h5, "r") as f:
+        for method in methods:
+            name = get_selector(method).name
+            row[f"n_kept_{name}"] = int(f[f"selection/{name}"].attrs["n_kept"])
+    return row
+
+
+def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None,
+                   methods: Sequence[str] = ("shannon",), thresholds: dict[str, str] | None = None,
+                   config: TilingConfig = TilingConfig(), workers: int = 1, progress: bool = True,
+                   shard: "str | None" = None) -> pd.DataFrame:
+    """Tile every slide of ``<cohort_root>/manifest.csv`` (or of its ``shard`` "K/N": see
+    :func:`isg_core.data.manifest.shard_rows`) into ``<tiles>/<slide_id>.h5`` (the manifest's id) and
+    add a selection per method.  A slide file changed since it was tiled is redone (see
+    :func:`isg_core.data.tiling.tile_to_h5`); the manifest's optional ``mpp`` column gives the
+    resolution of slides whose files lack one.
+
+    ``thresholds`` maps a method to a threshold string (see
+    :func:`isg_core.selection.parse_threshold`); missing methods use their default.  Returns one
+    row per slide: slide_id, h5, n_patches and n_kept_<method>."""
+    manifest = shard_rows(read_manifest(Path(cohort_root) / "manifest.csv"), shard)
+    out = cohort_tiles_dir(cohort_root, tiles)
+    jobs = [(p, sid, mpp, out, list(methods), dict(thresholds or {}), config)
+            for p, sid, mpp in zip(manifest["path"], manifest["slide_id"], slide_mpps(manifest))]
+    key = _prepared_key(jobs) if shard is None else None  # a shard leaves the cohort's record alone
+    done = _already_prepared(out, jobs, key) if key else None
+    if done is not None:
+        return pd.DataFrame(done)
+    rows = []
+    # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
+    with tqdm(total=len(jobs), desc="tile + select", unit="slide", disable=not progress) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as ex:
+                for row in ex.map(_prepare_one, jobs):
+                    rows.append(row)
+                    bar.update(1)
+        else:
+            for j in jobs:
+                rows.append(_prepare_one(j))
+                bar.update(1)
+    if key:
+        atomic_write_text(out / PREPARED_STAMP, json.dumps({"key": key, "rows": rows}) + "\n")
+    return pd.DataFrame(rows)

