@@ -202,19 +202,30 @@ def cmd_cv(args) -> None:
 
 
 def cmd_table(args) -> None:
-    from .experiments import describe, describe_msi, reproduce_table, reproduce_table3
+    from .experiments import describe, describe_msi, get_table, reproduce_table, reproduce_table3
 
-    if args.number == 3:
+    rec = get_table(args.number)
+    if rec.kind == "msi":
         run3 = reproduce_table3(args.profile, cohort_arg(args), device=args.device)
         cols = ["sub-cohort", "method", "AUC", "AUC 95% low", "AUC 95% high", "seeds", "AUC pooled", "paper AUC"]
+        print(f"{rec.title} on {run3.config.get('cohort', 'the cohort')}")
         print(run3.summary[cols].round(3).to_string(index=False))
         print(describe_msi(run3))
         return
 
     run = reproduce_table(args.number, args.profile, cohort_arg(args), device=args.device,
                           setting="one model for all tasks" if args.all_tasks else None)
+    print(table_header(rec, run.config))
     print(run.summary.round(3).to_string(index=False))
     print(describe(run))
+
+
+def table_header(rec, config: dict) -> str:
+    """What ``isg table N`` prints above the table: its title, cohort, our setting and the paper's, and
+    what the ``paper PCC`` column is (the paper's value in its own setting, or its order only)."""
+    setting = config.get("setting", rec.setting)
+    return (f"{rec.title} on {config.get('cohort', 'the cohort')}, {setting} "
+            f"(the paper's setting: {rec.paper_setting})\n{rec.paper_note(setting)}")
 
 
 def cmd_export_model(args) -> None:

@@ -1,6 +1,7 @@
 """What a run found, as sentences generated from its results files: ``results/<profile>/findings.md``.
 
-Every sentence is made by :mod:`isg_core.report.findings` from the tables' CSVs (rankings, paired
+One section per paper table of :mod:`isg_core.experiments.registry`; every sentence is made by
+:mod:`isg_core.report.findings` from the tables' CSVs (rankings, paired
 intervals and verdicts, the paper's number only in the paper's setting), so rerunning this after
 the tables change keeps the text true.  The README's results section quotes this file.
 
@@ -17,20 +18,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from isg_core.errors import IsgError, atomic_path
-    from isg_core.report.findings import (
-        as_markdown,
-        msi_findings,
-        regression_findings,
-        table5_findings,
-        target_findings,
-    )
+    from isg_core.experiments.registry import TABLES
+    from isg_core.report.findings import as_markdown
     from isg_core.report.outputs import profile_results_dir
+    from isg_core.report.tutorial import table_findings
 
     res = profile_results_dir(args.profile)
-    sections = [("Table 1", lambda: regression_findings(res, 1)), ("Table 2", lambda: regression_findings(res, 2)),
-                ("Table 3 (MSI, AUC)", lambda: msi_findings(res)), ("Table 4", lambda: regression_findings(res, 4)),
-                ("Table 5 (probe on frozen features)", lambda: table5_findings(res)),
-                ("Table 6", lambda: regression_findings(res, 6)), ("Issue 16's targets", lambda: target_findings(res))]
+    # one section per registered paper table, with the findings its notebook closes with
+    sections = [(t.short, lambda t=t: table_findings(t)(res)) for t in TABLES.values()]
     lines = [f"# What the `{args.profile}` run found (ISG-Sim, SIMULATED: not TCGA)", "",
              f"Made by: `python tools/findings.py --profile {args.profile}`, from the CSVs in this folder.", ""]
     for title, fn in sections:

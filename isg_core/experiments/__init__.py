@@ -4,101 +4,60 @@ An :class:`Experiment` is one row of a table: a model (ISG-a-b or a baseline) on
 variant (feature set, patch selection, Shannon threshold, HE2RNA's supertiles).  Modules, by
 concern:
 
+* :mod:`.registry`: one record per paper table (title, the paper's setting and ours, notebook);
 * :mod:`.specs`: what each table runs (and Table 3's stand-in cohorts);
-* :mod:`.data`: reading an experiment's features from the slides' HDF5; :mod:`.targets`: what
+* :mod:`.inputs`: reading an experiment's features from the slides' HDF5; :mod:`.targets`: what
   it learns (expression of a task, or MSI status);
 * :mod:`.factory`: the model of an experiment;
 * :mod:`.runner`: one runner for regression and classification, serial or in worker processes;
 * :mod:`.scoring`: per-fold PCC and AUC; :mod:`.statistics`: the paired bootstrap and its verdict;
 * :mod:`.tables` (Tables 1, 2, 4, 6) and :mod:`.table3` end to end; :mod:`.plots`: their figures.
+
+Names are loaded on first use (PEP 562): ``from isg_core.experiments import describe`` imports only what
+``describe`` needs, so a light caller (the CLI's parser reading :mod:`.registry`) does not pay for torch.
 """
 from __future__ import annotations
 
-from .factory import model_factory
-from .inputs import GLOBAL_ONLY, keep_mask, load_experiment_data
-from .plots import plot_roc, plot_table
-from .runner import (
-    ExperimentResult,
-    MSIResult,
-    RegressionOutcome,
-    TableOutcomes,
-    collect_outcomes,
-    in_processes,
-    run_experiment,
-    run_grid,
-    run_table,
-    seeds_of,
-    table_outcome,
-    train_config,
-    with_seeds,
-)
-from .scoring import cv_metrics, expression_rows, fold_auc, msi_frame, noise_ceiling_avg, patient_level
-from .slide_bootstrap import (
-    GENE_PROGRAMMES,
-    SIGNIFICANCE_NOTE,
-    bootstrap_sentence,
-    headline_pcc,
-    paired_slide_bootstrap,
-    per_programme_differences,
-)
-from .specs import (
-    BEST_BASELINE,
-    LINEAR_TOTALS,
-    STAND_INS,
-    TABLE2_SELECTORS,
-    TABLE6_CONFIGS,
-    TABLES,
-    TITLE,
-    Experiment,
-    he2rna_label,
-    he2rna_published,
-    isg,
-    isg_full,
-    stand_in_label,
-    table1_experiments,
-    table2_experiments,
-    table3_experiments,
-    table4_experiments,
-    table6_experiments,
-    table_experiments,
-)
-from .statistics import (
-    VERDICTS,
-    bootstrap_fold_auc,
-    paired_auc_difference,
-    paired_bootstrap,
-    seed_auc_bootstrap,
-    verdict,
-    verdict_sentence,
-)
-from .table3 import Table3Run, biology_reference, describe_msi, reproduce_table3, summarise_msi
-from .tables import (
-    PAPER_GENE_NAMES,
-    TableRun,
-    cohort_config,
-    compare,
-    describe,
-    open_table_cohort,
-    per_gene_table,
-    programme_comparisons,
-    reproduce_table,
-    summarise,
-    table_comparisons,
-)
-from .targets import ALL_TASKS, LOSS_OF_KIND, msi_labels, run_targets, task_slides, task_targets
+import importlib
 
-__all__ = [
-    "ALL_TASKS", "BEST_BASELINE", "GENE_PROGRAMMES", "GLOBAL_ONLY", "LINEAR_TOTALS", "LOSS_OF_KIND",
-    "PAPER_GENE_NAMES", "SIGNIFICANCE_NOTE", "STAND_INS", "TABLE2_SELECTORS", "TABLE6_CONFIGS", "TABLES", "TITLE",
-    "VERDICTS", "Experiment", "ExperimentResult", "MSIResult", "RegressionOutcome", "Table3Run", "TableOutcomes",
-    "TableRun", "biology_reference", "bootstrap_fold_auc", "bootstrap_sentence", "cohort_config", "collect_outcomes",
-    "compare", "cv_metrics", "describe", "describe_msi", "expression_rows", "fold_auc", "he2rna_label",
-    "he2rna_published", "headline_pcc", "in_processes", "isg", "isg_full", "keep_mask", "load_experiment_data",
-    "model_factory", "msi_frame", "msi_labels", "noise_ceiling_avg", "open_table_cohort", "paired_auc_difference",
-    "paired_bootstrap", "paired_slide_bootstrap", "patient_level", "per_gene_table", "per_programme_differences",
-    "plot_roc", "plot_table", "programme_comparisons", "reproduce_table", "reproduce_table3", "run_experiment",
-    "run_grid", "run_table", "run_targets", "seed_auc_bootstrap", "seeds_of", "stand_in_label", "summarise",
-    "summarise_msi", "table1_experiments", "table2_experiments", "table3_experiments", "table4_experiments",
-    "table6_experiments", "table_comparisons", "table_experiments", "table_outcome", "task_slides", "task_targets",
-    "train_config", "verdict", "verdict_sentence", "with_seeds",
-]
+#: exported name -> the submodule that defines it
+_EXPORTS = {
+    "model_factory": "factory", "GLOBAL_ONLY": "inputs", "keep_mask": "inputs", "load_experiment_data": "inputs",
+    "plot_roc": "plots", "plot_table": "plots", "PaperTable": "registry", "SETTINGS": "registry",
+    "TABLES": "registry", "get_table": "registry", "register_table": "registry", "table_experiments": "registry",
+    "tables_of_kind": "registry", "ExperimentResult": "runner", "MSIResult": "runner", "RegressionOutcome": "runner",
+    "TableOutcomes": "runner", "collect_outcomes": "runner", "in_processes": "runner", "run_experiment": "runner",
+    "run_grid": "runner", "run_table": "runner", "seeds_of": "runner", "table_outcome": "runner",
+    "train_config": "runner", "with_seeds": "runner", "cv_metrics": "scoring", "expression_rows": "scoring",
+    "fold_auc": "scoring", "msi_frame": "scoring", "noise_ceiling_avg": "scoring", "patient_level": "scoring",
+    "GENE_PROGRAMMES": "slide_bootstrap", "SIGNIFICANCE_NOTE": "slide_bootstrap",
+    "bootstrap_sentence": "slide_bootstrap", "headline_pcc": "slide_bootstrap",
+    "paired_slide_bootstrap": "slide_bootstrap", "per_programme_differences": "slide_bootstrap",
+    "BEST_BASELINE": "specs", "Experiment": "specs", "LINEAR_TOTALS": "specs", "STAND_INS": "specs",
+    "TABLE2_SELECTORS": "specs", "TABLE6_CONFIGS": "specs", "he2rna_label": "specs", "he2rna_published": "specs",
+    "isg": "specs", "isg_full": "specs", "stand_in_label": "specs", "table1_experiments": "specs",
+    "table2_experiments": "specs", "table3_experiments": "specs", "table4_experiments": "specs",
+    "table6_experiments": "specs", "VERDICTS": "statistics", "bootstrap_fold_auc": "statistics",
+    "paired_auc_difference": "statistics", "paired_bootstrap": "statistics", "seed_auc_bootstrap": "statistics",
+    "verdict": "statistics", "verdict_sentence": "statistics", "Table3Run": "table3", "biology_reference": "table3",
+    "describe_msi": "table3", "reproduce_table3": "table3", "summarise_msi": "table3", "PAPER_GENE_NAMES": "tables",
+    "TableRun": "tables", "cohort_config": "tables", "compare": "tables", "describe": "tables",
+    "open_table_cohort": "tables", "per_gene_table": "tables", "programme_comparisons": "tables",
+    "reproduce_table": "tables", "summarise": "tables", "table_comparisons": "tables", "ALL_TASKS": "targets",
+    "LOSS_OF_KIND": "targets", "msi_labels": "targets", "run_targets": "targets", "task_slides": "targets",
+    "task_targets": "targets",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

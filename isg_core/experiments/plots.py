@@ -4,18 +4,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import roc_auc, roc_curve
-from .specs import STAND_INS, TABLES
+from .registry import get_table
+from .specs import STAND_INS
 from .table3 import Table3Run
 from .tables import TableRun
-
-#: the setting of the paper's regression tables (one model per cancer type's task)
-PAPER_SETTING = "per task"
 
 
 def plot_table(run: TableRun, ax=None, title: str | None = None):
     """Horizontal bars (seaborn): mean PCC over folds (SD as error bar) per method, the paper's
-    value as a red diamond where the table has one and the run is in the paper's setting (per task;
-    a run of one model for all tasks says "not in the paper" instead), and the noise ceiling as a
+    value as a red diamond where the table has one and the run is in the paper's setting (the table
+    record's ``paper_setting``: per task for Tables 1 and 2, one model for all tasks for Tables 4 and 6;
+    a run in the other setting says "not in the paper" instead), and the noise ceiling as a
     dashed line; the legend sits outside the axes, never over a bar."""
     # imported here: matplotlib and seaborn cost ~1 s, which the CLI and the worker processes never need
     import matplotlib.pyplot as plt
@@ -27,19 +26,20 @@ def plot_table(run: TableRun, ax=None, title: str | None = None):
     sns.barplot(s, x="PCC mean", y="method", order=list(s.method), color="tab:blue", alpha=0.8, ax=ax,
                 label=f"ours ({run.config.get('cohort', 'ISG-Sim, simulated')})")
     ax.errorbar(s["PCC mean"], range(len(s)), xerr=s["PCC sd (folds)"], fmt="none", ecolor="black", lw=1)
-    setting = run.config.get("setting", PAPER_SETTING)
+    paper_setting = get_table(run.number).paper_setting
+    setting = run.config.get("setting", paper_setting)
     if "paper PCC" in s and s["paper PCC"].notna().any():
-        if setting == PAPER_SETTING:
+        if setting == paper_setting:
             has = s["paper PCC"].notna().to_numpy()
             ax.scatter(s["paper PCC"][has], np.flatnonzero(has), color="tab:red", marker="D", zorder=3,
-                       label=f"paper (TCGA, {PAPER_SETTING})")
+                       label=f"paper (TCGA, {paper_setting})")
         else:  # the paper's number only beside its own setting: here a legend line says why it is absent
-            ax.plot([], [], ls="none", label=f"paper: {PAPER_SETTING} only;\n{setting}: not in the paper")
+            ax.plot([], [], ls="none", label=f"paper: {paper_setting} only;\n{setting}: not in the paper")
     if np.isfinite(run.ceiling):
         ax.axvline(run.ceiling, color="k", ls="--", lw=1, label=f"noise ceiling {run.ceiling:.2f}")
     ax.axvline(0, color="grey", lw=0.5)
     ax.set(xlabel="average PCC over genes (mean over folds and seeds; bar: SD over 5 folds)", ylabel="",
-           title=title or TABLES[run.number][0])
+           title=title or get_table(run.number).title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: it never covers a bar
     return ax
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..errors import IsgError
 from ..selection import ShannonSelector
 from ..selection.thresholds import TABLE4_RATIOS, TABLE4_RULE
 
@@ -146,6 +145,11 @@ def table4_experiments(default_bpp: float) -> list[Experiment]:
     return rows
 
 
+def table4_default_experiments() -> list[Experiment]:
+    """Table 4's rows around the Shannon selector's default threshold."""
+    return table4_experiments(float(ShannonSelector.default_threshold.value))
+
+
 #: Table 6's configurations ISG-a-b
 TABLE6_CONFIGS = ((6, 2), (8, 2), (10, 2), (12, 2), (14, 2), (10, 1), (10, 3))
 
@@ -154,31 +158,9 @@ def table6_experiments() -> list[Experiment]:
     return [isg(f"ISG-{a}-{b}", a, b, paper=f"ISG-{a}-{b}") for a, b in TABLE6_CONFIGS]
 
 
-#: the paper's regression tables: title and setting
-TABLES = {
-    1: ("Table 1: ISG against the state of the art", "per task"),  # the paper's: one model per cancer type
-    2: ("Table 2: Shannon selection against other patch selectors", "one model for all tasks"),
-    4: ("Table 4: the Shannon threshold", "one model for all tasks"),
-    6: ("Table 6: MBConv blocks and fusion frequency (ISG-a-b)", "one model for all tasks"),
-}
-
-
-def table_experiments(n: int) -> list[Experiment]:
-    if n == 1:
-        return table1_experiments()
-    if n == 2:
-        return table2_experiments()
-    if n == 4:
-        return table4_experiments(float(ShannonSelector.default_threshold.value))
-    if n == 6:
-        return table6_experiments()
-    raise IsgError(None, f"table {n} is not a slide-level table (choose one of {', '.join(map(str, TABLES))})")
-
-
 # --- Table 3: MSI status --------------------------------------------------------------------------
 #: paper cohort -> the ISG-Sim cancer type that stands in for it
 STAND_INS: dict[str, str] = {"TCGA-CRC-DX": "COAD", "TCGA-CRC-KR": "PRAD", "TCGA-STAD": "LIHC"}
-TITLE = "Table 3: MSI-H against MSS (AUC)"
 
 
 def stand_in_label(paper_cohort: str) -> str:

@@ -24,10 +24,11 @@ from ..features.oracle import oracle_available
 from ..features.workflow import ensure_features
 from .inputs import ORACLE
 from .paper import paper_value
+from .registry import SETTINGS, get_table, table_experiments
 from .runner import TableOutcomes, run_table
 from .scoring import noise_ceiling_avg
 from .slide_bootstrap import bootstrap_sentence, paired_slide_bootstrap, per_programme_differences
-from .specs import BEST_BASELINE, TABLES, Experiment, table_experiments
+from .specs import BEST_BASELINE, Experiment
 from .targets import ALL_TASKS
 
 #: bootstrap replicates of every interval
@@ -148,9 +149,9 @@ def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root:
     ``setting`` overrides the table's ("per task" or "one model for all tasks").  Runs go to
     ``<cohort>/runs/``; finished folds are skipped, so a rerun only reads results."""
     prof, root, cohort, exps = open_table_cohort(profile, cohort_root, table_experiments(n), progress, device)
-    setting = setting or TABLES[n][1]
-    if setting not in ("per task", "one model for all tasks"):
-        raise IsgError(None, f"unknown setting {setting!r} (per task, one model for all tasks)")
+    setting = setting or get_table(n).setting
+    if setting not in SETTINGS:
+        raise IsgError(None, f"unknown setting {setting!r} ({', '.join(SETTINGS)})")
     tasks = [t for t in TASK_GENES if (cohort.manifest.cancer_type == t).any()] if setting == "per task" \
         else [ALL_TASKS]
     out = run_table(exps, cohort, root / "tiles", prof, root / "runs", tasks, device, progress, jobs=prof.models.jobs)

@@ -17,13 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IsgError
+from ..experiments.registry import get_table
 from ..experiments.statistics import verdict_sentence
-
-#: the regression tables: title, our setting, the paper's setting, the row the others are compared with
-REGRESSION = {1: ("Table 1 (state of the art)", "per task", "per task", "ISG"),
-              2: ("Table 2 (patch selectors)", "one model for all tasks", "per task", "ISG"),
-              4: ("Table 4 (Shannon threshold)", "one model for all tasks", "per task", None),
-              6: ("Table 6 (ISG-a-b)", "one model for all tasks", "per task", "ISG-10-2")}
 
 
 def read_result(results: Path, name: str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -79,7 +74,8 @@ def paper_name(label: str) -> str:
 def regression_findings(results: Path, n: int) -> list[str]:
     """Table ``n`` (1, 2, 4 or 6): ranking, noise ceiling, the comparisons, and the paper beside
     ours only in the paper's setting."""
-    title, ours_setting, paper_setting, ours = REGRESSION[n]
+    rec = get_table(n)
+    title, ours_setting, paper_setting, ours = rec.short, rec.setting, rec.paper_setting, rec.reference
     s = read_result(results, f"table_{n}", ("method", "PCC mean"))
     sig = read_result(results, f"table_{n}_significance", ("comparison", "mean PCC difference", "verdict"))
     image = s[~s.method.str.contains("oracle")]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IsgError
+from ..experiments.registry import TABLES, PaperTable
 from .findings import as_markdown, msi_findings, read_result, regression_findings, table5_findings, target_findings
 from .outputs import profile_results_dir
 
@@ -39,7 +40,14 @@ def _duration(seconds: float) -> str:
 def runtime_note(notebook: str, profile: str, results: Path | None = None) -> str:
     """One Markdown line: the notebook's measured time at ``profile`` from scratch (every cache
     empty, the run before it included) and with its results cached, with when and where it was
-    measured; or a line saying it was not measured."""
+    measured; or a line saying it was not measured.  A paper table's notebook adds its
+    :func:`setting_note`."""
+    table = table_of_notebook(notebook)
+    setting = "" if table is None else "\n\n" + setting_note(table)
+    return _runtime_line(notebook, profile, results) + setting
+
+
+def _runtime_line(notebook: str, profile: str, results: Path | None) -> str:
     results = Path(results) if results else profile_results_dir(profile)
     path = results / TIMINGS
     if not path.exists():
@@ -278,26 +286,63 @@ def predict_findings(results: Path) -> list[str]:
     return out
 
 
-#: notebook number -> the function that writes its findings
-FINDINGS: dict[str, Callable[[Path], list[str]]] = {
+#: the findings of the notebooks that are not a paper table's (number -> function)
+METHOD_FINDINGS: dict[str, Callable[[Path], list[str]]] = {
     "00": data_findings, "01": tiling_findings, "02": selection_findings, "03": extractor_findings,
-    "04": dual_attention_findings, "05": lambda r: regression_findings(r, 1),
-    "06": lambda r: regression_findings(r, 2), "07": lambda r: msi_findings(r) + chance_findings(r),
-    "08": lambda r: regression_findings(r, 4),
-    "09": lambda r: table5_findings(r) + target_findings(r), "10": lambda r: regression_findings(r, 6),
-    "11": efficiency_findings, "12": predict_findings,
+    "04": dual_attention_findings, "11": efficiency_findings, "12": predict_findings,
 }
+#: a paper table's findings by its record's ``kind`` (results folder, table number -> sentences)
+KIND_FINDINGS: dict[str, Callable[[Path, int], list[str]]] = {
+    "regression": regression_findings, "msi": lambda r, n: msi_findings(r), "probe": lambda r, n: table5_findings(r),
+}
+#: further findings a table's record names in ``extra_findings``
+EXTRA_FINDINGS: dict[str, Callable[[Path], list[str]]] = {"chance": chance_findings, "targets": target_findings}
+
+
+def table_findings(table: PaperTable) -> Callable[[Path], list[str]]:
+    """The findings of a paper table's notebook: those of its kind, then its extra ones."""
+    def findings(results: Path) -> list[str]:
+        lines = KIND_FINDINGS[table.kind](results, table.number)
+        for name in table.extra_findings:
+            lines = lines + EXTRA_FINDINGS[name](results)
+        return lines
+    return findings
+
+
+def notebook_findings() -> dict[str, Callable[[Path], list[str]]]:
+    """Notebook number -> the function that writes its findings: the method notebooks', and one per
+    registered paper table (:data:`isg_core.experiments.registry.TABLES`, read when called, so a table
+    registered later has its findings too)."""
+    return dict(sorted({**METHOD_FINDINGS, **{t.notebook[:2]: table_findings(t) for t in TABLES.values()}}.items()))
+
+
+#: notebook number -> the function that writes its findings (as registered at import)
+FINDINGS = notebook_findings()
+
+
+def table_of_notebook(notebook: str) -> PaperTable | None:
+    """The paper table whose notebook this is (its file name or number), if any."""
+    return next((t for t in TABLES.values() if t.notebook[:2] == notebook[:2]), None)
+
+
+def setting_note(table: PaperTable) -> str:
+    """One Markdown line: the paper's setting for this table and ours, and so whether the paper's numbers
+    stand beside ours (from the table's record)."""
+    line = f"**{table.title}.** The paper's setting: {table.paper_setting}; ours: {table.setting}"
+    if table.in_paper_setting:
+        return line + ", the same, so the paper's values stand beside ours."
+    return line + ": the paper's values give its ranking only, not numbers to match."
 
 
 def what_we_found(notebook: str, profile: str, results: Path | None = None) -> str:
     """The closing cell of ``notebook`` (its file name or number): a Markdown heading and the
     sentences generated from this profile's results files, each labelled as ISG-Sim's."""
     results = Path(results) if results else profile_results_dir(profile)
-    key = notebook[:2]
-    if key not in FINDINGS:
+    key, findings = notebook[:2], notebook_findings()
+    if key not in findings:
         raise IsgError(None, f"no findings are defined for notebook {notebook!r}")
     try:
-        lines = FINDINGS[key](results)
+        lines = findings[key](results)
     except IsgError as e:
         lines = [f"Not available yet: {e}"]
     head = f"### What we found (profile `{profile}`; ISG-Sim is SIMULATED, not TCGA)"

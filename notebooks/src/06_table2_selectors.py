@@ -31,7 +31,7 @@ from IPython.display import Markdown
 import matplotlib.pyplot as plt
 import torch
 
-from isg_core.experiments import SIGNIFICANCE_NOTE, describe, plot_table, reproduce_table
+from isg_core.experiments import SIGNIFICANCE_NOTE, describe, get_table, plot_table, reproduce_table
 from isg_core.report.outputs import notebook_command, save_figure, write_table
 from isg_core.report.tutorial import runtime_note, what_we_found
 
@@ -42,8 +42,7 @@ write_table(run.summary, "table_2", profile, command, config=run.config,
             title="Table 2: patch selectors (ISG-Sim, SIMULATED)",
             note="ISG-Sim is SIMULATED. One ISG-10-2 for all tasks; PCC averaged over the genes of the three tasks per "
                  "fold, mean and SD over 5 folds. DexiNed (paper: 0.402) not run: no weights offline."
-                 " 'paper PCC' is the paper's per-task value: one model for all tasks is not in the paper, "
-                 "so it gives the paper's order only, not a number to match.")
+                 " " + get_table(2).paper_note())
 run.summary.round(3)
 
 # %%

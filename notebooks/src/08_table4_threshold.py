@@ -29,7 +29,7 @@ from IPython.display import Markdown
 import matplotlib.pyplot as plt
 import torch
 
-from isg_core.experiments import SIGNIFICANCE_NOTE, describe, plot_table, reproduce_table
+from isg_core.experiments import SIGNIFICANCE_NOTE, describe, get_table, plot_table, reproduce_table
 from isg_core.report.outputs import notebook_command, save_figure, write_table
 from isg_core.report.tutorial import runtime_note, what_we_found
 
@@ -41,8 +41,7 @@ write_table(run.summary, "table_4", profile, command, config=run.config,
             note="ISG-Sim is SIMULATED. 'paper PCC' is the paper's row with the same ratio to its best threshold "
                  "(8e5 / 1.6e6 / 2.4e6 bits). L2 is on log10(1 + FPKM-UQ); the paper's L2 column uses another "
                  "scale, so only its ranking compares."
-                 " 'paper PCC' is the paper's per-task value: one model for all tasks is not in the paper, "
-                 "so it gives the paper's order only, not a number to match.")
+                 " " + get_table(4).paper_note())
 run.summary.round(3)
 
 # %%
