@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_result_commands(sub)
     add_cohort_parser(sub)  # `isg cohort from-gdc | gdc-query`
+    _add_study_commands(sub)
     return p
 
 
@@ -233,6 +234,22 @@ def _add_result_commands(sub) -> None:
     s.add_argument("--notebooks", help="folder of executed notebooks (default results/notebooks/<profile>)")
     s.add_argument("--out", help="site folder (default <notebooks>/html)")
     s.set_defaults(func=commands.cmd_site)
+
+
+def _add_study_commands(sub) -> None:
+    """Studies beyond the paper's tables: `isg study NAME`, one subcommand per study of the registry
+    (:mod:`isg_core.studies.registry`, which imports no study until it runs)."""
+    from .studies.registry import STUDIES
+
+    s = sub.add_parser("study", help="run a study beyond the paper's tables: " + ", ".join(STUDIES),
+                       description="Run a study beyond the paper's tables; its tables and figures go to "
+                                   "results/<profile>/, each recording the `isg study` command that made it.")
+    # an unknown or missing NAME is one line, as every isg error is (not argparse's usage and message)
+    s.error = lambda message: s.exit(2, f"{s.prog}: error: {message}\n")
+    studies = s.add_subparsers(dest="study", required=True, metavar="NAME")
+    for study in STUDIES.values():
+        study.add_options(studies.add_parser(study.name, help=study.description, description=study.description))
+    s.set_defaults(func=commands.cmd_study)
 
 
 def main(argv: list[str] | None = None) -> int:

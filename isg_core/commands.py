@@ -274,6 +274,11 @@ def cmd_reproduce(args) -> None:
         cmd_site(args)
 
 
+def cmd_study(args) -> None:
+    from .studies.registry import run_study
+
+    run_study(args.study, args)
+
 def cmd_site(args) -> None:
     from .paths import results_dir
     from .report.site import build_site

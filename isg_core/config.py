@@ -231,7 +231,7 @@ PROFILES: dict[str, Profile] = {
     # seed 0 is the development cohort: every choice below was made on it (up to main 0b02351 it
     # was also the reported one); seed 1 is held out and reported
     "quick": Profile("quick", SimConfig(slides_per_type=100, size=4096, seed=1, dev_seed=0, layout="wsi"),
-                     # budget chosen by inner validation on the development cohort (tools/budget_study.py,
+                     # budget chosen by inner validation on the development cohort (`isg study budget`,
                      # results/quick/training_budget.md): the mean inner-validation loss is lowest at epoch 6
                      # (cosine 0.801, constant 0.803: a tie, the rule takes the lower); patience 2 reaches every
                      # curve's best up to there; cosine keeps the 30-epoch horizon it was measured with

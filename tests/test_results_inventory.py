@@ -189,6 +189,54 @@ def test_markdown_command_must_name_writer_and_match_inventory(tmp_path):
                            "but results/outputs.csv says `.venv/bin/python benchmarks/x.py --n 3`")
 
 
+STUDY = '''
+from ..report.outputs import write_table
+
+
+def run(args, command):
+    write_table(df, "toy", args.profile, command)
+'''
+
+
+def study_repo(tmp_path: Path, made_by: str) -> Path:
+    """The miniature repository with a study: its module writes toy.md, `isg study toy` makes it."""
+    root = fake_repo(tmp_path)
+    (root / "isg_core/studies").mkdir()
+    (root / "isg_core/studies/toy.py").write_text(STUDY)
+    with (root / ri.INVENTORY).open("a") as f:
+        f.write("results/quick/toy.md,isg_core/studies/toy.py,isg study toy --profile quick,no\n")
+    (root / "results/quick/toy.md").write_text(f"# toy\n\nMade by: `{made_by}`\n")
+    return root
+
+
+def test_a_study_result_names_its_isg_study_command(tmp_path):
+    """A study's module is its writer, and `isg study NAME` (underscores as dashes) names it."""
+    assert ri.check(study_repo(tmp_path, "isg study toy --profile quick")) == []
+    (tmp_path / "repo").rename(tmp_path / "old")
+    problems = ri.check(study_repo(tmp_path, "python tools/toy.py --profile quick"))
+    assert problems == ["results/quick/toy.md: its command `python tools/toy.py --profile quick` "
+                        "does not name isg study toy"]
+
+
+def test_a_result_made_before_a_rename_is_read_under_the_new_name(tmp_path, monkeypatch):
+    """A Made-by line naming the study's earlier script (RENAMED) passes with the same options
+    and fails with others; the committed file itself is left as the script wrote it."""
+    monkeypatch.setitem(ri.RENAMED, "tools/toy.py", "isg study toy")
+    assert ri.check(study_repo(tmp_path, "python tools/toy.py --profile quick")) == []
+    (tmp_path / "repo").rename(tmp_path / "old")
+    assert ri.check(study_repo(tmp_path, "python tools/toy.py --profile smoke")) == [
+        "results/quick/toy.md: made by `python tools/toy.py --profile smoke`, "
+        "but results/outputs.csv says `isg study toy --profile quick`"]
+
+
+def test_renamed_commands_are_registered_studies():
+    """Every earlier command of RENAMED now names a study of the registry."""
+    from isg_core.studies.registry import STUDIES
+
+    assert {c.split(" ", 2)[:2] == ["isg", "study"] and c.split(" ", 2)[2] in STUDIES
+            for c in ri.RENAMED.values()} == {True}
+
+
 @pytest.mark.parametrize("text, problem", [
     ("path,writer,command\n", "columns are"),
     ("path,writer,command,pending\nresults/a.csv,w.py,,no\n", "line 2: path, writer and command are required"),

@@ -251,7 +251,7 @@ class AutoencoderConfig:
     # StyleGAN2's per-pixel noise inputs B in every synthesis layer (Karras et al. 2019, Sec. 3.2).
     # In a GAN they draw stochastic detail; in an autoencoder the generator may draw detail from
     # them that the code then need not carry.  False: no noise inputs (a departure from the
-    # paper, measured in tools/extractor_limits.py)
+    # paper, measured by `isg study extractor-limits`)
     noise_inputs: bool = True
 
     def __post_init__(self) -> None:

@@ -66,13 +66,13 @@ class ExtractorTrainConfig:
     # counts at 0.392 with it and 0.385 without (results/quick/extractor_choices.md)
     lambda_lpips: float = 1.0
     # Eq. 2 as printed: the three terms with weight 1, C from the first step.  Chosen on the
-    # development cohort (tools/extractor_choices.py; results/quick/extractor_choices.md): a
+    # development cohort (`isg study extractor-choices`; results/quick/extractor_choices.md): a
     # ridge probe read the cell counts of held-out local patches from E_L's codes at PCC 0.392
     # (0.388 with another training seed) against 0.367 / 0.360 without C, 0.374 with C at 0.1
     # and 0.367 with C at 0.05 from 2/3 of the steps (the default up to main 0924e78).  C keeps
     # L1 high (0.31-0.33 against 0.13): the reconstructions are worse and the codes read cells
     # better by ridge.  With C the decoders barely reconstruct (pixel R^2 0.08 for E_L, -0.44 for
-    # E_G) and without it the codes are read no better, by ridge or MLP (tools/extractor_limits.py)
+    # E_G) and without it the codes are read no better, by ridge or MLP (`isg study extractor-limits`)
     lambda_adv: float = 1.0
     adv_start: int = 0  # step at which C and L_C switch on
     r1_gamma: float | None = 1.0  # None: StyleGAN2-ADA's heuristic 2e-4 * resolution^2 / batch (0.05 here)

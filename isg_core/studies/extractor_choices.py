@@ -16,6 +16,9 @@ and PCC is computed over each fold's test units and averaged over folds.  Two re
 the numbers: the same architecture untrained (what the training adds) and the pixels' appearance
 descriptor (:func:`isg_core.features.bank.appearance_descriptor`, what no network is needed for).
 A difference between two variants gets a bootstrap interval over slides.
+
+``isg study extractor-choices --profile quick`` (:func:`run`) writes ``results/<profile>/extractor_choices*.{csv,md}``
+and ``fig_extractor_choices.png``.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from ..features.oracle import COUNT_COLUMNS, oracle_slide_counts, read_patch_tru
 from ..features.stylegan import Encoder
 from ..features.train import ExtractorTrainConfig, history_frame, load_checkpoint, train_config_for, train_extractor
 from ..metrics import pcc_or_zero
+from ..report.outputs import save_figure, write_table
 
 #: what a local patch's code should carry: the cells the T-cell, proliferation and tumour genes count
 CELL_TARGETS = ("n_lymphocyte", "n_mitosis", "n_tumour")
@@ -276,3 +280,45 @@ def extractor_choice_study(profile: "str | Profile | None" = None, variants=VARI
              for name, p in preds.items() if name != best]
     return {"scores": scores, "summary": summary.reset_index(), "differences": pd.DataFrame(diffs), "best": best,
             "units": {"global patches": len(units.slide), "slides": len(np.unique(units.slide))}}
+
+
+def run(args, command: str) -> None:
+    """``isg study extractor-choices``: E_L trained once per variant (``--only``: those indices of
+    :data:`VARIANTS`), probed; ``results/<profile>/extractor_choices*.{csv,md}`` and a figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    torch.set_num_threads(2)
+    prof = get_profile(args.profile)
+    variants = tuple(VARIANTS[k] for k in args.only) if args.only else VARIANTS
+    out = extractor_choice_study(prof, variants, device=args.device)
+    config = {"profile": prof.name, "cohort": "development", "dev_seed": prof.sim.dev_seed,
+              "study base": STUDY_BASE, "variants": {v.name: dict(v.changes) for v in variants},
+              "probe units": out["units"],
+              "local_steps": prof.features.local_steps, "bank_size": prof.features.bank_size}
+    note = ("ISG-Sim is SIMULATED; development cohort (seed %d), never the reported one. Each variant trains the "
+            "local extractor E_L with one change; a ridge probe (cross-validated by slide, 5 folds) reads the true "
+            "cell counts of held-out slides' local patches (level 'local') and of global patches from the mean "
+            "code of their local patches (level 'patch'). PCC per fold, mean over folds. LPIPS trunk: random "
+            "(offline)." % prof.sim.dev_seed)
+    write_table(out["summary"], "extractor_choices", prof.name, command, config,
+                title="How E_L trains: variants of Eq. 2 on the development cohort (ISG-Sim, SIMULATED)", note=note)
+    write_table(out["scores"], "extractor_choices_scores", prof.name, command, config,
+                title="How E_L trains: probe PCC per cell type (ISG-Sim, SIMULATED)", note=note)
+    write_table(out["differences"], "extractor_choices_differences", prof.name, command, config,
+                title=f"How E_L trains: the best variant ({out['best']}) against the others, local level "
+                      "(ISG-Sim, SIMULATED)",
+                note=note + " Interval: 95%, slides resampled within each fold (1000 draws).")
+    s = out["scores"]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * s.variant.nunique() + 1.5))
+    sns.barplot(data=s[s.level == "local"], y="variant", x="pcc", hue="target", ax=ax)
+    ax.set_xlabel("probe PCC, true cell count of a 16 µm local patch (mean over 5 folds)")
+    ax.set_ylabel("")
+    ax.set_title("E_L training variants on the development cohort (ISG-Sim, SIMULATED)")
+    ax.legend(title="cell type", bbox_to_anchor=(1.01, 1), loc="upper left")
+    save_figure(fig, "fig_extractor_choices", prof.name)
+    print(out["summary"].to_string())
+    print(out["differences"].to_string())

@@ -19,6 +19,9 @@ the reconstruction on nuclear pixels (the darkest decile of haematoxylin density
 pixels: a quantile of the data, no tuned threshold) against the other pixels says where D's
 error sits, and the learned strength of each noise input says how much of the picture D draws
 from noise.
+
+``isg study extractor-limits --profile quick`` (:func:`run`) writes ``results/<profile>/extractor_limits*.{csv,md}``
+and ``fig_extractor_limits.png``.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ from ..config import Profile, get_profile
 from ..features.bank import _OD_TABLE, _UNMIX32, appearance_descriptor, to_tensor, to_uint8
 from ..features.oracle import COUNT_COLUMNS
 from ..features.stylegan import NoiseInjection, StyleAutoencoder
-from ..features.train import load_autoencoder
+from ..features.train import load_autoencoder, load_checkpoint, train_config_for
+from ..report.outputs import save_figure, write_table
 from ..train.probe import ProbeConfig, fit_probe
 from .extractor_choices import (
     CELL_TARGETS,
@@ -356,3 +360,89 @@ def extractor_limits_study(profile: "str | Profile | None" = None, cohort_root: 
                checkpoints=checkpoints,
                units={"global patches": len(units.slide), "slides": len(np.unique(units.slide))})
     return out
+
+
+def run(args, command: str) -> None:
+    """``isg study extractor-limits``: the study at ``--profile``, its tables
+    ``results/<profile>/extractor_limits*.{csv,md}`` and ``fig_extractor_limits.png``."""
+    torch.set_num_threads(2)
+    prof = get_profile(args.profile)
+    out = extractor_limits_study(prof, device=args.device)
+    steps = {name: int(load_checkpoint(p)["step"]) for name, p in out["checkpoints"].items()}
+    config = {"profile": prof.name, "cohort": "development", "dev_seed": prof.sim.dev_seed,
+              "E_L": train_config_for("local", prof.features).to_dict(),
+              "E_G": train_config_for("global", prof.features).to_dict(), "changes": TRAININGS,
+              "steps trained": steps,
+              "lpips trunk": out["lpips_trunk"], "probe units": out["units"], "nuclear quantile": NUCLEAR_QUANTILE}
+    note = ("ISG-Sim is SIMULATED; development cohort (seed %d), never the reported one. The profile's extractors "
+            "and the same with one change each, trained on the development cohort (LPIPS trunk: %s), probed on "
+            "held-out slides' local patches (level 'local', 32 px = 16 µm; E_L) and global patches (level 'patch', "
+            "256 px; E_L's mean code over the patch's local patches, E_G's code of the patch at its resolution). "
+            "Ridge and MLP probes cross-validated by slide (5 folds); "
+            "PCC per fold, mean over folds and over the lymphocyte, mitosis and tumour-cell counts."
+            % (prof.sim.dev_seed, out["lpips_trunk"]))
+    write_table(out["summary"], "extractor_limits", prof.name, command, config,
+                title="Where the extractors lose the cells: input, reconstruction and code probed alike "
+                      "(ISG-Sim, SIMULATED)",
+                note=note)
+    write_table(out["scores"], "extractor_limits_scores", prof.name, command, config,
+                title="Where the extractors lose the cells: probe PCC per cell type (ISG-Sim, SIMULATED)", note=note)
+    rec = out["reconstruction"]
+    write_table(rec, "extractor_limits_reconstruction", prof.name, command, config,
+                title="The extractors' reconstruction error on nuclear and other pixels (ISG-Sim, SIMULATED)",
+                note=note + " L1 in intensity units (0-1), mean over RGB; nuclear pixels: haematoxylin optical "
+                            "density above its %g quantile over all probe pixels." % NUCLEAR_QUANTILE)
+    write_table(out["differences"], "extractor_limits_differences", prof.name, command, config,
+                title="Where the extractors lose the cells: paired differences with slide-bootstrap intervals "
+                      "(ISG-Sim, SIMULATED)",
+                note=note + " a - b in mean PCC over the three counts; 95% interval from resampling the probe's "
+                            "slides within each fold (1000 draws), both readouts scored on the same draw. An interval "
+                            "that contains 0 is a tie.")
+    write_table(out["noise"], "extractor_limits_noise", prof.name, command, config,
+                title="Learned strength of the extractors' generator noise inputs (ISG-Sim, SIMULATED)", note=note)
+    save_figure(limits_figure(out), "fig_extractor_limits", prof.name)
+    print(out["summary"].to_string())
+    print(rec.to_string())
+    print(out["noise"].to_string())
+    print(out["differences"].to_string())
+
+
+def limits_figure(out: dict):
+    """Top: each scale's patches with the most lymphocytes and the profile's extractor's
+    reconstructions; bottom: the probes (mean over cell types), local patches (E_L) and global
+    patches (E_L's mean code, E_G)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = [(scale, r) for scale, ex in out["examples"].items() for r in ex if r != "lymphocytes"]
+    n = len(next(iter(out["examples"].values()))["lymphocytes"])
+    fig = plt.figure(figsize=(12, 15))
+    grid = fig.add_gridspec(2, 1, height_ratios=[1.8, 1.4], hspace=0.12)
+    top = grid[0].subgridspec(len(rows), n, wspace=0.05, hspace=0.35)
+    for i, (scale, r) in enumerate(rows):
+        ex = out["examples"][scale]
+        for j in range(n):
+            ax = fig.add_subplot(top[i, j])
+            ax.imshow(ex[r][j])
+            ax.set_xticks([]), ax.set_yticks([])
+            if j == 0:
+                label = r if r == "input" or ":" in r else f"as the profile: {r}"
+                ax.set_ylabel(f"{NETWORK[scale]} {label}", fontsize=7, rotation=0, ha="right", va="center")
+            if r == "input":
+                ax.set_title(f"{int(ex['lymphocytes'][j])} lymph.", fontsize=7)
+    ax = fig.add_subplot(grid[1])
+    d = (out["summary"].melt(id_vars=["extractor", "readout"], var_name="level", value_name="pcc").dropna()
+         .assign(what=lambda d: d.extractor + ": " + d.readout,
+                 level=lambda d: d.level.map({"local PCC (mean of targets)": "32 px local patch",
+                                              "patch PCC (mean of targets)": "256 px global patch"})))
+    sns.barplot(data=d, y="what", x="pcc", hue="level", ax=ax)
+    ax.set_xlabel("probe PCC with the true cell counts (mean over lymphocytes, mitoses, tumour cells and 5 folds)")
+    ax.set_ylabel("")
+    ax.legend(title="unit probed", bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.suptitle("Where the extractors lose the cells (development cohort, ISG-Sim, SIMULATED; LPIPS trunk "
+                 f"{out['lpips_trunk']}): patches with the most lymphocytes and their reconstructions D(E(x)); probes",
+                 fontsize=9)
+    return fig
