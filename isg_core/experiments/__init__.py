@@ -15,7 +15,7 @@ concern:
 from __future__ import annotations
 
 from .factory import model_factory
-from .inputs import GLOBAL_ONLY, keep_mask, load_experiment_data
+from .inputs import keep_mask, load_experiment_data
 from .plots import plot_roc, plot_table
 from .runner import (
     ExperimentResult,
@@ -88,7 +88,7 @@ from .tables import (
 from .targets import ALL_TASKS, LOSS_OF_KIND, msi_labels, run_targets, task_slides, task_targets
 
 __all__ = [
-    "ALL_TASKS", "BEST_BASELINE", "GENE_PROGRAMMES", "GLOBAL_ONLY", "LINEAR_TOTALS", "LOSS_OF_KIND",
+    "ALL_TASKS", "BEST_BASELINE", "GENE_PROGRAMMES", "LINEAR_TOTALS", "LOSS_OF_KIND",
     "PAPER_GENE_NAMES", "SIGNIFICANCE_NOTE", "STAND_INS", "TABLE2_SELECTORS", "TABLE6_CONFIGS", "TABLES", "TITLE",
     "VERDICTS", "Experiment", "ExperimentResult", "MSIResult", "RegressionOutcome", "Table3Run", "TableOutcomes",
     "TableRun", "biology_reference", "bootstrap_fold_auc", "bootstrap_sentence", "cohort_config", "collect_outcomes",
