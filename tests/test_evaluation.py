@@ -11,10 +11,10 @@ import torch
 
 from isg_core.config import PROFILES, SimConfig
 from isg_core.experiments import Experiment, headline_pcc, paired_slide_bootstrap, seed_auc_bootstrap
-from isg_core.experiments.linear import cross_validate_linear, ridge_fit_predict
 from isg_core.experiments.runner import MSIResult
 from isg_core.experiments.statistics import paired_auc_difference
 from isg_core.metrics import roc_auc
+from isg_core.models.linear_totals import cross_validate_linear, ridge_fit_predict
 from isg_core.train.engine import TrainConfig, cross_validate, fit, predict, validation_pcc
 from tests.test_engine_integrity import LinearMean, overfitting_problem
 
@@ -186,7 +186,7 @@ def test_extractors_without_a_fold_never_train_on_its_slides(tmp_path, monkeypat
     """``fe-without-fold<k>``: both extractors are trained on the other folds only, in their own folder,
     and stored as their own feature set beside ``fe``."""
     from isg_core.config import get_profile
-    from isg_core.features import workflow
+    from isg_core.features import registry, workflow
 
     root = tmp_path / "cohort"
     root.mkdir()
@@ -196,13 +196,14 @@ def test_extractors_without_a_fold_never_train_on_its_slides(tmp_path, monkeypat
     monkeypatch.setattr(workflow, "read_manifest", lambda p: pd.read_csv(p))
     monkeypatch.setattr(workflow, "train_extractor",
                         lambda root_, cfg, out, **kw: calls.append((cfg.scale, out, kw["folds"])) or out / "ck.pt")
-    monkeypatch.setattr(workflow, "StyleGANEncoder", lambda g, lo, device=None: SimpleNamespace(name="fe", g=g, lo=lo))
+    monkeypatch.setattr(registry, "StyleGANEncoder", lambda g, lo, device=None: SimpleNamespace(name="fe", g=g, lo=lo))
     enc = workflow.make_encoder("fe-without-fold1", get_profile("smoke"), root, progress=False)
     assert enc.name == "fe-without-fold1"
     assert [(s, f) for s, _, f in calls] == [("global", (0, 2)), ("local", (0, 2))]
     assert calls[0][1] == root / "extractors" / "without-fold1" / "global"
     assert workflow.extractor_dir(root, "local") == root / "extractors" / "local"  # the all-slide ones stay put
-    assert workflow.held_out_fold("fe") is None and workflow.held_out_fold("fe-without-fold12") == 12
+    assert registry.get_feature_set("fe").fold is None and registry.get_feature_set("fe-without-fold12").fold == 12
+    assert registry.get_feature_set("fe-without-fold12").key == "fe-without-fold12"
     with pytest.raises(Exception, match="no fold 7"):
         workflow.ensure_extractor("global", get_profile("smoke"), root, progress=False, held_out=7)
 
@@ -211,11 +212,13 @@ def test_global_only_models_get_f_standardised_and_r_untouched():
     """InputStandardizer: f is standardised and clamped as Eq. (x - mu) / sd; R is passed through
     unchanged to a model that declares it ignores R (HE2RNA), and standardised for one that reads it."""
     from isg_core.models import CLAMP, InputStandardizer
+    from isg_core.models.traits import GLOBAL, ModelTraits
 
     class Probe(torch.nn.Module):
         def __init__(self, reads_local):
             super().__init__()
-            self.reads_local = reads_local
+            if not reads_local:
+                self.traits = ModelTraits(reads=GLOBAL)
 
         def forward(self, f, R, mask, pos):
             self.seen = (f, R)

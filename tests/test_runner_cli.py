@@ -271,10 +271,11 @@ def test_the_command_line_parser_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     loaded, models = out.stdout.split()
     assert loaded == "False"
-    from isg_core.models import CLASSIFICATION_ONLY, MODEL_NAMES, MODELS
+    from isg_core.models import CLASSIFICATION_ONLY, MODEL_NAMES, model_names
 
-    assert tuple(MODELS) == MODEL_NAMES  # the torch-free names are the registry's
-    assert models.split(",") == [m for m in MODEL_NAMES if m not in CLASSIFICATION_ONLY]
+    assert model_names(trained=True) == MODEL_NAMES  # the torch-free names are the registry's networks
+    assert CLASSIFICATION_ONLY == tuple(set(model_names()) - set(model_names(kind="regression")))
+    assert models.split(",") == list(model_names(trained=True, kind="regression"))
 
 
 def test_progress_widgets_are_recognised_and_plain_displays_kept():

@@ -22,7 +22,7 @@ import importlib
 
 #: exported name -> the submodule that defines it
 _EXPORTS = {
-    "model_factory": "factory", "GLOBAL_ONLY": "inputs", "keep_mask": "inputs", "load_experiment_data": "inputs",
+    "model_factory": "factory", "keep_mask": "inputs", "load_experiment_data": "inputs",
     "plot_roc": "plots", "plot_table": "plots", "PaperTable": "registry", "SETTINGS": "registry",
     "TABLES": "registry", "get_table": "registry", "register_table": "registry", "table_experiments": "registry",
     "tables_of_kind": "registry", "ExperimentResult": "runner", "MSIResult": "runner", "RegressionOutcome": "runner",

@@ -15,21 +15,24 @@ import numpy as np
 
 from ..errors import IsgError, first_line
 from ..features.oracle import load_oracle_data
-from ..models.baselines.he2rna import MAX_TILES, global_only_inputs
+from ..features.registry import get_feature_set
+from ..models.baselines.he2rna import global_only_inputs
+from ..models.registry import model_traits
 from ..selection import parse_threshold, select
 from ..selection.slide import kept_rows
 from ..train.batches import SlideData
 from .specs import Experiment
 
-#: models that read only the global features f (their R is a zero placeholder, to save memory)
-GLOBAL_ONLY = ("he2rna", "he2rna-msi", "vit-s")
-#: the feature set that is the simulator's truth, not a stored extraction (:mod:`isg_core.features.oracle`)
-ORACLE = "oracle"
-
 
 def tile_cap(exp: Experiment) -> int | None:
-    """The most tiles of a slide ``exp``'s model reads: HE2RNA's 8,000, else all."""
-    return MAX_TILES if exp.model.startswith("he2rna") else None
+    """The most tiles of a slide ``exp``'s model reads (its traits' ``max_tiles``: HE2RNA's 8,000), else all."""
+    return model_traits(exp.model).max_tiles
+
+
+def reads_local(exp: Experiment) -> bool:
+    """Whether ``exp``'s model reads the local cubes R (not a model of f only, nor on supertiles);
+    otherwise its R is a zero placeholder, to save memory."""
+    return not model_traits(exp.model).global_only and exp.supertiles is None
 
 
 def keep_mask(h5: h5py.File, exp: Experiment, pixels: int) -> np.ndarray | None:
@@ -53,7 +56,7 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
     """The features of ``slide_ids`` that ``exp`` sees: the patches its selection keeps (and, for
     HE2RNA's supertiles, their cluster means).  A slide left with no patch keeps its single
     highest-scoring one, so every slide gets a prediction (it happens with strict thresholds)."""
-    if exp.features == ORACLE:
+    if not get_feature_set(exp.features).extracted:  # the oracle: the simulator's truth, read now
         return _oracle_data(tiles_dir, slide_ids, exp, pixels, cohort_root)
     out = SlideData([], [], [], [])
     for sid in slide_ids:
@@ -76,7 +79,7 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
                     rows = kept_rows(fh, keep, index)
                 f = g["global"][:][rows].astype(np.float32)
                 pos = fh["grid_index"][:][index[rows]].astype(np.int64)
-                local = "local" in g and exp.model not in GLOBAL_ONLY and exp.supertiles is None
+                local = "local" in g and reads_local(exp)
                 R = g["local"][:][rows] if local else None
         except OSError as e:
             raise IsgError(path, f"cannot read features ({first_line(e)})") from None
@@ -95,8 +98,8 @@ def _oracle_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], exp: 
     learned features (the ceiling of what any extractor could give the same slide model)."""
     if cohort_root is None or not (Path(cohort_root) / "patches.csv").exists():
         raise IsgError(cohort_root, "oracle features need a simulated cohort's truth (patches.csv and maps/)")
-    local = exp.model not in GLOBAL_ONLY and exp.supertiles is None
-    data = load_oracle_data(cohort_root, tiles_dir, slide_ids, lambda fh: keep_mask(fh, exp, pixels), local=local)
+    data = load_oracle_data(cohort_root, tiles_dir, slide_ids, lambda fh: keep_mask(fh, exp, pixels),
+                            local=reads_local(exp))
     if exp.supertiles is not None:  # HE2RNA's supertiles over the oracle's global features
         for i, (f, pos) in enumerate(zip(data.f, data.pos)):
             data.f[i], data.R[i], data.pos[i] = global_only_inputs(f, pos, exp.supertiles, tile_cap(exp))

@@ -24,14 +24,14 @@ from tqdm import tqdm
 from ..config import Profile
 from ..data.tiling import check_tiles_current
 from ..features.oracle import encode_counts, slide_total_counts
-from ..models.registry import published_schedule
+from ..models.registry import MODELS, model_traits, published_schedule
+from ..models.traits import SLIDE_TOTALS
 from ..train.batches import SlideData
 from ..train.engine import TrainConfig, cross_validate, load_fold_model
 from .factory import model_factory
-from .inputs import GLOBAL_ONLY, load_experiment_data
-from .linear import cross_validate_linear
+from .inputs import load_experiment_data
 from .scoring import expression_rows, msi_frame
-from .specs import LINEAR_TOTALS, Experiment
+from .specs import Experiment
 from .targets import ALL_TASKS, LOSS_OF_KIND, run_targets, task_slides
 
 
@@ -49,8 +49,8 @@ def train_config(profile: Profile, exp: Experiment, kind: str = "regression", se
 
 def seeds_of(exp: Experiment, profile: Profile) -> list[int]:
     """The training seeds ``exp`` runs with: the profile's ``seeds`` for a headline row, else seed 0;
-    a deterministic model (the linear oracle) has one."""
-    if exp.model == LINEAR_TOTALS:
+    a deterministic model (fitted in closed form: the linear oracle) has one."""
+    if not model_traits(exp.model).trained:
         return [0]
     return list(range(profile.models.seeds)) if exp.headline else [0]
 
@@ -121,9 +121,12 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
     Y, folder = run_targets(cohort, task, kind)
     ids = list(Y.index)
     m = cohort.manifest.set_index("slide_id")
-    if exp.model == LINEAR_TOTALS:  # closed form on the slide's true totals: no features, no training seed
+    traits = model_traits(exp.model)
+    if not traits.trained:  # closed form (on the slide's true totals): no features, no training seed
+        if traits.reads != SLIDE_TOTALS:
+            raise ValueError(f"{exp.model}: a closed-form model reads {SLIDE_TOTALS}, not {traits.reads}")
         X = pd.DataFrame(encode_counts(slide_total_counts(cohort.root).loc[ids].to_numpy()), index=ids)
-        preds = cross_validate_linear(X, Y, m["fold"])
+        preds = MODELS[exp.model.lower()].cross_validate(X, Y, m["fold"])
         out = ExperimentResult(exp, task, preds, Y, folds=m.loc[ids, "fold"], kind=kind, seed=seed)
         out.rows = expression_rows(preds, Y, out.folds, m.loc[ids, "cancer_type"], exp.label)
         out.n_patches = float("nan")
@@ -192,8 +195,9 @@ def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir
     outcomes = []
     cache: dict[tuple, SlideData] = {}
     for exp, task, seed in work:
-        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, exp.model in GLOBAL_ONLY, exp.model)
-        if exp.model != LINEAR_TOTALS and key not in cache:
+        traits = model_traits(exp.model)
+        key = (exp.features, exp.selection, exp.threshold, exp.supertiles, traits.global_only, exp.model)
+        if traits.trained and key not in cache:
             cache[key] = load_experiment_data(tiles_dir, task_slides(cohort), exp, profile.tiling.global_size ** 2,
                                               getattr(cohort, "root", None))  # oracle features read the cohort
         r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache.get(key),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..models.linear_totals import LINEAR_TOTALS
 from ..selection import ShannonSelector
 from ..selection.thresholds import TABLE4_RATIOS, TABLE4_RULE
 
@@ -52,8 +53,6 @@ class Experiment:
         return d
 
 
-#: the linear model on a slide's true total cell counts (Table 1's oracle row; :mod:`.linear`)
-LINEAR_TOTALS = "linear-totals"
 #: the baseline that the development cohort (seed 0) found best per task (CycleMLP 0.261 against
 #: ViT-MB 0.241 and MPViT 0.205, main 0b02351): Table 1's headline comparison and oracle row use
 #: it, so that no choice looks at the held-out cohort

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ..config import TASK_GENES
 from ..errors import IsgError
 from ..features.extract import read_features
+from ..features.registry import get_feature_set
 from ..train.probe import ProbeConfig, cross_validate_probe
 
 #: the per-patch cell counts of ISG-Sim that stand in for spot-level expression
@@ -40,8 +41,8 @@ PATCH_TARGETS = ("n_lymphocyte", "n_bcell", "n_tumour", "n_mitosis", "n_luminal"
 
 def _vectors(h5: Path, spec: str) -> tuple[np.ndarray, np.ndarray]:
     """(index, (n, dim) features) of one slide for a spec ``name`` or ``name:global``."""
-    name, _, part = spec.partition(":")
-    feats = read_features(h5, name, local=part != "global")
+    fs = get_feature_set(spec)
+    feats = read_features(h5, fs.key, local=not fs.global_only)
     # features may cover every patch (``--patches all``); Table 5 probes the Shannon-kept ones
     with h5py.File(h5, "r") as f:
         rows = np.flatnonzero(f["selection/shannon/keep"][:][feats.index]) if "selection/shannon/keep" in f \

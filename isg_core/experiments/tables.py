@@ -21,8 +21,8 @@ from ..cohorts.folder import cohort_role, ensure_cohort, load_cohort
 from ..config import TASK_GENES, Profile, get_profile
 from ..errors import IsgError
 from ..features.oracle import oracle_available
+from ..features.registry import get_feature_set
 from ..features.workflow import ensure_features
-from .inputs import ORACLE
 from .paper import paper_value
 from .registry import SETTINGS, get_table, table_experiments
 from .runner import TableOutcomes, run_table
@@ -129,8 +129,9 @@ def open_table_cohort(profile: "str | Profile | None", cohort_root: "str | os.Pa
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name)
     cohort = load_cohort(root)
     if not oracle_available(root):
-        exps = [e for e in exps if e.features != ORACLE]
-    ensure_features(tuple(dict.fromkeys(e.features for e in exps if e.features != ORACLE)), prof, root,
+        exps = [e for e in exps if get_feature_set(e.features).extracted]
+    extracted = [e.features for e in exps if get_feature_set(e.features).extracted]
+    ensure_features(tuple(dict.fromkeys(extracted)), prof, root,
                     progress=progress, device=device)
     return prof, root, cohort, exps
 

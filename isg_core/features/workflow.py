@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -25,8 +24,9 @@ from ..data.manifest import read_manifest
 from ..data.tiling import StaleResultWarning
 from ..errors import IsgError
 from .bank import BankConfig, build_bank
-from .extract import DescriptorEncoder, ResNet50Encoder, StyleGANEncoder, extract_cohort
+from .extract import extract_cohort
 from .figures import plot_reconstructions, reconstruct
+from .registry import EncoderContext, get_feature_set
 from .stylegan import Discriminator, StyleAutoencoder
 from .train import load_autoencoder, load_checkpoint, same_config, train_config_for, train_extractor
 
@@ -36,29 +36,6 @@ def extractor_dir(cohort_root: "str | os.PathLike", scale: str, held_out_fold: i
     ``held_out_fold``, of the extractor trained without that fold's slides."""
     root = Path(cohort_root) / "extractors"
     return (root if held_out_fold is None else root / f"without-fold{held_out_fold}") / scale
-
-
-#: ``fe-without-fold<k>``: the FE network trained on every slide except fold k's (fold k's test
-#: slides unseen, as a per-fold extractor would have them)
-_WITHOUT_FOLD = re.compile(r"^fe-without-fold(\d+)$")
-
-
-def held_out_fold(name: str) -> int | None:
-    """The fold an ``fe-without-fold<k>`` feature set's extractors never saw (None for others)."""
-    m = _WITHOUT_FOLD.match(name)
-    return int(m.group(1)) if m else None
-
-
-#: the patches each feature set is encoded on: what the tables read of it.  ``fe`` serves every
-#: selector's and every Table 4 threshold's row; ResNet50 serves HE2RNA on Otsu's and Shannon's
-#: patches (Tables 1, 3, 5); every other set (the Table 5 controls, the per-fold extractors of the
-#: fold study) Shannon's.  A row that keeps a patch outside its features stops with an error.
-FEATURE_PATCHES = {"fe": "candidates", "resnet50": "kept:shannon,otsu"}
-
-
-def feature_patches(name: str) -> str:
-    """The ``patches=`` set feature set ``name`` is encoded on (:data:`FEATURE_PATCHES`, else Shannon's kept)."""
-    return FEATURE_PATCHES.get(name, "kept")
 
 
 #: the selections every cohort gets: Shannon and the baselines of Table 2 (DexiNed needs weights we lack)
@@ -120,26 +97,15 @@ def set_aside_if_superseded(out: Path, cfg) -> Path | None:
 
 def make_encoder(name: str, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
                  progress: bool = True, device: str | None = None):
-    """An encoder by name: ``fe`` (trained E_G and E_L), ``fe-untrained`` (same shapes, random
-    weights: a control), ``fe-without-fold<k>`` (E_G and E_L trained without fold k's slides),
-    ``resnet50`` (ImageNet when cached, else random), ``descriptor`` (no network: colour statistics)."""
+    """The encoder of feature set ``name`` (:func:`isg_core.features.registry.get_feature_set`: ``fe``,
+    ``fe-untrained``, ``fe-without-fold<k>``, ``resnet50``, ``descriptor`` or a registered one), its
+    extractors trained first if need be (:func:`ensure_extractor`)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    if name == "resnet50":
-        return ResNet50Encoder(prof.features.resnet_input, device=device)
-    if name == "descriptor":
-        return DescriptorEncoder(device="cpu")
-    k = held_out_fold(name)
-    if k is not None:
-        enc = StyleGANEncoder(ensure_extractor("global", prof, cohort_root, progress, device, held_out=k),
-                              ensure_extractor("local", prof, cohort_root, progress, device, held_out=k), device=device)
-        enc.name = name  # stored as features/<name>, beside the all-slide extractors' features/fe
-        return enc
-    g = ensure_extractor("global", prof, cohort_root, progress, device)
-    if name == "fe":
-        return StyleGANEncoder(g, ensure_extractor("local", prof, cohort_root, progress, device), device=device)
-    if name == "fe-untrained":
-        return StyleGANEncoder(g, None, device=device, untrained=True)
-    raise ValueError(f"unknown encoder {name!r} (fe, fe-untrained, fe-without-fold<k>, resnet50, descriptor)")
+
+    def extractor(scale: str, held_out: int | None = None) -> Path:
+        return ensure_extractor(scale, prof, cohort_root, progress, device, held_out=held_out)
+
+    return get_feature_set(name).make_encoder(EncoderContext(prof, cohort_root, progress, device, extractor))
 
 
 def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
@@ -155,7 +121,7 @@ def ensure_features(names=("fe",), profile: "str | Profile | None" = None,
         enc = make_encoder(name, prof, cohort_root, progress, device)
         # the patches the tables read of this set, never glass: the selection is applied when features
         # are read, so Tables 2 and 4 need no second extraction
-        out[name] = extract_cohort(cohort_root, enc, patches=feature_patches(name),
+        out[name] = extract_cohort(cohort_root, enc, patches=get_feature_set(name).patches,
                                    batch_size=prof.features.extract_batch, progress=progress)
     return out
 

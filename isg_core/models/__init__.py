@@ -5,8 +5,11 @@
 * :mod:`~isg_core.models.dual_attention`: ISG-a-b, M(F_G, F_L);
 * :mod:`~isg_core.models.baselines`: HE2RNA, ViT-S, ViT-MB, CycleMLP, MPViT;
 * :mod:`~isg_core.models.standardize`: the input standardiser a trained model carries;
-* :mod:`~isg_core.models.registry`: :func:`build_model`, the one factory, and the spec a saved
-  model carries (:func:`model_spec`, :func:`model_from_spec`, :func:`load_model`).
+* :mod:`~isg_core.models.linear_totals`: the ridge on a slide's true cell totals (closed form);
+* :mod:`~isg_core.models.traits`: what each model class declares (inputs, tasks, how it is run);
+* :mod:`~isg_core.models.registry`: :func:`build_model`, the one factory, :func:`register_model`,
+  :func:`model_traits`, and the spec a saved model carries (:func:`model_spec`,
+  :func:`model_from_spec`, :func:`load_model`).
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ _LAZY = {
     "DualAttentionNetwork": "dual_attention",
     "SlideTransformer": "layers", "make_mbconv": "layers", "sincos_2d": "layers",
     "MODELS": "registry", "ModelRecipe": "registry", "build_model": "registry", "load_model": "registry",
-    "model_from_spec": "registry", "model_spec": "registry",
+    "model_from_spec": "registry", "model_spec": "registry", "model_names": "registry",
+    "model_traits": "registry", "register_model": "registry", "unregister_model": "registry",
+    "ModelTraits": "traits", "LinearTotals": "linear_totals",
     "CLAMP": "standardize", "InputStandardizer": "standardize", "identity_standardizer": "standardize",
 }
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from isg_core.models.layers import READOUTS, SlideTransformer, make_mbconv, sincos_2d
+from isg_core.models.traits import DEFAULT_TRAITS
 
 TOKENS = ("keep", "pool", "concat", "sum")
 NORMS = ("layer", "none")
@@ -219,6 +220,8 @@ class DualAttentionNetwork(SlideTransformer):
     the inherited :class:`~isg_core.models.layers.SlideTransformer` (``cls``, ``encoder``,
     ``norm``, ``head``).
     """
+
+    traits = DEFAULT_TRAITS  # f and R, for either task, trained by the engine
 
     def __init__(self, cfg: DualAttentionConfig):
         # The per-patch modules are created before the transformer's (the order of the random

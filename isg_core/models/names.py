@@ -1,4 +1,4 @@
-"""The registry's model names, without importing torch: the ``isg`` command line offers them in
+"""The registry's network names, without importing torch: the ``isg`` command line offers them in
 ``isg --help`` without paying for the networks (:mod:`isg_core.models.registry` maps each name to
 its class, and a test keeps the two equal)."""
 from __future__ import annotations
@@ -7,5 +7,6 @@ from __future__ import annotations
 ISG = "isg"
 #: every slide model by registry name: ISG-a-b, then the baselines of Tables 1 and 3
 MODEL_NAMES: tuple[str, ...] = (ISG, "he2rna", "he2rna-msi", "vit-s", "vit-mb", "cyclemlp", "mpvit")
-#: models with a class output (Table 3's MSI classifier), not offered for the expression tasks
+#: models with a class output (Table 3's MSI classifier), not offered for the expression tasks: the
+#: torch-free view, for ``isg --help``, of the classes' ``traits.tasks`` (a test keeps them equal)
 CLASSIFICATION_ONLY: tuple[str, ...] = ("he2rna-msi",)

@@ -17,22 +17,57 @@ from typing import Any
 import torch
 from torch import nn
 
-from isg_core.models.baselines import BASELINES, build_baseline
+from isg_core.models.baselines import BASELINES
 from isg_core.models.dual_attention import DualAttentionConfig, DualAttentionNetwork
-from isg_core.models.names import ISG, MODEL_NAMES
+from isg_core.models.linear_totals import LINEAR_TOTALS, LinearTotals
+from isg_core.models.names import ISG
 from isg_core.models.standardize import identity_standardizer
+from isg_core.models.traits import DEFAULT_TRAITS, ModelTraits
 
-#: every slide model by registry name (:data:`~isg_core.models.names.MODEL_NAMES`, the CLI's choices)
-MODELS: dict[str, type[nn.Module]] = {ISG: DualAttentionNetwork, **BASELINES}
+#: every slide model by registry name: the networks the engine trains (:data:`~isg_core.models.names.
+#: MODEL_NAMES`, the CLI's choices), then the closed-form linear oracle; each class carries its
+#: ``traits`` (:class:`~isg_core.models.traits.ModelTraits`).  Add one with :func:`register_model`.
+MODELS: dict[str, type] = {ISG: DualAttentionNetwork, **BASELINES, LINEAR_TOTALS: LinearTotals}
 #: the arguments of every model that are not in its config class
 SIZE_KEYS = ("d", "grid", "n_outputs")
+
+
+def register_model(name: str, cls: type) -> None:
+    """Register slide model ``cls`` as ``name`` (lower case).  A network trained by the engine is
+    built as ``cls(d, grid, n_outputs, **config)`` and called as ``model(f, R, mask, pos)`` ->
+    (B, n_outputs); a closed-form one has ``cls.cross_validate(X, Y, folds)``.  ``cls.traits``
+    (:class:`~isg_core.models.traits.ModelTraits`; default: f and R, either task, the engine) says
+    what it reads and serves; ``cls.config_class`` (optional) the dataclass of its config."""
+    key = str(name).lower()
+    if key in MODELS:
+        raise ValueError(f"model {key!r} is registered already")
+    if not isinstance(getattr(cls, "traits", DEFAULT_TRAITS), ModelTraits):
+        raise TypeError(f"{cls.__name__}.traits is not a ModelTraits")
+    MODELS[key] = cls
+
+
+def unregister_model(name: str) -> None:
+    """Remove a model :func:`register_model` added (a test's toy model)."""
+    MODELS.pop(_key(name))
 
 
 def _key(name: str) -> str:
     key = str(name).lower()
     if key not in MODELS:
-        raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+        raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return key
+
+
+def model_traits(name: str) -> ModelTraits:
+    """What registered model ``name`` reads, which tasks it serves and how it is run."""
+    return getattr(MODELS[_key(name)], "traits", DEFAULT_TRAITS)
+
+
+def model_names(trained: bool | None = None, kind: str | None = None) -> tuple[str, ...]:
+    """Registered model names, in registry order: those trained by the engine (``trained=True``) or
+    fitted in closed form (``False``), serving task ``kind`` (None: any)."""
+    return tuple(n for n in MODELS if (trained is None or model_traits(n).trained == trained)
+                 and (kind is None or model_traits(n).serves(kind)))
 
 
 def build_model(name: str, d: int, grid: int, n_outputs: int, **config: Any) -> nn.Module:
@@ -42,9 +77,11 @@ def build_model(name: str, d: int, grid: int, n_outputs: int, **config: Any) -> 
     ``config_class`` otherwise) and the baselines' run-time arguments (``bias_init``; HE2RNA's
     ``generator``), which are not part of a spec."""
     key = _key(name)
+    if not model_traits(key).trained:
+        raise ValueError(f"model {key!r} is fitted in closed form: there is no network to build")
     if key == ISG:
         return DualAttentionNetwork(DualAttentionConfig(d=d, grid=grid, n_outputs=n_outputs, **config))
-    return build_baseline(key, d, grid, n_outputs, **config)
+    return MODELS[key](d, grid, n_outputs, **config)
 
 
 def _plain(value: Any) -> Any:
@@ -67,14 +104,16 @@ def model_spec(name: str, d: int, grid: int, n_outputs: int, config: dict | None
     if key == ISG:
         full = DualAttentionConfig(d=d, grid=grid, n_outputs=n_outputs, **config).to_dict()
     else:
-        full = {"d": d, "grid": grid, "n_outputs": n_outputs, **MODELS[key].config_class(**config).to_dict()}
+        config_class = getattr(MODELS[key], "config_class", None)  # none: the config as given
+        full = {"d": d, "grid": grid, "n_outputs": n_outputs,
+                **(config_class(**config).to_dict() if config_class is not None else config)}
     return {"model": key, "config": _plain(full)}
 
 
 def published_schedule(name: str) -> dict:
     """The training schedule a model was published with (TrainConfig fields; HE2RNA's), which
     beats the profile's; ``{}`` for a model without one (ISG, the ViTs: the paper gives none)."""
-    cls = MODELS.get(str(name).lower())  # not a registry model (the linear oracle): none
+    cls = MODELS.get(str(name).lower())  # not a registry model: none
     return dict(getattr(cls, "published_schedule", {}))
 
 

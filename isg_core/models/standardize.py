@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from isg_core.models.traits import DEFAULT_TRAITS
+
 CLAMP = 10.0  # standardised features are clipped to +-CLAMP
 
 
@@ -34,7 +36,7 @@ class InputStandardizer(nn.Module):
                 ((R - self.R_mean) / self.R_std).clamp(-CLAMP, CLAMP))
 
     def forward(self, f, R, mask, pos, **kw):
-        if not getattr(self.model, "reads_local", True):
+        if getattr(self.model, "traits", DEFAULT_TRAITS).global_only:
             # a model that ignores R (HE2RNA, ViT-S): standardising it would be wasted work (its
             # zero placeholder is as large as f; HE2RNA's training step spent a sixth of its time there)
             return self.model(((f - self.f_mean) / self.f_std).clamp(-CLAMP, CLAMP), R, mask, pos, **kw)

@@ -36,12 +36,12 @@ from tqdm.auto import tqdm
 from ..config import Profile, get_profile
 from ..data.manifest import read_manifest
 from ..data.tiling import open_tiled_slide, read_global_patch, read_tiling_h5, split_local
-from ..experiments.linear import ridge_fit_predict
 from ..features.bank import appearance_descriptor, to_tensor
 from ..features.oracle import COUNT_COLUMNS, oracle_slide_counts, read_patch_truth
 from ..features.stylegan import Encoder
 from ..features.train import ExtractorTrainConfig, history_frame, load_checkpoint, train_config_for, train_extractor
 from ..metrics import pcc_or_zero
+from ..models.linear_totals import ridge_fit_predict
 from ..report.outputs import save_figure, write_table
 
 #: what a local patch's code should carry: the cells the T-cell, proliferation and tumour genes count

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from ...kmeans import kmeans
+from ..traits import CLASSIFICATION, GLOBAL, ModelTraits
 
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100)
 #: tiles per slide HE2RNA reads at most (its README: "n_tiles = 8,000 when all tiles are treated separately")
@@ -233,7 +234,8 @@ class HE2RNAOnFeatures(nn.Module):
     """
 
     config_class = HE2RNAConfig
-    reads_local = False  # R is ignored: InputStandardizer leaves it alone
+    #: f only, at most MAX_TILES tiles (R is ignored: InputStandardizer leaves it alone)
+    traits = ModelTraits(reads=GLOBAL, max_tiles=MAX_TILES)
     #: how the engine trains it (its published schedule, beating the profile's)
     published_schedule = PUBLISHED_SCHEDULE
 
@@ -278,7 +280,8 @@ class HE2RNAMSI(nn.Module):
     """
 
     config_class = HE2RNAMSIConfig
-    reads_local = False  # R is ignored: InputStandardizer leaves it alone
+    #: f only, at most MAX_TILES tiles, MSI status alone (R is ignored: InputStandardizer leaves it alone)
+    traits = ModelTraits(reads=GLOBAL, tasks=(CLASSIFICATION,), max_tiles=MAX_TILES)
     published_schedule = MSI_PUBLISHED_SCHEDULE
 
     def __init__(self, d: int, grid: int, n_outputs: int, hidden: tuple[int, ...] = (256, 128), **_ignored):

@@ -28,6 +28,7 @@ from torch import nn
 
 from isg_core.models.baselines.vit import SlideTransformerConfig, check_inputs, vit_s
 from isg_core.models.layers import EncoderBlock, group_norm, make_mbconv
+from isg_core.models.traits import DEFAULT_TRAITS
 
 
 # --- ViT-MB: EfficientNet MBConv blocks --------------------------------------------------------------
@@ -255,6 +256,7 @@ class LocalTokenViT(nn.Module, abc.ABC):
     """
 
     config_class = SlideTransformerConfig
+    traits = DEFAULT_TRAITS  # R (f is ignored), for either task, trained by the engine
 
     def __init__(self, d: int, grid: int, n_outputs: int, config: SlideTransformerConfig | None = None,
                  bias_init: torch.Tensor | None = None, **overrides):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from isg_core.models.layers import SlideTransformer
+from isg_core.models.traits import GLOBAL, ModelTraits
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class ViTS(nn.Module):
     """
 
     config_class = SlideTransformerConfig
-    reads_local = False  # R is ignored: InputStandardizer leaves it alone
+    traits = ModelTraits(reads=GLOBAL)  # R is ignored: InputStandardizer leaves it alone
 
     def __init__(self, d: int, grid: int, n_outputs: int, config: SlideTransformerConfig | None = None,
                  bias_init: torch.Tensor | None = None, **overrides):

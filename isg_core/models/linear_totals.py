@@ -4,12 +4,20 @@ On ISG-Sim the bulk expression of a gene is drawn from the slide's cells (how ma
 and where), so a ridge regression on the slide's true totals says how much of the expression
 needs no image model at all: no features, no selection, no attention.  Its inputs are the oracle
 encoding (:func:`isg_core.features.oracle.encode_counts`: ``log1p`` of each count and each type's fraction
-of the cells) of the slide's summed counts (:func:`isg_core.features.oracle.slide_total_counts`).
+of the cells) of the slide's summed counts (:func:`isg_core.features.oracle.slide_total_counts`),
+which the experiment runner reads for a model whose traits say it reads :data:`SLIDE_TOTALS`.
+
+Registered as ``"linear-totals"`` (:class:`LinearTotals`): fitted in closed form, not by the engine.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from isg_core.models.traits import CLOSED_FORM, REGRESSION, SLIDE_TOTALS, ModelTraits
+
+#: its registry name (Table 1's "linear on slide cell totals (oracle)" row)
+LINEAR_TOTALS = "linear-totals"
 
 #: the ridge penalty on standardised inputs (fixed, not tuned: 20 inputs, ~100 training slides)
 ALPHA = 1.0
@@ -45,3 +53,14 @@ def cross_validate_linear(X: pd.DataFrame, targets: pd.DataFrame, folds: pd.Seri
             if test.any() and train.sum() >= 2:
                 out.loc[ids[test], col] = ridge_fit_predict(Xa[train], y[train], Xa[test], alpha)
     return out
+
+
+class LinearTotals:
+    """The ridge on a slide's true cell totals as a registry model: no network, no training seed."""
+
+    traits = ModelTraits(reads=SLIDE_TOTALS, tasks=(REGRESSION,), fit=CLOSED_FORM)
+
+    @staticmethod
+    def cross_validate(X: pd.DataFrame, targets: pd.DataFrame, folds: pd.Series) -> pd.DataFrame:
+        """Out-of-fold predictions (:func:`cross_validate_linear` at the fixed :data:`ALPHA`)."""
+        return cross_validate_linear(X, targets, folds)
