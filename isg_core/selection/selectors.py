@@ -238,3 +238,15 @@ def get_selector(name: str, **kwargs) -> Selector:
     if not cls.available:
         raise IsgError(None, getattr(cls, "reason", f"selector {name!r} is unavailable"))
     return cls(**kwargs)
+
+
+def register_selector(cls: type[Selector]) -> type[Selector]:
+    """Add a selector class under its ``name`` (usable as a class decorator); it is then offered
+    everywhere a selector is chosen by name (``isg prepare --methods``, Table 2's rows, the
+    selection studies)."""
+    if not (isinstance(cls, type) and issubclass(cls, Selector)) or cls.name in ("base", ""):
+        raise IsgError(None, f"{cls!r}: a selector is a Selector subclass with its own name")
+    if cls.name in SELECTORS:
+        raise IsgError(None, f"selector {cls.name!r} is registered already")
+    SELECTORS[cls.name] = cls
+    return cls
