@@ -54,7 +54,7 @@ CMU = "CMU-1-Small-Region.svs"
 def read_all(path, repeats: int = 3) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """All global patches of a slide, the best-of-``repeats`` read+decode seconds, coords, thumbnail."""
     with open_slide(path) as s:
-        t = tile_slide(s)
+        t = tile_slide(s, get_profile().tiling)  # every profile tiles alike
         best = np.inf
         for _ in range(repeats):
             t0 = time.perf_counter()

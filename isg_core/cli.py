@@ -55,10 +55,23 @@ def _cohort_args(s) -> None:
     s.add_argument("--profile", choices=PROFILE_CHOICES, help="sizes and budgets (default $ISG_PROFILE or quick)")
 
 
+def profile_tiling(field: str) -> str:
+    """The profiles' ``tiling.<field>``, for a help text: "0.5 at every profile" or one per profile."""
+    values = {name: getattr(prof.tiling, field) for name, prof in PROFILES.items()}
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values()))} at every profile"
+    return ", ".join(f"{v} at {name}" for name, v in values.items())
+
+
 def _tiling_args(s, slide_mpp_help: str) -> None:
-    s.add_argument("--mpp", type=float, default=0.5, help="working resolution in um/px (default 0.5, 20x)")
-    s.add_argument("--patch", type=int, default=256, help="global patch size p in px at --mpp (default 256)")
-    s.add_argument("--local", type=int, default=32, help="local patch size q in px at --mpp (default 32)")
+    # defaults None: the profile's tiling (commands.tiling_arg)
+    s.add_argument("--mpp", type=float, help=f"working resolution in um/px (default: the profile's, "
+                                             f"{profile_tiling('mpp')})")
+    s.add_argument("--patch", type=int, help=f"global patch size p in px at --mpp (default: the profile's, "
+                                             f"{profile_tiling('global_size')})")
+    s.add_argument("--local", type=int, help=f"local patch size q in px at --mpp (default: the profile's, "
+                                             f"{profile_tiling('local_size')})")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, help="the tiling's defaults (default $ISG_PROFILE or quick)")
     s.add_argument("--slide-mpp", type=float, help=slide_mpp_help)
 
 

@@ -44,19 +44,29 @@ def cmd_simulate(args) -> None:
 
     writable_dir(out)  # a one-line error here, not a NotADirectoryError from deep in the simulator
     path = simulate_cohort(out, n_slides=n, seed=seed, size=size, workers=args.workers, layout=layout,
-                           **({"tiling": prof.tiling} if prof else {}))
+                           tiling=(prof or get_profile()).tiling)
     print(f"ISG-Sim (simulated) cohort: {path}")
+
+
+def tiling_arg(args):
+    """The tiling of ``--mpp``, ``--patch`` and ``--local``, each not given taken from the profile's
+    (``--profile``, else $ISG_PROFILE or quick)."""
+    from .config import TilingConfig, get_profile
+
+    t = get_profile(getattr(args, "profile", None)).tiling
+    return TilingConfig(mpp=t.mpp if args.mpp is None else args.mpp,
+                        global_size=t.global_size if args.patch is None else args.patch,
+                        local_size=t.local_size if args.local is None else args.local)
 
 
 def cmd_tile(args) -> None:
     from tqdm import tqdm
 
-    from .config import TilingConfig
     from .data.manifest import shard_rows
     from .data.slides import distinct_slides
     from .data.tiling import tile_to_h5
 
-    cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
+    cfg = tiling_arg(args)
     failures = 0
     slides = distinct_slides(shard_rows(args.slides, args.shard), "tilings")  # before any work
     for s, _ in tqdm(slides, desc="tiling", unit="slide", disable=len(slides) < 2):
@@ -73,11 +83,10 @@ def cmd_tile(args) -> None:
 
 
 def cmd_select(args) -> None:
-    from .config import TilingConfig
     from .data.manifest import shard_rows
     from .selection import run_select
 
-    cfg = TilingConfig(mpp=args.mpp, global_size=args.patch, local_size=args.local)
+    cfg = tiling_arg(args)
     rows = run_select(shard_rows(args.slides, args.shard), args.method, args.out, threshold=args.threshold,
                       config=cfg, slide_mpp=args.slide_mpp)
     for r in rows:

@@ -273,8 +273,9 @@ def small_cohort(tmp_path_factory) -> Path:
     else:
         from isg_core.simulate import simulate_cohort
 
-        simulate_cohort(root, n_slides=3, seed=5, size=768, workers=1, progress=False)
-    prepare_cohort(root, progress=False)
+        simulate_cohort(root, n_slides=3, seed=5, size=768, workers=1, tiling=get_profile("smoke").tiling,
+                        progress=False)
+    prepare_cohort(root, config=get_profile("smoke").tiling, progress=False)
     return root
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from isg_core.config import FeatureConfig
+from isg_core.config import FeatureConfig, TilingConfig
 from isg_core.errors import IsgError
 from isg_core.features.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from isg_core.features.stylegan import (
@@ -183,8 +183,8 @@ def tiny_cohort(tmp_path_factory) -> Path:
     from isg_core.simulate import simulate_cohort
 
     root = simulate_cohort(tmp_path_factory.mktemp("fe") / "sim", n_slides=3, seed=5, size=768, workers=1,
-                           progress=False)
-    prepare_cohort(root, progress=False)
+                           tiling=TilingConfig(), progress=False)
+    prepare_cohort(root, config=TilingConfig(), progress=False)
     return root
 
 

@@ -229,12 +229,13 @@ def test_extractor_total_is_the_weighted_sum_and_the_adversarial_term_starts_whe
 
 # --- 3c. the default Shannon threshold, from the real CMU slide -----------------------------------------
 def test_default_shannon_threshold_is_the_cmu_gap_midpoint(cmu_path):
+    from isg_core.config import get_profile
     from isg_core.data.slides import open_slide
     from isg_core.data.tiling import read_global_patch, tile_slide
     from isg_core.selection import ShannonSelector, resolve_threshold, saturation_labels
 
     with open_slide(cmu_path) as s:
-        t = tile_slide(s)
+        t = tile_slide(s, get_profile().tiling)
         P = np.stack([read_global_patch(s, t, i) for i in range(t.n_patches)])
     lab = saturation_labels(P)
     assert ((lab == 1).sum(), (lab == 0).sum()) == (33, 32)  # "33 tissue vs 32 blank-glass tiles"

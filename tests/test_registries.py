@@ -107,10 +107,14 @@ def sim_cohort(tmp_path_factory) -> Path:
     from tests.helpers import smoke_cohort
 
     src = smoke_cohort()
-    if not (src / "tiles").is_dir():
-        pytest.skip("smoke cohort not prepared: run `isg prepare --profile smoke`")
     out = tmp_path_factory.mktemp("reg") / "smoke"
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("extractors", "runs", "maps"))
+    if not (out / "tiles").is_dir():  # a fresh clone has the slides only: tile and select them here
+        from isg_core.cohorts.prepare import prepare_cohort
+        from isg_core.config import get_profile
+
+        prof = get_profile("smoke")
+        prepare_cohort(out, config=prof.tiling, workers=1, progress=False)
     return out
 
 

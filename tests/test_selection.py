@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from isg_core.config import TilingConfig
 from isg_core.data.slides import open_slide
 from isg_core.data.tiling import read_global_patch, read_tiling_h5, tile_slide, tile_to_h5
 from isg_core.errors import IsgError
@@ -58,7 +59,7 @@ def cmu_tiles(cmu_path):
     of every score: fraction of pixels with HSV saturation > 0.1 is >= 0.5 (tissue, 1) or
     < 0.02 (blank glass, 0); the rest (tissue edges) are ambiguous (-1) and dropped."""
     with open_slide(cmu_path) as s:
-        t = tile_slide(s)
+        t = tile_slide(s, TilingConfig())
         P = np.stack([read_global_patch(s, t, i) for i in range(t.n_patches)])
     lab = saturation_labels(P)
     assert (lab == 1).sum() >= 10 and (lab == 0).sum() >= 10
@@ -249,7 +250,7 @@ def test_otsu_needs_fit_and_scores_tissue_fraction():
 
 # --- slide level -----------------------------------------------------------------------------
 def test_add_selection_keeps_coords_and_replaces(cmu_path, tmp_path):
-    h5, _ = tile_to_h5(cmu_path, tmp_path)
+    h5, _ = tile_to_h5(cmu_path, tmp_path, TilingConfig())
     with h5py.File(h5) as f:
         coords = f["coords"][:]
         attrs = dict(f["coords"].attrs)
@@ -273,7 +274,7 @@ def test_add_selection_keeps_coords_and_replaces(cmu_path, tmp_path):
 
 def test_run_select_end_to_end(cmu_path, tmp_path, cmu_tiles):
     P, lab = cmu_tiles
-    res = run_select([cmu_path], "shannon", tmp_path, progress=False)
+    res = run_select([cmu_path], "shannon", tmp_path, config=TilingConfig(), progress=False)
     assert len(res) == 1 and res[0]["n_patches"] == len(P)
     sc, keep, at = read_selection(res[0]["h5"], "shannon")
     assert at["threshold"] == str(ShannonSelector.default_threshold)
@@ -283,17 +284,18 @@ def test_run_select_end_to_end(cmu_path, tmp_path, cmu_tiles):
     png = Path(res[0]["png"])
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
     # a second method in the same file, per-slide threshold
-    res2 = run_select([cmu_path], "otsu", tmp_path, threshold=0.5, thumbnail=False, progress=False)
+    res2 = run_select([cmu_path], "otsu", tmp_path, threshold=0.5, config=TilingConfig(), thumbnail=False,
+                      progress=False)
     with h5py.File(res2[0]["h5"]) as f:
         assert set(f["selection"]) == {"shannon", "otsu"}
     with pytest.raises(IsgError, match="only to the shannon"):
-        run_select([cmu_path], "ig", tmp_path, threshold="bits:1e6", progress=False)
+        run_select([cmu_path], "ig", tmp_path, threshold="bits:1e6", config=TilingConfig(), progress=False)
 
 
 def test_score_slide_matches_selector(cmu_path, cmu_tiles):
     P, _ = cmu_tiles
     with open_slide(cmu_path) as s:
-        t = tile_slide(s)
+        t = tile_slide(s, TilingConfig())
         sc = score_slide(s, t, "shannon", progress=False)
     sel = ShannonSelector()
     assert sc.shape == (len(P),)

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(
 def _make(out: Path, n: int, seed: int, size: int, workers: int = 1) -> Path:
     from isg_core.simulate import simulate_cohort
 
-    return simulate_cohort(out, n_slides=n, seed=seed, size=size, workers=workers, progress=False)
+    return simulate_cohort(out, n_slides=n, seed=seed, size=size, workers=workers, tiling=TilingConfig(),
+                           progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,8 @@ def test_wsi_cohort_slides_are_mostly_glass(tmp_path):
     from isg_core.simulate import simulate_cohort
     from isg_core.simulate.cohort import WSI_ASPECT, _params
 
-    out = simulate_cohort(tmp_path / "w", n_slides=3, seed=2, size=1536, workers=1, progress=False, layout="wsi")
+    out = simulate_cohort(tmp_path / "w", n_slides=3, seed=2, size=1536, workers=1, tiling=TilingConfig(),
+                          progress=False, layout="wsi")
     meta = json.loads((out / "cohort.json").read_text())
     assert meta["parameters"]["layout"] == "wsi"
     assert "layout" not in _params(3, 2, 1536, TilingConfig())
@@ -233,4 +235,5 @@ def test_wsi_cohort_slides_are_mostly_glass(tmp_path):
             w, h = s.dimensions
             assert w == 1536 and WSI_ASPECT[0] * 1536 - 1 <= h <= WSI_ASPECT[1] * 1536 + 1
     with pytest.raises(Exception, match="layout"):
-        simulate_cohort(tmp_path / "x", n_slides=3, seed=2, size=512, workers=1, progress=False, layout="round")
+        simulate_cohort(tmp_path / "x", n_slides=3, seed=2, size=512, workers=1, tiling=TilingConfig(),
+                        progress=False, layout="round")

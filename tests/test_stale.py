@@ -21,6 +21,7 @@ import tifffile
 from PIL import Image
 
 from isg_core.cli import main
+from isg_core.config import TilingConfig
 from isg_core.data.fingerprint import file_fingerprint
 from isg_core.data.tiling import StaleResultWarning, read_tiling_h5, tile_to_h5
 from isg_core.errors import IsgError
@@ -248,9 +249,9 @@ def test_the_same_slide_given_twice_is_done_once(same_stem, tmp_path, capsys):
 def test_tiling_into_a_folder_that_holds_another_slide_of_that_name(same_stem, tmp_path):
     a, b = same_stem
     out = tmp_path / "out"
-    tile_to_h5(a, out)
+    tile_to_h5(a, out, TilingConfig())
     with pytest.warns(StaleResultWarning, match=r"made from another file \(.*a/slide.tiff\)"):
-        path, written = tile_to_h5(b, out)
+        path, written = tile_to_h5(b, out, TilingConfig())
     assert written and read_tiling_h5(path).slide_fingerprint == file_fingerprint(b)
 
 
@@ -316,10 +317,10 @@ def test_a_file_without_resolution_is_refused_by_every_command_unless_given(kind
 def test_reading_at_another_mpp_is_a_different_input(pyramid_tiff, tmp_path):
     path, _ = pyramid_tiff
     out = tmp_path / "t"
-    assert tile_to_h5(path, out, mpp=0.25)[1]
-    assert not tile_to_h5(path, out, mpp=0.25)[1]
+    assert tile_to_h5(path, out, TilingConfig(), mpp=0.25)[1]
+    assert not tile_to_h5(path, out, TilingConfig(), mpp=0.25)[1]
     with pytest.warns(StaleResultWarning, match="read at 0.25 mpp, now at 0.5"):
-        h5, written = tile_to_h5(path, out, mpp=0.5)
+        h5, written = tile_to_h5(path, out, TilingConfig(), mpp=0.5)
     assert written and read_tiling_h5(h5).slide_mpp == 0.5
 
 
@@ -338,7 +339,7 @@ def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp
     # the scorer as the pipeline calls it (imported into isg_core.cohorts.prepare): one call per slide
     monkeypatch.setattr(pipeline, "score_slide_many", lambda *a, **k: calls.append(1) or real(*a, **k))
     real_one = pipeline._prepare_one
-    monkeypatch.setattr(pipeline, "_prepare_one", lambda job: opened.append(job[1]) or real_one(job))
+    monkeypatch.setattr(pipeline, "_prepare_one", lambda job: opened.append(job.slide_id) or real_one(job))
     assert (root / "tiles" / pipeline.PREPARED_STAMP).exists()
     again = prepare_cohort(root, config=cfg, progress=False)
     assert calls == [] and opened == []  # done, and found done from the record alone: no slide opened

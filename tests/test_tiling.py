@@ -82,7 +82,7 @@ def test_h5_clam_convention_roundtrip(tmp_path, pyramid_tiff):
 
 
 def test_cmu_tiling_fractional_patch(cmu_path, tmp_path):
-    out, _ = tile_to_h5(cmu_path, tmp_path)
+    out, _ = tile_to_h5(cmu_path, tmp_path, TilingConfig())
     t = read_tiling_h5(out)
     p0 = 256 * 0.5 / 0.499
     assert t.patch_size_level0 == pytest.approx(p0)
@@ -95,7 +95,7 @@ def test_too_small_slide_errors(tmp_path):
     from PIL import Image
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(p)
     with pytest.raises(IsgError, match="smaller than one 256 px patch"):
-        tile_to_h5(p, tmp_path / "out", mpp=0.5)
+        tile_to_h5(p, tmp_path / "out", TilingConfig(), mpp=0.5)
     assert not (tmp_path / "out" / "tiny.h5").exists()
 
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import h5py
 import pandas as pd
-from tqdm import tqdm
 
 from ..config import TilingConfig
 from ..data.fingerprint import file_fingerprint
 from ..data.manifest import read_manifest, shard_rows, slide_mpps
 from ..data.tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 from ..errors import IsgError, atomic_write_text
+from ..parallel import run_jobs
 from ..paths import cohort_tiles_dir
 from ..selection import ShannonSelector, add_selection_to_h5, get_selector, parse_threshold, threshold_info
 from ..selection.slide import score_slide_many
@@ -44,6 +43,23 @@ def selection_is_current(h5_path: Path, method: str, threshold: str, params: str
         return False
 
 
+@dataclass(frozen=True)
+class TileJob:
+    """One slide of :func:`prepare_cohort`: tile it at ``tiling`` (read at ``mpp``; None: the file's
+    own) into ``<tiles>/<slide_id>.h5`` and add a selection per method."""
+
+    slide_path: str
+    slide_id: str
+    mpp: float | None
+    tiles: Path
+    methods: list[str]
+    thresholds: dict[str, str]
+    tiling: TilingConfig
+
+    def __str__(self) -> str:
+        return f"slide {self.slide_id} ({self.slide_path})"
+
+
 #: the record, in a tiles folder, of the last complete :func:`prepare_cohort` (its inputs and its rows)
 PREPARED_STAMP = ".prepared.json"
 
@@ -53,10 +69,10 @@ def _prepared_key(jobs) -> str:
     (:func:`~isg_core.data.fingerprint.file_fingerprint`), the mpp it is read at, and the methods with
     their settings, thresholds and tiling config (2 MiB read per slide: no slide is opened)."""
     h = hashlib.sha256()
-    for slide_path, slide_id, mpp, _out, methods, thresholds, cfg in jobs:
-        h.update(json.dumps([slide_id, file_fingerprint(slide_path), mpp,
-                             [(m, get_selector(m).params()) for m in methods],  # another compressor scores otherwise
-                             dict(sorted(thresholds.items())), asdict(cfg)], default=str).encode())
+    for j in jobs:
+        h.update(json.dumps([j.slide_id, file_fingerprint(j.slide_path), j.mpp,
+                             [(m, get_selector(m).params()) for m in j.methods],  # another compressor scores otherwise
+                             dict(sorted(j.thresholds.items())), asdict(j.tiling)], default=str).encode())
     return h.hexdigest()
 
 
@@ -69,17 +85,17 @@ def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
         return None
     if rec.get("key") != key or len(rec.get("rows", [])) != len(jobs):
         return None
-    for slide_path, slide_id, _mpp, _out, methods, thresholds, cfg in jobs:
+    for j in jobs:
         try:
-            with h5py.File(out / f"{slide_id}.h5", "r") as f:
+            with h5py.File(out / f"{j.slide_id}.h5", "r") as f:
                 a = f.attrs
-                if (not a.get("complete", False) or json.loads(a.get("tiling_config", "null")) != asdict(cfg)
-                        or str(a.get("slide_fingerprint", "")) != file_fingerprint(slide_path)):
+                if (not a.get("complete", False) or json.loads(a.get("tiling_config", "null")) != asdict(j.tiling)
+                        or str(a.get("slide_fingerprint", "")) != file_fingerprint(j.slide_path)):
                     return None
-                for m in methods:  # each selection still the one asked for (another command may redo one)
+                for m in j.methods:  # each selection still the one asked for (another command may redo one)
                     sel = get_selector(m)
                     g = f.get(f"selection/{sel.name}")
-                    th = parse_threshold(thresholds.get(m), default=sel.default_threshold)
+                    th = parse_threshold(j.thresholds.get(m), default=sel.default_threshold)
                     if g is None or "keep" not in g or str(g.attrs.get("threshold")) != str(th):
                         return None
         except (OSError, ValueError):
@@ -87,9 +103,9 @@ def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
     return rec["rows"]
 
 
-def _prepare_one(args) -> dict:
-
-    slide_path, slide_id, mpp, tiles, methods, thresholds, cfg = args
+def _prepare_one(job: TileJob) -> dict:
+    slide_path, slide_id, mpp, tiles = job.slide_path, job.slide_id, job.mpp, job.tiles
+    methods, thresholds, cfg = job.methods, job.thresholds, job.tiling
     h5, _ = tile_to_h5(slide_path, tiles, cfg, mpp=mpp, slide_id=slide_id)
     tiling = read_tiling_h5(h5)
     row = {"slide_id": tiling.slide_id, "h5": str(h5), "n_patches": tiling.n_patches}
@@ -116,7 +132,7 @@ def _prepare_one(args) -> dict:
 
 def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None,
                    methods: Sequence[str] = ("shannon",), thresholds: dict[str, str] | None = None,
-                   config: TilingConfig = TilingConfig(), workers: int = 1, progress: bool = True,
+                   *, config: TilingConfig, workers: int = 1, progress: bool = True,
                    shard: "str | None" = None) -> pd.DataFrame:
     """Tile every slide of ``<cohort_root>/manifest.csv`` (or of its ``shard`` "K/N": see
     :func:`isg_core.data.manifest.shard_rows`) into ``<tiles>/<slide_id>.h5`` (the manifest's id) and
@@ -129,24 +145,14 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
     row per slide: slide_id, h5, n_patches and n_kept_<method>."""
     manifest = shard_rows(read_manifest(Path(cohort_root) / "manifest.csv"), shard)
     out = cohort_tiles_dir(cohort_root, tiles)
-    jobs = [(p, sid, mpp, out, list(methods), dict(thresholds or {}), config)
+    jobs = [TileJob(p, sid, mpp, out, list(methods), dict(thresholds or {}), config)
             for p, sid, mpp in zip(manifest["path"], manifest["slide_id"], slide_mpps(manifest))]
     key = _prepared_key(jobs) if shard is None else None  # a shard leaves the cohort's record alone
     done = _already_prepared(out, jobs, key) if key else None
     if done is not None:
         return pd.DataFrame(done)
-    rows = []
     # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
-    with tqdm(total=len(jobs), desc="tile + select", unit="slide", disable=not progress) as bar:
-        if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(workers) as ex:
-                for row in ex.map(_prepare_one, jobs):
-                    rows.append(row)
-                    bar.update(1)
-        else:
-            for j in jobs:
-                rows.append(_prepare_one(j))
-                bar.update(1)
+    rows = run_jobs(_prepare_one, jobs, workers, "tile + select", progress, unit="slide")
     if key:
         atomic_write_text(out / PREPARED_STAMP, json.dumps({"key": key, "rows": rows}) + "\n")
     return pd.DataFrame(rows)

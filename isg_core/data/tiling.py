@@ -82,7 +82,7 @@ class Tiling:
         return self.coords[:, None, None, :] + self.local_offsets()[None]
 
 
-def tile_slide(slide: Slide, config: TilingConfig = TilingConfig(), slide_id: str | None = None) -> Tiling:
+def tile_slide(slide: Slide, config: TilingConfig, slide_id: str | None = None) -> Tiling:
     """The global grid of ``slide`` at ``config`` (origin at the slide's top-left corner,
     incomplete patches at the right and bottom edges dropped, row-major order).  ``slide_id``
     names it (default: the file name without its suffix; a manifest's id where there is one)."""
@@ -231,7 +231,7 @@ def tiling_stale_reason(path: Path, config: TilingConfig, slide: Slide) -> str |
 
 
 def tile_to_h5(
-    slide_path: str | os.PathLike, out_dir: str | os.PathLike, config: TilingConfig = TilingConfig(),
+    slide_path: str | os.PathLike, out_dir: str | os.PathLike, config: TilingConfig,
     overwrite: bool = False, mpp: float | None = None, slide_id: str | None = None,
 ) -> tuple[Path, bool]:
     """Tile one slide into ``out_dir/<slide_id>.h5`` (``slide_id`` defaults to the file name

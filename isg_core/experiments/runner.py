@@ -9,9 +9,7 @@ as the paper's discussion does); Table 3 runs per stand-in sub-cohort.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,13 +17,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from ..config import Profile
 from ..data.tiling import check_tiles_current
 from ..features.oracle import encode_counts, slide_total_counts
 from ..models.registry import MODELS, model_traits, published_schedule
 from ..models.traits import SLIDE_TOTALS
+from ..parallel import run_jobs
 from ..train.batches import SlideData
 from ..train.engine import TrainConfig, cross_validate, load_fold_model
 from .factory import model_factory
@@ -163,19 +161,35 @@ def table_outcome(r: ExperimentResult, cohort) -> "RegressionOutcome | MSIResult
     return RegressionOutcome(r.experiment, r.task, r.seed, r.rows, r.predictions, r.targets)
 
 
-def _run_job(args) -> "RegressionOutcome | MSIResult":
+@dataclass(frozen=True)
+class CVJob:
+    """One (experiment, task, seed) cross-validation of :func:`run_grid` in a worker process."""
+
+    experiment: Experiment
+    cohort: object
+    tiles_dir: object
+    profile: Profile
+    out_dir: object
+    task: str
+    device: str | None
+    kind: str
+    seed: int
+
+    def __str__(self) -> str:
+        return f"{self.experiment.label}, task {self.task}, seed {self.seed}"
+
+
+def _run_job(job: CVJob) -> "RegressionOutcome | MSIResult":
     """One (experiment, task, seed) cross-validation in a worker process, on one thread."""
-    exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed = args
     torch.set_num_threads(1)
-    return table_outcome(run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress=False,
-                                        kind=kind, seed=seed), cohort)
+    return table_outcome(run_experiment(job.cohort, job.tiles_dir, job.experiment, job.task, job.profile, job.out_dir,
+                                        job.device, progress=False, kind=job.kind, seed=job.seed), job.cohort)
 
 
 def in_processes(fn, work: list, jobs: int, progress: bool = True, desc: str = "cross-validations") -> list:
     """``[fn(w) for w in work]`` in ``jobs`` spawned worker processes (``fn`` must be importable),
-    in order, with a progress bar over the items."""
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
-        return list(tqdm(ex.map(fn, work), total=len(work), desc=desc, unit="run", disable=not progress))
+    in order, with a progress bar over the items (:func:`isg_core.parallel.run_jobs`)."""
+    return run_jobs(fn, work, jobs, desc, progress, unit="run", start="spawn")
 
 
 def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir,
@@ -190,8 +204,8 @@ def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir
     check_tiles_current(tiles_dir, cohort.manifest)  # once here: the workers get loaded data or check again
     work = [(w[0], w[1], w[2] if len(w) > 2 else 0) for w in work]
     if jobs > 1 and len(work) > 1:
-        args = [(exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed) for exp, task, seed in work]
-        return in_processes(_run_job, args, jobs, progress)
+        cvs = [CVJob(exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed) for exp, task, seed in work]
+        return in_processes(_run_job, cvs, jobs, progress)
     outcomes = []
     cache: dict[tuple, SlideData] = {}
     for exp, task, seed in work:

@@ -21,6 +21,7 @@ Feature sets: ``fe`` (f_i and the mean of R_i over the local grid, concatenated)
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -33,6 +34,7 @@ from ..config import TASK_GENES
 from ..errors import IsgError
 from ..features.extract import read_features
 from ..features.registry import get_feature_set
+from ..parallel import run_jobs
 from ..train.probe import ProbeConfig, cross_validate_probe
 
 #: the per-patch cell counts of ISG-Sim that stand in for spot-level expression
@@ -124,11 +126,25 @@ def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
     return _rows(res, "patch", "cells")
 
 
-def _table5_job(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class ProbeJob:
+    """One feature set's probes of :func:`table5` (``threads``: torch threads in a worker; 0: as is)."""
+
+    cohort: object
+    tiles_dir: object
+    spec: str
+    cfg: object
+    threads: int
+
+    def __str__(self) -> str:
+        return f"features {self.spec}"
+
+
+def _table5_job(job: ProbeJob) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One feature set's slide- and patch-level probes, on one thread (a worker of :func:`table5`)."""
-    cohort, tiles_dir, spec, cfg, threads = args
-    if threads:
-        torch.set_num_threads(threads)
+    cohort, tiles_dir, spec, cfg = job.cohort, job.tiles_dir, job.spec, job.cfg
+    if job.threads:
+        torch.set_num_threads(job.threads)
     slide, pred = probe_slide_level(cohort, tiles_dir, spec, cfg)
     return slide, pred, probe_patch_level(cohort, tiles_dir, spec, cfg)
 
@@ -141,11 +157,9 @@ def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untraine
     ``jobs > 1`` probes that many feature sets at once in spawned processes of one thread each (the
     probes are small MLPs: one process cannot keep two cores busy).  Every probe is seeded, so the
     numbers do not depend on ``jobs``."""
-    work = [(cohort, tiles_dir, spec, cfg, 1 if jobs > 1 else 0) for spec in specs]
+    work = [ProbeJob(cohort, tiles_dir, spec, cfg, 1 if jobs > 1 else 0) for spec in specs]
     if jobs > 1 and len(work) > 1:
-        from .runner import in_processes  # the experiments package imports this one
-
-        done = in_processes(_table5_job, work, jobs, progress, desc="Table 5 probes")
+        done = run_jobs(_table5_job, work, jobs, "Table 5 probes", progress, unit="run", start="spawn")
     else:
         done = [_table5_job(w) for w in tqdm(work, desc="Table 5 probes", unit="features", disable=not progress)]
     parts, preds = [], {}

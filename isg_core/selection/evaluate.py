@@ -9,7 +9,7 @@ these numbers say that the code works, not what a TCGA slide gives.
 from __future__ import annotations
 
 import os
-from multiprocessing import get_context
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +20,7 @@ from ..config import TilingConfig
 from ..data.manifest import read_manifest
 from ..data.slides import open_slide
 from ..data.tiling import tile_slide
+from ..parallel import run_jobs
 from .selectors import SELECTORS, available_selectors, get_selector
 from .slide import score_slide_many
 from .thresholds import Threshold, parse_threshold, precision_recall, select
@@ -59,7 +60,7 @@ def cohort_slides(cohort_root: "str | os.PathLike", max_slides: int | None = Non
     return (man.head(max_slides) if max_slides else man).reset_index(drop=True)
 
 
-def score_slide_methods(path: "str | os.PathLike", methods: Sequence[str], tiling: TilingConfig = TilingConfig(),
+def score_slide_methods(path: "str | os.PathLike", methods: Sequence[str], tiling: TilingConfig,
                         thumbnail_size: int = 1024) -> pd.DataFrame:
     """One row per global patch of one slide: slide_id, x, y (level-0 corner) and one score
     column per method (each patch is read once and scored by every method)."""
@@ -72,26 +73,34 @@ def score_slide_methods(path: "str | os.PathLike", methods: Sequence[str], tilin
     return df
 
 
-def _score_job(args):
-    return score_slide_methods(*args)
+@dataclass(frozen=True)
+class ScoreJob:
+    """One slide of :func:`score_cohort`: every method's score of every global patch at ``tiling``."""
+
+    path: str
+    methods: list[str]
+    tiling: TilingConfig
+
+    def __str__(self) -> str:
+        return f"slide {self.path}"
 
 
-def score_cohort(cohort_root: "str | os.PathLike", methods: Sequence[str] | None = None,
-                 tiling: TilingConfig = TilingConfig(), max_slides: int | None = None, every: int = 1,
+def _score_job(job: ScoreJob) -> pd.DataFrame:
+    return score_slide_methods(job.path, job.methods, job.tiling)
+
+
+def score_cohort(cohort_root: "str | os.PathLike", methods: Sequence[str] | None,
+                 tiling: TilingConfig, max_slides: int | None = None, every: int = 1,
                  workers: int = 1) -> pd.DataFrame:
     """Per-patch scores of every method on (a subset of) an ISG-Sim cohort, merged with
     ``patches.csv`` (columns ``textureless``, ``tissue_class``, ``artefact`` ...) and a boolean
     ``tissue`` = textureless == 0.  Needs the simulator's grid, i.e. tiling at the simulator's
-    patch size and mpp (the default)."""
+    patch size and mpp (every profile's ``tiling``); ``methods`` None: every available one."""
     methods = list(methods or available_methods())
     root = Path(cohort_root)
     man = cohort_slides(root, max_slides, every)
-    jobs = [(p, methods, tiling) for p in man.path]
-    if workers > 1 and len(jobs) > 1:
-        with get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-            parts = pool.map(_score_job, jobs)
-    else:
-        parts = [_score_job(j) for j in jobs]
+    jobs = [ScoreJob(p, methods, tiling) for p in man.path]
+    parts = run_jobs(_score_job, jobs, workers, start="spawn")
     scores = pd.concat(parts, ignore_index=True)
     truth = pd.read_csv(root / "patches.csv", dtype={"slide_id": str})
     d = truth.merge(scores, on=["slide_id", "x", "y"], how="inner")
@@ -104,9 +113,10 @@ def score_cohort(cohort_root: "str | os.PathLike", methods: Sequence[str] | None
 
 def keep_masks(scored: pd.DataFrame, methods: Sequence[str],
                thresholds: "dict[str, Threshold | str | float] | None" = None,
-               pixels: int = 256 * 256) -> pd.DataFrame:
+               *, pixels: int) -> pd.DataFrame:
     """Keep mask per method (columns), applying each method's threshold (default: the
-    selector's ``default_threshold``) slide by slide."""
+    selector's ``default_threshold``) slide by slide; ``pixels``: p^2 of the tiling's global patch
+    (what a ``bits`` threshold is per)."""
     thresholds = thresholds or {}
     groups = list(scored.groupby("slide_id", sort=False).indices.values())
     out = pd.DataFrame(index=scored.index)
@@ -122,9 +132,10 @@ def keep_masks(scored: pd.DataFrame, methods: Sequence[str],
 
 def evaluate_scores(scored: pd.DataFrame, methods: Sequence[str],
                     thresholds: "dict[str, Threshold | str | float] | None" = None,
-                    pixels: int = 256 * 256) -> pd.DataFrame:
-    """Precision, recall, F1 and kept fraction per method against ``scored.tissue``."""
-    keep = keep_masks(scored, methods, thresholds, pixels)
+                    *, pixels: int) -> pd.DataFrame:
+    """Precision, recall, F1 and kept fraction per method against ``scored.tissue`` (``pixels``: as
+    :func:`keep_masks`)."""
+    keep = keep_masks(scored, methods, thresholds, pixels=pixels)
     truth = scored.tissue.to_numpy(bool)
     rows = []
     for m in methods:
@@ -134,16 +145,16 @@ def evaluate_scores(scored: pd.DataFrame, methods: Sequence[str],
     return pd.DataFrame(rows)
 
 
-def evaluate_selectors(cohort_root: "str | os.PathLike", methods: Sequence[str] | None = None,
-                       tiling: TilingConfig = TilingConfig(), max_slides: int | None = None, every: int = 1,
+def evaluate_selectors(cohort_root: "str | os.PathLike", methods: Sequence[str] | None,
+                       tiling: TilingConfig, max_slides: int | None = None, every: int = 1,
                        workers: int = 1) -> pd.DataFrame:
     """Every method at its default threshold against ISG-Sim truth: one row per method with
     threshold, slides, patches, precision, recall, f1, kept.  Unavailable methods (DexiNed
-    offline) get a row with ``available`` False and no metrics."""
+    offline) get a row with ``available`` False and no metrics.  ``methods`` None: every selector."""
     methods = list(methods or SELECTORS)
     usable = [m for m in methods if available_selectors().get(m) is not None]
     scored = score_cohort(cohort_root, usable, tiling, max_slides, every, workers)
-    res = evaluate_scores(scored, usable)
+    res = evaluate_scores(scored, usable, pixels=tiling.global_size ** 2)
     res.insert(1, "available", True)
     missing = [{"method": m, "available": False} for m in methods if m not in usable]
     if missing:

@@ -143,7 +143,7 @@ def selection_thumbnail(slide: Slide, tiling: Tiling, keep: np.ndarray, out_png:
 
 
 def run_select(slide_paths: Sequence["str | os.PathLike"], method: str = "shannon", out_dir: "str | os.PathLike" = ".",
-               threshold: "str | float | Threshold | None" = None, config: TilingConfig = TilingConfig(),
+               threshold: "str | float | Threshold | None" = None, *, config: TilingConfig,
                slide_mpp: float | None = None, thumbnail: bool = True, progress: bool = True,
                **selector_kwargs) -> list[dict]:
     """``isg select SLIDE... --method NAME [--threshold T] --out DIR``.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ..config import ALL_GENES, CANCER_TYPES, GENE_ENSEMBL, TASK_GENES, TilingCo
 from ..data.manifest import assign_folds, write_manifest
 from ..data.slides import write_pyramidal_tiff
 from ..errors import IsgError, atomic_path, atomic_write_text
+from ..parallel import run_jobs
 from . import artefacts as art
 from . import cells as cl
 from . import genes as gm
@@ -344,7 +344,8 @@ def simulate_cohort(
     seed: int,
     size: int = 2048,
     workers: int = 2,
-    tiling: TilingConfig = TilingConfig(),
+    *,
+    tiling: TilingConfig,
     progress: bool = True,
     layout: str = "section",
 ) -> Path:
@@ -375,17 +376,8 @@ def simulate_cohort(
     _init_worker()
 
     bar = tqdm(total=len(specs), desc="isg simulate", unit="slide", disable=not progress)
-    results: list[dict] = []
-    if workers <= 1 or len(specs) == 1:
-        for s in specs:
-            results.append(render_slide(s))
-            bar.update()
-    else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-        with ctx.Pool(min(workers, len(specs)), initializer=_init_worker) as pool:
-            for r in pool.imap_unordered(render_slide, specs, chunksize=1):
-                results.append(r)
-                bar.update()
+    # fork where the platform has it: the workers inherit the banks built above
+    results = run_jobs(render_slide, specs, workers, start="fork", initializer=_init_worker, bar=bar)
     bar.close()
     results.sort(key=lambda r: r["index"])  # order never depends on scheduling
     _write_tables(out, specs, results, params, seed)

@@ -20,10 +20,8 @@ Seconds per slide at 1e5 x 1e5 px are extrapolated from a large slide in proport
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +35,7 @@ from ..data.tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 from ..deploy.inference import STAGES, untrained_pipeline
 from ..features.extract import StyleGANEncoder, extract_slide
 from ..features.train import train_config_for
+from ..parallel import in_fresh_process
 from ..selection import ShannonSelector
 from ..selection.slide import add_selection_to_h5, score_slide, threshold_info
 
@@ -152,23 +151,6 @@ def cohort_path_peak(slide: "str | os.PathLike", profile, out_dir: "str | os.Pat
     t3 = time.perf_counter()
     return {"tile s": t1 - t0, "select s": t2 - t1, "extract s": t3 - t2, "patches": tiling.n_patches,
             "kept": int(res["n"]), "baseline_rss_mb": baseline, "peak_rss_mb": peak_rss_mb()}
-
-
-def _inherit_warning_filters(filters: list) -> None:
-    import warnings
-
-    warnings.filters[:0] = filters
-
-
-def in_fresh_process(fn, *args):
-    """``fn(*args)`` in a spawned process (so ``ru_maxrss`` is that call's own peak), with the
-    caller's warning filters (a spawned interpreter starts with the defaults: a warning the caller
-    chose to silence would otherwise reappear on the child's stderr)."""
-    import warnings
-
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_inherit_warning_filters,
-                             initargs=(list(warnings.filters),)) as ex:
-        return ex.submit(fn, *args).result()
 
 
 def measure(methods: Sequence[str], profile, slides: Sequence["str | os.PathLike"], device: str | None = None,

@@ -135,7 +135,7 @@ every = 1 if profile == "smoke" else 6
 methods = [m for m, c in available_selectors().items() if c is not None]
 t0 = time.perf_counter()
 scored = score_cohort(cohort_root, methods, cfg, every=every)
-pr = evaluate_scores(scored, methods)
+pr = evaluate_scores(scored, methods, pixels=cfg.global_size ** 2)
 pr.insert(1, "available", True)
 pr = pd.concat([pr, pd.DataFrame([{"method": m, "available": False} for m in SELECTORS if m not in methods])],
                ignore_index=True)
@@ -159,7 +159,7 @@ _ = save_figure(fig, "selection_isg_sim", profile)
 # We show the slides with the most textureless patches, where the methods differ most.
 
 # %%
-keep = keep_masks(scored, methods)
+keep = keep_masks(scored, methods, pixels=cfg.global_size ** 2)
 show = scored.groupby("slide_id").textureless.mean().sort_values(ascending=False).index[:2]
 from isg_core.data.manifest import read_manifest
 paths = read_manifest(cohort_root / "manifest.csv").set_index("slide_id").path
