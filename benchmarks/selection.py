@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from isg_core.config import get_profile
+from isg_core.config import TilingConfig, get_profile
 from isg_core.data.slides import open_slide
 from isg_core.data.tiling import read_global_patch, tile_slide
 from isg_core.paths import cohort_dir, samples_dir
@@ -40,12 +38,13 @@ from isg_core.selection import (
     SELECTORS,
     ShannonSelector,
     Threshold,
-    available_selectors,
-    compressor_study,
+    available_methods,
+    compressor_studies,
+    evaluate_rules,
     get_selector,
-    precision_recall,
     saturation_labels,
-    select,
+    score_cohort,
+    truth_patches,
 )
 
 CMU = "CMU-1-Small-Region.svs"
@@ -64,10 +63,6 @@ def read_all(path, repeats: int = 3) -> tuple[np.ndarray, float, np.ndarray, np.
     return np.stack(patches), best, t.coords, thumb
 
 
-def _methods():
-    return [n for n, c in available_selectors().items() if c is not None]
-
-
 def timing(datasets: dict[str, list[Path]]) -> pd.DataFrame:
     rows = []
     for dname, paths in datasets.items():
@@ -78,7 +73,7 @@ def timing(datasets: dict[str, list[Path]]) -> pd.DataFrame:
         rows.append({"dataset": dname, "method": "read+decode (OpenSlide)", "patches": n,
                      "ms_per_patch": 1e3 * t_read / n, "patches_per_s": n / t_read, "mp_per_s": mp / t_read,
                      "ratio_to_read": 1.0})
-        variants = [(m, {}) for m in _methods()] + [
+        variants = [(m, {}) for m in available_methods()] + [
             (f"shannon[{c},ds{d}]", {"compressor": c, "score_downsample": d})
             for c, d in [("zstdgrad", 1), ("zstdgrad", 4), ("jpegxl", 1), ("webp", 4), ("png", 4), ("zstd", 2)]]
         for label, kw in variants:
@@ -100,68 +95,31 @@ def timing(datasets: dict[str, list[Path]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def study(cmu_path: Path, sim_paths: list[Path], truth: pd.DataFrame) -> pd.DataFrame:
-    P, _, _, _ = read_all(cmu_path)
+def study(cmu_path: Path, cohort_root: Path, every: int, tiling: TilingConfig) -> pd.DataFrame:
+    """The compressor study on CMU tissue vs glass tiles (labelled by saturation) and on the ISG-Sim
+    tissue vs textureless patches of every ``every``-th slide, at score_downsample 1, 2, 4."""
+    P = read_all(cmu_path, repeats=1)[0]
     lab = saturation_labels(P)
-    tis, tl = [], []
-    for sp in tqdm(sim_paths, desc="compressor study: read", unit="slide"):
-        patches, _, coords, _ = read_all(sp, repeats=1)
-        d = truth[truth.slide_id == Path(sp).stem].set_index(["x", "y"])
-        flags = d.loc[[tuple(c) for c in coords], "textureless"].to_numpy()
-        tis += list(patches[flags == 0])
-        tl += list(patches[flags == 1])
-    out = []
-    for ds in tqdm((1, 2, 4), desc="compressor study: score", unit="downsample"):
-        a = compressor_study(P[lab == 1], P[lab == 0], score_downsample=ds)
-        a.insert(0, "data", f"CMU tissue ({(lab == 1).sum()}) vs glass ({(lab == 0).sum()})")
-        b = compressor_study(tis, tl, score_downsample=ds)
-        b.insert(0, "data", f"ISG-Sim tissue ({len(tis)}) vs textureless ({len(tl)})")
-        out += [a, b]
-    return pd.concat(out, ignore_index=True)
+    sim = truth_patches(cohort_root, tiling, every=every, progress=True)
+    return compressor_studies({
+        f"CMU tissue ({(lab == 1).sum()}) vs glass ({(lab == 0).sum()})": (P[lab == 1], P[lab == 0]),
+        f"ISG-Sim tissue ({len(sim.tissue)}) vs textureless ({len(sim.textureless)})": (sim.tissue, sim.textureless),
+    }, progress=True)
 
 
-_SHANNON_VARIANTS = {"shannon": {}}
-
-
-def _score_slide(path: str) -> pd.DataFrame:
-    patches, _, coords, thumb = read_all(path, repeats=1)
-    df = pd.DataFrame({"slide_id": Path(path).stem, "x": coords[:, 0], "y": coords[:, 1]})
-    for m in _methods():
-        sel = get_selector(m)
-        if sel.requires_fit:
-            sel.fit(thumb)
-        df[m] = [sel.score(p) for p in patches]
-    return df
-
-
-def evaluate(paths: list[Path], truth: pd.DataFrame, workers: int = 2, patch_px: int = 256) -> pd.DataFrame:
-    """Every selector's precision and recall against ``truth`` over all slides; thresholds in bits
-    apply to ``patch_px`` x ``patch_px`` patches (the profile's global patch)."""
-    with Pool(workers) as pool:
-        scores = pd.concat(list(tqdm(pool.imap(_score_slide, [str(p) for p in paths]), total=len(paths),
-                                     desc="score every patch", unit="slide")), ignore_index=True)
-    d = truth.merge(scores, on=["slide_id", "x", "y"], how="inner")
-    tissue = d.textureless.to_numpy() == 0
-    groups = list(d.groupby("slide_id").indices.values())
-    rows = []
-
-    def apply(method, th, rule):
-        keep = np.zeros(len(d), bool)
-        for idx in groups:
-            keep[idx] = select(d[method].to_numpy()[idx], th, pixels=patch_px * patch_px)
-        m = precision_recall(keep, tissue)
-        rows.append({"method": method, "threshold": rule, **m})
-
-    for m in _methods():
-        apply(m, SELECTORS[m].default_threshold, f"default ({SELECTORS[m].default_threshold})")
-    for m in _methods():
-        for th in (Threshold("mu_sigma", 1), Threshold("mu_sigma", 0), Threshold("robust", 1), Threshold("otsu")):
-            apply(m, th, str(th))
-    for bits in (8e5, 1.6e6, 2.4e6):
-        apply("shannon", Threshold("bits", bits), f"bits:{bits:g} (paper Table 4 value, our {patch_px} px patch)")
-    out = pd.DataFrame(rows)
-    out.insert(2, "patches", len(d))
-    return out
+def evaluate(cohort_root: Path, tiling: TilingConfig, workers: int = 2) -> pd.DataFrame:
+    """Every selector's precision and recall against ``patches.csv`` over all slides: each at its
+    default threshold, then under the per-slide rules, then Shannon at Table 4's bit counts
+    (for the tiling's p x p global patch)."""
+    methods = available_methods()
+    scored = score_cohort(cohort_root, methods, tiling, workers=workers)
+    px = tiling.global_size
+    rules = [(m, SELECTORS[m].default_threshold, f"default ({SELECTORS[m].default_threshold})") for m in methods]
+    rules += [(m, th, str(th)) for m in methods
+              for th in (Threshold("mu_sigma", 1), Threshold("mu_sigma", 0), Threshold("robust", 1), Threshold("otsu"))]
+    rules += [("shannon", Threshold("bits", bits), f"bits:{bits:g} (paper Table 4 value, our {px} px patch)")
+              for bits in (8e5, 1.6e6, 2.4e6)]
+    return evaluate_rules(scored, rules, pixels=px * px)
 
 
 def main(argv=None) -> int:
@@ -176,7 +134,6 @@ def main(argv=None) -> int:
     prof = get_profile(args.profile)
     root = cohort_dir(prof.name)
     man = pd.read_csv(root / "manifest.csv")
-    truth = pd.read_csv(root / "patches.csv")
     paths = [root / p for p in man.path]
     cmu = samples_dir() / CMU
     cmd = "python benchmarks/selection.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -193,13 +150,13 @@ def main(argv=None) -> int:
                      "ISG-Sim is SIMULATED data.")
     print(tdf.round(3).to_string(index=False))
     if not args.skip_study:
-        sdf = study(cmu, paths[:: args.study_every], truth)
+        sdf = study(cmu, root, args.study_every, prof.tiling)
         write_table(sdf, "selection_compressor_study", prof.name, cmd, cfg, title="Compressor study (Shannon selector)",
                     note="bpp = bits per pixel of the scored (downsampled) copy; auc = Mann-Whitney ROC AUC tissue vs "
                          "textureless; mp_per_s = input megapixels/s on one core. ISG-Sim is SIMULATED data.")
         print(sdf.round(3).to_string(index=False))
     if not args.skip_eval:
-        edf = evaluate(paths, truth, args.workers, patch_px=prof.tiling.global_size)
+        edf = evaluate(root, prof.tiling, args.workers)
         write_table(edf, "selection_precision_recall", prof.name, cmd, cfg, title="Selection vs patches.csv truth",
                     note="tissue = textureless == 0; every patch of every slide. ISG-Sim is SIMULATED data.")
         print(edf.round(3).to_string(index=False))

@@ -228,8 +228,8 @@ PROFILES: dict[str, Profile] = {
     # are laid out ("wsi": one to three sections on glass), 4096 px wide: about 270 global patches of
     # which about 110 hold tissue (a 1024 px "section" slide had 16 and 11: too few for supertiles,
     # top-k or attention over regions to act); only tissue patches are encoded
-    # seed 0 is the development cohort: every choice below was made on it (up to main 0b02351 it
-    # was also the reported one); seed 1 is held out and reported
+    # seed 0 is the development cohort: every choice below was made on it; seed 1 is held out and
+    # reported
     "quick": Profile("quick", SimConfig(slides_per_type=100, size=4096, seed=1, dev_seed=0, layout="wsi"),
                      # budget chosen by inner validation on the development cohort (`isg study budget`,
                      # results/quick/training_budget.md): the mean inner-validation loss is lowest at epoch 6

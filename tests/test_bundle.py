@@ -1,15 +1,13 @@
 """The bundle's slide model is a saved model of isg_core.models (spec + weights), rebuilt from the
 file alone; a bundle of the first format, which named a paper-table experiment instead, is
-converted by isg_core.deploy.bundle.upgrade (on load, or to disk by tools/upgrade_bundle.py) into the
+converted by isg_core.deploy.bundle.upgrade (on load, or to disk by `isg export-model --upgrade`) into the
 same model.  Uses the committed results/quick/isg_model.pt; nothing is trained."""
 from __future__ import annotations
-
-import runpy
-import sys
 
 import pytest
 import torch
 
+from isg_core.cli import main
 from isg_core.deploy.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_V1, load_bundle, upgrade, upgrade_bundle_file
 from isg_core.errors import IsgError
 from isg_core.models import DualAttentionNetwork, InputStandardizer, model_spec
@@ -94,18 +92,14 @@ def test_first_format_with_an_experiment_width_override(raw):
     assert config["width"] is None and config["n_mbconv"] == 10
 
 
-def test_upgrade_tool(raw, tmp_path, monkeypatch, capsys):
+def test_export_model_upgrade(raw, tmp_path, capsys):
     torch.save(first_format(legacy(raw)), tmp_path / "old.pt")
-    monkeypatch.setattr(sys, "argv", ["upgrade_bundle.py", str(tmp_path / "old.pt"), str(tmp_path / "old.pt")])
-    with pytest.raises(SystemExit) as done:
-        runpy.run_path(str(repo_root() / "tools" / "upgrade_bundle.py"), run_name="__main__")
-    assert done.value.code == 0 and BUNDLE_FORMAT in capsys.readouterr().out
+    assert main(["export-model", "--upgrade", str(tmp_path / "old.pt")]) == 0  # in place
+    assert "current format" in capsys.readouterr().out
     assert torch.load(tmp_path / "old.pt", weights_only=True)["format"] == BUNDLE_FORMAT
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    monkeypatch.setattr(sys, "argv", ["upgrade_bundle.py", str(tmp_path / "junk.pt"), str(tmp_path / "x.pt")])
-    with pytest.raises(SystemExit) as done:
-        runpy.run_path(str(repo_root() / "tools" / "upgrade_bundle.py"), run_name="__main__")
-    assert done.value.code == 2 and "junk.pt" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+    assert main(["export-model", "--upgrade", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "junk.pt" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
 
 
 def test_a_bundle_without_a_valid_model_config_is_refused(raw, tmp_path):

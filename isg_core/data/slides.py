@@ -179,10 +179,6 @@ class Slide:
             region = np.asarray(Image.fromarray(region).resize((out_w, out_h), Image.Resampling.LANCZOS))
         return region
 
-    def level0_size(self, size_px: int, mpp: float) -> int:
-        """How many level-0 pixels ``size_px`` pixels at ``mpp`` span."""
-        return int(round(size_px * mpp / self.mpp))
-
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """An RGB overview whose longer side is at most ``max_size`` px, read from the
         coarsest level that is still at least that large."""

@@ -60,18 +60,3 @@ def thumbnail_with_grid(slide: Slide, tiling: Tiling, ax=None, max_size: int = 1
     if title:
         ax.set_title(title, fontsize=9)
     return ax
-
-
-def image_grid(images, titles=None, ncols: int = 4, size: float = 2.6):
-    """Show a list of RGB arrays in a grid; returns the figure."""
-    n = len(images)
-    nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        ax.set_axis_off()
-        if k < n:
-            ax.imshow(images[k])
-            if titles is not None:
-                ax.set_title(titles[k], fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -21,7 +21,7 @@ that do not fit the stored config, genes that do not match the model's outputs, 
 feature size is not the model's each stop with a one-line error naming the file.  A bundle of the
 first format (``isg-bundle/1``, which named a paper-table experiment instead of the model's
 config) is converted on load by :func:`upgrade`, the one place that knows it;
-:func:`upgrade_bundle_file` (``tools/upgrade_bundle.py``) rewrites such a file.
+:func:`upgrade_bundle_file` (``isg export-model --upgrade OLD``) rewrites such a file.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 16's targets, read back from a run's results: what the quick run reached, target by target.
+"""The acceptance targets, read back from a run's results: what the quick run reached, target by target.
 
 Every number comes from the tables a run wrote (``results/<profile>/``) or from its cross-validation
 runs (Table 1's out-of-fold predictions, found again without retraining); nothing is typed in.
@@ -22,7 +22,7 @@ from ..config import TASK_GENES
 from .runner import TableOutcomes
 from .slide_bootstrap import GENE_PROGRAMMES, paired_slide_bootstrap
 
-#: genes whose PCC issue 16 sets a target for, per cancer type: T-cell genes in LIHC and COAD (>= 0.5)
+#: genes whose PCC has a target, per cancer type: T-cell genes in LIHC and COAD (>= 0.5)
 #: and MKI67 (the proliferation gene, LIHC only in the paper's tasks: positive)
 T_CELL_TARGET = 0.5
 TARGET_GENES: dict[str, tuple[str, ...]] = {"LIHC": GENE_PROGRAMMES["T-cell"] + ("MKI67",),
@@ -150,12 +150,12 @@ def plot_gene_intervals(genes: pd.DataFrame, ax=None, label: str = "ISG-Sim, SIM
     return ax
 
 
-#: issue 16, item 4: ISG / HE2RNA seconds per slide on the large slide (at most 1; the goal is 0.5)
+#: ISG / HE2RNA seconds per slide on the large slide (at most 1; the goal is 0.5)
 INFERENCE_TARGET, INFERENCE_GOAL = 1.0, 0.5
 
 
 def efficiency_targets(cost: pd.DataFrame | None, inference: pd.DataFrame | None) -> pd.DataFrame:
-    """Issue 16's cost targets from ``benchmark_extraction_cost.csv`` (per kept patch, E_G + 64 x E_L
+    """The cost targets from ``benchmark_extraction_cost.csv`` (per kept patch, E_G + 64 x E_L
     against ResNet50 at each profile's sizes: FLOP and measured time ratios at most 1) and
     ``benchmark_inference.csv`` (ISG / HE2RNA seconds on the largest slide: at most 1, goal 0.5);
     either table may be None (not measured: no row)."""

@@ -49,7 +49,7 @@ class BankConfig:
     local_per_global: int = 8  # local patches cut from each global patch read
     seed: int = 0
     folds: tuple[int, ...] | None = None
-    sampling: str = "balanced"  # or "uniform" (up to main 0924e78): see the module docstring
+    sampling: str = "balanced"  # or "uniform": see the module docstring
     pool_factor: int = 4  # balanced: candidates per bank patch
     clusters: int = 16  # balanced: K-means clusters of the candidates' appearance
 

@@ -1,4 +1,4 @@
-"""What feature extraction costs per kept patch, in FLOPs (issue 16, item 4).
+"""What feature extraction costs per kept patch, in FLOPs.
 
 A kept global patch costs ISG one pass of E_G on the p x p patch (resized to the global
 extractor's resolution) and (p/q)^2 passes of E_L, one per local patch; it costs HE2RNA one
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -55,15 +54,3 @@ def extraction_flops(profile: "str | Profile", downsample: str | None = None) ->
     r = resnet50_flops(f.resnet_input) / 1e9
     return {"E_G": g, "E_L": loc, "ISG": g + loc, "E_L share": loc / (g + loc), "ResNet50": r,
             "ISG / ResNet50": (g + loc) / r}
-
-
-def extraction_flops_table(profiles=("quick", "paper")) -> pd.DataFrame:
-    """:func:`extraction_flops` per profile, with the legacy pooling encoder beside StyleGAN2's."""
-    rows = []
-    for name in profiles:
-        for ds in ("strided", "pool"):
-            prof = PROFILES[name]
-            rows.append({"profile": name, "downsample": ds, "global px": prof.features.global_resolution,
-                         "local px": prof.features.local_resolution, "local patches": prof.tiling.grid ** 2,
-                         "ResNet50 px": prof.features.resnet_input, **extraction_flops(prof, ds)})
-    return pd.DataFrame(rows)

@@ -18,8 +18,9 @@ Where this differs from the official StyleGAN2, and why:
 * Downsampling (encoder and critic, ``downsample="strided"``) is StyleGAN2's: the [1, 3, 3, 1]
   FIR low-pass filter, then a stride-2 convolution, so the residual block's second 3 x 3
   convolution runs at half the resolution (a quarter of its multiply-adds).  ``"pool"``
-  (up to main 0924e78) convolves at full resolution and then average-pools: the same
-  receptive field at about 1.6-1.8x the encoder's FLOPs (``tests/test_features.py`` counts them).
+  (the earlier encoder, kept for comparison) convolves at full resolution and then
+  average-pools: the same receptive field at about 1.6-1.8x the encoder's FLOPs
+  (``tests/test_features.py`` counts them).
 * The synthesis network starts from a learned 4 x 4 constant *plus* a linear projection of the
   style w (``input_mode="projected"``).  A constant input must learn where things are through
   the styles alone; an autoencoder that has to put a gland where the input had one learns much

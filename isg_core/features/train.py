@@ -69,7 +69,7 @@ class ExtractorTrainConfig:
     # development cohort (`isg study extractor-choices`; results/quick/extractor_choices.md): a
     # ridge probe read the cell counts of held-out local patches from E_L's codes at PCC 0.392
     # (0.388 with another training seed) against 0.367 / 0.360 without C, 0.374 with C at 0.1
-    # and 0.367 with C at 0.05 from 2/3 of the steps (the default up to main 0924e78).  C keeps
+    # and 0.367 with C at 0.05 from 2/3 of the steps (the earlier default).  C keeps
     # L1 high (0.31-0.33 against 0.13): the reconstructions are worse and the codes read cells
     # better by ridge.  With C the decoders barely reconstruct (pixel R^2 0.08 for E_L, -0.44 for
     # E_G) and without it the codes are read no better, by ridge or MLP (`isg study extractor-limits`)

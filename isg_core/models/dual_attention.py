@@ -119,9 +119,9 @@ class DualAttentionConfig:
       only ("pool"); then f_i, the global feature refined by the fusion blocks, reaches the
       prediction only indirectly.  "keep" = [pool(R_i); f_i] as it is, 2 x width channels, and
       the ViT is that wide: nothing either feature carries is cut before the transformer.
-      "concat" = Linear([pool(R_i); f_i]) to the ViT's width (up to main 0924e78, the default:
-      at initialisation its random 2d -> d map cut a count signal that a linear probe read at
-      R^2 0.41 after the per-patch stack to 0.17 at the token, issue 16); "sum" =
+      "concat" = Linear([pool(R_i); f_i]) to the ViT's width (the earlier default: at
+      initialisation its random 2d -> d map cut a count signal that a linear probe read at
+      R^2 0.41 after the per-patch stack to 0.17 at the token); "sum" =
       pool(R_i) + f_i is the parameter-free middle ground.
     * ``zero_init`` (True): every residual branch of the per-patch stack starts at zero: the last
       GroupNorm of each MBConv (its weight) and W_r, W_f of each fusion block (weight and bias),
@@ -129,7 +129,7 @@ class DualAttentionConfig:
       initialisation ISG-a-b is then the identity on (f_i, R_i), so the ViT sees the extractor's
       features unchanged and training moves away from them only as far as the loss asks (with
       random branches a count signal read at R^2 0.90 from the input fell to 0.41 after
-      ISG-10-2's stack, issue 16).  Needs ``residual=True``; False gives PyTorch's default
+      ISG-10-2's stack).  Needs ``residual=True``; False gives PyTorch's default
       initialisation.
     * ``pos_embed`` ("sincos"): a computed 2-D sine-cosine embedding of the patch's (row, col)
       position in the slide's patch grid is added to its token, so the ViT can relate

@@ -135,7 +135,7 @@ def table5_findings(results: Path) -> list[str]:
 
 
 def target_findings(results: Path) -> list[str]:
-    """Issue 16's targets (``issue16_targets.csv``, ``tools/targets_report.py``), one line each."""
+    """The acceptance targets (``issue16_targets.csv``, ``tools/targets_report.py``), one line each."""
     t = read_result(results, "issue16_targets", ("target", "rule", "value", "reached"))
     out = []
     for _, r in t.iterrows():

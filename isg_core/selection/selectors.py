@@ -46,7 +46,7 @@ def _grey(patch: np.ndarray) -> np.ndarray:
 class Selector(abc.ABC):
     """A patch scorer: ``score(patch) -> float``, higher means more worth keeping."""
     name = "base"
-    #: used when the caller gives no threshold (see the package docstring for how each was set)
+    #: used when the caller gives no threshold (how each was set: README, "Design choices")
     default_threshold = Threshold("otsu")
     available = True
     requires_fit = False
@@ -67,7 +67,7 @@ class Selector(abc.ABC):
 
 @dataclass
 class SelectionConfig:
-    """Shannon selector settings (measured defaults; see the package docstring)."""
+    """Shannon selector settings (defaults chosen by the compressor study: README, "Design choices")."""
     compressor: str = "zstdgrad"
     score_downsample: int = 2
 
@@ -215,14 +215,6 @@ SELECTORS: dict[str, type[Selector]] = {
     "otsu": OtsuSelector,
     "he2rna": HE2RNASelector,
 }
-
-
-def _dexined_available() -> bool:
-    try:
-        import kornia  # noqa: F401
-    except Exception:
-        return False
-    return False  # even with kornia, the weights are not shipped: still unavailable offline
 
 
 def available_selectors() -> dict[str, type[Selector] | None]:

@@ -1,15 +1,26 @@
-"""The compressor study: which lossless compressor separates tissue from textureless patches
-best, at what cost (see the package docstring for the measured table and the choice)."""
+"""Selection studies on patches labelled by truth: which lossless compressor separates tissue
+from textureless patches best, at what cost (:func:`compressor_study`, over several labelled sets
+and downsamplings by :func:`compressor_studies`, on ISG-Sim patches split by ``patches.csv`` by
+:func:`truth_patches`), and how threshold rules score against that truth
+(:func:`evaluate_rules`).  Notebook 02 and ``benchmarks/selection.py`` both run them."""
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from ..config import TilingConfig
+from ..data.slides import open_slide
+from ..data.tiling import read_global_patch, tile_slide
 from .compressors import COMPRESSORS, check_lossless, downsample
-from .thresholds import auc
+from .evaluate import cohort_slides, keep_masks
+from .thresholds import Threshold, auc, precision_recall
 
 
 def _throughput(fn, patches: Sequence[np.ndarray], min_time: float = 0.3) -> float:
@@ -55,3 +66,88 @@ def compressor_study(tissue_patches: Sequence[np.ndarray], textureless_patches: 
             "auc": auc(bt, bg), "mp_per_s": _throughput(bpp, sample),
         })
     return pd.DataFrame(rows)
+
+
+def compressor_studies(sets: "dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]",
+                       downsamples: Sequence[int] = (1, 2, 4), read_mp_per_s: "dict[str, float] | None" = None,
+                       compressors: Sequence[str] | None = None, progress: bool = False) -> pd.DataFrame:
+    """:func:`compressor_study` of every labelled set (name -> (tissue, textureless patches)) at
+    every ``score_downsample`` (the outer loop; the sets in their order within it), in one table
+    whose first column ``data`` names the set.  With ``read_mp_per_s`` (name -> read+decode
+    megapixels/s of that set's patches), a last column ``cost_vs_read`` = read throughput /
+    compressor throughput: what scoring adds to reading.  ``compressors``: as in
+    :func:`compressor_study` (None: every one)."""
+    parts = []
+    for ds in tqdm(downsamples, desc="compressor study: score", unit="downsample", disable=not progress):
+        for name, (tissue, textureless) in sets.items():
+            st = compressor_study(tissue, textureless, compressors, score_downsample=ds)
+            st.insert(0, "data", name)
+            if read_mp_per_s is not None:
+                st["cost_vs_read"] = read_mp_per_s[name] / st["mp_per_s"]
+            parts.append(st)
+    return pd.concat(parts, ignore_index=True)
+
+
+def evenly_spaced(items: Sequence, k: int) -> list:
+    """At most ``k`` of ``items``, evenly spaced in order (the first and the last included)."""
+    return [items[i] for i in np.linspace(0, len(items) - 1, min(k, len(items))).round().astype(int)] \
+        if len(items) else []
+
+
+@dataclass
+class TruthPatches:
+    """Global patches split by ``patches.csv`` truth, and what reading them cost."""
+
+    tissue: list = field(default_factory=list)  #: (p, p, 3) uint8 patches with textureless == 0
+    textureless: list = field(default_factory=list)  #: those with textureless == 1
+    read_s: float = 0.0  #: read+decode seconds of every global patch of the slides read
+    megapixels: float = 0.0  #: of every global patch read (kept or not)
+
+    @property
+    def read_mp_per_s(self) -> float:
+        """OpenSlide read+decode throughput of those slides, megapixels/s."""
+        return self.megapixels / self.read_s
+
+
+def truth_patches(cohort_root: "str | os.PathLike", tiling: TilingConfig, every: int = 1,
+                  per_slide: int | None = None, progress: bool = False) -> TruthPatches:
+    """Every global patch (:func:`isg_core.data.tiling.read_global_patch`, each slide's reading
+    timed) of every ``every``-th slide of an ISG-Sim cohort, in manifest order, split by
+    ``patches.csv`` into tissue (textureless == 0) and textureless (== 1) patches.  ``per_slide``:
+    keep at most that many of each class per slide (:func:`evenly_spaced`), so that memory stays
+    small on large slides; None keeps all.  Needs the simulator's grid (``tiling`` at its patch
+    size and mpp)."""
+    root = Path(cohort_root)
+    man = cohort_slides(root, every=every)
+    truth = pd.read_csv(root / "patches.csv", dtype={"slide_id": str}).set_index(["slide_id", "x", "y"])
+    out = TruthPatches()
+    for sid, path in tqdm(list(zip(man.slide_id, man.path)), desc="ISG-Sim patches by truth", unit="slide",
+                          disable=not progress):
+        with open_slide(path) as s:
+            t = tile_slide(s, tiling)
+            t0 = time.perf_counter()
+            ps = [read_global_patch(s, t, i) for i in range(t.n_patches)]
+            out.read_s += time.perf_counter() - t0
+        out.megapixels += sum(p.shape[0] * p.shape[1] for p in ps) / 1e6
+        flags = truth.loc[[(sid, int(x), int(y)) for x, y in t.coords], "textureless"].to_numpy()
+        for label, kept in ((0, out.tissue), (1, out.textureless)):
+            these = [p for p, f in zip(ps, flags) if f == label]
+            kept += these if per_slide is None else evenly_spaced(these, per_slide)
+    return out
+
+
+def evaluate_rules(scored: pd.DataFrame, rules: "Sequence[tuple[str, Threshold | str | float, str]]", *,
+                   pixels: int) -> pd.DataFrame:
+    """Precision, recall, F1 and kept fraction against ``scored.tissue`` (as
+    :func:`isg_core.selection.score_cohort` returns it) of each rule (method, threshold, label),
+    the threshold applied slide by slide (:func:`isg_core.selection.keep_masks`; ``pixels``: p^2 of
+    the global patch, what a ``bits`` threshold is per).  One row per rule: method, threshold (the
+    rule's label), patches and the metrics."""
+    truth = scored.tissue.to_numpy(bool)
+    rows = []
+    for method, threshold, label in rules:
+        keep = keep_masks(scored, [method], {method: threshold}, pixels=pixels)[method].to_numpy()
+        rows.append({"method": method, "threshold": label, **precision_recall(keep, truth)})
+    out = pd.DataFrame(rows)
+    out.insert(2, "patches", len(scored))
+    return out

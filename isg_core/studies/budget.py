@@ -1,5 +1,4 @@
-"""Choosing the slide model's training budget by inner validation, on the development cohort
-(issue 16, item 2).
+"""Choosing the slide model's training budget by inner validation, on the development cohort.
 
 The paper gives no schedule.  Every fold of a cross-validation already holds out 20% of its
 training patients as an inner validation set (early stopping reads it); this study trains ISG on

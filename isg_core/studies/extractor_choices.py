@@ -1,4 +1,4 @@
-"""Choosing how the extractors train, on the development cohort (issue 16, item 1).
+"""Choosing how the extractors train, on the development cohort.
 
 Eq. 2 sums L1, L_LPIPS and the adversarial L_C with weight 1 from the first step.  Whether that,
 a smaller or later adversarial term, no LPIPS (its trunk is random offline) or a uniformly drawn
@@ -73,7 +73,7 @@ class Variant:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
 
-#: what every variant starts from besides the profile's config: the E_L of main 0924e78 (512 / r
+#: what every variant starts from besides the profile's config: the earlier default E_L (512 / r
 #: channels at quick; C, where a variant keeps its weight, from 2/3 of the steps), so that the
 #: study means the same after the defaults it chose
 STUDY_BASE: dict = {"model.channel_base": 512, "adv_start": 2 / 3}

@@ -1,4 +1,4 @@
-"""Where the extractors lose the cells: input, reconstruction and code, probed alike (issue 16, item 5).
+"""Where the extractors lose the cells: input, reconstruction and code, probed alike.
 
 The trained extractors read cell counts worse than 13 plain colour statistics do (Table 5,
 ``extractor_choices``).  That can fail at three places, and each is measured here on the

@@ -45,8 +45,9 @@ from isg_core.cohorts.folder import ensure_cohort, ensure_samples
 from isg_core.config import get_profile
 from isg_core.report.outputs import notebook_command, save_figure, write_table
 from isg_core.data.samples import sample_path
-from isg_core.selection import (SELECTORS, ShannonSelector, available_selectors, compressor_study, evaluate_scores,
-                                get_selector, keep_masks, saturation_fraction, saturation_labels, score_cohort)
+from isg_core.selection import (SELECTORS, ShannonSelector, available_selectors, compressor_studies, evaluate_scores,
+                                evenly_spaced, get_selector, keep_masks, saturation_fraction, saturation_labels,
+                                score_cohort, truth_patches)
 from isg_core.selection.figures import precision_recall_bars, score_distributions
 from isg_core.data.slides import open_slide
 from isg_core.data.tiling import read_global_patch, tile_slide
@@ -194,47 +195,26 @@ _ = save_figure(fig, "selection_isg_sim_kept", profile)
 # `cost_vs_read` = read throughput / compressor throughput says what scoring adds to reading.
 
 # %%
-def take(a: list, k: int) -> list:
-    return [a[i] for i in np.linspace(0, len(a) - 1, min(k, len(a))).round().astype(int)] if a else []
-
-
 cap = 30 if profile == "smoke" else 100
 sim_every = 1 if profile == "smoke" else 18  # 25 slides at quick
 per_slide = cap  # patches of each class kept per slide: at most, so memory stays small on large slides
 if profile != "smoke":
     per_slide = -(-cap // 25) + 1
-sim_tis, sim_tl, read_s, read_mp = [], [], 0.0, 0.0
-truth = pd.read_csv(cohort_root / "patches.csv", dtype={"slide_id": str}).set_index(["slide_id", "x", "y"])
-for sid in list(paths.index)[::sim_every]:
-    with open_slide(paths[sid]) as s:
-        t = tile_slide(s, cfg)
-        t0 = time.perf_counter()
-        ps = [read_global_patch(s, t, i) for i in range(t.n_patches)]
-        read_s += time.perf_counter() - t0
-    read_mp += sum(p.shape[0] * p.shape[1] for p in ps) / 1e6
-    flags = truth.loc[[(sid, int(x), int(y)) for x, y in t.coords], "textureless"].to_numpy()
-    sim_tis += take([p for p, f in zip(ps, flags) if f == 0], per_slide)
-    sim_tl += take([p for p, f in zip(ps, flags) if f == 1], per_slide)
-    del ps
-sim_read_mps = read_mp / read_s
-sim_tis, sim_tl = take(sim_tis, cap), take(sim_tl, cap)
+sim_patches = truth_patches(cohort_root, cfg, every=sim_every, per_slide=per_slide)
+sim_read_mps = sim_patches.read_mp_per_s
+sim_tis, sim_tl = evenly_spaced(sim_patches.tissue, cap), evenly_spaced(sim_patches.textureless, cap)
 t0 = time.perf_counter()
 _ = [read_global_patch(cmu, cmu_tiling, i) for i in range(cmu_tiling.n_patches)]
 cmu_read_mps = cmu_patches.shape[0] * cmu_patches.shape[1] * cmu_patches.shape[2] / 1e6 / (time.perf_counter() - t0)
 print(f"read+decode: ISG-Sim {sim_read_mps:.0f} MP/s, CMU {cmu_read_mps:.0f} MP/s")
 
-sets = {f"CMU real: tissue ({(cmu_label == 1).sum()}) vs textureless ({(cmu_label == 0).sum()})":
-        (cmu_patches[cmu_label == 1], cmu_patches[cmu_label == 0], cmu_read_mps),
-        f"ISG-Sim SIMULATED: tissue ({len(sim_tis)}) vs textureless ({len(sim_tl)})": (sim_tis, sim_tl, sim_read_mps)}
+cmu_set = f"CMU real: tissue ({(cmu_label == 1).sum()}) vs textureless ({(cmu_label == 0).sum()})"
+sim_set = f"ISG-Sim SIMULATED: tissue ({len(sim_tis)}) vs textureless ({len(sim_tl)})"
 t0 = time.perf_counter()
-parts = []
-for ds in ((2,) if profile == "smoke" else (1, 2, 4)):
-    for name, (a, b, rmps) in sets.items():
-        st = compressor_study(a, b, score_downsample=ds)
-        st.insert(0, "data", name)
-        st["cost_vs_read"] = rmps / st["mp_per_s"]
-        parts.append(st)
-study = pd.concat(parts, ignore_index=True)
+study = compressor_studies({cmu_set: (cmu_patches[cmu_label == 1], cmu_patches[cmu_label == 0]),
+                            sim_set: (sim_tis, sim_tl)},
+                           (2,) if profile == "smoke" else (1, 2, 4),
+                           read_mp_per_s={cmu_set: cmu_read_mps, sim_set: sim_read_mps})
 print(f"compressor study: {time.perf_counter() - t0:.1f} s")
 write_table(study, "selection_compressor_study_nb", profile, command,
             config={"profile": profile, "tiling": vars(cfg), "isg_sim_every_nth_slide": sim_every,
