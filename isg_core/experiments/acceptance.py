@@ -71,7 +71,7 @@ def _row(target: str, rule: str, value: float, lo: float = np.nan, hi: float = n
 def target_table(genes: pd.DataFrame, table1: pd.DataFrame, t5_differences: pd.DataFrame,
                  t5_per_target: pd.DataFrame, ours: str = "ISG", oracle: str = "ISG (oracle features)",
                  oracle_genes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per issue-16 target: ``target, rule, value, ci_low, ci_high, reached, source, note``.
+    """One row per acceptance target: ``target, rule, value, ci_low, ci_high, reached, source, note``.
 
     ``genes``: :func:`gene_intervals` of ``ours`` (and ``oracle_genes`` of the oracle-feature row,
     shown in the note as the ceiling of what the model could read); ``table1``: ``table_1.csv``;

@@ -39,7 +39,7 @@ class PaperTable:
     * ``setting``: the setting our default run uses (``isg table N --all-tasks`` runs the other);
     * ``reference``: the row the findings measure against the noise ceiling (regression tables);
     * ``extra_findings``: further findings of the table's notebook, by name (``"chance"``: Table 3's chance
-      range; ``"targets"``: issue 16's targets beside Table 5).
+      range; ``"targets"``: the acceptance targets beside Table 5).
     """
 
     number: int

@@ -53,9 +53,8 @@ class Experiment:
         return d
 
 
-#: the baseline that the development cohort (seed 0) found best per task (CycleMLP 0.261 against
-#: ViT-MB 0.241 and MPViT 0.205, main 0b02351): Table 1's headline comparison and oracle row use
-#: it, so that no choice looks at the held-out cohort
+#: the baseline that the development cohort (seed 0) found best per task (README, "Design choices"): Table
+#: 1's headline comparison and oracle row use it, so that no choice looks at the held-out cohort
 BEST_BASELINE = "CycleMLP"
 
 
