@@ -50,7 +50,8 @@ def job_name(job: Any, width: int = 200) -> str:
 
 
 def _name_job(e: BaseException, job: Any, i: int, n: int, desc: str | None, fn: Callable) -> None:
-    e.add_note(f"in {desc or getattr(fn, '__name__', 'a job')}: job {i + 1} of {n}: {job_name(job)}")
+    if hasattr(e, "add_note"):  # Python 3.11+; on 3.10 the error propagates without the note
+        e.add_note(f"in {desc or getattr(fn, '__name__', 'a job')}: job {i + 1} of {n}: {job_name(job)}")
 
 
 def run_jobs(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int = 1, desc: str | None = None,
