@@ -37,3 +37,14 @@ def cohort_dir(profile: str, role: str = "held-out") -> Path:
 def cohort_tiles_dir(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike | None" = None) -> Path:
     """Where a cohort's per-slide HDF5 files live (``tiles`` overrides ``<cohort>/tiles``)."""
     return Path(tiles) if tiles else Path(cohort_root) / "tiles"
+
+
+def shown(path: "str | os.PathLike") -> Path:
+    """A path as a reader is shown it: relative to the repository when it lies inside it (no machine's
+    home folder in a stored notebook), as it is elsewhere (``ISG_DATA_DIR`` / ``ISG_RESULTS_DIR`` on
+    another disk)."""
+    path, root = Path(path), repo_root()
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return path

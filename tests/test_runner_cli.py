@@ -286,3 +286,12 @@ def test_progress_widgets_are_recognised_and_plain_displays_kept():
     figure = {"output_type": "display_data", "data": {"image/png": "...", "text/plain": "<Figure size 640x480>"}}
     table = {"output_type": "display_data", "data": {"text/markdown": "50%| of the slides"}}
     assert is_progress_output(widget) and not is_progress_output(figure) and not is_progress_output(table)
+
+
+def test_shown_path_is_relative_inside_the_repository_and_whole_outside(tmp_path):
+    """Notebook 12 prints the bundle's path: inside the repository relative to it, elsewhere (a lab's
+    ISG_RESULTS_DIR on another disk) as it is, never an error."""
+    from isg_core.paths import repo_root, shown
+
+    assert str(shown(repo_root() / "results" / "quick" / "isg_model.pt")) == "results/quick/isg_model.pt"
+    assert shown(tmp_path / "isg_model.pt") == tmp_path / "isg_model.pt"

@@ -47,7 +47,7 @@ from isg_core.deploy.bundle import load_bundle
 from isg_core.deploy.export import export_default_bundle
 from isg_core.cohorts.folder import ensure_cohort, ensure_samples, load_cohort
 from isg_core.errors import IsgError
-from isg_core.paths import repo_root, samples_dir
+from isg_core.paths import samples_dir, shown
 from isg_core.deploy.predict import FLAGGED_ROW, flag_view, predict_slides
 from isg_core.report.outputs import profile_results_dir
 from isg_core.report.tutorial import flag_sentence, predict_dir, runtime_note, what_we_found
@@ -57,7 +57,7 @@ warnings.filterwarnings("ignore", message="(ResNet50|LPIPS): ImageNet")
 
 bundle_path = export_default_bundle(profile)
 bundle = load_bundle(bundle_path)
-print(f"{bundle_path.relative_to(repo_root())}: {bundle_path.stat().st_size / 1e6:.1f} MB, "
+print(f"{shown(bundle_path)}: {bundle_path.stat().st_size / 1e6:.1f} MB, "
       f"{len(bundle.genes)} genes, trained on {bundle.meta['cohort']}, fold {bundle.meta['fold']} "
       f"(mean test PCC of that fold {bundle.meta['test_pcc_mean']:.3f})")
 
