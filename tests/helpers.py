@@ -13,6 +13,8 @@ for tests that start processes, and the smoke cohort built when it is missing.
   that also kills the command's own children (the commands of a shell script).
 * :func:`smoke_cohort` is ``isg simulate --profile smoke`` (what ``make test`` runs first), done
   here when the cohort is missing instead of skipping the tests that read it.
+* :func:`same` (tables equal bit for bit, dtypes and index kinds included) and :func:`counting`
+  (calls of a function recorded): what the tests of stored results check.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -171,3 +174,22 @@ def smoke_cohort() -> Path:
         return simulate_cohort(cohort_dir("smoke"), n_slides=3 * prof.sim.slides_per_type, seed=prof.sim.seed,
                                size=prof.sim.size, workers=prof.workers, tiling=prof.tiling, progress=False,
                                layout=prof.sim.layout)
+
+
+# --- stored results ---------------------------------------------------------------------------------
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal bit for bit, with the same dtypes and the same kinds of index and columns."""
+    pd.testing.assert_frame_equal(a, b, check_exact=True, check_index_type=True, check_column_type=True)
+    assert type(a.index) is type(b.index) and list(a.columns) == list(b.columns)
+
+
+def counting(monkeypatch, module, name: str) -> list:
+    """Replace ``module.name`` by a wrapper that records each call; returns the record."""
+    calls, original = [], getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls

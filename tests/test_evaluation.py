@@ -3,6 +3,7 @@ linear oracle on slide totals, relative gains, seeds in Table 3's bootstrap, coh
 from __future__ import annotations
 
 from types import SimpleNamespace
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -235,9 +236,10 @@ def test_global_only_models_get_f_standardised_and_r_untouched():
         assert torch.equal(rs, R) if not reads else torch.allclose(rs, torch.full_like(R, 2.0))
 
 
-def test_table5_probes_give_the_same_numbers_in_parallel():
+def test_table5_probes_give_the_same_numbers_in_parallel(tmp_path):
     """table5(jobs=2) probes the feature sets in two processes: every probe is seeded, so the long
-    table and the slide-level predictions equal those of one process, in the order of ``specs``."""
+    table and the slide-level predictions equal those of one process, in the order of ``specs``.
+    With ``cache_dir`` the workers store what they trained where this process finds it next time."""
     from isg_core.cohorts.folder import load_cohort
     from isg_core.experiments.table5 import table5
     from isg_core.features.workflow import ensure_features
@@ -249,11 +251,17 @@ def test_table5_probes_give_the_same_numbers_in_parallel():
     ensure_features(("descriptor",), "smoke", root, progress=False)
     cohort, cfg, specs = load_cohort(root), ProbeConfig(epochs=3, patience=2), ("descriptor", "descriptor:global")
     one, p1 = table5(cohort, root / "tiles", specs, cfg, progress=False)
-    two, p2 = table5(cohort, root / "tiles", specs, cfg, progress=False, jobs=2)
+    two, p2 = table5(cohort, root / "tiles", specs, cfg, progress=False, jobs=2, cache_dir=tmp_path)
     assert list(dict.fromkeys(two.features)) == list(specs) and set(two.level) == {"slide", "patch"}
     pd.testing.assert_frame_equal(one, two)
     for s in specs:
         pd.testing.assert_frame_equal(p1[s], p2[s])
+    assert len(list(tmp_path.glob("table5-*.npz"))) == len(specs)
+    with patch("isg_core.experiments.table5._table5_job", side_effect=AssertionError("trained again")):
+        found, p3 = table5(cohort, root / "tiles", specs, cfg, progress=False, jobs=2, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(found, two, check_exact=True)
+    for s in specs:
+        pd.testing.assert_frame_equal(p3[s], p2[s], check_exact=True)
 
 
 def test_table5_summary_quotes_the_paper_only_in_its_setting():

@@ -2,6 +2,8 @@
 small constructed input: a three-slide ISG-Sim cohort, constructed patches and a constructed score table."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,12 +17,15 @@ from isg_core.selection import (
     Threshold,
     compressor_studies,
     compressor_study,
+    evaluate,
     evaluate_rules,
     evenly_spaced,
     precision_recall,
     select,
+    study,
     truth_patches,
 )
+from tests.helpers import counting, same
 
 TILING = TilingConfig()
 
@@ -103,3 +108,59 @@ def test_evaluate_rules_applies_each_rule_slide_by_slide():
     # a fixed threshold at the truth's own cut is exact
     exact = evaluate_rules(scored, [("shannon", Threshold("score", 0.35), "cut")], pixels=256 * 256).iloc[0]
     assert exact.precision == 1 and exact.recall == 1
+
+
+# --- stored studies (isg_core.data.result_cache) ---------------------------------------------------
+def test_scores_are_stored_and_follow_the_slide_files(cohort, tmp_path, monkeypatch):
+    work = tmp_path / "sim"
+    shutil.copytree(cohort, work)  # this test rewrites a slide
+    cache = work / "runs" / "selection"
+    methods = ["shannon", "otsu"]
+    fresh = evaluate.score_cohort(work, methods, TILING)
+    scored = counting(monkeypatch, evaluate, "score_slide_methods")
+    first = evaluate.score_cohort(work, methods, TILING, cache_dir=cache)
+    assert len(scored) == 3
+    second = evaluate.score_cohort(work, methods, TILING, cache_dir=cache)
+    assert len(scored) == 3, "the stored scores were not used"
+    same(first, fresh)
+    same(second, fresh)
+    assert len(list(cache.glob("score_cohort-*.npz"))) == 1
+
+    evaluate.score_cohort(work, ["shannon"], TILING, cache_dir=cache)  # another method list: another table
+    assert len(scored) == 6
+
+    man = pd.read_csv(work / "manifest.csv")  # paths relative to the cohort
+    shutil.copyfile(work / man.path[1], work / man.path[0])  # same path, other content
+    again = evaluate.score_cohort(work, methods, TILING, cache_dir=cache)
+    assert len(scored) == 6 + 3
+    same(again, evaluate.score_cohort(work, methods, TILING))
+    assert not again[methods].equals(first[methods])
+
+
+def patch_sets(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    smooth = [np.full((32, 32, 3), v, np.uint8) for v in (10, 200, 240)]
+    busy = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    return {"toy": (busy, smooth)}
+
+
+def test_compressor_study_is_stored_and_follows_the_pixels(tmp_path, monkeypatch):
+    runs = counting(monkeypatch, study, "compressor_study")
+    kw = dict(compressors=["deflate", "zstdgrad"], cache_dir=tmp_path)
+    first = study.compressor_studies(patch_sets(), (2,), {"toy": 50.0}, **kw)
+    assert len(runs) == 1
+    # the read throughput is a measurement: another value of it is the same study, read back as stored
+    second = study.compressor_studies(patch_sets(), (2,), {"toy": 70.0}, **kw)
+    assert len(runs) == 1, "the stored study was not used"
+    same(first, second)
+    assert list(first.columns) == ["data", "compressor", "available", "score_downsample", "tissue_bpp",
+                                   "textureless_bpp", "auc", "mp_per_s", "cost_vs_read"]
+
+    sets = patch_sets()
+    sets["toy"][1][0][5, 5, 0] = 11  # one pixel of one patch
+    study.compressor_studies(sets, (2,), {"toy": 50.0}, **kw)
+    assert len(runs) == 2
+    study.compressor_studies(patch_sets(), (1,), {"toy": 50.0}, **kw)  # another downsampling
+    assert len(runs) == 3
+    study.compressor_studies(patch_sets(), (2,), **kw)  # no read throughput: no cost_vs_read column
+    assert len(runs) == 4

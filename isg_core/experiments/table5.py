@@ -21,7 +21,7 @@ Feature sets: ``fe`` (f_i and the mean of R_i over the local grid, concatenated)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import TASK_GENES
+from ..data.result_cache import cache_path, identity, library_versions, load_frames, save_frames
 from ..errors import IsgError
 from ..features.extract import read_features
 from ..features.registry import get_feature_set
@@ -56,11 +57,19 @@ def _vectors(h5: Path, spec: str) -> tuple[np.ndarray, np.ndarray]:
     return feats.index[rows], x.astype(np.float32)
 
 
-def slide_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str) -> pd.DataFrame:
-    """Mean-pooled features per slide (rows: slide_id)."""
+def _read_vectors(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str) -> dict:
+    """slide id -> (index, features) of its kept patches (:func:`_vectors`), in manifest order."""
+    return {sid: _vectors(Path(tiles_dir) / f"{sid}.h5", spec) for sid in manifest["slide_id"]}
+
+
+def slide_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str,
+                   vectors: dict | None = None) -> pd.DataFrame:
+    """Mean-pooled features per slide (rows: slide_id); ``vectors``: :func:`_read_vectors`'s, read
+    once for both levels (None: read now)."""
+    vectors = vectors if vectors is not None else _read_vectors(manifest, tiles_dir, spec)
     rows = {}
     for sid in manifest["slide_id"]:
-        _, x = _vectors(Path(tiles_dir) / f"{sid}.h5", spec)
+        _, x = vectors[sid]
         if len(x) == 0:
             raise IsgError(Path(tiles_dir) / f"{sid}.h5", "no kept patches to pool")
         rows[sid] = x.mean(0)
@@ -68,13 +77,15 @@ def slide_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec:
 
 
 def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec: str,
-                   patches: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """Per-patch features and the matching rows of ISG-Sim's ``patches.csv`` (by slide, row, col)."""
+                   patches: pd.DataFrame, vectors: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per-patch features and the matching rows of ISG-Sim's ``patches.csv`` (by slide, row, col);
+    ``vectors``: as in :func:`slide_features`."""
+    vectors = vectors if vectors is not None else _read_vectors(manifest, tiles_dir, spec)
     xs, metas = [], []
     table = patches.set_index(["slide_id", "row", "col"])
     for sid in manifest["slide_id"]:
         h5 = Path(tiles_dir) / f"{sid}.h5"
-        index, x = _vectors(h5, spec)
+        index, x = vectors[sid]
         with h5py.File(h5, "r") as f:
             grid = f["grid_index"][:][index]
         keys = pd.MultiIndex.from_arrays([[sid] * len(index), grid[:, 0], grid[:, 1]], names=["slide_id", "row", "col"])
@@ -87,11 +98,33 @@ def patch_features(manifest: pd.DataFrame, tiles_dir: "str | os.PathLike", spec:
     return np.concatenate(xs), meta
 
 
-def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What one feature set's probes learn from, each slide read once: the mean-pooled features per
+    slide and, where the cohort has ``patches.csv``, the per-patch features and their rows of it."""
+
+    slides: pd.DataFrame
+    patches: np.ndarray | None = None
+    patch_meta: pd.DataFrame | None = None
+
+
+def probe_inputs(cohort, tiles_dir: "str | os.PathLike", spec: str) -> ProbeInputs:
+    """:func:`slide_features` and :func:`patch_features` of ``spec`` from one read of each slide."""
+    vectors = _read_vectors(cohort.manifest, tiles_dir, spec)
+    slides = slide_features(cohort.manifest, tiles_dir, spec, vectors)
+    if cohort.patches is None:
+        return ProbeInputs(slides)
+    X, meta = patch_features(cohort.manifest, tiles_dir, spec, cohort.patches, vectors)
+    return ProbeInputs(slides, X, meta)
+
+
+def probe_slide_level(cohort, tiles_dir, spec: str, cfg=None,
+                      X: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cancer type and gene: the probe's PCC (mean over folds, and its SD); and the out-of-fold
-    predictions of every slide (slides x genes, NaN outside a slide's task)."""
+    predictions of every slide (slides x genes, NaN outside a slide's task).  ``X``: the pooled
+    features (:func:`slide_features`) if already read."""
     cfg = cfg or ProbeConfig()
-    X = slide_features(cohort.manifest, tiles_dir, spec)
+    X = X if X is not None else slide_features(cohort.manifest, tiles_dir, spec)
     out, preds = [], []
     for ctype, genes in TASK_GENES.items():
         m = cohort.manifest[cohort.manifest["cancer_type"] == ctype]
@@ -114,12 +147,16 @@ def _rows(res, level: str, task: str) -> pd.DataFrame:
                          "pcc_fold_std": s["pcc_std"].to_numpy()})
 
 
-def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
-    """Per cell type: mean and std over folds of the probe's PCC at the patch level."""
+def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None, inputs: ProbeInputs | None = None) -> pd.DataFrame:
+    """Per cell type: mean and std over folds of the probe's PCC at the patch level.  ``inputs``:
+    :func:`probe_inputs`'s if already read."""
     if cohort.patches is None:
         raise IsgError(cohort.root, "patch-level probe needs ISG-Sim's patches.csv (per-patch cell counts)")
     cfg = cfg or ProbeConfig()
-    X, meta = patch_features(cohort.manifest, tiles_dir, spec, cohort.patches)
+    if inputs is not None and inputs.patches is not None:
+        X, meta = inputs.patches, inputs.patch_meta
+    else:
+        X, meta = patch_features(cohort.manifest, tiles_dir, spec, cohort.patches)
     folds = meta["slide_id"].map(dict(zip(cohort.manifest["slide_id"], cohort.manifest["fold"]))).to_numpy()
     Y = np.log1p(meta[list(PATCH_TARGETS)].to_numpy(np.float64))
     res = cross_validate_probe(X, Y, folds, cfg, groups=meta["slide_id"].to_numpy(), target_names=list(PATCH_TARGETS))
@@ -128,42 +165,93 @@ def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ProbeJob:
-    """One feature set's probes of :func:`table5` (``threads``: torch threads in a worker; 0: as is)."""
+    """One feature set's probes of :func:`table5` (``threads``: torch threads in a worker; 0: as is;
+    ``cache_dir``: where the result is stored for the next call, None: nowhere)."""
 
     cohort: object
     tiles_dir: object
     spec: str
     cfg: object
     threads: int
+    cache_dir: object = None
 
     def __str__(self) -> str:
         return f"features {self.spec}"
 
 
+def _table5_probes(cohort, tiles_dir, spec: str, cfg, inputs: ProbeInputs) -> tuple[pd.DataFrame, ...]:
+    """One feature set's slide-level PCCs, its out-of-fold slide predictions and its patch-level PCCs."""
+    slide, pred = probe_slide_level(cohort, tiles_dir, spec, cfg, X=inputs.slides)
+    return slide, pred, probe_patch_level(cohort, tiles_dir, spec, cfg, inputs)
+
+
 def _table5_job(job: ProbeJob) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """One feature set's slide- and patch-level probes, on one thread (a worker of :func:`table5`)."""
+    """One feature set's slide- and patch-level probes, on one thread (a worker of :func:`table5`),
+    stored under the identity of what they learnt from when ``job.cache_dir`` is set."""
     cohort, tiles_dir, spec, cfg = job.cohort, job.tiles_dir, job.spec, job.cfg
     if job.threads:
         torch.set_num_threads(job.threads)
-    slide, pred = probe_slide_level(cohort, tiles_dir, spec, cfg)
-    return slide, pred, probe_patch_level(cohort, tiles_dir, spec, cfg)
+    inputs = probe_inputs(cohort, tiles_dir, spec)
+    out = _table5_probes(cohort, tiles_dir, spec, cfg, inputs)
+    if job.cache_dir is not None:
+        key = probe_identity(cohort, spec, cfg, inputs)
+        save_frames(cache_path(job.cache_dir, f"table5-{spec}", key), key, out)
+    return out
+
+
+#: the version of what :func:`table5` computes per feature set: a change to the probes, their
+#: inputs or their tables that changes a number bumps this (the stored probes are then redone)
+TABLE5_VERSION = 1
+#: the libraries whose versions enter a stored probe's identity
+PROBE_LIBRARIES = ("torch", "numpy", "pandas")
+
+
+def probe_identity(cohort, spec: str, cfg: ProbeConfig, inputs: ProbeInputs) -> str:
+    """What one feature set's Table 5 probes are computed from: the features they learn from (the
+    pooled slide features and the per-patch features, by content, so features extracted again
+    under the same name are not mistaken for the old ones), the manifest's slides, cancer types,
+    patients and folds, the targets, the per-patch cell counts, the genes of each task, the probe's
+    config (its device included), :data:`TABLE5_VERSION` and :data:`PROBE_LIBRARIES`."""
+    man = cohort.manifest[["slide_id", "cancer_type", "patient_id", "fold"]]
+    meta = None if inputs.patch_meta is None else inputs.patch_meta[["slide_id", *PATCH_TARGETS]]
+    return identity({"what": "table5", "version": TABLE5_VERSION, "spec": spec, "probe": asdict(cfg),
+                     "tasks": {k: list(v) for k, v in TASK_GENES.items()}, "patch_targets": list(PATCH_TARGETS),
+                     "libraries": library_versions(*PROBE_LIBRARIES)},
+                    man, cohort.targets, inputs.slides, inputs.patches, meta)
 
 
 def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untrained"), cfg=None,
-           progress: bool = True, jobs: int = 1) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+           progress: bool = True, jobs: int = 1,
+           cache_dir: "str | os.PathLike | None" = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Long table: one row per (features, level, task, target) with the probe's PCC; and per
     feature set the slide-level out-of-fold predictions (for :func:`table5_differences`).
 
     ``jobs > 1`` probes that many feature sets at once in spawned processes of one thread each (the
     probes are small MLPs: one process cannot keep two cores busy).  Every probe is seeded, so the
-    numbers do not depend on ``jobs``."""
-    work = [ProbeJob(cohort, tiles_dir, spec, cfg, 1 if jobs > 1 else 0) for spec in specs]
+    numbers do not depend on ``jobs``.
+
+    ``cache_dir``: each feature set's probes are stored there (:mod:`isg_core.data.result_cache`)
+    and read back while :func:`probe_identity` is unchanged; only the others are trained (each
+    feature set is then read twice: once here for its identity, once to train)."""
+    cfg = cfg or ProbeConfig()
+    found: dict[str, tuple] = {}
+    if cache_dir is not None:
+        for spec in tqdm(specs, desc="Table 5 probes: finding stored ones", unit="features", disable=not progress):
+            key = probe_identity(cohort, spec, cfg, probe_inputs(cohort, tiles_dir, spec))
+            hit = load_frames(cache_path(cache_dir, f"table5-{spec}", key), key)
+            if hit is not None:
+                found[spec] = hit
+    todo = [s for s in specs if s not in found]
+    work = [ProbeJob(cohort, tiles_dir, spec, cfg, 1 if jobs > 1 else 0, cache_dir) for spec in todo]
     if jobs > 1 and len(work) > 1:
         done = run_jobs(_table5_job, work, jobs, "Table 5 probes", progress, unit="run", start="spawn")
     else:
-        done = [_table5_job(w) for w in tqdm(work, desc="Table 5 probes", unit="features", disable=not progress)]
+        done = [_table5_job(w) for w in tqdm(work, desc="Table 5 probes", unit="features",
+                                             disable=not progress or not work)]
+    found.update(zip(todo, done))
     parts, preds = [], {}
-    for spec, (slide, pred, patch) in zip(specs, done):
+    for spec in specs:
+        slide, pred, patch = found[spec]
         preds[spec] = pred
         parts += [slide.assign(features=spec), patch.assign(features=spec)]
     long = pd.concat(parts, ignore_index=True)[["features", "level", "task", "target", "pcc", "pcc_fold_std"]]

@@ -9,7 +9,7 @@ these numbers say that the code works, not what a TCGA slide gives.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import TilingConfig
+from ..data.fingerprint import file_fingerprint
 from ..data.manifest import read_manifest
+from ..data.result_cache import cached_frames, identity, library_versions
 from ..data.slides import open_slide
 from ..data.tiling import tile_slide
 from ..parallel import run_jobs
@@ -60,8 +62,12 @@ def cohort_slides(cohort_root: "str | os.PathLike", max_slides: int | None = Non
     return (man.head(max_slides) if max_slides else man).reset_index(drop=True)
 
 
+#: the thumbnail's longest side, in px, that Otsu and HE2RNA fit their grey level on
+THUMBNAIL_SIZE = 1024
+
+
 def score_slide_methods(path: "str | os.PathLike", methods: Sequence[str], tiling: TilingConfig,
-                        thumbnail_size: int = 1024) -> pd.DataFrame:
+                        thumbnail_size: int = THUMBNAIL_SIZE) -> pd.DataFrame:
     """One row per global patch of one slide: slide_id, x, y (level-0 corner) and one score
     column per method (each patch is read once and scored by every method)."""
     with open_slide(path) as s:
@@ -91,14 +97,46 @@ def _score_job(job: ScoreJob) -> pd.DataFrame:
 
 def score_cohort(cohort_root: "str | os.PathLike", methods: Sequence[str] | None,
                  tiling: TilingConfig, max_slides: int | None = None, every: int = 1,
-                 workers: int = 1) -> pd.DataFrame:
+                 workers: int = 1, cache_dir: "str | os.PathLike | None" = None) -> pd.DataFrame:
     """Per-patch scores of every method on (a subset of) an ISG-Sim cohort, merged with
     ``patches.csv`` (columns ``textureless``, ``tissue_class``, ``artefact`` ...) and a boolean
     ``tissue`` = textureless == 0.  Needs the simulator's grid, i.e. tiling at the simulator's
-    patch size and mpp (every profile's ``tiling``); ``methods`` None: every available one."""
+    patch size and mpp (every profile's ``tiling``); ``methods`` None: every available one.
+
+    ``cache_dir``: keep the table there (:mod:`isg_core.data.result_cache`) and return it again
+    while what it is computed from (:func:`_score_cohort_identity`) is unchanged; ``workers`` does
+    not change the table."""
     methods = list(methods or available_methods())
     root = Path(cohort_root)
     man = cohort_slides(root, max_slides, every)
+    if cache_dir is None:
+        return _score_cohort(root, man, methods, tiling, workers)
+    key = _score_cohort_identity(root, man, methods, tiling)
+    return cached_frames(cache_dir, "score_cohort", key,
+                         lambda: [_score_cohort(root, man, methods, tiling, workers)])[0]
+
+
+#: the version of what :func:`score_cohort` computes: a change to it that changes its table bumps this
+SCORE_COHORT_VERSION = 1
+#: the libraries whose versions enter a cached selection study's identity (codecs, filters, readers)
+SELECTION_LIBRARIES = ("numpy", "scipy", "scikit-image", "pillow", "imagecodecs", "openslide-python",
+                       "openslide-bin", "tifffile", "pandas")
+
+
+def _score_cohort_identity(root: Path, man: pd.DataFrame, methods: Sequence[str], tiling: TilingConfig) -> str:
+    """What :func:`score_cohort`'s table is computed from: each slide's id and the identity of its
+    file (:func:`~isg_core.data.fingerprint.file_fingerprint`: no slide is read), ``patches.csv``'s,
+    the methods with their settings (another compressor scores otherwise), the tiling, the
+    thumbnail size Otsu is fitted on, :data:`SCORE_COHORT_VERSION` and :data:`SELECTION_LIBRARIES`."""
+    return identity({"what": "score_cohort", "version": SCORE_COHORT_VERSION,
+                     "slides": [[sid, file_fingerprint(p)] for sid, p in zip(man.slide_id, man.path)],
+                     "truth": file_fingerprint(root / "patches.csv"),
+                     "methods": [[m, get_selector(m).params()] for m in methods], "tiling": asdict(tiling),
+                     "thumbnail_size": THUMBNAIL_SIZE, "libraries": library_versions(*SELECTION_LIBRARIES)})
+
+
+def _score_cohort(root: Path, man: pd.DataFrame, methods: list[str], tiling: TilingConfig,
+                  workers: int) -> pd.DataFrame:
     jobs = [ScoreJob(p, methods, tiling) for p in man.path]
     parts = run_jobs(_score_job, jobs, workers, start="spawn")
     scores = pd.concat(parts, ignore_index=True)

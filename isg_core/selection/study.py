@@ -16,10 +16,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import TilingConfig
+from ..data.result_cache import cached_frames, identity, library_versions
 from ..data.slides import open_slide
 from ..data.tiling import read_global_patch, tile_slide
 from .compressors import COMPRESSORS, check_lossless, downsample
-from .evaluate import cohort_slides, keep_masks
+from .evaluate import SELECTION_LIBRARIES, cohort_slides, keep_masks
 from .thresholds import Threshold, auc, precision_recall
 
 
@@ -70,22 +71,46 @@ def compressor_study(tissue_patches: Sequence[np.ndarray], textureless_patches: 
 
 def compressor_studies(sets: "dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]",
                        downsamples: Sequence[int] = (1, 2, 4), read_mp_per_s: "dict[str, float] | None" = None,
-                       compressors: Sequence[str] | None = None, progress: bool = False) -> pd.DataFrame:
+                       compressors: Sequence[str] | None = None, progress: bool = False,
+                       cache_dir: "str | os.PathLike | None" = None) -> pd.DataFrame:
     """:func:`compressor_study` of every labelled set (name -> (tissue, textureless patches)) at
     every ``score_downsample`` (the outer loop; the sets in their order within it), in one table
     whose first column ``data`` names the set.  With ``read_mp_per_s`` (name -> read+decode
     megapixels/s of that set's patches), a last column ``cost_vs_read`` = read throughput /
     compressor throughput: what scoring adds to reading.  ``compressors``: as in
-    :func:`compressor_study` (None: every one)."""
-    parts = []
-    for ds in tqdm(downsamples, desc="compressor study: score", unit="downsample", disable=not progress):
-        for name, (tissue, textureless) in sets.items():
-            st = compressor_study(tissue, textureless, compressors, score_downsample=ds)
-            st.insert(0, "data", name)
-            if read_mp_per_s is not None:
-                st["cost_vs_read"] = read_mp_per_s[name] / st["mp_per_s"]
-            parts.append(st)
-    return pd.concat(parts, ignore_index=True)
+    :func:`compressor_study` (None: every one).
+
+    ``cache_dir``: keep the table there (:mod:`isg_core.data.result_cache`) and return it again
+    while the patches (their pixels), the sets' names, the downsamplings, the compressors and the
+    codec libraries are unchanged.  Throughputs are measurements, not inputs: a stored table
+    returns the throughputs measured when it was computed (both the compressors' and, in
+    ``cost_vs_read``, the reads'), so a rerun reports one consistent measurement rather than a
+    ratio of two taken at different times."""
+    names = list(compressors or COMPRESSORS)
+
+    def compute() -> list[pd.DataFrame]:
+        parts = []
+        for ds in tqdm(downsamples, desc="compressor study: score", unit="downsample", disable=not progress):
+            for name, (tissue, textureless) in sets.items():
+                st = compressor_study(tissue, textureless, names, score_downsample=ds)
+                st.insert(0, "data", name)
+                if read_mp_per_s is not None:
+                    st["cost_vs_read"] = read_mp_per_s[name] / st["mp_per_s"]
+                parts.append(st)
+        return [pd.concat(parts, ignore_index=True)]
+
+    if cache_dir is None:
+        return compute()[0]
+    key = identity({"what": "compressor_studies", "version": COMPRESSOR_STUDY_VERSION,
+                    "sets": list(sets), "downsamples": [int(d) for d in downsamples], "compressors": names,
+                    "read_measured": None if read_mp_per_s is None else sorted(read_mp_per_s),
+                    "libraries": library_versions(*SELECTION_LIBRARIES)},
+                   *[[np.asarray(p) for p in patches] for pair in sets.values() for patches in pair])
+    return cached_frames(cache_dir, "compressor_studies", key, compute)[0]
+
+
+#: the version of what :func:`compressor_studies` computes: a change to it that changes its table bumps this
+COMPRESSOR_STUDY_VERSION = 1
 
 
 def evenly_spaced(items: Sequence, k: int) -> list:

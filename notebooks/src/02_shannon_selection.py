@@ -129,13 +129,15 @@ fig, fig2_scores = score_distributions(cmu_patches, cmu_label, fig2_sel, slide_n
 # compute precision (kept patches that are tissue), recall (tissue patches that are kept), F1 and the
 # kept fraction. At `smoke` all slides are used; at `quick` and `paper` every 6th slide (75 slides,
 # about 20 000 patches), to keep the run short. DexiNed is listed but unavailable offline (no kornia,
-# no pretrained weights).
+# no pretrained weights). The scores are stored in the cohort's `runs/selection/` and read back while
+# the slide files, `patches.csv`, the methods with their settings and the tiling are unchanged
+# (`cache_dir`; see `isg_core.data.result_cache`), so a rerun does not score every patch again.
 
 # %%
 every = 1 if profile == "smoke" else 6
 methods = [m for m, c in available_selectors().items() if c is not None]
 t0 = time.perf_counter()
-scored = score_cohort(cohort_root, methods, cfg, every=every)
+scored = score_cohort(cohort_root, methods, cfg, every=every, cache_dir=cohort_root / "runs" / "selection")
 pr = evaluate_scores(scored, methods, pixels=cfg.global_size ** 2)
 pr.insert(1, "available", True)
 pr = pd.concat([pr, pd.DataFrame([{"method": m, "available": False} for m in SELECTORS if m not in methods])],
@@ -193,6 +195,9 @@ _ = save_figure(fig, "selection_isg_sim_kept", profile)
 # spaced), at score downsample 1,
 # 2 and 4 (smoke: 2 only). We also time OpenSlide's read+decode of the same patches, so that
 # `cost_vs_read` = read throughput / compressor throughput says what scoring adds to reading.
+# The study's table is stored beside the scores and read back while the patches' pixels, the
+# downsamplings and the codecs are unchanged: a rerun then shows the throughputs measured when it was
+# computed (the read+decode line printed below is measured anew each time).
 
 # %%
 cap = 30 if profile == "smoke" else 100
@@ -214,7 +219,8 @@ t0 = time.perf_counter()
 study = compressor_studies({cmu_set: (cmu_patches[cmu_label == 1], cmu_patches[cmu_label == 0]),
                             sim_set: (sim_tis, sim_tl)},
                            (2,) if profile == "smoke" else (1, 2, 4),
-                           read_mp_per_s={cmu_set: cmu_read_mps, sim_set: sim_read_mps})
+                           read_mp_per_s={cmu_set: cmu_read_mps, sim_set: sim_read_mps},
+                           cache_dir=cohort_root / "runs" / "selection")
 print(f"compressor study: {time.perf_counter() - t0:.1f} s")
 write_table(study, "selection_compressor_study_nb", profile, command,
             config={"profile": profile, "tiling": vars(cfg), "isg_sim_every_nth_slide": sim_every,

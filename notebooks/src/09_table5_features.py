@@ -83,13 +83,17 @@ pd.DataFrame([{"features": k, "slides encoded now": int((~v.skipped).sum()),
 # ## The probe
 # Two layers with a ReLU (256 hidden units), Adam, early stopping on an inner validation split of the
 # training folds (split by patient at slide level, by slide at patch level); inputs and targets are
-# standardised with training statistics. Nothing is tuned on the test fold.
+# standardised with training statistics. Nothing is tuned on the test fold. Each feature set's probes
+# are stored in the cohort's `runs/table5/` and read back while the features they learn from (by
+# content), the cohort's slides, folds and targets and the probe's config are unchanged (`cache_dir`;
+# see `isg_core.experiments.table5.probe_identity`), so a rerun trains none of them again.
 
 # %%
 torch.set_num_threads(1)  # small MLPs: one thread is faster than two on this CPU
 pcfg = ProbeConfig(epochs=300 if profile != "smoke" else 20, patience=30 if profile != "smoke" else 5)
 specs = ("resnet50", "fe", "fe:global", "fe-untrained", "descriptor")
-long, slide_predictions = table5(cohort, tiles, specs, pcfg, jobs=prof.models.jobs)  # feature sets in parallel
+long, slide_predictions = table5(cohort, tiles, specs, pcfg, jobs=prof.models.jobs,  # feature sets in parallel
+                                 cache_dir=cohort_root / "runs" / "table5")
 write_table(long, "table_5_per_target", profile, command, config={"probe": pcfg.__dict__},
             title="Table 5 per target: probe PCC (ISG-Sim, SIMULATED)",
             note=f"ResNet50 trunk: {resnet_trunk}; FE LPIPS trunk: {lpips_trunk}. pcc: the PCC over each fold's test "
