@@ -222,6 +222,8 @@ class DualAttentionNetwork(SlideTransformer):
     """
 
     traits = DEFAULT_TRAITS  # f and R, for either task, trained by the engine
+    #: run the per-patch part on every slot, padding included (see :meth:`forward`)
+    dense_patches: bool = False
 
     def __init__(self, cfg: DualAttentionConfig):
         # The per-patch modules are created before the transformer's (the order of the random
@@ -319,6 +321,12 @@ class DualAttentionNetwork(SlideTransformer):
             raise ValueError(f"expected f (B, N, {d}), R (B, N, {g}, {g}, {d}), pos (B, N, 2) with "
                              f"(B, N) = {(b, n)}; got {tuple(f.shape)}, {tuple(R.shape)}, {tuple(pos.shape)}")
         mask = mask.bool()
+        if self.dense_patches and not return_attention:
+            # every slot, padding too: no shape depends on the mask (torch.func.vmap over members,
+            # isg_core.train.members); each patch is computed on its own, and the transformer zeroes
+            # and masks the padded tokens, so the output is the same
+            fm, Rm, _ = self.patch_features(self.in_f(f.flatten(0, 1)), self.in_R(R.flatten(0, 1)))
+            return self.encode(self.make_tokens(fm, Rm).unflatten(0, (b, n)), mask, pos)
         # Per-patch part on the real patches only: cheaper, and padding cannot reach a real patch.
         fm, Rm, maps = self.patch_features(self.in_f(f[mask]), self.in_R(R[mask]))
         tok = self.make_tokens(fm, Rm)

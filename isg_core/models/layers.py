@@ -44,15 +44,14 @@ def sincos_2d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torc
     if pos.shape[-1] != 2:
         raise ValueError(f"pos must end in (row, col), got shape {tuple(pos.shape)}")
     quarter = dim // 4
-    out = torch.zeros(*pos.shape[:-1], dim, dtype=torch.float32, device=pos.device)
     if quarter == 0:
-        return out
+        return torch.zeros(*pos.shape[:-1], dim, dtype=torch.float32, device=pos.device)
     omega = temperature ** (-torch.arange(quarter, dtype=torch.float32, device=pos.device) / quarter)
     angles = pos.to(torch.float32)[..., None] * omega  # (..., 2, quarter)
     emb = torch.cat([angles[..., 0, :].sin(), angles[..., 0, :].cos(),
                      angles[..., 1, :].sin(), angles[..., 1, :].cos()], dim=-1)
-    out[..., : 4 * quarter] = emb
-    return out
+    # zero-padded, not written into a zeros tensor: out of place, so it runs under torch.func.vmap
+    return F.pad(emb, (0, dim - 4 * quarter))
 
 
 def group_norm(c: int) -> nn.GroupNorm:

@@ -173,6 +173,7 @@ class HE2RNA(nn.Module):
             with torch.no_grad():
                 self.layers[-1].bias.copy_(bias_init)
         self.last_k: int | None = None
+        self.fixed_k: int | None = None  # set: training uses this k instead of drawing one
 
     def tile_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, D) -> (B, N, n_outputs): the MLP on every tile (no masking)."""
@@ -189,7 +190,9 @@ class HE2RNA(nn.Module):
         return self._topk_means(*self._sorted_scores(x, mask), (k,))[0]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training:
+        if self.training and self.fixed_k is not None:  # k drawn by the caller (vmap over members)
+            ks = (self.fixed_k,)
+        elif self.training:
             draw = torch.randint(len(self.config.ks), (1,), generator=self.generator).item()
             self.last_k = self.config.ks[draw]
             ks = (self.last_k,)

@@ -257,6 +257,8 @@ class LocalTokenViT(nn.Module, abc.ABC):
 
     config_class = SlideTransformerConfig
     traits = DEFAULT_TRAITS  # R (f is ignored), for either task, trained by the engine
+    #: tokenise every slot, padding included (vmap over members, :mod:`isg_core.train.members`)
+    dense_patches: bool = False
 
     def __init__(self, d: int, grid: int, n_outputs: int, config: SlideTransformerConfig | None = None,
                  bias_init: torch.Tensor | None = None, **overrides):
@@ -273,6 +275,8 @@ class LocalTokenViT(nn.Module, abc.ABC):
     def forward(self, f: torch.Tensor | None, R: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         check_inputs(f, R, mask, pos, self.d, self.grid, need_f=False, need_R=True)
         mask = mask.bool()
+        if self.dense_patches:  # every slot (vmap over members): the transformer masks padded tokens
+            return self.transformer(self.tokenizer(R.flatten(0, 1)).unflatten(0, mask.shape), mask, pos)
         tok = self.tokenizer(R[mask])  # real patches only: padding never enters a tokenizer
         tokens = tok.new_zeros(*mask.shape, tok.shape[-1])
         tokens[mask] = tok
