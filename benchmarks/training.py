@@ -1,7 +1,7 @@
 """Training speed of the slide models and the Table 5 probe: sequential against the alternatives.
 
-    python benchmarks/training.py [--profile quick] [--members 15] [--steps 3] [--repeats 2]
-                                  [--models isg,cyclemlp,he2rna,probe] [--compile]
+    python benchmarks/training.py [--profile quick] [--members 15] [--steps 2] [--repeats 2]
+                                  [--models isg,cyclemlp,he2rna,probe] [--compile] [--ops-only] [--plot-only]
 
 What one fold training costs is an epoch (16 training steps of 4 slides, validation on 16 slides at
 every kept patch, as at ``quick``: 80 slides per task in training folds, a fifth held out for early
@@ -19,9 +19,16 @@ epoch and as a ratio to sequential (> 1: faster):
   does at ``quick``), as throughput per member;
 * ``compiled`` (``--compile``): ``torch.compile`` of the model, its compile time reported apart.
 
+Every way runs at 12 patches (the quick schedule's draw); at 64 and all patches, sequential, 2
+processes and, for the models with little arithmetic per step (HE2RNA, the probe), the batched step.
+The convolutional models are batched 5 members at a time (15 would take minutes per cell; the
+cost per member is what is compared).  ``--ops-only`` writes where one ISG-10-2 step's time goes
+(``benchmark_training_ops``: the optimiser timed alone, the passes split by operator).
+
 Slides are synthetic: the profile's feature sizes (d, the local grid), kept patches per slide drawn
 around the quick cohort's mean (``--patches-mean``); a step's time does not depend on the values.
-Writes ``results/<profile>/benchmark_training.{csv,md}`` and ``fig_benchmark_training.png``.
+Writes ``results/<profile>/benchmark_training.{csv,md}`` and ``fig_benchmark_training.png``
+(``--plot-only`` redraws it from the CSV).
 """
 from __future__ import annotations
 
@@ -193,6 +200,60 @@ def probe_batched(X: torch.Tensor, Y: torch.Tensor, epochs: int, k: int) -> tupl
     return (time.perf_counter() - t0) / epochs / k, 0.0
 
 
+#: profiler operator names -> the part of a step they are (first match wins)
+OP_PARTS = (("convolution", ("conv", "mkldnn")), ("normalisation", ("norm",)),
+            ("activation", ("silu", "gelu", "relu", "sigmoid", "softmax")),
+            ("matrix products", ("mm", "linear", "attention", "bmm", "addmm")))
+
+
+def step_breakdown(cell: Cell, data: SlideData, Y: torch.Tensor, steps: int = 3) -> pd.DataFrame:
+    """Where one sequential training step's time goes, in shares of the step: the optimiser's update
+    (timed alone), and the forward and backward passes split by operator (``torch.profiler``'s self
+    CPU time, grouped by :data:`OP_PARTS`) in proportion to their profiled time."""
+    from torch.profiler import profile
+
+    model = build(cell, data, 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    rng = np.random.default_rng(0)
+    model.train()
+    batches = [rng.choice(TRAIN_SLIDES, BATCH, replace=False) for _ in range(steps + 1)]
+    inputs = [collate(data, list(b), cell.patches, rng) for b in batches]
+
+    def forward_backward(i):
+        opt.zero_grad(set_to_none=True)
+        masked_mse(model(*inputs[i]), Y[batches[i]]).backward()
+
+    forward_backward(0)
+    opt.step()
+    t_fb = t_opt = 0.0
+    with profile() as prof:
+        for i in range(1, steps + 1):
+            t0 = time.perf_counter()
+            forward_backward(i)
+            t_fb += time.perf_counter() - t0
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        opt.step()
+        t_opt += time.perf_counter() - t0
+    events = prof.key_averages()
+    parts: dict[str, float] = {}
+    for e in events:
+        name = next((p for p, keys in OP_PARTS if any(k in e.key.lower() for k in keys)),
+                    "other (copies, elementwise, autograd)")
+        parts[name] = parts.get(name, 0.0) + e.self_cpu_time_total
+    profiled = sum(parts.values())
+    share = {k: v / profiled * t_fb / (t_fb + t_opt) for k, v in parts.items()}
+    share["optimizer (AdamW)"] = t_opt / (t_fb + t_opt)
+    return pd.DataFrame({"model": cell.model, "patches": cell.patches or "all", "width": cell.width,
+                         "part": list(share), "share of step time": list(share.values()),
+                         "ms per step": [v * (t_fb + t_opt) / steps * 1000 for v in share.values()]})
+
+
+OPS_TITLE = "Where one ISG-10-2 training step's time goes (quick: 12 patches a slide, width 16)"
+OPS_NOTE = ("The optimiser's update timed alone; the forward and backward passes split by operator (torch.profiler's "
+            "self CPU time over 3 steps, grouped), scaled to their timed share.")
+
+
 def _two_process_job(args) -> tuple[float, float]:
     cell, data, Y, steps, seed = args
     torch.set_num_threads(1)
@@ -205,24 +266,31 @@ def epoch_seconds(t_step: float, t_val_slide: float) -> float:
 
 
 def plot(df: pd.DataFrame):
-    """Ratio to sequential per way of running, one panel per model (x: patches per slide, width)."""
+    """Speed-up over sequential per way of running, one panel per model (x: patches per slide and
+    width); the same colour for a way of running in every panel, 1.0 (sequential) drawn as a line."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    df = df.assign(cell=df.patches.astype(str) + " patches, width " + df.width.astype(str))
+    df = df.assign(cell=df.patches.astype(str) + " patches\nwidth " + df.width.astype(str),
+                   way=df["mode"].str.replace(r"batched \(vmap, \d+ members\)", "batched (vmap)", regex=True))
+    ways = list(dict.fromkeys(df.way))
+    palette = dict(zip(ways, sns.color_palette("colorblind", len(ways))))
     models = list(dict.fromkeys(df.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.8), sharey=True, squeeze=False,
+                             gridspec_kw={"width_ratios": [max(1, df[df.model == m].cell.nunique()) for m in models]})
     for ax, m in zip(axes[0], models):
         sub = df[df.model == m]
-        sns.barplot(data=sub, x="cell", y="ratio to sequential", hue="mode", ax=ax)
+        sns.barplot(data=sub, x="cell", y="ratio to sequential", hue="way",
+                    hue_order=[w for w in ways if w in set(sub.way)], palette=palette, ax=ax, legend=False)
         ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_yscale("log")
         ax.set_title(m)
         ax.set_xlabel("")
-        ax.set_ylabel("speed-up over sequential (x, log scale)")
-        ax.tick_params(axis="x", rotation=30)
-        ax.legend(fontsize=7)
-    fig.suptitle("Fold-training speed per way of running (2 CPU cores)")
+        ax.set_ylabel("speed-up over sequential (x)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[w]) for w in ways]
+    members = sorted(set(df["mode"].str.extract(r"vmap, (\d+) members")[0].dropna()), key=int)
+    fig.legend(handles, ways, loc="upper center", ncol=len(ways), frameon=False, bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(f"Fold-training speed on 2 CPU cores (batched: {' or '.join(members)} members; "
+                 "ISG-Sim quick sizes, synthetic values)", y=1.08)
     fig.tight_layout()
     return fig
 
@@ -241,6 +309,7 @@ if __name__ == "__main__":
                     help="epochs a fold trains for, to turn epochs into fold trainings per hour")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--ops-only", action="store_true", help="only where an ISG step's time goes (seconds)")
     args = ap.parse_args()
     prof = get_profile(args.profile)
     if args.plot_only:
@@ -249,8 +318,8 @@ if __name__ == "__main__":
         save_figure(plot(pd.read_csv(profile_results_dir(prof.name) / "benchmark_training.csv")),
                     "fig_benchmark_training", prof.name)
         raise SystemExit(0)
-    command = "python benchmarks/training.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (False, None) and k != "plot_only")
+    command = "python benchmarks/training.py " + (f"--profile {args.profile} --ops-only" if args.ops_only else " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (False, True, None)))
     torch.set_num_threads(1)
     d, g = prof.features.code_dim, prof.tiling.grid
     data = synthetic_slides(TRAIN_SLIDES + VAL_SLIDES, d, g, args.patches_mean)
@@ -258,7 +327,7 @@ if __name__ == "__main__":
     patches = [None if p == "all" else int(p) for p in args.patches.split(",")]
     widths = [int(w) for w in args.widths.split(",")]
     cells = []
-    for m in args.models.split(","):
+    for m in ([] if args.ops_only else args.models.split(",")):
         if m == "probe":
             cells.append(Cell("probe", None, 256))
             continue
@@ -312,6 +381,10 @@ if __name__ == "__main__":
                          "width": cell.width or d, "mode": mode, "seconds": sec, "ratio to sequential": base / sec,
                          "fold trainings per hour": 3600 / (sec * args.epochs_per_fold)})
             print(rows[-1], flush=True)
+    if args.ops_only:
+        ops = step_breakdown(Cell("isg", 12, 16), data, Y)
+        write_table(ops, "benchmark_training_ops", prof.name, command, title=OPS_TITLE, note=OPS_NOTE)
+        raise SystemExit(0)
     df = pd.DataFrame(rows)
     note = ("Seconds per fold epoch (16 training steps of 4 slides + validation of 16 slides at every kept patch; "
             "the probe: one full-batch epoch), the median over repeats; ratio to sequential > 1 is faster, measured "

@@ -9,7 +9,11 @@ member as ``torch.optim.AdamW`` would update it alone (Loshchilov & Hutter 2019,
 with a per-member step count, learning rate and an ``active`` mask, so a member whose early
 stopping has ended stays exactly where it stopped.
 
-Whether it pays depends on the network: ``benchmarks/training.py`` measures it per model.
+Whether it pays depends on the network and the machine; ``benchmarks/training.py`` measures it per
+model.  On a 2-core CPU it does not pay for the convolutional slide models (their step is arithmetic,
+and vmap turns the members' convolutions into one slower grouped convolution), so the engine trains
+members one at a time; the models' ``dense_patches`` path and HE2RNA's ``fixed_k`` exist for this
+step.  On a GPU, where a small model leaves the device idle, it is not measured yet.
 """
 from __future__ import annotations
 
