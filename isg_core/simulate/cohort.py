@@ -3,7 +3,9 @@
 :func:`simulate_cohort` is the public entry point (the ``isg simulate`` CLI calls it).
 Each slide is rendered from its own RNG (``SeedSequence([seed, type, patient, dx])``), so
 the output does not depend on the number of worker processes or on their scheduling, and
-the same seed gives byte-identical files.
+the same seed gives byte-identical files.  Each rendered slide leaves a record
+(``records/<slide_id>.json``, :mod:`.records`), so an interrupted run resumes: a rerun renders
+only the slides without a record that matches them and their files.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..parallel import run_jobs
 from . import artefacts as art
 from . import cells as cl
 from . import genes as gm
+from . import records as rec
 from . import textures as tx
 from . import tissue as ts
 
@@ -137,7 +140,19 @@ def _apply_map_gain(hed: np.ndarray, cmap: np.ndarray) -> None:
 
 
 def render_slide(spec: SlideSpec) -> dict:
-    """Render, write and summarise one slide; returns its table rows (runs in a worker)."""
+    """One slide's table rows (runs in a worker): those of its record (:mod:`.records`) when the
+    record matches the spec and the slide's files, else :func:`_render`'s, then recorded."""
+    found = rec.load_record(spec, GENERATOR_VERSION)
+    if found is not None:
+        return found
+    result = _render(spec)
+    # after both files are written: a record never describes a slide that is not all on disk
+    rec.save_record(spec, result, GENERATOR_VERSION)
+    return result
+
+
+def _render(spec: SlideSpec) -> dict:
+    """Render, write and summarise one slide; returns its table rows."""
     # Long on purpose: one slide's generation in the order of its random draws (tissue, cells,
     # artefacts, truth); splitting it would scatter that order, which fixes the cohort of a seed.
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.type_index, spec.patient_num, spec.dx]))
@@ -184,10 +199,10 @@ def render_slide(spec: SlideSpec) -> dict:
     img = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
     del rgb
 
-    out = Path(spec.out)
-    path = out / "slides" / f"{spec.slide_id}.tiff"
+    files = rec.slide_files(spec)
+    path = files["tiff"]
     write_pyramidal_tiff(path, img, mpp=MPP, description=f"{COHORT_NAME} {spec.slide_id}")
-    write_truth_map(out / "maps" / f"{spec.slide_id}.npz", cmap, amap, cells, w, h)
+    write_truth_map(files["map"], cmap, amap, cells, w, h)
     patches = patch_table(spec.slide_id, cmap, amap, cells, w, h, spec.global_size_l0)
     sc = gm.scores(cells["type"], cells["context"])
     return {
@@ -352,9 +367,11 @@ def simulate_cohort(
     """Generate an ISG-Sim cohort of ``n_slides`` slides (split over LIHC, COAD, PRAD) in ``out``.
     ``layout``: how tissue lies on the glass (``section`` or ``wsi``: :mod:`.tissue`); with
     ``wsi``, ``size`` is the slide's width and its height is ``size`` x U(:data:`WSI_ASPECT`).
-    Writes slides/, maps/, manifest.csv, expression.tsv, truth.csv, noise_ceiling.csv,
-    labels.csv, patches.csv and cohort.json (last: its presence marks a complete cohort).
-    Returns ``out``; an existing complete cohort with the same parameters is kept as is.
+    Writes slides/, maps/, records/ (one per slide, as it is rendered), manifest.csv,
+    expression.tsv, truth.csv, noise_ceiling.csv, labels.csv, patches.csv and cohort.json (last:
+    its presence marks a complete cohort).  Returns ``out``; an existing complete cohort with the
+    same parameters is kept as is, and in an incomplete one (an interrupted run) the slides whose
+    record matches them are not rendered again: the tables come out as an uninterrupted run's.
     """
     out = Path(out)
     if n_slides < 1:
@@ -373,6 +390,7 @@ def simulate_cohort(
     ]
     (out / "slides").mkdir(parents=True, exist_ok=True)
     (out / "maps").mkdir(parents=True, exist_ok=True)
+    (out / rec.RECORDS).mkdir(parents=True, exist_ok=True)
     _init_worker()
 
     bar = tqdm(total=len(specs), desc="isg simulate", unit="slide", disable=not progress)
