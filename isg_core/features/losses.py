@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -60,6 +61,40 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
     logits = discriminator(real)
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     return grad.square().sum(dim=(1, 2, 3)).mean()
+
+
+def adaptive_adv_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last_layer: torch.Tensor,
+                        delta: float = 1e-4, max_weight: float = 1e4) -> torch.Tensor:
+    """VQGAN's adaptive weight of the adversarial term (Esser et al., CVPR 2021, Eq. 7):
+    lambda = ||grad_{G_L} L_rec|| / (||grad_{G_L} L_C|| + delta), both gradients taken at the
+    decoder's last layer G_L, clipped to [0, ``max_weight``] and detached, so that the adversarial
+    term pulls on the decoder as hard as the reconstruction does, whatever their scales."""
+    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(adv_loss, last_layer, retain_graph=True)[0]
+    return (g_rec.norm() / (g_adv.norm() + delta)).clamp(0.0, max_weight).detach()
+
+
+#: skimage.color.hed_from_rgb (Ruifrok & Johnston 2001): optical density (R, G, B) -> (H, E, D)
+HED_FROM_RGB = ((1.87798274, -1.00767869, -0.55611582),
+                (-0.06590806, 1.13473037, -0.1355218),
+                (-0.60190736, -0.48041419, 1.57358807))
+
+
+def haematoxylin(x: torch.Tensor) -> torch.Tensor:
+    """The haematoxylin channel of colour deconvolution (Ruifrok & Johnston 2001), as
+    ``skimage.color.rgb2hed(rgb)[..., 0]`` computes it: RGB in [0, 1] (here from x in [-1, 1],
+    (B, 3, H, W)) floored at 1e-6, optical density log(rgb) / log(1e-6), times ``hed_from_rgb``,
+    floored at 0.  (B, 3, H, W) -> (B, H, W); high where nuclei are."""
+    rgb = ((x + 1.0) / 2.0).clamp(min=1e-6)
+    od = torch.log(rgb) / math.log(1e-6)
+    col = torch.tensor([r[0] for r in HED_FROM_RGB], dtype=x.dtype, device=x.device)
+    return torch.einsum("bchw,c->bhw", od, col).clamp(min=0.0)
+
+
+def haematoxylin_l1(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Mean |H(x) - H(D(E(x)))| on the haematoxylin channel (:func:`haematoxylin`): a reconstruction
+    term that weighs the nuclei, which the RGB L1 spreads over mostly pale pixels."""
+    return (haematoxylin(x) - haematoxylin(x_hat)).abs().mean()
 
 
 def alexnet_weights_cached() -> Path | None:

@@ -40,10 +40,20 @@ from ..errors import IsgError, atomic_path, first_line
 from ..paths import cohort_tiles_dir
 from ..train import distributed as dist_
 from .bank import BankConfig, augment, bank_fingerprint, load_or_build_bank, tiles_identity, to_tensor
-from .losses import LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, l1_loss, r1_penalty
+from .losses import (
+    LPIPSLoss,
+    adaptive_adv_weight,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    haematoxylin_l1,
+    l1_loss,
+    r1_penalty,
+)
 from .stylegan import AutoencoderConfig, Discriminator, NoiseInjection, StyleAutoencoder
 
 CHECKPOINT_FORMAT = "isg-extractor/1"
+#: how the adversarial term is weighed (ExtractorTrainConfig.adv_weight)
+ADV_WEIGHTS = ("fixed", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,12 @@ class ExtractorTrainConfig:
     # E_G) and without it the codes are read no better, by ridge or MLP (`isg study extractor-limits`)
     lambda_adv: float = 1.0
     adv_start: int = 0  # step at which C and L_C switch on
+    # how L_C is weighed against the reconstruction: "fixed" (lambda_adv, Eq. 2 as printed) or
+    # "adaptive": lambda_adv x VQGAN's ||grad L_rec|| / ||grad L_C|| at the decoder's last layer
+    # (losses.adaptive_adv_weight), so C can neither drown nor vanish against L1 + LPIPS
+    adv_weight: str = "fixed"
+    # L1 on the haematoxylin channel (losses.haematoxylin_l1), added to the RGB L1: 0 is Eq. 2
+    lambda_hed: float = 0.0
     r1_gamma: float | None = 1.0  # None: StyleGAN2-ADA's heuristic 2e-4 * resolution^2 / batch (0.05 here)
     r1_every: int = 16
     bank_size: int = 4096
@@ -86,6 +102,12 @@ class ExtractorTrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     lpips_min_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.adv_weight not in ADV_WEIGHTS:
+            raise IsgError(None, f"adv_weight must be one of {', '.join(ADV_WEIGHTS)}, got {self.adv_weight!r}")
+        if self.lambda_hed < 0:
+            raise IsgError(None, f"lambda_hed must be >= 0, got {self.lambda_hed}")
 
     @property
     def gamma(self) -> float:
@@ -162,6 +184,8 @@ class ExtractorTrainer:
                  lpips: LPIPSLoss | None = None):
         dist_.init_from_env(device=device)
         self.rank, self.world = dist_.world()
+        if cfg.adv_weight == "adaptive" and self.world > 1:  # its gradient probes are not checked under DDP
+            raise IsgError(None, "adv_weight='adaptive' runs in one process only (not under torchrun)")
         if cfg.batch_size < self.world:
             raise IsgError(None, f"batch size {cfg.batch_size} is smaller than the {self.world} processes")
         self.cfg = cfg
@@ -196,6 +220,12 @@ class ExtractorTrainer:
         r1 = r1_penalty(self.disc, torch.zeros(2, 3, res, res, device=self.device))
         grads = torch.autograd.grad(r1, params, allow_unused=True)
         return [p for p, g in zip(params, grads) if g is None]
+
+    def decoder_last_layer(self) -> torch.nn.Parameter:
+        """The weight of D's last layer (the last to-RGB convolution), where the adaptive weight
+        compares the two terms' gradients."""
+        gen = self.ae.generator
+        return (gen.rgbs[-1] if len(gen.rgbs) else gen.rgb4).conv.weight
 
     # --- one step -------------------------------------------------------------------------------
     def _autocast(self):
@@ -286,9 +316,17 @@ class ExtractorTrainer:
                 with contextlib.nullcontext() if cfg.lambda_lpips > 0 else torch.no_grad():
                     lp = self.lpips(x, x_hat.float())  # without its term still recorded, for comparison
                 loss = cfg.lambda_l1 * l1 + cfg.lambda_lpips * lp
+                if cfg.lambda_hed > 0:
+                    hed = haematoxylin_l1(x, x_hat.float())
+                    loss = loss + cfg.lambda_hed * hed
+                    rec["hed"] = float(hed.detach())
                 if adv:
                     g_adv = g_nonsaturating_loss(self.disc(x_hat))
-                    loss = loss + cfg.lambda_adv * g_adv
+                    weight = cfg.lambda_adv
+                    if cfg.adv_weight == "adaptive":
+                        weight = cfg.lambda_adv * adaptive_adv_weight(loss, g_adv, self.decoder_last_layer())
+                        rec["adv_weight"] = float(weight)
+                    loss = loss + weight * g_adv
                     rec["adv"] = float(g_adv.detach())
             self.opt_g.zero_grad(set_to_none=True)
             scaled(loss).backward()
