@@ -167,3 +167,13 @@ register_feature_set(FeatureSet("descriptor", _descriptor))
 #: ISG-Sim's true per-patch cell counts (:mod:`isg_core.features.oracle`): the simulator's truth,
 #: not a stored extraction
 ORACLE = register_feature_set(FeatureSet("oracle", None)).name
+
+
+def _classical(fs: FeatureSet, ctx: EncoderContext) -> PatchEncoder:
+    from .nuclei import ClassicalEncoder  # scikit-image's filters: imported only when used
+    return ClassicalEncoder(ctx.profile.tiling.mpp)
+
+
+#: no network, not the paper's: the descriptor plus nucleus count, area fraction, area and
+#: haematoxylin density of each patch and local patch (:mod:`isg_core.features.nuclei`)
+register_feature_set(FeatureSet("classical", _classical))
