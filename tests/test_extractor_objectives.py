@@ -1,0 +1,100 @@
+"""Issue 31's study: its slide-resampled statistics on constructed cases with known answers,
+and its objectives as config changes of the profile's Eq. 2."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from isg_core.config import get_profile
+from isg_core.features.train import train_config_for
+from isg_core.studies.extractor_choices import fold_mean_pcc
+from isg_core.studies.extractor_objectives import (
+    OBJECTIVES,
+    SlideDraws,
+    minus,
+    nuclear_ratio_stat,
+    pixel_errors,
+    probe_score,
+    r2_stat,
+    reached,
+    weighted_fold_pcc,
+)
+
+
+def preds(seed=0, n_slides=10, per=6):
+    rng = np.random.default_rng(seed)
+    slide = np.repeat([f"s{k}" for k in range(n_slides)], per)
+    fold = np.repeat(np.arange(n_slides) % 5, per)
+    df = pd.DataFrame({"slide": slide, "fold": fold})
+    for t in ("n_lymphocyte", "n_mitosis", "n_tumour"):
+        y = rng.poisson(3, len(df)).astype(float)
+        df[t], df[f"{t}:pred"] = y, y + rng.normal(0, 2, len(df))
+    return df
+
+
+def test_weighted_pcc_is_the_fold_mean_pcc_and_weights_are_duplicated_rows():
+    df = preds()
+    assert probe_score(df)(None) == pytest.approx(np.mean([fold_mean_pcc(df, t) for t in
+                                                          ("n_lymphocyte", "n_mitosis", "n_tumour")]))
+    w = np.random.default_rng(1).integers(0, 3, len(df)).astype(float)
+    dup = df.loc[df.index.repeat(w.astype(int))]
+    assert weighted_fold_pcc(df.n_tumour.to_numpy(), df["n_tumour:pred"].to_numpy(), df.fold.to_numpy(), w) == \
+        pytest.approx(fold_mean_pcc(dup, "n_tumour"))
+    const = df.assign(**{"n_tumour:pred": 1.0})
+    assert probe_score(const, ("n_tumour",))(None) == 0.0
+
+
+def test_draws_resample_slides_within_folds_and_pair_the_arms():
+    df = preds()
+    draws = SlideDraws(df.slide.to_numpy(), df.fold.to_numpy(), n_boot=200)
+    per_fold = pd.Series(df.fold.to_numpy(), index=df.slide).groupby(level=0).first()
+    for c in draws.counts[:20]:
+        assert np.array_equal(pd.Series(c, index=draws.slides).groupby(per_fold).sum().to_numpy(),
+                              per_fold.value_counts().sort_index().to_numpy())
+    s = probe_score(df)
+    same = draws.interval(minus(s, s), df.slide.to_numpy())
+    assert same == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    iv = draws.interval(s, df.slide.to_numpy())
+    assert iv["ci_low"] < iv["value"] < iv["ci_high"]
+    with pytest.raises(ValueError):
+        draws.interval(s, np.array(["unknown"] * len(df)))
+
+
+def test_pixel_r2_and_nuclear_l1_on_known_reconstructions():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 8, 8, 3)).astype(np.uint8)
+    perfect = pixel_errors(x, x, nuclear_level=0.5)
+    assert r2_stat(perfect)(None) == 1.0
+    mean_image = np.broadcast_to(x.astype(np.float32).mean(0).round().astype(np.uint8), x.shape)
+    assert r2_stat(pixel_errors(x, mean_image, 0.5))(None) == pytest.approx(0.0, abs=1e-3)
+    # an error of 51 levels (0.2) on nuclear pixels only, none elsewhere: ratio far above 1; and on
+    # every pixel alike: ratio 1
+    from isg_core.studies.extractor_limits import haematoxylin_density
+    nuc = haematoxylin_density(x) > 0.5
+    off = x.astype(int)
+    off[nuc] = np.clip(off[nuc] + 51, 0, 255)
+    e = pixel_errors(x, off.astype(np.uint8), 0.5)
+    assert nuclear_ratio_stat(e)(None) > 10
+    dark = (x // 2).astype(np.uint8)  # half of every value: errors alike, not equal; ratio finite
+    assert 0.1 < nuclear_ratio_stat(pixel_errors(x, dark, 0.5))(None) < 10
+    w = np.zeros(20)
+    w[:10] = 1
+    assert r2_stat(perfect)(w) == 1.0
+
+
+def test_objectives_are_config_changes_of_the_profile():
+    prof = get_profile("smoke")
+    base = train_config_for("local", prof.features)
+    assert OBJECTIVES[0].config("local", prof.features, seed=0) == base  # Eq. 2 as printed
+    adaptive = OBJECTIVES[2].config("local", prof.features, seed=1)
+    assert adaptive.adv_weight == "adaptive" and adaptive.adv_start == round(0.5 * base.steps)
+    assert adaptive.seed == 1
+    quiet = OBJECTIVES[-1].config("local", prof.features, seed=0, **{"model.code_dim": 16})
+    assert not quiet.model.noise_inputs and quiet.model.code_dim == 16 and quiet.lambda_adv == 0
+    assert len({o.slug for o in OBJECTIVES}) == len(OBJECTIVES)
+
+
+def test_targets_are_reached_by_the_interval():
+    row = {"pixel R2": 0.85, "pixel R2 low": 0.8, "pixel R2 high": 0.91,
+           "nuclear / other L1": 1.3, "nuclear / other L1 low": 1.25, "nuclear / other L1 high": 1.4}
+    assert reached(row, "local") == "pixel R2 reached; nuclear L1 missed"
+    assert reached({**row, "pixel R2 high": 0.89}, "local").startswith("pixel R2 missed")
