@@ -279,6 +279,35 @@ def summarise(name: str, runs: list[dict], reference: dict, reference_ridge: dic
     return row
 
 
+#: the name of the classical cube's row
+CLASSICAL_ROW = "reference: classical cube (no network, not the paper's)"
+
+
+def classical_reference(units: ProbeUnits, mpp: float, reference: dict, draws: SlideDraws,
+                        probe_cfg: ProbeConfig = STUDY_PROBE) -> dict:
+    """The classical cube's row (:mod:`isg_core.features.nuclei`: the 13 statistics and 4 nucleus
+    statistics of each local patch, nuclei found in its whole global patch) read by the same MLP
+    probe, against the 13 statistics alone (``reference``)."""
+    from ..features.nuclei import ClassicalEncoder
+
+    whole = global_units(units).patches[:, 0, 0]
+    q = units.patches.shape[-2]
+    cube = np.concatenate([ClassicalEncoder(mpp).encode(whole[k:k + 64], q)[1] for k in range(0, len(whole), 64)])
+    pred = mlp_probe_predictions(cube, units, probe_cfg)
+    row = {"extractor": "none", "objective": CLASSICAL_ROW, "seeds": 0, "steps": 0}
+    for level in ("local", "patch"):
+        sl = reference[level].slide.to_numpy()
+        for key, stat in ((f"{level}: code, MLP", probe_score(pred[level])),
+                          (f"{level}: code minus input descriptor (MLP)",
+                           minus(probe_score(pred[level]), probe_score(reference[level])))):
+            iv = draws.interval(stat, sl)
+            row[key], row[f"{key} low"], row[f"{key} high"] = iv["value"], iv["ci_low"], iv["ci_high"]
+    iv = draws.interval(probe_score(pred["patch"], ("n_lymphocyte",)), reference["patch"].slide.to_numpy())
+    key = "patch: lymphocyte count PCC (code, MLP)"
+    row[key], row[f"{key} low"], row[f"{key} high"] = iv["value"], iv["ci_low"], iv["ci_high"]
+    return row
+
+
 #: the issue's targets, per scale: (measure, lowest value that reaches it)
 TARGETS = {
     "local": {"pixel R2": 0.9, "local: reconstruction minus input (descriptor, ridge)": -0.02,
@@ -333,6 +362,8 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
         reference_ridge = probe_predictions(descriptor, units)
         if scale == "global":  # one unit per global patch: its levels coincide
             reference, reference_ridge = ({"patch": r["patch"]} for r in (reference, reference_ridge))
+        if scale == "local":  # the classical cube (not the paper's), beside the codes it is a reference for
+            summary.append(classical_reference(units0, prof.tiling.mpp, reference, draws, probe_cfg))
         for obj in tqdm(objectives, desc=f"objectives ({NETWORK[scale]})", disable=not progress):
             runs = []
             for seed in seeds:
