@@ -98,3 +98,17 @@ def test_targets_are_reached_by_the_interval():
            "nuclear / other L1": 1.3, "nuclear / other L1 low": 1.25, "nuclear / other L1 high": 1.4}
     assert reached(row, "local") == "pixel R2 reached; nuclear L1 missed"
     assert reached({**row, "pixel R2 high": 0.89}, "local").startswith("pixel R2 missed")
+
+
+def test_split_by_scale_keeps_each_scales_rows_and_the_classical_cube_with_e_l():
+    from isg_core.studies.extractor_objectives import CLASSICAL_ROW, split_by_scale
+
+    out = {"summary": pd.DataFrame({"extractor": ["none", "E_L", "E_G", "E_L"],
+                                    "objective": [CLASSICAL_ROW, "a", "a", "b"]}),
+           "seeds": pd.DataFrame({"scale": ["local", "global", "local"], "seed": [0, 0, 1]}),
+           "rate_distortion": pd.DataFrame({"extractor": ["E_G", "E_L"], "code width d": [16, 16]})}
+    loc, glo = split_by_scale(out, "local"), split_by_scale(out, "global")
+    assert list(loc["summary"].objective) == [CLASSICAL_ROW, "a", "b"]
+    assert list(glo["summary"].extractor) == ["E_G"]
+    assert list(loc["seeds"].seed) == [0, 1] and list(glo["seeds"].seed) == [0]
+    assert list(loc["rate_distortion"].extractor) == ["E_L"] and list(glo["rate_distortion"].extractor) == ["E_G"]

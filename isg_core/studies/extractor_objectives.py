@@ -27,8 +27,8 @@ patches), at the scale it encodes (E_L: 32 px local patches; E_G: whole global p
 Every interval resamples slides (within the probe's folds, the same draw for every seed and both
 arms of a difference) and averages each draw over the training seeds, so it carries slide and
 training variance; it is a 95% percentile interval, not adjusted for the table's several rows.
-``isg study extractor-objectives`` writes ``results/<profile>/extractor_objectives*.{csv,md}``,
-and, with ``--widths``, the code width's rate-distortion curve ``extractor_rate_distortion*``.
+``isg study extractor-objectives`` writes ``results/<profile>/extractor_objectives_<scale>*.{csv,md}``,
+and, with ``--widths``, the code width's rate-distortion curve ``extractor_rate_distortion_<scale>*``.
 """
 from __future__ import annotations
 
@@ -341,7 +341,7 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name, role="development")
-    ensure_prepared(root, prof, progress=progress)
+    ensure_prepared(root, prof, methods=("shannon",), progress=progress)  # its extractors train on Shannon's patches
     units0 = probe_units(root, progress=progress)
     draws = SlideDraws(units0.slide, units0.fold, n_boot)
     summary, per_seed, rd = [], [], []
@@ -395,24 +395,26 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
             "counts": list(COUNT_COLUMNS)}
 
 
+def split_by_scale(out: dict, scale: str) -> dict:
+    """The study's output restricted to one scale's rows (the classical cube goes with E_L's)."""
+    s, seeds, rd = out["summary"], out["seeds"], out["rate_distortion"]
+    keep = s.extractor.eq(NETWORK[scale]) | (s.objective.eq(CLASSICAL_ROW) if scale == "local" else False)
+    return {**out, "summary": s[keep].reset_index(drop=True),
+            "seeds": seeds[seeds.scale.eq(scale)].reset_index(drop=True) if len(seeds) else seeds,
+            "rate_distortion": rd[rd.extractor.eq(NETWORK[scale])].reset_index(drop=True) if len(rd) else rd}
+
+
 def run(args, command: str) -> None:
-    """``isg study extractor-objectives``: the study at ``--profile`` for ``--scales``; its tables
-    ``results/<profile>/extractor_objectives*.{csv,md}`` (and ``extractor_rate_distortion*`` with
-    ``--widths``) and ``fig_extractor_objectives.png``."""
-    torch.set_num_threads(2)
+    """``isg study extractor-objectives``: the study at ``--profile`` for ``--scales``; per scale its
+    tables ``results/<profile>/extractor_objectives_<scale>*.{csv,md}`` (and
+    ``extractor_rate_distortion_<scale>*`` with ``--widths``) and ``fig_extractor_objectives_<scale>.png``,
+    so that E_L and E_G can run as two processes."""
+    torch.set_num_threads(args.threads)
     prof = get_profile(args.profile)
     scales = tuple(args.scales)
     objectives = tuple(OBJECTIVES[k] for k in args.only) if args.only else OBJECTIVES
     out = objectives_study(prof, scales=scales, objectives=objectives, seeds=tuple(args.seeds),
                            widths=tuple(args.widths or ()), device=args.device)
-    config = {"profile": prof.name, "cohort": "development", "dev_seed": prof.sim.dev_seed,
-              "objectives": {o.name: dict(o.changes) for o in objectives}, "seeds": list(args.seeds),
-              "scales": list(scales), "probe": "2-layer MLP (Table 5's), 5 folds by slide",
-              "probe training": vars(STUDY_PROBE),
-              "probe units": out["units"], "haematoxylin L1 weight": HED_WEIGHT,
-              **{f"{NETWORK[s]} config": train_config_for(s, prof.features).to_dict() for s in scales},
-              **({"widths": list(args.widths), "rate-distortion objective": RATE_DISTORTION_OBJECTIVE.name}
-                 if args.widths else {})}
     note = ("ISG-Sim is SIMULATED; development cohort (seed %d), never the reported one. Each objective changes "
             "the profile's extractor config (Eq. 2 as printed) by the fields listed in the config; every objective "
             "is trained with each seed and measured on held-out slides' kept patches (E_L: 32 px local patches; "
@@ -422,18 +424,29 @@ def run(args, command: str) -> None:
             "of Table 5, cross-validated by slide; PCC per fold, mean over folds and over the lymphocyte, mitosis "
             "and tumour-cell counts. Nuclear pixels: haematoxylin density above its 0.9 quantile over the probe "
             "patches. 'targets': issue 31's, reached when the interval reaches them." % prof.sim.dev_seed)
-    title = "Autoencoders that autoencode: Eq. 2's levers, %s training seeds each (ISG-Sim, SIMULATED)"
-    write_table(out["summary"], "extractor_objectives", prof.name, command, config,
-                title=title % len(args.seeds), note=note)
-    write_table(out["seeds"], "extractor_objectives_seeds", prof.name, command, config,
-                title="Autoencoders that autoencode: each training seed (ISG-Sim, SIMULATED)", note=note)
-    if len(out["rate_distortion"]):
-        write_table(out["rate_distortion"], "extractor_rate_distortion", prof.name, command, config,
-                    title="The code width's rate-distortion curve (ISG-Sim, SIMULATED)",
-                    note=note + " One training seed per width (seed 0), objective: %s."
-                         % RATE_DISTORTION_OBJECTIVE.name)
-    save_figure(objectives_figure(out), "fig_extractor_objectives", prof.name)
-    print(out["summary"].to_string())
+    title = "Autoencoders that autoencode (%s): Eq. 2's levers, %s training seeds each (ISG-Sim, SIMULATED)"
+    for scale in scales:
+        part = split_by_scale(out, scale)
+        config = {"profile": prof.name, "cohort": "development", "dev_seed": prof.sim.dev_seed,
+                  "objectives": {o.name: dict(o.changes) for o in objectives}, "seeds": list(args.seeds),
+                  "scale": scale, "probe": "2-layer MLP (Table 5's), 5 folds by slide",
+                  "probe training": vars(STUDY_PROBE),
+                  "probe units": out["units"], "haematoxylin L1 weight": HED_WEIGHT,
+                  f"{NETWORK[scale]} config": train_config_for(scale, prof.features).to_dict(),
+                  **({"widths": list(args.widths), "rate-distortion objective": RATE_DISTORTION_OBJECTIVE.name}
+                     if args.widths else {})}
+        write_table(part["summary"], f"extractor_objectives_{scale}", prof.name, command, config,
+                    title=title % (NETWORK[scale], len(args.seeds)), note=note)
+        write_table(part["seeds"], f"extractor_objectives_{scale}_seeds", prof.name, command, config,
+                    title=f"Autoencoders that autoencode ({NETWORK[scale]}): each training seed (ISG-Sim, SIMULATED)",
+                    note=note)
+        if len(part["rate_distortion"]):
+            write_table(part["rate_distortion"], f"extractor_rate_distortion_{scale}", prof.name, command, config,
+                        title=f"{NETWORK[scale]}'s code width: a rate-distortion curve (ISG-Sim, SIMULATED)",
+                        note=note + " One training seed per width (seed 0), objective: %s."
+                             % RATE_DISTORTION_OBJECTIVE.name)
+        save_figure(objectives_figure(part), f"fig_extractor_objectives_{scale}", prof.name)
+        print(part["summary"].to_string())
 
 
 def objectives_figure(out: dict):

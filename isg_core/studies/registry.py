@@ -142,6 +142,8 @@ register(Study(
      option("--only", nargs="*", type=int, help="indices of OBJECTIVES to run (default: all)"),
      option("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)"),
      option("--widths", nargs="*", type=int, help="code widths d for a rate-distortion curve (e.g. 16 32 64 128)"),
+     option("--threads", type=int, default=2,
+            help="torch threads (default 2; 1 to run E_L and E_G as two processes on 2 cores)"),
      device_option())))
 register(Study(
     "extractor-folds",
