@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import IsgError
 
@@ -254,6 +254,21 @@ PROFILES: dict[str, Profile] = {
                      models=SlideModelConfig(seeds=3),
                      workers=16),
 }
+
+
+def with_local_size(profile: Profile, q: int) -> Profile:
+    """``profile`` with local patches of ``q`` px (paper Sec. 3's q; 16 px at 0.5 mpp is about one
+    nucleus), the same global patches: E_L encodes them at ``min(local_resolution, q)``.  The name is
+    kept; a cohort tiled at another q keeps its tiles apart (:func:`tiles_folder`)."""
+    tiling = replace(profile.tiling, local_size=q)  # validates that q divides p
+    return replace(profile, tiling=tiling,
+                   features=replace(profile.features, local_resolution=min(profile.features.local_resolution, q)))
+
+
+def tiles_folder(profile: Profile) -> str:
+    """The cohort folder that holds a profile's tiles: ``tiles`` at the default q, ``tiles-q<q>`` else."""
+    q = profile.tiling.local_size
+    return "tiles" if q == TilingConfig.local_size else f"tiles-q{q}"
 
 
 def get_profile(name: str | None = None) -> Profile:

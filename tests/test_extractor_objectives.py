@@ -112,3 +112,18 @@ def test_split_by_scale_keeps_each_scales_rows_and_the_classical_cube_with_e_l()
     assert list(glo["summary"].extractor) == ["E_G"]
     assert list(loc["seeds"].seed) == [0, 1] and list(glo["seeds"].seed) == [0]
     assert list(loc["rate_distortion"].extractor) == ["E_L"] and list(glo["rate_distortion"].extractor) == ["E_G"]
+
+
+def test_with_local_size_changes_q_and_e_ls_resolution_only_and_tiles_apart():
+    from isg_core.config import tiles_folder, with_local_size
+    from isg_core.errors import IsgError
+
+    quick = get_profile("quick")
+    q16 = with_local_size(quick, 16)
+    assert (q16.tiling.local_size, q16.tiling.global_size, q16.tiling.grid) == (16, 256, 16)
+    assert q16.features.local_resolution == 16 and q16.features.global_resolution == quick.features.global_resolution
+    assert train_config_for("local", q16.features).model.resolution == 16
+    assert (tiles_folder(quick), tiles_folder(q16)) == ("tiles", "tiles-q16")
+    assert with_local_size(get_profile("smoke"), 16).features.local_resolution == 16  # never upsampled
+    with pytest.raises(IsgError, match="multiple of local size"):
+        with_local_size(quick, 24)

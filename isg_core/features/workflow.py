@@ -43,9 +43,10 @@ COHORT_SELECTORS = ("shannon", "ig", "canny", "dog", "log", "otsu")
 
 
 def ensure_prepared(cohort_root: "str | os.PathLike", profile: Profile, methods=COHORT_SELECTORS,
-                    progress: bool = True):
-    """Tile and select the cohort (skip-if-done, :func:`isg_core.cohorts.prepare.prepare_cohort`)."""
-    return prepare_cohort(cohort_root, methods=methods, config=profile.tiling, workers=profile.workers,
+                    progress: bool = True, tiles: "str | os.PathLike | None" = None):
+    """Tile and select the cohort (skip-if-done, :func:`isg_core.cohorts.prepare.prepare_cohort`)
+    into ``tiles`` (default ``<cohort>/tiles``)."""
+    return prepare_cohort(cohort_root, tiles, methods=methods, config=profile.tiling, workers=profile.workers,
                           progress=progress)
 
 

@@ -42,6 +42,7 @@ from ..features.stylegan import Encoder
 from ..features.train import ExtractorTrainConfig, history_frame, load_checkpoint, train_config_for, train_extractor
 from ..metrics import pcc_or_zero
 from ..models.linear_totals import ridge_fit_predict
+from ..paths import cohort_tiles_dir
 from ..report.outputs import save_figure, write_table
 
 #: what a local patch's code should carry: the cells the T-cell, proliferation and tumour genes count
@@ -106,9 +107,10 @@ class ProbeUnits:
 
 
 def probe_units(cohort_root: "str | os.PathLike", slides_per_type: int = 20, patches_per_slide: int = 8,
-                seed: int = 0, progress: bool = True) -> ProbeUnits:
+                seed: int = 0, progress: bool = True, tiles: "str | os.PathLike | None" = None) -> ProbeUnits:
     """Read ``patches_per_slide`` kept (Shannon) global patches of ``slides_per_type`` slides of each
-    cancer type, with their local patches and the simulator's counts per local patch."""
+    cancer type, with their local patches and the simulator's counts per local patch (``tiles``: the
+    tiles folder, ``<cohort>/tiles`` by default; its tiling sets q)."""
     root = Path(cohort_root)
     man = read_manifest(root / "manifest.csv")
     rng = np.random.default_rng(seed)
@@ -117,7 +119,7 @@ def probe_units(cohort_root: "str | os.PathLike", slides_per_type: int = 20, pat
     truth = read_patch_truth(root)
     out = {"patches": [], "counts": [], "slide": [], "fold": []}
     for row in tqdm(picked.itertuples(), total=len(picked), desc="probe patches", unit="slide", disable=not progress):
-        h5 = root / "tiles" / f"{row.slide_id}.h5"
+        h5 = cohort_tiles_dir(root, tiles) / f"{row.slide_id}.h5"
         tiling = read_tiling_h5(h5)
         with h5py.File(h5, "r") as f:
             kept = np.flatnonzero(f["selection/shannon/keep"][:])

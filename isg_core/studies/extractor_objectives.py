@@ -42,7 +42,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Profile, get_profile
+from ..config import Profile, get_profile, tiles_folder, with_local_size
+from ..errors import IsgError
 from ..features.bank import appearance_descriptor
 from ..features.flops import count_flops
 from ..features.oracle import COUNT_COLUMNS
@@ -331,26 +332,34 @@ def reached(row: dict, scale: str) -> str:
 def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
                      scales: tuple[str, ...] = ("local",), objectives=OBJECTIVES, seeds=SEEDS,
                      widths: tuple[int, ...] = (), device: str | None = None, progress: bool = True,
-                     n_boot: int = 1000, probe_cfg: ProbeConfig = STUDY_PROBE) -> dict:
+                     n_boot: int = 1000, probe_cfg: ProbeConfig = STUDY_PROBE, local_size: int | None = None) -> dict:
     """Train (or find) every objective x seed at every scale on the development cohort and
     measure it; ``widths``: also the code-width sweep of :data:`RATE_DISTORTION_OBJECTIVE` (seed 0
-    only).  Returns ``summary`` (a row per scale x objective), ``seeds`` (per training) and
-    ``rate_distortion``."""
+    only); ``local_size``: E_L on q x q local patches (:func:`~isg_core.config.with_local_size`,
+    tiled into their own folder).  Returns ``summary`` (a row per scale x objective), ``seeds``
+    (per training) and ``rate_distortion``."""
     from ..cohorts.folder import ensure_cohort
     from ..features.workflow import ensure_prepared
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(cohort_root) if cohort_root else ensure_cohort(prof.name, role="development")
-    ensure_prepared(root, prof, methods=("shannon",), progress=progress)  # its extractors train on Shannon's patches
-    units0 = probe_units(root, progress=progress)
+    if local_size is not None and local_size != prof.tiling.local_size:
+        if tuple(scales) != ("local",):
+            raise IsgError(None, "--local-size changes E_L's patches only: run it with --scales local")
+        prof = with_local_size(prof, local_size)
+    tiles = root / tiles_folder(prof)
+    suffix = "" if tiles.name == "tiles" else "-" + tiles.name.split("-", 1)[1]  # local-q16: apart from q=32's
+    # its extractors train on Shannon's patches, and its probes read them
+    ensure_prepared(root, prof, methods=("shannon",), progress=progress, tiles=tiles)
+    units0 = probe_units(root, progress=progress, tiles=tiles)
     draws = SlideDraws(units0.slide, units0.fold, n_boot)
     summary, per_seed, rd = [], [], []
 
     def train(obj: Objective, scale: str, seed: int, **more) -> Path:
         tag = obj.slug + "".join(f"-{k.split('.')[-1]}{v}" for k, v in more.items())
         cfg = obj.config(scale, prof.features, seed, **more)
-        return train_extractor(root, cfg, root / "extractors" / "objectives" / tag / f"seed{seed}" / scale,
-                               resume=True, progress=progress, device=device)
+        return train_extractor(root, cfg, root / "extractors" / "objectives" / tag / f"seed{seed}" / (scale + suffix),
+                               tiles=tiles, resume=True, progress=progress, device=device)
 
     for scale in scales:
         res = train_config_for(scale, prof.features).model.resolution
@@ -413,39 +422,42 @@ def run(args, command: str) -> None:
     prof = get_profile(args.profile)
     scales = tuple(args.scales)
     objectives = tuple(OBJECTIVES[k] for k in args.only) if args.only else OBJECTIVES
+    q = args.local_size or prof.tiling.local_size
     out = objectives_study(prof, scales=scales, objectives=objectives, seeds=tuple(args.seeds),
-                           widths=tuple(args.widths or ()), device=args.device)
+                           widths=tuple(args.widths or ()), device=args.device, local_size=q)
+    tag = "" if q == prof.tiling.local_size else f"_q{q}"  # E_L on other local patches: tables of their own
     note = ("ISG-Sim is SIMULATED; development cohort (seed %d), never the reported one. Each objective changes "
             "the profile's extractor config (Eq. 2 as printed) by the fields listed in the config; every objective "
-            "is trained with each seed and measured on held-out slides' kept patches (E_L: 32 px local patches; "
+            "is trained with each seed and measured on held-out slides' kept patches (E_L: %d px local patches; "
             "E_G: whole global patches). Values are means over the training seeds; 'low'/'high' are 95%% "
             "percentile intervals over 1000 slide resamples within the probe's folds (the same draws for every "
             "seed and both arms of a difference), not adjusted for the table's several rows. Probe: the 2-layer MLP "
             "of Table 5, cross-validated by slide; PCC per fold, mean over folds and over the lymphocyte, mitosis "
             "and tumour-cell counts. Nuclear pixels: haematoxylin density above its 0.9 quantile over the probe "
-            "patches. 'targets': issue 31's, reached when the interval reaches them." % prof.sim.dev_seed)
+            "patches. 'targets': issue 31's, reached when the interval reaches them." % (prof.sim.dev_seed, q))
     title = "Autoencoders that autoencode (%s): Eq. 2's levers, %s training seeds each (ISG-Sim, SIMULATED)"
     for scale in scales:
         part = split_by_scale(out, scale)
         config = {"profile": prof.name, "cohort": "development", "dev_seed": prof.sim.dev_seed,
                   "objectives": {o.name: dict(o.changes) for o in objectives}, "seeds": list(args.seeds),
-                  "scale": scale, "probe": "2-layer MLP (Table 5's), 5 folds by slide",
+                  "scale": scale, "local patch q (px)": q, "probe": "2-layer MLP (Table 5's), 5 folds by slide",
                   "probe training": vars(STUDY_PROBE),
                   "probe units": out["units"], "haematoxylin L1 weight": HED_WEIGHT,
-                  f"{NETWORK[scale]} config": train_config_for(scale, prof.features).to_dict(),
+                  f"{NETWORK[scale]} config": train_config_for(
+                      scale, (with_local_size(prof, q) if scale == "local" else prof).features).to_dict(),
                   **({"widths": list(args.widths), "rate-distortion objective": RATE_DISTORTION_OBJECTIVE.name}
                      if args.widths else {})}
-        write_table(part["summary"], f"extractor_objectives_{scale}", prof.name, command, config,
+        write_table(part["summary"], f"extractor_objectives_{scale}{tag}", prof.name, command, config,
                     title=title % (NETWORK[scale], len(args.seeds)), note=note)
-        write_table(part["seeds"], f"extractor_objectives_{scale}_seeds", prof.name, command, config,
+        write_table(part["seeds"], f"extractor_objectives_{scale}{tag}_seeds", prof.name, command, config,
                     title=f"Autoencoders that autoencode ({NETWORK[scale]}): each training seed (ISG-Sim, SIMULATED)",
                     note=note)
         if len(part["rate_distortion"]):
-            write_table(part["rate_distortion"], f"extractor_rate_distortion_{scale}", prof.name, command, config,
+            write_table(part["rate_distortion"], f"extractor_rate_distortion_{scale}{tag}", prof.name, command, config,
                         title=f"{NETWORK[scale]}'s code width: a rate-distortion curve (ISG-Sim, SIMULATED)",
                         note=note + " One training seed per width (seed 0), objective: %s."
                              % RATE_DISTORTION_OBJECTIVE.name)
-        save_figure(objectives_figure(part), f"fig_extractor_objectives_{scale}", prof.name)
+        save_figure(objectives_figure(part), f"fig_extractor_objectives_{scale}{tag}", prof.name)
         print(part["summary"].to_string())
 
 

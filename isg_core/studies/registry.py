@@ -142,6 +142,8 @@ register(Study(
      option("--only", nargs="*", type=int, help="indices of OBJECTIVES to run (default: all)"),
      option("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)"),
      option("--widths", nargs="*", type=int, help="code widths d for a rate-distortion curve (e.g. 16 32 64 128)"),
+     option("--local-size", type=int, default=None,
+            help="E_L's local patch q in px (default the profile's, 32; 16 is about one nucleus), tiled apart"),
      option("--threads", type=int, default=2,
             help="torch threads (default 2; 1 to run E_L and E_G as two processes on 2 cores)"),
      device_option())))
