@@ -7,6 +7,7 @@ expression files (see :mod:`isg_core.data.expression`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -72,6 +73,17 @@ class Cohort:
     @property
     def label(self) -> str:
         return SIMULATED_LABEL if self.simulated else self.meta.get("name", self.root.name)
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over what identifies the cohort's tables: the manifest (slide
+        ids, cancer types, folds; not the files' paths, which move between machines) and the
+        expression targets as loaded.  A seed alone does not: one seed regenerated with another
+        layout or size is another cohort."""
+        man = self.manifest.drop(columns=[c for c in ("path",) if c in self.manifest.columns])
+        h = hashlib.sha256(man.to_csv(index=False).encode())
+        h.update(self.targets.to_csv(float_format="%.9g").encode())
+        return h.hexdigest()[:16]
 
 
 def load_cohort(root: str | Path, expression: str | Path | None = None,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..cohorts.folder import cohort_role, ensure_cohort, load_cohort
 from ..config import TASK_GENES, Profile, get_profile
+from ..devices import environment
 from ..errors import IsgError
 from ..features.oracle import oracle_available
 from ..features.registry import get_feature_set
@@ -137,9 +138,12 @@ def open_table_cohort(profile: "str | Profile | None", cohort_root: "str | os.Pa
 
 
 def cohort_config(prof: Profile, cohort) -> dict:
-    """What a table's config says of its cohort: its label, ``cohort_seed`` and role."""
+    """What a table's config says of its cohort and of what computed it: the cohort's label,
+    ``cohort_seed``, role and fingerprint (:attr:`Cohort.fingerprint`), and the environment
+    (:func:`isg_core.devices.environment`)."""
     seed = cohort.meta.get("parameters", {}).get("seed")
-    return {"cohort": cohort.label, "cohort_seed": seed, "cohort_role": cohort_role(prof, cohort)}
+    return {"cohort": cohort.label, "cohort_seed": seed, "cohort_role": cohort_role(prof, cohort),
+            "cohort_fingerprint": cohort.fingerprint, "environment": environment()}
 
 
 def reproduce_table(n: int, profile: "str | Profile | None" = None, cohort_root: "str | os.PathLike | None" = None,
