@@ -140,6 +140,33 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+
+def roc_auc_rows(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """:func:`roc_auc` of each row of ``scores`` (m, n) against the same labels ``y_true`` (n,), in
+    one pass: the mid-rank of each positive is the count of lower scores plus half the count of
+    equal ones (itself included) plus 1/2, so the sums of ranks are exact and every AUC equals
+    :func:`roc_auc`'s to the bit (tested).  A row with a NaN score falls back to :func:`roc_auc`
+    (which drops the pair); NaN everywhere when a class is absent."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    if s.shape[1] != y.size:
+        raise ValueError(f"shape mismatch: y_true {y.shape} vs scores {s.shape}")
+    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
+        return np.array([roc_auc(y, row) for row in s])
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int(y.size - pos.sum())
+    out = np.full(len(s), np.nan)
+    if n_pos == 0 or n_neg == 0:
+        return out
+    p = s[:, pos][:, :, None]  # (m, n_pos, 1) against every score (m, 1, n)
+    less = (s[:, None, :] < p).sum(axis=2)
+    equal = (s[:, None, :] == p).sum(axis=2)
+    ranks = less + (equal + 1) / 2
+    out[:] = (ranks.sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    bad = np.isnan(s).any(axis=1)
+    out[bad] = [roc_auc(y, row) for row in s[bad]]
+    return out
+
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(fpr, tpr, thresholds)``: one point per distinct score, from the highest down (a slide
     is called positive when its score >= the threshold), starting at (0, 0) with threshold +inf.
