@@ -1,5 +1,5 @@
 """Autoencoders that autoencode: Eq. 2's levers, two training seeds each, judged by what the
-features are for (issue 31), on the development cohort.
+features are for, on the development cohort.
 
 Eq. 2 as printed (L1 + LPIPS + L_C, weight 1, C on from the first step) trains decoders that do
 not reconstruct (``extractor_limits``).  Each objective here changes Eq. 2 by config fields of
@@ -434,7 +434,7 @@ def run(args, command: str) -> None:
             "seed and both arms of a difference), not adjusted for the table's several rows. Probe: the 2-layer MLP "
             "of Table 5, cross-validated by slide; PCC per fold, mean over folds and over the lymphocyte, mitosis "
             "and tumour-cell counts. Nuclear pixels: haematoxylin density above its 0.9 quantile over the probe "
-            "patches. 'targets': issue 31's, reached when the interval reaches them." % (prof.sim.dev_seed, q))
+            "patches. 'targets': the study's targets, reached when the interval reaches them." % (prof.sim.dev_seed, q))
     title = "Autoencoders that autoencode (%s): Eq. 2's levers, %s training seeds each (ISG-Sim, SIMULATED)"
     for scale in scales:
         part = split_by_scale(out, scale)
