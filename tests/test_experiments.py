@@ -214,17 +214,24 @@ def test_fold_models_are_saved_and_reload(tmp_path):
         load_fold_model(tmp_path / "junk", 0, Lin)
 
 
+def lihc_toy_cohort(tiles_dir):
+    """A toy cohort of 10 LIHC slides, each with its own features in ``tiles_dir``."""
+    c = toy_cohort(n_per_type=10)
+    c.manifest = c.manifest[c.manifest.cancer_type == "LIHC"].reset_index(drop=True)
+    for i, sid in enumerate(c.manifest.slide_id):
+        make_h5(tiles_dir / f"{sid}.h5", n=6, d=4, g=2)
+        with h5py.File(tiles_dir / f"{sid}.h5", "a") as f:  # different features per slide
+            f["features/fe/global"][...] = np.random.default_rng(i).normal(size=(5, 4)).astype(np.float16)
+            f["features/fe"].attrs["source"] = "toy extractor v1"
+    return c
+
+
 def test_parallel_jobs_give_the_same_table(tmp_path):
     """Two worker processes give the rows one process gives (folds are seeded; one thread each)."""
     from isg_core.config import get_profile
     from isg_core.experiments import run_table
 
-    c = toy_cohort(n_per_type=10)
-    c.manifest = c.manifest[c.manifest.cancer_type == "LIHC"].reset_index(drop=True)
-    for i, sid in enumerate(c.manifest.slide_id):
-        make_h5(tmp_path / f"{sid}.h5", n=6, d=4, g=2)
-        with h5py.File(tmp_path / f"{sid}.h5", "a") as f:  # different features per slide
-            f["features/fe/global"][...] = np.random.default_rng(i).normal(size=(5, 4)).astype(np.float16)
+    c = lihc_toy_cohort(tmp_path)
     prof = get_profile("smoke")
     exps = [Experiment("H", "he2rna", selection=None), isg("I", 2, 1)]
     torch.set_num_threads(1)

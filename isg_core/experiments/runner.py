@@ -28,6 +28,7 @@ from ..train.batches import SlideData
 from ..train.engine import TrainConfig, cross_validate, load_fold_model
 from .factory import model_factory
 from .inputs import load_experiment_data
+from .receipts import inputs_identity, read_receipt, receipt_path, write_receipt
 from .scoring import expression_rows, msi_frame
 from .specs import Experiment
 from .targets import ALL_TASKS, LOSS_OF_KIND, run_targets, task_slides
@@ -111,11 +112,13 @@ class RegressionOutcome:
 
 def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task: str, profile: Profile,
                    out_dir: "str | os.PathLike", device: str | None = None, progress: bool = True,
-                   data: SlideData | None = None, kind: str = "regression", seed: int = 0) -> ExperimentResult:
+                   data: SlideData | None = None, kind: str = "regression", seed: int = 0,
+                   receipt: Path | None = None) -> ExperimentResult:
     """Cross-validate ``exp`` on ``task`` with training seed ``seed``; folds are skipped if done.
     ``task`` is a cancer type or ``"all"`` for a ``"regression"``, a paper cohort of
     :data:`~isg_core.experiments.STAND_INS` for a ``"classification"``.  ``data``: the slides'
-    features already loaded (a superset)."""
+    features already loaded (a superset).  ``receipt``: where to record the finished run for
+    :func:`find_finished` (:mod:`~isg_core.experiments.receipts`)."""
     Y, folder = run_targets(cohort, task, kind)
     ids = list(Y.index)
     m = cohort.manifest.set_index("slide_id")
@@ -144,6 +147,46 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
     if kind == "regression":
         out.rows = expression_rows(res.predictions, res.targets, res.folds, m.loc[ids, "cancer_type"], exp.label)
     out.n_patches = float(np.mean([len(x) for x in data.f]))
+    if receipt is not None:
+        write_receipt(receipt, res.run_dir, out.n_patches)
+    return out
+
+
+def run_receipt(cohort, tiles_dir, exp: Experiment, task: str, profile: Profile, out_dir, kind: str = "regression",
+                seed: int = 0, memo: dict | None = None) -> Path | None:
+    """Where the receipt of this run lives (:func:`~isg_core.experiments.receipts.receipt_path`);
+    None for a model fitted in closed form, which has no run folder."""
+    if not model_traits(exp.model).trained:
+        return None
+    Y, folder = run_targets(cohort, task, kind)
+    width = profile.models.width if exp.model == "isg" else None
+    ids = list(Y.index)
+    inputs = inputs_identity(tiles_dir, ids, exp, getattr(cohort, "root", None), memo)
+    return receipt_path(Path(out_dir) / folder, name=exp.model, spec=exp.run_spec(),
+                        train_cfg=train_config(profile, exp, kind, seed).id_dict(), width=width,
+                        pixels=profile.tiling.global_size ** 2, slide_ids=ids, targets=Y, inputs=inputs)
+
+
+def find_finished(cohort, exp: Experiment, task: str, receipt: Path | None, profile: Profile,
+                  kind: str = "regression", seed: int = 0) -> ExperimentResult | None:
+    """The result of a finished run found through its receipt, without loading its data (its
+    ``data`` is None, so ``load_model`` needs :func:`run_experiment`); None if it must be run or
+    confirmed the slow way.  What it returns equals what :func:`run_experiment` returns for the
+    same run, as the cached folds are read from the same files."""
+    if receipt is None or not receipt.exists():
+        return None
+    Y, _ = run_targets(cohort, task, kind)
+    m = cohort.manifest.set_index("slide_id")
+    folds = m.loc[list(Y.index), "fold"]
+    found = read_receipt(receipt, folds, list(Y.columns))
+    if found is None:
+        return None
+    preds, run_dir, n_patches = found
+    width = profile.models.width if exp.model == "isg" else None
+    out = ExperimentResult(exp, task, preds, Y, run_dir=run_dir, folds=folds, kind=kind, width=width, seed=seed,
+                           n_patches=n_patches)
+    if kind == "regression":
+        out.rows = expression_rows(preds, Y, folds, m.loc[list(Y.index), "cancer_type"], exp.label)
     return out
 
 
@@ -174,6 +217,7 @@ class CVJob:
     device: str | None
     kind: str
     seed: int
+    receipt: Path | None = None
 
     def __str__(self) -> str:
         return f"{self.experiment.label}, task {self.task}, seed {self.seed}"
@@ -183,7 +227,8 @@ def _run_job(job: CVJob) -> "RegressionOutcome | MSIResult":
     """One (experiment, task, seed) cross-validation in a worker process, on one thread."""
     torch.set_num_threads(1)
     return table_outcome(run_experiment(job.cohort, job.tiles_dir, job.experiment, job.task, job.profile, job.out_dir,
-                                        job.device, progress=False, kind=job.kind, seed=job.seed), job.cohort)
+                                        job.device, progress=False, kind=job.kind, seed=job.seed,
+                                        receipt=job.receipt), job.cohort)
 
 
 def in_processes(fn, work: list, jobs: int, progress: bool = True, desc: str = "cross-validations") -> list:
@@ -200,24 +245,48 @@ def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir
     ``jobs > 1`` runs that many cross-validations at once in worker processes of one thread each:
     these models are too small to keep two cores busy from one process, so on a 2-core CPU two jobs
     take about half the time.  Every fold is seeded, so the results do not depend on ``jobs``.
-    In one process, each data variant's features are read once for every slide."""
+    In one process, each data variant's features are read once for every slide.  A run whose
+    receipt matches its inputs (:func:`find_finished`) is read from its folds without loading
+    any features or starting a process."""
     check_tiles_current(tiles_dir, cohort.manifest)  # once here: the workers get loaded data or check again
     work = [(w[0], w[1], w[2] if len(w) > 2 else 0) for w in work]
-    if jobs > 1 and len(work) > 1:
-        cvs = [CVJob(exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed) for exp, task, seed in work]
-        return in_processes(_run_job, cvs, jobs, progress)
-    outcomes = []
+    memo: dict = {}
+    receipts = [run_receipt(cohort, tiles_dir, exp, task, profile, out_dir, kind, seed, memo)
+                for exp, task, seed in work]
+    outcomes: list = [None] * len(work)
+    for i, ((exp, task, seed), rec) in enumerate(zip(work, receipts)):
+        found = find_finished(cohort, exp, task, rec, profile, kind, seed)
+        if found is not None:
+            outcomes[i] = table_outcome(found, cohort)
+    todo = [i for i, o in enumerate(outcomes) if o is None]
+    for i in [i for i in todo if not model_traits(work[i][0].model).trained]:  # closed form: no data, no process
+        exp, task, seed = work[i]
+        outcomes[i] = table_outcome(run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress,
+                                                   kind=kind, seed=seed), cohort)
+    todo = [i for i, o in enumerate(outcomes) if o is None]
+    if jobs > 1 and len(todo) > 1:
+        cvs = [CVJob(*_job_args(work[i], cohort, tiles_dir, profile, out_dir, device, kind), receipts[i])
+               for i in todo]
+        for i, o in zip(todo, in_processes(_run_job, cvs, jobs, progress)):
+            outcomes[i] = o
+        return outcomes
     cache: dict[tuple, SlideData] = {}
-    for exp, task, seed in work:
+    for i in todo:
+        exp, task, seed = work[i]
         traits = model_traits(exp.model)
         key = (exp.features, exp.selection, exp.threshold, exp.supertiles, traits.global_only, exp.model)
         if traits.trained and key not in cache:
             cache[key] = load_experiment_data(tiles_dir, task_slides(cohort), exp, profile.tiling.global_size ** 2,
                                               getattr(cohort, "root", None))  # oracle features read the cohort
         r = run_experiment(cohort, tiles_dir, exp, task, profile, out_dir, device, progress, data=cache.get(key),
-                           kind=kind, seed=seed)
-        outcomes.append(table_outcome(r, cohort))
+                           kind=kind, seed=seed, receipt=receipts[i])
+        outcomes[i] = table_outcome(r, cohort)
     return outcomes
+
+
+def _job_args(w: tuple, cohort, tiles_dir, profile: Profile, out_dir, device, kind) -> tuple:
+    exp, task, seed = w
+    return exp, cohort, tiles_dir, profile, out_dir, task, device, kind, seed
 
 
 @dataclass
