@@ -127,3 +127,21 @@ def test_with_local_size_changes_q_and_e_ls_resolution_only_and_tiles_apart():
     assert with_local_size(get_profile("smoke"), 16).features.local_resolution == 16  # never upsampled
     with pytest.raises(IsgError, match="multiple of local size"):
         with_local_size(quick, 24)
+
+
+def test_the_figure_puts_each_objective_on_one_row_in_every_panel():
+    """A row without a pixel R^2 (the classical cube) must not shift the other panel's rows."""
+    import matplotlib.pyplot as plt
+
+    from isg_core.studies.extractor_objectives import objectives_figure
+
+    key = "local: code minus input descriptor (MLP)"
+    s = pd.DataFrame({"extractor": ["E_L"] * 3, "objective": ["a", "b", "classical"],
+                      "pixel R2": [0.3, 0.8, np.nan], "pixel R2 low": [0.2, 0.7, np.nan],
+                      "pixel R2 high": [0.4, 0.9, np.nan],
+                      key: [-0.2, -0.1, 0.0], f"{key} low": [-0.3, -0.2, -0.1], f"{key} high": [-0.1, 0.0, 0.1]})
+    fig = objectives_figure({"summary": s, "rate_distortion": pd.DataFrame()})
+    axes = fig.axes
+    assert len(axes) == 2 and all(ax.get_ylim() == (2.5, -0.5) for ax in axes)
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["E_L: a", "E_L: b", "E_L: classical"]
+    plt.close(fig)

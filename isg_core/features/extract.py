@@ -283,17 +283,22 @@ def source_identity(source: str) -> object:
         return source
 
 
-def features_are_current(h5_path: Path, name: str, source: str, index: np.ndarray) -> bool:
+def features_are_current(h5: "Path | h5py.File", name: str, source: str, index: np.ndarray) -> bool:
     """True if ``features/<name>`` is complete, made by the same encoder and selection
     (``source``, compared by :func:`source_identity`) on the same patches (``index``) of the
-    slide file the tiling now describes."""
+    slide file the tiling now describes.  ``h5``: the slide's HDF5, or its path."""
+    if not isinstance(h5, h5py.File):
+        try:
+            with h5py.File(h5, "r") as f:
+                return features_are_current(f, name, source, index)
+        except OSError:
+            return False
     try:
-        with h5py.File(h5_path, "r") as f:
-            g = f.get(f"features/{name}")
-            return (g is not None and bool(g.attrs.get("complete", False))
-                    and source_identity(g.attrs.get("source")) == source_identity(source)
-                    and np.array_equal(g["index"][:], index)
-                    and str(g.attrs.get("slide_fingerprint", "")) == str(f.attrs.get("slide_fingerprint", "-")))
+        g = h5.get(f"features/{name}")
+        return (g is not None and bool(g.attrs.get("complete", False))
+                and source_identity(g.attrs.get("source")) == source_identity(source)
+                and np.array_equal(g["index"][:], index)
+                and str(g.attrs.get("slide_fingerprint", "")) == str(h5.attrs.get("slide_fingerprint", "-")))
     except (OSError, KeyError):
         return False
 
@@ -307,13 +312,12 @@ def extract_slide(h5_path: "str | os.PathLike", slide_path: "str | os.PathLike",
     tiling = read_tiling_h5(h5_path)
     # even when skipping: done for another file is not done
     check_same_slide(slide_path, tiling.slide_fingerprint, h5_path)
-    with h5py.File(h5_path, "r") as f:
-        index = patch_index(f, selection, patches)
     source = json.dumps({"encoder": encoder.describe(), "selection": selection, "patches": patches}, sort_keys=True)
-    if not overwrite and features_are_current(h5_path, encoder.name, source, index):
-        with h5py.File(h5_path, "r") as f:  # the time it took when it was done
-            seconds = float(f[f"features/{encoder.name}"].attrs.get("seconds", float("nan")))
-        return {"slide_id": tiling.slide_id, "n": len(index), "seconds": seconds, "skipped": True}
+    with h5py.File(h5_path, "r") as f:  # one opening: a cached cohort's check is 300 of these
+        index = patch_index(f, selection, patches)
+        if not overwrite and features_are_current(f, encoder.name, source, index):
+            seconds = float(f[f"features/{encoder.name}"].attrs.get("seconds", float("nan")))  # when it was done
+            return {"slide_id": tiling.slide_id, "n": len(index), "seconds": seconds, "skipped": True}
     q, g = tiling.config.local_size, tiling.config.grid
     t0 = time.perf_counter()
     # the slide as it was tiled (same file, same mpp): a replaced slide is an error, never mixed features

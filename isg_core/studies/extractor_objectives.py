@@ -483,7 +483,7 @@ def objectives_figure(out: dict):
         y = np.arange(len(s))
         ax.errorbar(s[key], y, xerr=[s[key] - s[f"{key} low"], s[f"{key} high"] - s[key]], fmt="o", capsize=3)
         ax.set_yticks(y, labels if ax is axes[0][0] else [""] * len(s))
-        ax.invert_yaxis()
+        ax.set_ylim(len(s) - 0.5, -0.5)  # one row per objective in every panel, also where a row has no value
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_xlabel(label)
     if len(rd):
