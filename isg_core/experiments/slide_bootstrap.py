@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import _pcc_cells, pcc_or_zero
-from .statistics import verdict, verdict_sentence
+from .statistics import holm_clause, verdict, verdict_sentence
 
 __all__ = ["GENE_PROGRAMMES", "RESAMPLED", "SIGNIFICANCE_NOTE", "pcc_or_zero", "headline_pcc", "paired_slide_bootstrap",
            "per_programme_differences", "bootstrap_sentence"]
@@ -179,7 +179,7 @@ def _replicates(d: _Design, stack: np.ndarray, draws: list[np.ndarray], seeds: n
 
 def paired_slide_bootstrap(pred_a: Predictions, pred_b: Predictions, truth: pd.DataFrame, groups: pd.DataFrame,
                            n_boot: int = 2000, seed: int = 0, *, comparison: str = "a - b",
-                           genes: Sequence[str] | None = None) -> dict:
+                           genes: Sequence[str] | None = None, replicates: list | None = None) -> dict:
     """``headline_pcc(a) - headline_pcc(b)`` with a paired bootstrap 95% interval over test slides
     and training seeds.
 
@@ -197,7 +197,9 @@ def paired_slide_bootstrap(pred_a: Predictions, pred_b: Predictions, truth: pd.D
     ``genes`` restricts the score to those columns of ``truth`` (default: all of them).
     ``relative gain`` = ``(PCC a - PCC b) / PCC b`` (how the paper states Shannon's effect on HE2RNA,
     "+7.5%"), with the 2.5 / 97.5 percentiles of ``d* / headline(b*)`` over the replicates whose
-    ``headline(b*) > 0`` (NaN when ``PCC b <= 0``).
+    ``headline(b*) > 0`` (NaN when ``PCC b <= 0``).  ``replicates``: a list that gets ``d*``
+    appended, for adjusting a family of comparisons
+    (:func:`~isg_core.experiments.statistics.adjust_family`).
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -210,6 +212,8 @@ def paired_slide_bootstrap(pred_a: Predictions, pred_b: Predictions, truth: pd.D
     seeds_a, seeds_b = rng.integers(0, len(a), n_boot), rng.integers(0, len(b), n_boot)
     ha, hb = _replicates(d, a, draws, seeds_a), _replicates(d, b, draws, seeds_b)
     diff = ha - hb
+    if replicates is not None:
+        replicates.append(diff)
     ok = np.isfinite(diff)
     if ok.any():
         lo, hi = (float(x) for x in np.quantile(diff[ok], [0.025, 0.975]))
@@ -251,5 +255,6 @@ def bootstrap_sentence(row: Mapping) -> str:
     """:func:`~isg_core.experiments.statistics.verdict_sentence` of a bootstrap result (or row),
     its units naming what was resampled and the seeds."""
     units = f"{row['n_boot']} resamples of {row['resampled']}; seeds {row['seeds']}"
-    return verdict_sentence(row["comparison"], row["mean PCC difference"], row["95% CI low"], row["95% CI high"],
+    text = verdict_sentence(row["comparison"], row["mean PCC difference"], row["95% CI low"], row["95% CI high"],
                             row["verdict"], units=units)
+    return text + holm_clause(row)

@@ -51,6 +51,88 @@ def verdict_sentence(comparison: str, difference: float, lo: float, hi: float, c
             f"{VERDICTS[code].format(a=a)}.")
 
 
+def bootstrap_p(diff: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of ``a - b = 0`` from the replicates ``diff`` of the difference:
+    ``min(1, 2 min(P*(d <= 0), P*(d >= 0)))``, each share counted as ``(1 + k) / (1 + n)`` so that
+    no p is 0 with finitely many replicates (Davison & Hinkley 1997, Sec. 4.4); NaN with none."""
+    d = np.asarray(diff, float)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return float("nan")
+    n = len(d)
+    low, high = (1 + np.count_nonzero(d <= 0)) / (1 + n), (1 + np.count_nonzero(d >= 0)) / (1 + n)
+    return float(min(1.0, 2 * min(low, high)))
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm's (1979) step-down adjustment of a family's p-values: sorted ascending, the i-th
+    (1-based) of m becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``; NaNs are left out of the
+    family and stay NaN.  Rejecting where the adjusted p < alpha controls the family-wise error."""
+    p = np.asarray(p, float)
+    out = np.full(len(p), np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[k]))
+        out[k] = running
+    return out
+
+
+def holm_levels(p: Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    """The level Holm's step-down tests each comparison at: ``alpha / (m - i + 1)`` for the i-th
+    smallest of the m finite p-values (NaN where p is NaN).  A percentile interval at confidence
+    ``1 - level`` excludes 0 exactly when the comparison's bootstrap p is below it."""
+    p = np.asarray(p, float)
+    out = np.full(len(p), np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    for i, k in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        out[k] = alpha / (len(ok) - i)
+    return out
+
+
+#: the columns :func:`adjust_family` adds
+ADJUSTED = ("p", "p Holm", "Holm CI low", "Holm CI high", "Holm level", "verdict (Holm)")
+
+
+def adjust_family(rows: pd.DataFrame, replicates: Sequence[np.ndarray], alpha: float = 0.05) -> pd.DataFrame:
+    """A table's comparisons (one row each, the paired bootstrap's) adjusted for being one family:
+    ``p`` (:func:`bootstrap_p` of each row's ``replicates``), ``p Holm`` (:func:`holm`), the
+    percentile interval at Holm's step level for the row (``Holm CI low/high``, confidence
+    ``1 - Holm level``), and ``verdict (Holm)``: a direction only where ``p Holm < alpha``, read
+    from the interval's side; otherwise "not distinguishable" (or "undefined" without a p)."""
+    out = rows.copy()
+    p = np.array([bootstrap_p(d) for d in replicates])
+    levels = holm_levels(p, alpha)
+    adj = holm(p)
+    lo, hi = [], []
+    for d, lev in zip(replicates, levels):
+        d = np.asarray(d, float)
+        d = d[np.isfinite(d)]
+        q = np.quantile(d, [lev / 2, 1 - lev / 2]) if len(d) and np.isfinite(lev) else (np.nan, np.nan)
+        lo.append(float(q[0]))
+        hi.append(float(q[1]))
+    out["p"], out["p Holm"], out["Holm CI low"], out["Holm CI high"], out["Holm level"] = p, adj, lo, hi, levels
+    diff_mid = np.array([np.nanmedian(d) if np.isfinite(d).any() else np.nan for d in replicates])
+    out["verdict (Holm)"] = ["undefined" if not np.isfinite(a) else
+                             "not distinguishable" if a >= alpha else ("a higher" if m > 0 else "a lower")
+                             for a, m in zip(adj, diff_mid)]
+    return out
+
+
+def holm_clause(row) -> str:
+    """What a comparison's sentence adds for a row adjusted by :func:`adjust_family` (else ""):
+    " Adjusted for the table's comparisons (Holm): p = ..., interval at 98.3% ...: <verdict>." """
+    v = row.get("verdict (Holm)") if hasattr(row, "get") else None
+    if not isinstance(v, str):
+        return ""
+    a = row["comparison"].split(" - ", 1)[0]
+    return (f" Adjusted for the table's comparisons (Holm): p = {row['p Holm']:.3g}, interval at "
+            f"{100 * (1 - row['Holm level']):.1f}% {row['Holm CI low']:+.3f} to {row['Holm CI high']:+.3f}: "
+            f"{VERDICTS[v].format(a=a)}.")
+
+
 def paired_bootstrap(a: pd.Series, b: pd.Series, unit: str = "units", metric: str = "PCC", n_boot: int = 2000,
                      seed: int = 0) -> dict:
     """``a - b`` paired by index (units where either is missing are dropped): the number of

@@ -30,6 +30,7 @@ from .runner import TableOutcomes, run_table
 from .scoring import noise_ceiling_avg
 from .slide_bootstrap import bootstrap_sentence, paired_slide_bootstrap, per_programme_differences
 from .specs import BEST_BASELINE, Experiment
+from .statistics import adjust_family
 from .targets import ALL_TASKS
 
 #: bootstrap replicates of every interval
@@ -99,10 +100,13 @@ def programme_comparisons(n: int, pairs: list[tuple[str, str]]) -> list[tuple[st
 
 def compare(out: TableOutcomes, pairs: list[tuple[str, str]], n_boot: int = N_BOOT
             ) -> pd.DataFrame:
-    """Every pair's :func:`paired_slide_bootstrap` over test slides and seeds, one row each."""
+    """Every pair's :func:`paired_slide_bootstrap` over test slides and seeds, one row each, adjusted
+    for the table's family of comparisons (:func:`~isg_core.experiments.statistics.adjust_family`:
+    Holm's p and the interval at each comparison's Holm level)."""
+    reps: list = []
     diffs = [paired_slide_bootstrap(out.seeds(a), out.seeds(b), out.truth, out.groups, n_boot,
-                                    comparison=f"{a} - {b}") for a, b in pairs]
-    return pd.DataFrame(diffs)
+                                    comparison=f"{a} - {b}", replicates=reps) for a, b in pairs]
+    return adjust_family(pd.DataFrame(diffs), reps)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import IsgError
 from ..experiments.registry import get_table
-from ..experiments.statistics import verdict_sentence
+from ..experiments.statistics import holm_clause, verdict_sentence
 
 
 def read_result(results: Path, name: str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -61,7 +61,7 @@ def comparison_sentences(significance: pd.DataFrame, value: str = "mean PCC diff
     """One :func:`verdict_sentence` per row of a significance table; ``units``: say in each what the
     interval resampled (its ``resampled`` column)."""
     return [prefix + verdict_sentence(r["comparison"], r[value], r[lo], r[hi], r["verdict"],
-                                      r.get("resampled") if units else None)
+                                      r.get("resampled") if units else None) + holm_clause(r)
             for _, r in significance.iterrows()]
 
 
