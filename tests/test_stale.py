@@ -356,3 +356,27 @@ def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp
     monkeypatch.setattr(selection.ShannonSelector, "params", lambda self: {**params(self), "compressor": "png"})
     prepare_cohort(root, config=cfg, thresholds={"shannon": "bpp:9"}, progress=False)
     assert len(calls) == 25  # another selector setting: every slide again
+
+
+def test_a_confirmed_preparation_is_reused_in_a_process_until_a_file_is_rewritten(tmp_path, monkeypatch):
+    _smoke_or_skip()
+    from isg_core.cohorts import prepare as prep_mod
+    from isg_core.config import get_profile
+    from tests.helpers import counting
+
+    prof = get_profile("smoke")
+    root = _copy_cohort(tmp_path / "cohort")
+    first = prep_mod.prepare_cohort(root, config=prof.tiling, progress=False)
+    checks = counting(monkeypatch, prep_mod, "_check_prepared")
+    again = [prep_mod.prepare_cohort(root, config=prof.tiling, progress=False) for _ in range(3)]
+    assert len(checks) == 1  # confirmed once, then reused
+    for a in again:
+        pd.testing.assert_frame_equal(a, first)
+    h5 = root / "tiles" / f"{first.slide_id.iloc[0]}.h5"
+    st = h5.stat()
+    os.utime(h5, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten (as far as a stat can tell)
+    prep_mod.prepare_cohort(root, config=prof.tiling, progress=False)
+    assert len(checks) == 2
+    # another selection asked for is another key: checked, not taken from the memo
+    prep_mod.prepare_cohort(root, methods=("shannon", "otsu"), config=prof.tiling, progress=False)
+    assert len(checks) == 3

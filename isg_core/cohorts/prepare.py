@@ -76,9 +76,38 @@ def _prepared_key(jobs) -> str:
     return h.hexdigest()
 
 
+#: preparations this process has confirmed: (tiles folder, key) -> (files' stat token, rows)
+_CONFIRMED: dict[tuple[str, str], tuple[tuple, list[dict]]] = {}
+
+
+def _stat_token(out: Path, jobs) -> tuple:
+    """Size, modification time and inode of the record, every slide file and every HDF5: what
+    changes when any of them is rewritten (None for a missing file)."""
+    def st(p) -> tuple | None:
+        try:
+            s = os.stat(p)
+        except OSError:
+            return None
+        return s.st_size, s.st_mtime_ns, s.st_ino
+    return (st(out / PREPARED_STAMP), *[(st(j.slide_path), st(out / f"{j.slide_id}.h5")) for j in jobs])
+
+
 def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
     """The rows of the last preparation if it was asked exactly this (``key``) and each slide's
-    HDF5 still holds the tiling of that same file with every selection asked for; else None."""
+    HDF5 still holds the tiling of that same file with every selection asked for; else None.
+    Within one process a confirmation is reused while no file involved has been rewritten (a
+    notebook asks three times: for the table, and for each extractor's training set)."""
+    token = _stat_token(out, jobs)
+    memo = _CONFIRMED.get((str(out), key))
+    if memo is not None and memo[0] == token:
+        return memo[1]
+    rows = _check_prepared(out, jobs, key)
+    if rows is not None:
+        _CONFIRMED[str(out), key] = (token, rows)
+    return rows
+
+
+def _check_prepared(out: Path, jobs, key: str) -> list[dict] | None:
     try:
         rec = json.loads((out / PREPARED_STAMP).read_text())
     except (OSError, ValueError):
