@@ -5,18 +5,17 @@ import pandas as pd
 import pytest
 
 from isg_core.config import get_profile
+from isg_core.experiments.slide_draws import SlideDraws, weighted_fold_pcc
 from isg_core.features.train import train_config_for
 from isg_core.studies.extractor_choices import fold_mean_pcc
 from isg_core.studies.extractor_objectives import (
     OBJECTIVES,
-    SlideDraws,
     minus,
     nuclear_ratio_stat,
     pixel_errors,
     probe_score,
     r2_stat,
     reached,
-    weighted_fold_pcc,
 )
 
 

@@ -272,7 +272,7 @@ def test_table5_differences_columns_and_a_clear_winner():
     from types import SimpleNamespace
 
     from isg_core.config import TASK_GENES
-    from isg_core.experiments.table5 import table5_differences
+    from isg_core.experiments.table5 import PATCH_TARGETS, ProbePredictions, table5_differences
 
     rng = np.random.default_rng(0)
     rows, genes = [], sorted({g for gs in TASK_GENES.values() for g in gs})
@@ -283,10 +283,46 @@ def test_table5_differences_columns_and_a_clear_winner():
     cohort = SimpleNamespace(manifest=manifest, targets=targets)
     good = targets + 0.3 * rng.normal(size=targets.shape)
     noise = pd.DataFrame(rng.normal(size=targets.shape), index=targets.index, columns=genes)
-    long = pd.DataFrame([{"features": f, "level": "patch", "target": t, "pcc": p}
-                         for t in range(7) for f, p in (("a", 0.8 + 0.01 * t), ("b", 0.1 + 0.02 * t))])
-    d = table5_differences(long, {"a": good, "b": noise}, cohort, [("a", "b")], n_boot=200)
+    # patch level: 40 slides x 25 patches; set a tracks each cell count, set b predicts noise
+    patches = pd.DataFrame({"slide_id": np.repeat([f"s{k}" for k in range(40)], 25),
+                            "row": np.tile(np.arange(25), 40), "col": 0})
+    patches["fold"] = patches.slide_id.str[1:].astype(int) % 5
+    pa, pb = patches.copy(), patches.sample(frac=1.0, random_state=1)  # b in another row order
+    for t in PATCH_TARGETS:
+        y = rng.normal(size=len(patches))
+        pa[t], pa[f"{t}:pred"] = y, y + 0.5 * rng.normal(size=len(y))
+        pb[t] = pd.Series(y, index=patches.index).loc[pb.index].to_numpy()
+        pb[f"{t}:pred"] = rng.normal(size=len(y))
+    long = pd.DataFrame(columns=["features", "level", "target", "pcc"])
+    preds = ProbePredictions({"a": good, "b": noise}, {"a": pa, "b": pb})
+    d = table5_differences(long, preds, cohort, [("a", "b")], n_boot=200)
     assert list(d.columns[:5]) == ["comparison", "level", "diff", "ci_low", "ci_high"]
     assert list(d.level) == ["slide", "patch"] and set(d.comparison) == {"a - b"}
     assert (d["diff"] > 0.5).all() and (d.ci_low > 0).all() and (d.ci_low <= d["diff"]).all()
-    assert d.loc[d.level == "patch", "diff"].item() == pytest.approx(0.7 - 0.01 * 3)
+    patch = d[d.level == "patch"].iloc[0]
+    assert patch["PCC a"] == pytest.approx(1 / np.sqrt(1.25), abs=0.03)  # corr(y, y + 0.5 e)
+    assert abs(patch["PCC b"]) < 0.05 and "slides within folds (40)" in patch.resampled
+    # without patch predictions (a plain dict) there is no patch-level row, never a target resample
+    assert list(table5_differences(long, {"a": good, "b": noise}, cohort, [("a", "b")], n_boot=50).level) == ["slide"]
+
+
+def test_patch_level_intervals_resample_slides_not_patches():
+    """Patches of one slide share its tissue: with a per-slide effect, the slide bootstrap's interval
+    is wider than a bootstrap of independent patches would be; the point value is unchanged."""
+    from isg_core.experiments.slide_draws import SlideDraws
+    from isg_core.experiments.table5 import patch_probe_score
+
+    rng = np.random.default_rng(3)
+    n_slides, per = 30, 40
+    pred = pd.DataFrame({"slide_id": np.repeat(np.arange(n_slides), per)})
+    pred["fold"] = pred.slide_id % 5
+    slide_effect = np.repeat(rng.normal(size=n_slides), per)  # the prediction errs by slide
+    y = rng.normal(size=len(pred))
+    pred["n_lymphocyte"], pred["n_lymphocyte:pred"] = y, y + 2.0 * slide_effect
+    score = patch_probe_score(pred, ("n_lymphocyte",))
+    by_slide = SlideDraws(pred.slide_id.to_numpy(), pred.fold.to_numpy(), 300).interval(score,
+                                                                                        pred.slide_id.to_numpy())
+    unit = np.arange(len(pred))  # every patch its own unit: the wrong resampling
+    by_patch = SlideDraws(unit, pred.fold.to_numpy(), 300).interval(score, unit)
+    assert by_slide["value"] == by_patch["value"]
+    assert by_slide["ci_high"] - by_slide["ci_low"] > 2 * (by_patch["ci_high"] - by_patch["ci_low"])

@@ -12,7 +12,8 @@ The paper probes features with "a two-layer perceptron with a ReLU activation"
 * **patch level** (the paper's STNet row, 149 px spots with expression): ISG-Sim records the
   cells drawn in each global patch, so log(1 + count) of each cell type stands in for a spot's
   expression; the folds are the slides' folds, so no slide is on both sides.  ``pcc`` is the mean
-  over folds of the PCC over the fold's patches; differences resample the cell types (targets).
+  over folds of the PCC over the fold's patches; differences resample slides within folds (a
+  slide's patches share its tissue: they are not independent units), the same draws for both sets.
 
 Feature sets: ``fe`` (f_i and the mean of R_i over the local grid, concatenated), ``fe:global``
 (f_i only), ``fe-untrained`` (same architecture, random weights: what the shape alone gives),
@@ -147,9 +148,12 @@ def _rows(res, level: str, task: str) -> pd.DataFrame:
                          "pcc_fold_std": s["pcc_std"].to_numpy()})
 
 
-def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None, inputs: ProbeInputs | None = None) -> pd.DataFrame:
+def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None, inputs: ProbeInputs | None = None,
+                      predictions: bool = False) -> "pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]":
     """Per cell type: mean and std over folds of the probe's PCC at the patch level.  ``inputs``:
-    :func:`probe_inputs`'s if already read."""
+    :func:`probe_inputs`'s if already read.  ``predictions``: also return the out-of-fold
+    predictions, one row per patch (``slide_id``, ``row``, ``col``, ``fold``, and per cell type
+    its log(1 + count) and ``<type>:pred``), what :func:`table5_differences` resamples."""
     if cohort.patches is None:
         raise IsgError(cohort.root, "patch-level probe needs ISG-Sim's patches.csv (per-patch cell counts)")
     cfg = cfg or ProbeConfig()
@@ -160,7 +164,12 @@ def probe_patch_level(cohort, tiles_dir, spec: str, cfg=None, inputs: ProbeInput
     folds = meta["slide_id"].map(dict(zip(cohort.manifest["slide_id"], cohort.manifest["fold"]))).to_numpy()
     Y = np.log1p(meta[list(PATCH_TARGETS)].to_numpy(np.float64))
     res = cross_validate_probe(X, Y, folds, cfg, groups=meta["slide_id"].to_numpy(), target_names=list(PATCH_TARGETS))
-    return _rows(res, "patch", "cells")
+    if not predictions:
+        return _rows(res, "patch", "cells")
+    pred = meta[["slide_id", "row", "col"]].assign(fold=folds)
+    for j, t in enumerate(PATCH_TARGETS):
+        pred[t], pred[f"{t}:pred"] = Y[:, j], res.predictions[:, j]
+    return _rows(res, "patch", "cells"), pred.reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -180,12 +189,13 @@ class ProbeJob:
 
 
 def _table5_probes(cohort, tiles_dir, spec: str, cfg, inputs: ProbeInputs) -> tuple[pd.DataFrame, ...]:
-    """One feature set's slide-level PCCs, its out-of-fold slide predictions and its patch-level PCCs."""
+    """One feature set's slide-level PCCs, its out-of-fold slide predictions, its patch-level PCCs
+    and its out-of-fold patch predictions."""
     slide, pred = probe_slide_level(cohort, tiles_dir, spec, cfg, X=inputs.slides)
-    return slide, pred, probe_patch_level(cohort, tiles_dir, spec, cfg, inputs)
+    return (slide, pred, *probe_patch_level(cohort, tiles_dir, spec, cfg, inputs, predictions=True))
 
 
-def _table5_job(job: ProbeJob) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _table5_job(job: ProbeJob) -> tuple[pd.DataFrame, ...]:
     """One feature set's slide- and patch-level probes, on one thread (a worker of :func:`table5`),
     stored under the identity of what they learnt from when ``job.cache_dir`` is set."""
     cohort, tiles_dir, spec, cfg = job.cohort, job.tiles_dir, job.spec, job.cfg
@@ -201,7 +211,7 @@ def _table5_job(job: ProbeJob) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
 
 #: the version of what :func:`table5` computes per feature set: a change to the probes, their
 #: inputs or their tables that changes a number bumps this (the stored probes are then redone)
-TABLE5_VERSION = 1
+TABLE5_VERSION = 2  # 2: the out-of-fold patch predictions are kept, for slide-resampled intervals
 #: the libraries whose versions enter a stored probe's identity
 PROBE_LIBRARIES = ("torch", "numpy", "pandas")
 
@@ -249,13 +259,22 @@ def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untraine
         done = [_table5_job(w) for w in tqdm(work, desc="Table 5 probes", unit="features",
                                              disable=not progress or not work)]
     found.update(zip(todo, done))
-    parts, preds = [], {}
+    parts, preds = [], ProbePredictions()
     for spec in specs:
-        slide, pred, patch = found[spec]
-        preds[spec] = pred
+        slide, pred, patch, patch_pred = found[spec]
+        preds[spec], preds.patch[spec] = pred, patch_pred
         parts += [slide.assign(features=spec), patch.assign(features=spec)]
     long = pd.concat(parts, ignore_index=True)[["features", "level", "task", "target", "pcc", "pcc_fold_std"]]
     return long, preds
+
+
+class ProbePredictions(dict):
+    """Feature set -> its out-of-fold slide predictions (slides x genes), as a dict; ``patch``:
+    feature set -> its out-of-fold patch predictions (:func:`probe_patch_level`)."""
+
+    def __init__(self, slide: dict | None = None, patch: dict | None = None):
+        super().__init__(slide or {})
+        self.patch: dict[str, pd.DataFrame] = dict(patch or {})
 
 
 def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohort, pairs,
@@ -263,13 +282,17 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
     """Paired differences between feature sets: at slide level the bootstrap over test slides
     within fold and cancer type of every regression table (:func:`~isg_core.experiments.
     slide_bootstrap.paired_slide_bootstrap`, on the out-of-fold predictions ``table5`` kept); at
-    patch level a bootstrap of the mean per-cell-type PCC difference (resampling the targets).
+    patch level, where ``preds`` has both sets' patch predictions (a :class:`ProbePredictions`),
+    the mean over cell types of the fold-mean PCC difference, its interval from draws of slides
+    within folds (:class:`~isg_core.experiments.slide_draws.SlideDraws`: every patch of a drawn
+    slide comes with it, the same draws for both sets).
 
     Columns: ``comparison`` ("a - b"), ``level``, ``diff`` (mean PCC of a minus b), ``ci_low`` /
     ``ci_high`` (its 95% bootstrap interval), then ``PCC a``, ``PCC b``, ``resampled`` and ``verdict``."""
     # the experiments package imports the features package: imported here, where Table 5 is compared
     from .slide_bootstrap import paired_slide_bootstrap
-    from .statistics import paired_bootstrap
+    from .slide_draws import SlideDraws
+    from .statistics import verdict
     from .targets import ALL_TASKS, task_targets
 
     truth = task_targets(cohort, ALL_TASKS)
@@ -280,16 +303,37 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
                                    n_boot, comparison=f"{a} - {b}")
         rows.append({"level": "slide", **{k: r[k] for k in ("comparison", "PCC a", "PCC b", "mean PCC difference",
                                                             "95% CI low", "95% CI high", "resampled", "verdict")}})
-    wide = long[long.level == "patch"].pivot_table(index="target", columns="features", values="pcc")
+    patch = getattr(preds, "patch", {})
     for a, b in pairs:
-        r = paired_bootstrap(wide[a], wide[b], unit="targets", n_boot=n_boot)
-        rows.append({"level": "patch", "comparison": f"{a} - {b}", "PCC a": float(wide[a].mean()),
-                     "PCC b": float(wide[b].mean()), "mean PCC difference": r["mean PCC difference"],
-                     "95% CI low": r["95% CI low"], "95% CI high": r["95% CI high"],
-                     "resampled": f"the {r['targets']} cell types (targets)", "verdict": r["verdict"]})
+        if a not in patch or b not in patch:
+            continue
+        pa, pb = _aligned_patches(patch[a], patch[b])
+        draws = SlideDraws(pa.slide_id.to_numpy(), pa.fold.to_numpy(), n_boot)
+        sa, sb = patch_probe_score(pa), patch_probe_score(pb)
+        r = draws.interval(lambda w: sa(w) - sb(w), pa.slide_id.to_numpy())
+        rows.append({"level": "patch", "comparison": f"{a} - {b}", "PCC a": sa(None), "PCC b": sb(None),
+                     "mean PCC difference": r["value"], "95% CI low": r["ci_low"], "95% CI high": r["ci_high"],
+                     "resampled": f"slides within folds ({len(draws.slides)}), all their patches",
+                     "verdict": verdict(r["ci_low"], r["ci_high"])})
     names = {"mean PCC difference": "diff", "95% CI low": "ci_low", "95% CI high": "ci_high"}
     out = pd.DataFrame(rows).rename(columns=names)
     return out[["comparison", "level", "diff", "ci_low", "ci_high", "PCC a", "PCC b", "resampled", "verdict"]]
+
+
+def patch_probe_score(pred: pd.DataFrame, targets=PATCH_TARGETS):
+    """weights -> the mean over cell types of the fold-mean PCC of a patch probe's out-of-fold
+    predictions (:func:`probe_patch_level`'s); with None, the table's patch-level ``pcc`` mean."""
+    from .slide_draws import probe_score
+
+    return probe_score(pred, targets)
+
+
+def _aligned_patches(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two sets' patch predictions on the patches both have, in one order."""
+    key = ["slide_id", "row", "col"]
+    both = a[key].merge(b[key], on=key)
+    return (a.merge(both, on=key).sort_values(key, kind="stable").reset_index(drop=True),
+            b.merge(both, on=key).sort_values(key, kind="stable").reset_index(drop=True))
 
 
 def knn_agreement(x: np.ndarray, labels: np.ndarray, k: int = 10, max_n: int = 4000, seed: int = 0) -> pd.DataFrame:

@@ -127,8 +127,9 @@ _ = save_figure(fig, "fig_table_5", profile)
 # %% [markdown]
 # **Is a difference real?** For each pair of feature sets: at slide level a paired bootstrap over the test
 # slides (resampled within fold and cancer type, every gene's PCC recomputed on each resample, as for
-# Tables 1-6); at patch level a bootstrap of the mean per-cell-type PCC difference. An interval that
-# contains 0 means this cohort cannot tell the two apart.
+# Tables 1-6); at patch level the mean per-cell-type PCC difference with slides drawn within folds, each
+# drawn slide bringing all its patches (patches of one slide share its tissue, so they are not independent
+# units). An interval that contains 0 means this cohort cannot tell the two apart.
 
 # %%
 pairs = [("fe", "resnet50"), ("fe", "fe-untrained"), ("fe", "fe:global"), ("fe", "descriptor")]
