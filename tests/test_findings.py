@@ -70,3 +70,15 @@ def test_tables_4_and_6_quote_the_paper_as_its_own_setting(tmp_path):
     write(tmp_path, "table_6_significance", SIG)
     last = regression_findings(tmp_path, 6)[-1]
     assert last == "The paper (TCGA, one model for all tasks): ISG-10-2 0.391, ISG-14-2 0.326."
+
+
+def test_the_interval_preamble_says_seeds_only_where_rows_have_several():
+    import pandas as pd
+
+    from isg_core.report.findings import interval_preamble
+
+    one = pd.DataFrame({"seeds": ["a: 1, b: 1", "a: 1, b: 1"]})
+    assert "carry no training variance" in interval_preamble(one) and "and the training seeds" not in \
+        interval_preamble(one)
+    assert interval_preamble(pd.DataFrame({"seeds": ["a: 2, b: 2"]})).endswith("and the training seeds:")
+    assert "where a row has several" in interval_preamble(pd.DataFrame({"seeds": ["a: 2, b: 2", "a: 1, b: 1"]}))

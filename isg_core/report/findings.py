@@ -65,6 +65,19 @@ def comparison_sentences(significance: pd.DataFrame, value: str = "mean PCC diff
             for _, r in significance.iterrows()]
 
 
+def interval_preamble(sig: pd.DataFrame) -> str:
+    """What a regression table's intervals resample, as its ``seeds`` column ("a: k, b: m") says:
+    the training seeds only where a comparison's rows have more than one."""
+    counts = sig["seeds"].astype(str).str.findall(r"\d+") if "seeds" in sig else pd.Series(dtype=object)
+    several = [max(map(int, c)) > 1 for c in counts if c]
+    head = "Intervals are 95% paired bootstraps over the test slides (within fold and cancer type)"
+    if several and all(several):
+        return head + " and the training seeds:"
+    if any(several):
+        return head + ", and the training seeds where a row has several (its `seeds`):"
+    return head + "; every row has one training seed, so they carry no training variance:"
+
+
 def paper_name(label: str) -> str:
     """Our row's name without its trailing qualifier, for the paper's number: the paper's HE2RNA ran
     on an ImageNet ResNet50, not on "(random ResNet50)"; its thresholds are in bits, not our bpp."""
@@ -88,8 +101,7 @@ def regression_findings(results: Path, n: int) -> list[str]:
     if len(oracle):
         out.append("On the simulator's true cell counts (oracle features): "
                    + ", ".join(f"{m} {_num(v)}" for m, v in zip(oracle.method, oracle["PCC mean"])) + ".")
-    out.append("Intervals are 95% paired bootstraps over the test slides (within fold and cancer type) and "
-               "the training seeds:")
+    out.append(interval_preamble(sig))
     out += comparison_sentences(sig, prefix="  ", units=False)
     if "paper PCC" in s and s["paper PCC"].notna().any():
         paper = s.dropna(subset=["paper PCC"]).sort_values("paper PCC", ascending=False)
