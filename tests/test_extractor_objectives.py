@@ -144,3 +144,37 @@ def test_the_figure_puts_each_objective_on_one_row_in_every_panel():
     assert len(axes) == 2 and all(ax.get_ylim() == (2.5, -0.5) for ax in axes)
     assert [t.get_text() for t in axes[0].get_yticklabels()] == ["E_L: a", "E_L: b", "E_L: classical"]
     plt.close(fig)
+
+
+def test_each_objective_is_compared_with_eq2_on_the_same_draws():
+    """summarise(..., versus=Eq. 2's runs): '<measure> minus Eq. 2 as printed' is the paired
+    difference of the seed means, with an interval from the same slide draws."""
+    from types import SimpleNamespace
+
+    from isg_core.studies.extractor_objectives import VERSUS_MEASURES, summarise
+
+    n_slides, per, g = 10, 6, 2
+    units = SimpleNamespace(slide=np.repeat([f"s{k}" for k in range(n_slides)], per),
+                            patches=np.zeros((n_slides * per, g, g, 1)))
+    rng = np.random.default_rng(0)
+
+    def run(seed, noise):
+        x = rng.integers(0, 256, (n_slides * per * g * g, 4, 4, 3)).astype(np.uint8)
+        r = np.clip(x.astype(int) + rng.normal(0, noise, x.shape), 0, 255).astype(np.uint8)
+        code = {lv: preds(seed) for lv in ("local", "patch")}
+        return {"step": 10, "errors": pixel_errors(x, r, 0.5), "code": code, "reconstruction": code}
+
+    ref = {lv: preds(9) for lv in ("local", "patch")}
+    draws = SlideDraws(units.slide, np.arange(len(units.slide)) // per % 5, n_boot=100)
+    eq2 = [run(0, 60.0), run(1, 60.0)]
+    better = [run(2, 5.0), run(3, 5.0)]
+    base = summarise("Eq. 2 as printed", eq2, ref, ref, units, draws)
+    row = summarise("sharper", better, ref, ref, units, draws, versus=("Eq. 2 as printed", eq2))
+    key = "pixel R2 minus Eq. 2 as printed"
+    assert not any(k.endswith("minus Eq. 2 as printed") for k in base)
+    assert row[key] == pytest.approx(row["pixel R2"] - base["pixel R2"])
+    assert 0 < row[f"{key} low"] <= row[key] <= row[f"{key} high"]
+    assert {f"{m} minus Eq. 2 as printed" for m in VERSUS_MEASURES} <= set(row)
+    # against itself: exactly 0, on every draw
+    same = summarise("Eq. 2 as printed", eq2, ref, ref, units, draws, versus=("Eq. 2 as printed", eq2))
+    assert same[key] == same[f"{key} low"] == same[f"{key} high"] == 0.0

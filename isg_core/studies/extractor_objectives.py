@@ -202,13 +202,32 @@ def scale_units(units: ProbeUnits, scale: str, resolution: int) -> ProbeUnits:
     return units
 
 
+#: the measures an objective is also compared on against Eq. 2 as printed (paired: the same draws)
+VERSUS_MEASURES = ("pixel R2", "local: code, MLP", "patch: code, MLP", "patch: lymphocyte count PCC (code, MLP)")
+
+
 def summarise(name: str, runs: list[dict], reference: dict, reference_ridge: dict, units: ProbeUnits,
-              draws: SlideDraws) -> dict:
+              draws: SlideDraws, versus: "tuple[str, list[dict]] | None" = None) -> dict:
     """One objective's row: each measure averaged over its training seeds (``runs``), with
     slide-bootstrap intervals; ``reference`` / ``reference_ridge``: the MLP / ridge probe on the
-    input's descriptor ({level: df})."""
-    slides_px = np.repeat(units.slide, units.patches.shape[1] * units.patches.shape[2])
+    input's descriptor ({level: df}).  ``versus``: (name, runs) of the objective to compare with:
+    ``<measure> minus <name>`` for each of :data:`VERSUS_MEASURES`, paired on the same draws."""
     row = {"objective": name, "seeds": len(runs), "steps": runs[0]["step"]}
+    measures = _measures(runs, reference, reference_ridge, units)
+    if versus is not None:
+        other = _measures(versus[1], reference, reference_ridge, units)
+        for key in VERSUS_MEASURES:
+            if key in measures and key in other:
+                measures[f"{key} minus {versus[0]}"] = (minus(measures[key][0], other[key][0]), measures[key][1])
+    for key, (stat, sl) in measures.items():
+        iv = draws.interval(stat, sl)
+        row[key], row[f"{key} low"], row[f"{key} high"] = iv["value"], iv["ci_low"], iv["ci_high"]
+    return row
+
+
+def _measures(runs: list[dict], reference: dict, reference_ridge: dict, units: ProbeUnits) -> dict:
+    """measure -> (its statistic averaged over the seeds' ``runs``, the slide of each of its rows)."""
+    slides_px = np.repeat(units.slide, units.patches.shape[1] * units.patches.shape[2])
     measures = {
         "pixel R2": (mean_over([r2_stat(r["errors"]) for r in runs]), slides_px),
         "nuclear / other L1": (mean_over([nuclear_ratio_stat(r["errors"]) for r in runs]), slides_px),
@@ -227,10 +246,7 @@ def summarise(name: str, runs: list[dict], reference: dict, reference_ridge: dic
     if "patch" in reference:
         lym = mean_over([probe_score(r["code"]["patch"], ("n_lymphocyte",)) for r in runs])
         measures["patch: lymphocyte count PCC (code, MLP)"] = (lym, reference["patch"].slide.to_numpy())
-    for key, (stat, sl) in measures.items():
-        iv = draws.interval(stat, sl)
-        row[key], row[f"{key} low"], row[f"{key} high"] = iv["value"], iv["ci_low"], iv["ci_high"]
-    return row
+    return measures
 
 
 #: the name of the classical cube's row
@@ -326,6 +342,7 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
             reference, reference_ridge = ({"patch": r["patch"]} for r in (reference, reference_ridge))
         if scale == "local":  # the classical cube (not the paper's), beside the codes it is a reference for
             summary.append(classical_reference(units0, prof.tiling.mpp, reference, draws, probe_cfg))
+        versus = None  # Eq. 2 as printed, when it runs first: every other objective is compared with it
         for obj in tqdm(objectives, desc=f"objectives ({NETWORK[scale]})", disable=not progress):
             runs = []
             for seed in seeds:
@@ -337,7 +354,9 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
                                  "pixel R2": r2_stat(m["errors"])(None),
                                  "nuclear / other L1": nuclear_ratio_stat(m["errors"])(None),
                                  **{f"{lv}: code, MLP": probe_score(p)(None) for lv, p in m["code"].items()}})
-            row = summarise(obj.name, runs, reference, reference_ridge, units, draws)
+            row = summarise(obj.name, runs, reference, reference_ridge, units, draws, versus)
+            if obj is objectives[0] and obj.name == OBJECTIVES[0].name:
+                versus = (obj.name, runs)
             row = {"extractor": NETWORK[scale], **row}
             row["targets"] = reached(row, scale)
             summary.append(row)
@@ -387,7 +406,9 @@ def run(args, command: str) -> None:
             "seed and both arms of a difference), not adjusted for the table's several rows. Probe: the 2-layer MLP "
             "of Table 5, cross-validated by slide; PCC per fold, mean over folds and over the lymphocyte, mitosis "
             "and tumour-cell counts. Nuclear pixels: haematoxylin density above its 0.9 quantile over the probe "
-            "patches. 'targets': the study's targets, reached when the interval reaches them." % (prof.sim.dev_seed, q))
+            "patches. '<measure> minus Eq. 2 as printed': the paired difference from Eq. 2's row (when it ran), on "
+            "the same draws. 'targets': the study's targets, reached when the interval reaches them."
+            % (prof.sim.dev_seed, q))
     title = "Autoencoders that autoencode (%s): Eq. 2's levers, %s training seeds each (ISG-Sim, SIMULATED)"
     for scale in scales:
         part = split_by_scale(out, scale)
