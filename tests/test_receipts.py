@@ -112,3 +112,13 @@ def test_a_missing_fold_or_new_targets_are_run_again(lihc, tmp_path, monkeypatch
         moved = _table(lihc, tmp_path, tmp_path / "runs")
     assert len(loads) == 2 and len(list((tmp_path / "runs" / "LIHC" / RECEIPTS).glob("*.json"))) == 4
     same(moved.truth, first.truth + 1.0)
+
+
+def test_new_folds_are_another_receipt(lihc, tmp_path, monkeypatch):
+    _table(lihc, tmp_path, tmp_path / "runs")
+    lihc.manifest["fold"] = (lihc.manifest["fold"] + 1) % 5  # the same slides, split another way
+    loads = counting(monkeypatch, runner_mod, "load_experiment_data")
+    with pytest.warns(UserWarning, match="the folds changed"):
+        again = _table(lihc, tmp_path, tmp_path / "runs")  # the folders' folds are redone, never misread
+    assert len(loads) == 2 and len(list((tmp_path / "runs" / "LIHC" / RECEIPTS).glob("*.json"))) == 4
+    assert again.groups.fold.to_dict() == lihc.manifest.set_index("slide_id").fold.to_dict()

@@ -122,12 +122,15 @@ def inputs_identity(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], ex
 
 
 def receipt_path(task_dir: Path, *, name: str, spec: dict, train_cfg: dict, width, pixels: int,
-                 slide_ids: Sequence[str], targets: pd.DataFrame, inputs: str) -> Path:
+                 slide_ids: Sequence[str], targets: pd.DataFrame, inputs: str, folds: Sequence = (),
+                 patients: Sequence = ()) -> Path:
     """``<task_dir>/.receipts/<key>.json``: the key hashes everything that decides a run's folder
-    and its data (the inputs' identity, the targets' values, the spec and config)."""
+    and its data (the inputs' identity, the targets' values, the spec and config) and how its
+    slides are split (their folds and patients)."""
     blob = json.dumps({"version": INPUTS_VERSION, "name": name, "spec": spec, "train": train_cfg, "width": width,
                        "pixels": pixels, "slides": list(slide_ids), "targets": list(targets.columns),
-                       "inputs": inputs}, sort_keys=True, default=str)
+                       "inputs": inputs, "folds": [str(f) for f in folds], "patients": [str(p) for p in patients]},
+                      sort_keys=True, default=str)
     h = hashlib.sha256(blob.encode())
     h.update(np.ascontiguousarray(targets.to_numpy(np.float64)).tobytes())
     return Path(task_dir) / RECEIPTS / f"{h.hexdigest()[:24]}.json"

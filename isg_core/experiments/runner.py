@@ -162,9 +162,11 @@ def run_receipt(cohort, tiles_dir, exp: Experiment, task: str, profile: Profile,
     width = profile.models.width if exp.model == "isg" else None
     ids = list(Y.index)
     inputs = inputs_identity(tiles_dir, ids, exp, getattr(cohort, "root", None), memo)
+    m = cohort.manifest.set_index("slide_id").loc[ids]
     return receipt_path(Path(out_dir) / folder, name=exp.model, spec=exp.run_spec(),
                         train_cfg=train_config(profile, exp, kind, seed).id_dict(), width=width,
-                        pixels=profile.tiling.global_size ** 2, slide_ids=ids, targets=Y, inputs=inputs)
+                        pixels=profile.tiling.global_size ** 2, slide_ids=ids, targets=Y, inputs=inputs,
+                        folds=m["fold"], patients=m["patient_id"])
 
 
 def find_finished(cohort, exp: Experiment, task: str, receipt: Path | None, profile: Profile,

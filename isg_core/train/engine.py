@@ -331,8 +331,10 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
         test = np.flatnonzero(fold == k)
         done = out / f"fold{k}.csv"
         # rank 0's view decides, so that every process takes the same branch
-        if dist_.broadcast_object(done.exists() and (out / f"fold{k}_model.pt").exists()):
-            preds[test] = pd.read_csv(done, index_col=0).loc[[ids[i] for i in test]].to_numpy()
+        cached = _cached_fold(done, out / f"fold{k}_model.pt", [ids[i] for i in test]) if dist_.is_main() else None
+        cached = dist_.broadcast_object(cached)
+        if cached is not None:
+            preds[test] = cached
         else:
             train_all = np.flatnonzero(fold != k)
             tr, va = inner_split(len(train_all), cfg.val_fraction, pat[train_all], seed=cfg.seed)
@@ -341,6 +343,20 @@ def cross_validate(model_factory: Callable[[int], nn.Module], data: SlideData, t
         rows += _fold_scores(k, Y[test], preds[test], run.targets, cfg.loss)
     return CVResult(pd.DataFrame(preds, index=ids, columns=targets.columns), targets.loc[ids],
                     pd.Series(fold, index=ids), pd.DataFrame(rows), run_dir=out)
+
+
+def _cached_fold(csv: Path, model: Path, test_ids: list[str]) -> np.ndarray | None:
+    """A finished fold's test predictions, in ``test_ids``' order, if its files are there and its
+    test slides are these (the run id does not hash the folds: a manifest split another way finds
+    the same folder, and its folds are then redone, with a warning); else None."""
+    if not (csv.exists() and model.exists()):
+        return None
+    frame = pd.read_csv(csv, index_col=0)
+    if sorted(map(str, frame.index)) != sorted(test_ids):
+        warnings.warn(f"{csv}: its test slides are not this fold's (the folds changed); training it again",
+                      stacklevel=3)
+        return None
+    return frame.loc[test_ids].to_numpy()
 
 
 @dataclass(frozen=True)
