@@ -44,6 +44,29 @@ def test_a_family_widens_intervals_and_withholds_a_borderline_direction():
     assert lower.loc[0, "verdict (Holm)"] == "a lower"
 
 
+def test_a_direction_needs_the_point_difference_on_the_same_side():
+    rng = np.random.default_rng(1)
+    reps = rng.normal(0.10, 0.02, 4000)  # the bootstrap says clearly above 0
+    agree = adjust_family(pd.DataFrame({"comparison": ["A - B"], "mean PCC difference": [0.09]}), [reps])
+    assert agree.loc[0, "verdict (Holm)"] == "a higher"
+    skewed = adjust_family(pd.DataFrame({"comparison": ["A - B"], "mean PCC difference": [-0.01]}), [reps])
+    assert skewed.loc[0, "verdict (Holm)"] == "not distinguishable"  # estimate and bootstrap disagree
+    lower = adjust_family(pd.DataFrame({"comparison": ["A - B"]}), [-reps])  # no point column: the replicates
+    assert lower.loc[0, "verdict (Holm)"] == "a lower"
+
+
+def test_the_sentence_says_when_the_step_down_stopped_first():
+    # p 0.001, 0.03, 0.04 alone; m = 3: step 1 rejects at 0.0167, step 2 (0.03 >= 0.025) stops, so the
+    # third (0.04 < its own level 0.05) stays unrejected although its 95% interval excludes 0
+    row = {"comparison": "A - D", "mean PCC difference": 0.02, "95% CI low": 0.001, "95% CI high": 0.04,
+           "verdict": "a higher", "n_boot": 2000, "resampled": "slides", "seeds": "a: 3, b: 3",
+           "p Holm": 0.06, "Holm level": 0.05, "Holm CI low": 0.001, "Holm CI high": 0.04,
+           "verdict (Holm)": "not distinguishable"}
+    assert "step-down stopped" in bootstrap_sentence(row)
+    row.update({"Holm CI low": -0.001})
+    assert "step-down stopped" not in bootstrap_sentence(row)
+
+
 def test_the_sentence_states_the_adjusted_verdict():
     row = {"comparison": "ISG - HE2RNA", "mean PCC difference": 0.02, "95% CI low": 0.001, "95% CI high": 0.04,
            "verdict": "a higher", "n_boot": 2000, "resampled": "slides", "seeds": "a: 3, b: 3",

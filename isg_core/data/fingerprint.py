@@ -51,3 +51,13 @@ def file_fingerprint(path: "str | os.PathLike") -> str:
         raise IsgError(p, "no such file") from None
     except PermissionError:
         raise IsgError(p, "permission denied") from None
+
+
+def content_sha256(path: "str | os.PathLike") -> str:
+    """SHA-256 (64 hex) of the whole file's bytes: for small files whose content, not just their
+    stat, must match (checkpoints, downloaded samples, the oracle's truth)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -6,7 +6,6 @@ it: their pins are ancient), unzip the one file we need, and check its SHA-256.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from ..errors import IsgError, atomic_path
 from ..paths import samples_dir
+from .fingerprint import content_sha256
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,7 @@ def sample_path(key: str) -> Path:
     return p
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256 = content_sha256  # the name callers import
 
 
 def _from_installed(sample: Sample) -> Path | None:

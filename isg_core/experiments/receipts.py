@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..data.fingerprint import content_sha256
 from ..errors import atomic_path
 from ..features.registry import get_feature_set
 
@@ -77,14 +78,10 @@ def slide_identity(path: Path, groups: Sequence[str], memo: dict | None = None) 
 
 
 def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        return content_sha256(path)
     except OSError:
         return "missing"
-    return h.hexdigest()
 
 
 def experiment_groups(exp) -> list[str]:

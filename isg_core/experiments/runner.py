@@ -152,13 +152,24 @@ def run_experiment(cohort, tiles_dir: "str | os.PathLike", exp: Experiment, task
     return out
 
 
+def _targets(cohort, task: str, kind: str, memo: dict | None) -> tuple[pd.DataFrame, str]:
+    """:func:`run_targets`, read once per (task, kind) for every run of a grid sharing ``memo``."""
+    if memo is None:
+        return run_targets(cohort, task, kind)
+    key = ("targets", task, kind)
+    if key not in memo:
+        memo[key] = run_targets(cohort, task, kind)
+    return memo[key]
+
+
 def run_receipt(cohort, tiles_dir, exp: Experiment, task: str, profile: Profile, out_dir, kind: str = "regression",
                 seed: int = 0, memo: dict | None = None) -> Path | None:
     """Where the receipt of this run lives (:func:`~isg_core.experiments.receipts.receipt_path`);
-    None for a model fitted in closed form, which has no run folder."""
+    None for a model fitted in closed form, which has no run folder.  ``memo`` (kept across the
+    runs of a grid) reads each task's targets and each slide's HDF5 groups once."""
     if not model_traits(exp.model).trained:
         return None
-    Y, folder = run_targets(cohort, task, kind)
+    Y, folder = _targets(cohort, task, kind, memo)
     width = profile.models.width if exp.model == "isg" else None
     ids = list(Y.index)
     inputs = inputs_identity(tiles_dir, ids, exp, getattr(cohort, "root", None), memo)
@@ -170,14 +181,14 @@ def run_receipt(cohort, tiles_dir, exp: Experiment, task: str, profile: Profile,
 
 
 def find_finished(cohort, exp: Experiment, task: str, receipt: Path | None, profile: Profile,
-                  kind: str = "regression", seed: int = 0) -> ExperimentResult | None:
+                  kind: str = "regression", seed: int = 0, memo: dict | None = None) -> ExperimentResult | None:
     """The result of a finished run found through its receipt, without loading its data (its
     ``data`` is None, so ``load_model`` needs :func:`run_experiment`); None if it must be run or
     confirmed the slow way.  What it returns equals what :func:`run_experiment` returns for the
     same run, as the cached folds are read from the same files."""
     if receipt is None or not receipt.exists():
         return None
-    Y, _ = run_targets(cohort, task, kind)
+    Y, _ = _targets(cohort, task, kind, memo)
     m = cohort.manifest.set_index("slide_id")
     folds = m.loc[list(Y.index), "fold"]
     found = read_receipt(receipt, folds, list(Y.columns))
@@ -257,7 +268,7 @@ def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir
                 for exp, task, seed in work]
     outcomes: list = [None] * len(work)
     for i, ((exp, task, seed), rec) in enumerate(zip(work, receipts)):
-        found = find_finished(cohort, exp, task, rec, profile, kind, seed)
+        found = find_finished(cohort, exp, task, rec, profile, kind, seed, memo)
         if found is not None:
             outcomes[i] = table_outcome(found, cohort)
     todo = [i for i, o in enumerate(outcomes) if o is None]

@@ -96,41 +96,60 @@ def holm_levels(p: Sequence[float], alpha: float = 0.05) -> np.ndarray:
 ADJUSTED = ("p", "p Holm", "Holm CI low", "Holm CI high", "Holm level", "verdict (Holm)")
 
 
+def _point_difference(rows: pd.DataFrame) -> np.ndarray | None:
+    """The rows' point estimate of ``a - b`` (their ``mean ... difference`` column), if they have one."""
+    cols = [c for c in rows.columns if str(c).startswith("mean ") and str(c).endswith(" difference")]
+    return rows[cols[0]].to_numpy(float) if cols else None
+
+
 def adjust_family(rows: pd.DataFrame, replicates: Sequence[np.ndarray], alpha: float = 0.05) -> pd.DataFrame:
     """A table's comparisons (one row each, the paired bootstrap's) adjusted for being one family:
     ``p`` (:func:`bootstrap_p` of each row's ``replicates``), ``p Holm`` (:func:`holm`), the
     percentile interval at Holm's step level for the row (``Holm CI low/high``, confidence
-    ``1 - Holm level``), and ``verdict (Holm)``: a direction only where ``p Holm < alpha``, read
-    from the interval's side; otherwise "not distinguishable" (or "undefined" without a p)."""
+    ``1 - Holm level``), and ``verdict (Holm)``: a direction only where ``p Holm < alpha``;
+    otherwise "not distinguishable" (or "undefined" without a p).
+
+    The direction is the side of 0 that holds most replicates (the side the p-value's smaller tail
+    is not), and it must agree with the row's point difference where the row has one: a point
+    estimate on the other side of 0 from its bootstrap (a skewed, degenerate case) states no
+    direction.  The Holm interval of a row can exclude 0 while its ``p Holm`` is not below alpha:
+    the step-down stops at the first comparison it cannot reject, and every larger p after it
+    stays unrejected (:func:`holm_clause` says so)."""
     out = rows.copy()
     p = np.array([bootstrap_p(d) for d in replicates])
     levels = holm_levels(p, alpha)
     adj = holm(p)
-    lo, hi = [], []
+    lo, hi, side = [], [], []
     for d, lev in zip(replicates, levels):
         d = np.asarray(d, float)
         d = d[np.isfinite(d)]
         q = np.quantile(d, [lev / 2, 1 - lev / 2]) if len(d) and np.isfinite(lev) else (np.nan, np.nan)
         lo.append(float(q[0]))
         hi.append(float(q[1]))
+        side.append(int(np.sign(np.count_nonzero(d > 0) - np.count_nonzero(d < 0))))
+    point = _point_difference(rows)
+    if point is not None:
+        side = [s if np.isfinite(x) and np.sign(x) == s else 0 for s, x in zip(side, point)]
     out["p"], out["p Holm"], out["Holm CI low"], out["Holm CI high"], out["Holm level"] = p, adj, lo, hi, levels
-    diff_mid = np.array([np.nanmedian(d) if np.isfinite(d).any() else np.nan for d in replicates])
     out["verdict (Holm)"] = ["undefined" if not np.isfinite(a) else
-                             "not distinguishable" if a >= alpha else ("a higher" if m > 0 else "a lower")
-                             for a, m in zip(adj, diff_mid)]
+                             "not distinguishable" if a >= alpha or s == 0 else ("a higher" if s > 0 else "a lower")
+                             for a, s in zip(adj, side)]
     return out
 
 
 def holm_clause(row) -> str:
     """What a comparison's sentence adds for a row adjusted by :func:`adjust_family` (else ""):
-    " Adjusted for the table's comparisons (Holm): p = ..., interval at 98.3% ...: <verdict>." """
+    " Adjusted for the table's comparisons (Holm): p = ..., interval at 98.3% ...: <verdict>."
+    Where that interval excludes 0 but the step-down stopped before the row, it says so."""
     v = row.get("verdict (Holm)") if hasattr(row, "get") else None
     if not isinstance(v, str):
         return ""
     a = row["comparison"].split(" - ", 1)[0]
+    stopped = (v == "not distinguishable" and (row["Holm CI low"] > 0 or row["Holm CI high"] < 0))
+    why = " (the interval excludes 0, but Holm's step-down stopped at a comparison with a smaller p)" if stopped else ""
     return (f" Adjusted for the table's comparisons (Holm): p = {row['p Holm']:.3g}, interval at "
             f"{100 * (1 - row['Holm level']):.1f}% {row['Holm CI low']:+.3f} to {row['Holm CI high']:+.3f}: "
-            f"{VERDICTS[v].format(a=a)}.")
+            f"{VERDICTS[v].format(a=a)}{why}.")
 
 
 def paired_bootstrap(a: pd.Series, b: pd.Series, unit: str = "units", metric: str = "PCC", n_boot: int = 2000,

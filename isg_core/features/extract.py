@@ -16,7 +16,6 @@ place, so a killed run leaves every slide either done or untouched; done slides 
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..data.fingerprint import content_sha256
 from ..data.manifest import read_manifest, shard_rows
 from ..data.tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 from ..devices import resolve_device
@@ -71,11 +71,7 @@ class PatchEncoder(abc.ABC):
 
 
 def _file_id(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return content_sha256(path)[:16]
 
 
 class StyleGANEncoder(PatchEncoder):
