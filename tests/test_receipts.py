@@ -122,3 +122,21 @@ def test_new_folds_are_another_receipt(lihc, tmp_path, monkeypatch):
         again = _table(lihc, tmp_path, tmp_path / "runs")  # the folders' folds are redone, never misread
     assert len(loads) == 2 and len(list((tmp_path / "runs" / "LIHC" / RECEIPTS).glob("*.json"))) == 4
     assert again.groups.fold.to_dict() == lihc.manifest.set_index("slide_id").fold.to_dict()
+
+
+def test_slide_identities_are_read_once_until_a_file_is_rewritten(lihc, tmp_path, monkeypatch):
+    from isg_core.experiments import receipts as receipts_mod
+
+    first = _table(lihc, tmp_path, tmp_path / "runs")
+    assert (tmp_path / RECEIPTS / receipts_mod.IDENTITY_MEMO).exists()
+    read, real = [], receipts_mod._attrs
+    monkeypatch.setattr(receipts_mod, "_attrs", lambda obj: read.append(obj.file.filename) or real(obj))
+    _same_table(first, _table(lihc, tmp_path, tmp_path / "runs"))
+    assert read == []  # every identity came from the saved memo: no HDF5 opened for it
+    sid = lihc.manifest.slide_id[0]
+    with h5py.File(tmp_path / f"{sid}.h5", "a") as f:  # rewritten: its saved identity no longer serves
+        f["features/fe"].attrs["source"] = "toy extractor v2"
+    loads = counting(monkeypatch, runner_mod, "load_experiment_data")
+    _same_table(first, _table(lihc, tmp_path, tmp_path / "runs"))  # same values: confirmed, not retrained
+    assert read and set(read) == {str(tmp_path / f"{sid}.h5")}  # that file alone read again
+    assert loads  # the runs whose inputs' identity changed went the slow way

@@ -358,7 +358,7 @@ def test_a_selection_is_rescored_only_when_its_selector_or_threshold_changes(tmp
     assert len(calls) == 25  # another selector setting: every slide again
 
 
-def test_a_confirmed_preparation_is_reused_in_a_process_until_a_file_is_rewritten(tmp_path, monkeypatch):
+def test_a_confirmed_preparation_is_reused_until_a_file_is_rewritten(tmp_path, monkeypatch):
     _smoke_or_skip()
     from isg_core.cohorts import prepare as prep_mod
     from isg_core.config import get_profile
@@ -368,15 +368,73 @@ def test_a_confirmed_preparation_is_reused_in_a_process_until_a_file_is_rewritte
     root = _copy_cohort(tmp_path / "cohort")
     first = prep_mod.prepare_cohort(root, config=prof.tiling, progress=False)
     checks = counting(monkeypatch, prep_mod, "_check_prepared")
+    records = counting(monkeypatch, prep_mod, "_files_token")
     again = [prep_mod.prepare_cohort(root, config=prof.tiling, progress=False) for _ in range(3)]
-    assert len(checks) == 1  # confirmed once, then reused
+    assert checks == []  # the record saw these very files complete: no HDF5 opened
+    assert len(records) == 1  # and within the process, not even the record is read again
     for a in again:
         pd.testing.assert_frame_equal(a, first)
+    prep_mod._CONFIRMED.clear()  # a new process
+    prep_mod.prepare_cohort(root, config=prof.tiling, progress=False)
+    assert checks == []
     h5 = root / "tiles" / f"{first.slide_id.iloc[0]}.h5"
     st = h5.stat()
     os.utime(h5, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten (as far as a stat can tell)
+    pd.testing.assert_frame_equal(prep_mod.prepare_cohort(root, config=prof.tiling, progress=False), first)
+    assert len(checks) == 1  # checked, and the record updated ...
+    prep_mod._CONFIRMED.clear()
     prep_mod.prepare_cohort(root, config=prof.tiling, progress=False)
-    assert len(checks) == 2
+    assert len(checks) == 1  # ... so the next process needs no check
+    # a selection removed by hand: the file is rewritten, so the slide is checked and redone
+    with h5py.File(h5, "r+") as f:
+        del f["selection/shannon"]
+    prep_mod.prepare_cohort(root, config=prof.tiling, progress=False)
+    with h5py.File(h5, "r") as f:
+        assert "selection/shannon/keep" in f
     # another selection asked for is another key: checked, not taken from the memo
     prep_mod.prepare_cohort(root, methods=("shannon", "otsu"), config=prof.tiling, progress=False)
     assert len(checks) == 3
+
+
+def test_a_finished_extraction_is_answered_from_its_receipt_until_a_file_changes(tmp_path, monkeypatch):
+    _smoke_or_skip()
+    from isg_core.cohorts.prepare import prepare_cohort
+    from isg_core.config import get_profile
+    from isg_core.features import extract as ex
+    from tests.helpers import counting
+
+    root = _copy_cohort(tmp_path / "cohort")
+    prepare_cohort(root, config=get_profile("smoke").tiling, progress=False)
+    enc = ex.DescriptorEncoder()
+    first = ex.extract_cohort(root, enc, progress=False)
+    assert not first.skipped.any() and list((root / "tiles" / ex.EXTRACTED).glob("descriptor-*.json"))
+    slides = counting(monkeypatch, ex, "extract_slide")
+    again = ex.extract_cohort(root, enc, progress=False)
+    assert slides == []  # answered from the receipt: no HDF5 opened
+    assert again.skipped.all() and list(again.slide_id) == list(first.slide_id)
+    np.testing.assert_array_equal(again.n, first.n)
+    np.testing.assert_allclose(again.seconds, first.seconds)
+    # one HDF5 rewritten (another feature set written into it): every slide is checked, nothing re-encoded
+    sid = first.slide_id.iloc[0]
+    h5 = root / "tiles" / f"{sid}.h5"
+    with h5py.File(h5, "r+") as f:
+        f.attrs["touched"] = 1
+    checked = ex.extract_cohort(root, enc, progress=False)
+    assert len(slides) == len(first) and checked.skipped.all()
+    ex.extract_cohort(root, enc, progress=False)
+    assert len(slides) == len(first)  # the check wrote a new receipt
+    # features removed by hand behind an unchanged receipt's back cannot hide: removing them rewrites the file
+    with h5py.File(h5, "r+") as f:
+        del f["features/descriptor"]
+    redone = ex.extract_cohort(root, enc, progress=False)
+    assert list(redone.slide_id[~redone.skipped]) == [sid]
+    # a slide file replaced by another: the receipt misses and the slide's check refuses it
+    slide = Path(pd.read_csv(root / "manifest.csv").set_index("slide_id").loc[sid, "path"])
+    slide = slide if slide.is_absolute() else root / slide
+    other = Path(pd.read_csv(root / "manifest.csv").path.iloc[1])
+    shutil.copy(other if other.is_absolute() else root / other, slide)
+    with pytest.raises(IsgError):
+        ex.extract_cohort(root, enc, progress=False)
+    # overwrite=True never reads a receipt
+    assert not ex.extract_cohort(root, enc, progress=False, overwrite=True, slide_ids=[first.slide_id.iloc[1]]
+                                 ).skipped.any()

@@ -20,7 +20,7 @@ import h5py
 import pandas as pd
 
 from ..config import TilingConfig
-from ..data.fingerprint import file_fingerprint
+from ..data.fingerprint import file_fingerprint, stat_identity
 from ..data.manifest import read_manifest, shard_rows, slide_mpps
 from ..data.tiling import open_tiled_slide, read_tiling_h5, tile_to_h5
 from ..errors import IsgError, atomic_write_text
@@ -81,29 +81,51 @@ _CONFIRMED: dict[tuple[str, str], tuple[tuple, list[dict]]] = {}
 
 
 def _stat_token(out: Path, jobs) -> tuple:
-    """Size, modification time and inode of the record, every slide file and every HDF5: what
-    changes when any of them is rewritten (None for a missing file)."""
-    def st(p) -> tuple | None:
-        try:
-            s = os.stat(p)
-        except OSError:
-            return None
-        return s.st_size, s.st_mtime_ns, s.st_ino
-    return (st(out / PREPARED_STAMP), *[(st(j.slide_path), st(out / f"{j.slide_id}.h5")) for j in jobs])
+    """:func:`~isg_core.data.fingerprint.stat_identity` of the record, every slide file and every
+    HDF5: what changes when any of them is rewritten (None for a missing file)."""
+    return (stat_identity(out / PREPARED_STAMP),
+            *[(stat_identity(j.slide_path), stat_identity(out / f"{j.slide_id}.h5")) for j in jobs])
+
+
+def _files_token(out: Path, jobs) -> list:
+    """:func:`~isg_core.data.fingerprint.stat_identity` of every slide file and HDF5, as the record
+    stores it (JSON lists)."""
+    return json.loads(json.dumps([[stat_identity(j.slide_path), stat_identity(out / f"{j.slide_id}.h5")]
+                                  for j in jobs]))
+
+
+def _write_stamp(out: Path, key: str, rows: list[dict], jobs) -> None:
+    """The record of a preparation found complete: what was asked (``key``), its rows, and the
+    stat identity of every file it was found complete in."""
+    atomic_write_text(out / PREPARED_STAMP,
+                      json.dumps({"key": key, "rows": rows, "files": _files_token(out, jobs)}) + "\n")
 
 
 def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
     """The rows of the last preparation if it was asked exactly this (``key``) and each slide's
     HDF5 still holds the tiling of that same file with every selection asked for; else None.
-    Within one process a confirmation is reused while no file involved has been rewritten (a
-    notebook asks three times: for the table, and for each extractor's training set)."""
+    No file is opened while every slide file and HDF5 keeps the stat identity the record saw it
+    complete with (a rewrite, an atomic rename, gives another); within one process a
+    confirmation is reused likewise (a notebook asks three times: for the table, and for each
+    extractor's training set).  Otherwise each HDF5 is checked, and the record updated."""
     token = _stat_token(out, jobs)
     memo = _CONFIRMED.get((str(out), key))
     if memo is not None and memo[0] == token:
         return memo[1]
-    rows = _check_prepared(out, jobs, key)
-    if rows is not None:
-        _CONFIRMED[str(out), key] = (token, rows)
+    try:
+        rec = json.loads((out / PREPARED_STAMP).read_text())
+    except (OSError, ValueError):
+        rec = {}
+    if (isinstance(rec, dict) and rec.get("key") == key and len(rec.get("rows", [])) == len(jobs)
+            and rec.get("files") == _files_token(out, jobs)):
+        rows = rec["rows"]
+    else:
+        rows = _check_prepared(out, jobs, key)
+        if rows is None:
+            return None
+        _write_stamp(out, key, rows, jobs)  # confirmed as the files now are
+        token = _stat_token(out, jobs)
+    _CONFIRMED[str(out), key] = (token, rows)
     return rows
 
 
@@ -183,5 +205,5 @@ def prepare_cohort(cohort_root: "str | os.PathLike", tiles: "str | os.PathLike |
     # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
     rows = run_jobs(_prepare_one, jobs, workers, "tile + select", progress, unit="slide")
     if key:
-        atomic_write_text(out / PREPARED_STAMP, json.dumps({"key": key, "rows": rows}) + "\n")
+        _write_stamp(out, key, rows, jobs)
     return pd.DataFrame(rows)

@@ -61,3 +61,15 @@ def content_sha256(path: "str | os.PathLike") -> str:
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def stat_identity(path: "str | os.PathLike") -> tuple[int, int, int, int] | None:
+    """(size, mtime in ns, inode, ctime in ns) of ``path``, None if it is missing: what changes when
+    a file is rewritten or renamed into place (an atomic update gives a new inode), read without
+    opening it.  For files this project writes itself (HDF5s, stamps), where a rewrite is the only
+    change to detect; a user's files get :func:`file_fingerprint`."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    return s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns

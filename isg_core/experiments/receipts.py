@@ -17,6 +17,11 @@ A re-extraction, a reselection or a regenerated cohort rewrites those attributes
 receipt no longer matches and the run is confirmed the slow way (and re-receipted).  The
 receipt is a fast path to the same decision, never a second source of truth: the folder must
 still hold the recorded data fingerprint and every fold's predictions and model.
+
+Reading those attributes from 300 HDF5s takes seconds per table, so what was read is kept in
+``<tiles>/.receipts/identity.json`` (:func:`load_identity_memo`, :func:`save_identity_memo`),
+per file with its :func:`~isg_core.data.fingerprint.stat_identity`: an entry serves only while the
+file has not been rewritten, and a rewrite (an atomic rename gives a new inode) reads it again.
 """
 from __future__ import annotations
 
@@ -30,8 +35,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..data.fingerprint import content_sha256
-from ..errors import atomic_path
+from ..data.fingerprint import content_sha256, stat_identity
+from ..errors import IsgError, atomic_path
 from ..features.registry import get_feature_set
 
 #: bump when the code that turns stored features into a model's inputs changes what it gives
@@ -61,20 +66,66 @@ def _group_identity(g) -> dict:
 def slide_identity(path: Path, groups: Sequence[str], memo: dict | None = None) -> dict:
     """What identifies the parts ``groups`` of one slide's tiling HDF5 (``"/"``: its root
     attributes, always included); a missing group is recorded as missing, an unreadable file as
-    its error.  ``memo`` keeps each (file, group) read once across experiments."""
+    its error.  ``memo`` keeps each (file, group) read once across experiments (and, through
+    :func:`load_identity_memo`, across processes while the file's stat identity holds)."""
     memo = {} if memo is None else memo
     names = ["/", *groups]
     missing = [n for n in names if (str(path), n) not in memo]
     if missing:
+        memo["stat", str(path)] = stat_identity(path)  # before reading: a rewrite meanwhile is read again next time
         try:
             with h5py.File(path, "r") as fh:
                 for name in missing:
-                    memo[str(path), name] = (_attrs(fh) if name == "/" else
-                                             _group_identity(fh[name]) if name in fh else None)
+                    memo[str(path), name] = _plain(_attrs(fh) if name == "/" else
+                                                   _group_identity(fh[name]) if name in fh else None)
         except OSError as e:
             for name in missing:
                 memo[str(path), name] = {"unreadable": str(e)}
     return {name: memo[str(path), name] for name in names}
+
+
+def _plain(value):
+    """``value`` as JSON gives it back (what the hash sees either way), so an identity read from
+    :func:`save_identity_memo`'s file hashes exactly as one read from the HDF5."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+#: the file, in ``<tiles>/.receipts/``, of the slides' identities already read
+IDENTITY_MEMO = "identity.json"
+
+
+def load_identity_memo(tiles_dir: "str | os.PathLike") -> dict:
+    """A memo for :func:`slide_identity` holding the identities saved by :func:`save_identity_memo`
+    of every HDF5 whose stat identity is still the one recorded (none if the file is unreadable)."""
+    memo: dict = {}
+    try:
+        saved = json.loads((Path(tiles_dir) / RECEIPTS / IDENTITY_MEMO).read_text())
+    except (OSError, ValueError):
+        return memo
+    for path, entry in saved.items() if isinstance(saved, dict) else ():
+        st = stat_identity(path)
+        if st is not None and isinstance(entry, dict) and entry.get("stat") == list(st):
+            memo["stat", path] = st
+            for name, ident in entry.get("groups", {}).items():
+                memo[path, name] = ident
+    return memo
+
+
+def save_identity_memo(tiles_dir: "str | os.PathLike", memo: dict) -> None:
+    """Write the HDF5 identities of ``memo`` (see :func:`load_identity_memo`); a no-op if the
+    folder cannot be written (the memo only saves time)."""
+    out: dict = {}
+    for key, value in memo.items():
+        if len(key) == 2 and key[0] == "stat" and value is not None:
+            out[key[1]] = {"stat": list(value), "groups": {}}
+    for key, value in memo.items():
+        if len(key) == 2 and key[0] in out and not (isinstance(value, dict) and "unreadable" in value):
+            out[key[0]]["groups"][key[1]] = value
+    try:
+        with atomic_path(Path(tiles_dir) / RECEIPTS / IDENTITY_MEMO) as tmp:
+            tmp.write_text(json.dumps(out, sort_keys=True))
+    except (OSError, IsgError):
+        pass
 
 
 def _file_digest(path: Path) -> str:

@@ -28,7 +28,7 @@ from ..train.batches import SlideData
 from ..train.engine import TrainConfig, cross_validate, load_fold_model
 from .factory import model_factory
 from .inputs import load_experiment_data
-from .receipts import inputs_identity, read_receipt, receipt_path, write_receipt
+from .receipts import inputs_identity, load_identity_memo, read_receipt, receipt_path, save_identity_memo, write_receipt
 from .scoring import expression_rows, msi_frame
 from .specs import Experiment
 from .targets import ALL_TASKS, LOSS_OF_KIND, run_targets, task_slides
@@ -263,9 +263,12 @@ def run_grid(work: Sequence[tuple], cohort, tiles_dir, profile: Profile, out_dir
     any features or starting a process."""
     check_tiles_current(tiles_dir, cohort.manifest)  # once here: the workers get loaded data or check again
     work = [(w[0], w[1], w[2] if len(w) > 2 else 0) for w in work]
-    memo: dict = {}
+    memo = load_identity_memo(tiles_dir)  # what earlier processes read of files not rewritten since
+    n_known = len(memo)
     receipts = [run_receipt(cohort, tiles_dir, exp, task, profile, out_dir, kind, seed, memo)
                 for exp, task, seed in work]
+    if sum(1 for k in memo if k[0] != "targets") != n_known:
+        save_identity_memo(tiles_dir, memo)
     outcomes: list = [None] * len(work)
     for i, ((exp, task, seed), rec) in enumerate(zip(work, receipts)):
         found = find_finished(cohort, exp, task, rec, profile, kind, seed, memo)

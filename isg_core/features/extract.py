@@ -12,10 +12,18 @@ with the encoder's description (checkpoints, LPIPS/ImageNet trunk) as attributes
 read and encoded in batches (a slide is never in memory at once), the next batch is read while
 the current one is encoded, and the file is updated through a temporary copy renamed into
 place, so a killed run leaves every slide either done or untouched; done slides are skipped.
+
+A finished :func:`extract_cohort` leaves a receipt in ``<tiles>/.extracted/``, keyed on the encoder's
+description, the slides' ids and files (:func:`~isg_core.data.fingerprint.file_fingerprint`) and the
+identity of each HDF5 as a file (:func:`~isg_core.data.fingerprint.stat_identity`).  Asked again
+with nothing rewritten, it answers from the receipt without opening the 300 HDF5s; any rewrite
+(another feature set extracted into the same files, a slide re-tiled) misses, and the slides are
+checked one by one as before, which writes a new receipt.
 """
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +38,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..data.fingerprint import content_sha256
+from ..data.fingerprint import content_sha256, file_fingerprint, stat_identity
 from ..data.manifest import read_manifest, shard_rows
 from ..data.tiling import check_same_slide, open_tiled_slide, read_global_patch, read_tiling_h5
 from ..devices import resolve_device
@@ -369,6 +377,11 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
         manifest = manifest[manifest["slide_id"].isin(slide_ids)]
     manifest = shard_rows(manifest, shard)  # "K/N": this worker's slides (see isg_core.data.manifest.shard_rows)
     tiles_dir = cohort_tiles_dir(cohort_root, tiles)
+    source = json.dumps({"encoder": encoder.describe(), "selection": selection, "patches": patches}, sort_keys=True)
+    receipt = None if overwrite else _extraction_receipt(tiles_dir, encoder.name, source, manifest)
+    rows = _read_extraction_receipt(receipt) if receipt is not None else None
+    if rows is not None:
+        return _extraction_frame(rows, 0, 0.0, encoder)
     rows, done_n, done_s = [], 0, 0.0
     bar = tqdm(list(manifest.itertuples()), desc=f"extract {encoder.name}", unit="slide", disable=not progress)
     for r in bar:
@@ -381,6 +394,38 @@ def extract_cohort(cohort_root: "str | os.PathLike", encoder: PatchEncoder, tile
         if not row["skipped"]:
             done_n, done_s = done_n + row["n"], done_s + row["seconds"]
             bar.set_postfix(patches_per_s=f"{done_n / max(done_s, 1e-9):.1f}")
+    receipt = _extraction_receipt(tiles_dir, encoder.name, source, manifest)  # the files as they now are
+    with atomic_path(receipt) as tmp:
+        tmp.write_text(json.dumps({"source": source, "rows": [{**r, "skipped": True} for r in rows]}, default=float))
+    return _extraction_frame(rows, done_n, done_s, encoder)
+
+
+#: the folder of a tiles folder that holds :func:`extract_cohort`'s receipts
+EXTRACTED = ".extracted"
+
+
+def _extraction_receipt(tiles_dir: Path, name: str, source: str, manifest: pd.DataFrame) -> Path:
+    """``<tiles>/.extracted/<name>-<key>.json``; the key hashes ``source`` (the encoder, selection and
+    patches) and, per slide, its id, its file's fingerprint and its HDF5's stat identity."""
+    h = hashlib.sha256(json.dumps(source_identity(source), sort_keys=True).encode())  # a moved checkout: same
+    for r in manifest.itertuples():
+        try:
+            slide = file_fingerprint(r.path)
+        except IsgError:
+            slide = "missing"
+        h.update(json.dumps([r.slide_id, slide, stat_identity(tiles_dir / f"{r.slide_id}.h5")]).encode())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return tiles_dir / EXTRACTED / f"{safe}-{h.hexdigest()[:24]}.json"
+
+
+def _read_extraction_receipt(path: Path) -> list[dict] | None:
+    try:
+        return json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _extraction_frame(rows: list[dict], done_n: int, done_s: float, encoder: PatchEncoder) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df.attrs["patches_per_second"] = done_n / done_s if done_s > 0 else float("nan")
     df.attrs["patches_per_second_recorded"] = float(df.n.sum() / df.seconds.sum()) if len(df) else float("nan")
