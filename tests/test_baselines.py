@@ -38,7 +38,7 @@ def build(name):
 
 
 def test_registry_names_and_unknown():
-    assert set(BASELINES) == {"he2rna", "he2rna-msi", "vit-s", "vit-mb", "cyclemlp", "mpvit"}
+    assert set(BASELINES) == {"he2rna", "he2rna-msi", "vit-s", "vit-mb", "cyclemlp", "mpvit", "abmil", "mean-mlp"}
     with pytest.raises(KeyError):
         build_baseline("resnet", D, G, OUT)
 
@@ -298,3 +298,60 @@ def test_he2rna_follows_its_published_code():
     f2, _ = cap_tiles(f, pos)
     assert len(f2) == 8000 and len(np.unique(f2)) == 8000 and np.all(np.diff(f2[:, 0]) > 0)
     assert cap_tiles(f[:10], pos[:10])[0].shape == (10, 1)
+
+
+# --- ABMIL and the mean-pool MLP (issue 32) ------------------------------------------------------------
+def test_abmil_is_the_attention_weighted_mean_of_gated_attention():
+    """Ilse et al. (2018) Eq. 9 written out by hand on one slide equals the module."""
+    torch.manual_seed(0)
+    m = build_baseline("abmil", D, G, OUT, hidden=6, attention=5, dropout=0.0).eval()
+    f, R, mask, pos = make_inputs()
+    with torch.no_grad():
+        h = torch.relu(f[0, :3] @ m.embed[0].weight.T + m.embed[0].bias)  # slide 0's 3 real patches
+        score = (torch.tanh(h @ m.V.weight.T + m.V.bias) * torch.sigmoid(h @ m.U.weight.T + m.U.bias)) @ m.w.weight.T
+        a = torch.softmax(score[:, 0] + m.w.bias, dim=0)
+        expected = (a[:, None] * h).sum(0) @ m.head.weight.T + m.head.bias
+        torch.testing.assert_close(m(f, R, mask, pos)[0], expected, rtol=1e-5, atol=1e-6)
+        w = m.attention_weights(f, mask)
+        torch.testing.assert_close(w.sum(1), torch.ones(2))
+        assert (w[~mask] == 0).all()
+        torch.testing.assert_close(w[0, :3], a)
+
+
+def test_abmil_attends_to_the_patch_that_decides():
+    """One informative patch among copies of a decoy: after a short fit, the attention finds it."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    n, k = 64, 8
+    y = torch.randn(n, generator=gen)
+    f = torch.zeros(n, k, 4)
+    f[:, :, 0] = torch.randn(n, k, generator=gen) * 0.1  # decoys: noise
+    where = torch.randint(0, k, (n,), generator=gen)
+    f[torch.arange(n), where, 0] = y  # the one patch that carries the target ...
+    f[torch.arange(n), where, 1] = 1.0  # ... and says so
+    mask = torch.ones(n, k, dtype=torch.bool)
+    m = build_baseline("abmil", 4, G, 1, hidden=16, attention=8, dropout=0.0)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = ((m(f, None, mask)[:, 0] - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        w = m.eval().attention_weights(f, mask)
+    assert w[torch.arange(n), where].mean() > 0.5  # at least 4x the 1/8 a mean pool gives
+    assert loss.item() < 0.1 * y.var().item()
+
+
+def test_mean_mlp_reads_the_masked_mean_alone():
+    torch.manual_seed(0)
+    m = build_baseline("mean-mlp", D, G, OUT, dropout=0.0).eval()
+    f, R, mask, pos = make_inputs()
+    with torch.no_grad():
+        out = m(f, R, mask, pos)
+        # slide 0: another set of patches with the same mean gives the same output
+        g = f.clone()
+        g[0, 0], g[0, 1] = f[0, 0] + 1.0, f[0, 1] - 1.0
+        torch.testing.assert_close(m(g, R, mask, pos), out)
+        pooled = f[0, :3].mean(0)
+        torch.testing.assert_close(out[0], m.head(m.mlp(pooled)), rtol=1e-5, atol=1e-6)

@@ -331,3 +331,21 @@ def test_plot_table_draws_each_method_in_order_with_paper_only_where_given():
     assert not [c for c in ax.collections if c.__class__.__name__ == "PathCollection"]
     assert any("not in the paper" in t.get_text() for t in ax.get_legend().get_texts())
     plt.close(fig)
+
+
+def test_the_mil_baselines_run_through_the_table_runner(tmp_path):
+    """ABMIL and the mean-pool MLP (issue 32) are one registration each: a table runs them like any
+    baseline, every fold predicts every gene of its test slides, and a rerun is found done."""
+    from isg_core.config import get_profile
+    from isg_core.experiments import run_table
+
+    c = lihc_toy_cohort(tmp_path)
+    torch.set_num_threads(1)
+    exps = [Experiment("A", "abmil", selection=None), Experiment("M", "mean-mlp", selection=None)]
+    out = run_table(exps, c, tmp_path, get_profile("smoke"), tmp_path / "runs", ["LIHC"], progress=False)
+    assert set(out.rows.method) == {"A", "M"} and len(out.rows) == 2 * 7 * 5
+    for k in [("A", 0), ("M", 0)]:
+        assert out.predictions[k].notna().all().all()
+    assert not np.allclose(out.predictions[("A", 0)].to_numpy(), out.predictions[("M", 0)].to_numpy())
+    again = run_table(exps, c, tmp_path, get_profile("smoke"), tmp_path / "runs", ["LIHC"], progress=False)
+    pd.testing.assert_frame_equal(again.rows, out.rows)

@@ -198,7 +198,8 @@ def test_initial_weights_are_those_before_the_refactor(case):
 
 # --- the registry and the spec a saved model carries ----------------------------------------------------
 def test_registry_names():
-    assert MODEL_NAMES == ("isg", "he2rna", "he2rna-msi", "vit-s", "vit-mb", "cyclemlp", "mpvit")
+    assert MODEL_NAMES == ("isg", "he2rna", "he2rna-msi", "vit-s", "vit-mb", "cyclemlp", "mpvit", "abmil",
+                           "mean-mlp")
     with pytest.raises(KeyError, match="choose from"):
         build_model("resnet", 8, 4, 3)
     assert build_model("ISG", 8, 4, 3, vit_heads=2).cfg == DualAttentionConfig(d=8, grid=4, n_outputs=3, vit_heads=2)

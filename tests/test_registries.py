@@ -24,7 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # --- the built-in traits -------------------------------------------------------------------------
 def test_built_in_model_traits():
     """What ``GLOBAL_ONLY``, ``CLASSIFICATION_ONLY``, HE2RNA's tile cap and the linear-totals branch said."""
-    assert [n for n in model_names() if model_traits(n).global_only] == ["he2rna", "he2rna-msi", "vit-s"]
+    global_only = ["he2rna", "he2rna-msi", "vit-s", "abmil", "mean-mlp"]
+    assert [n for n in model_names() if model_traits(n).global_only] == global_only
     assert [n for n in model_names() if not model_traits(n).serves(REGRESSION)] == ["he2rna-msi"]
     assert [n for n in model_names() if model_traits(n).max_tiles] == ["he2rna", "he2rna-msi"]
     assert model_traits("he2rna").max_tiles == 8000

@@ -4,6 +4,8 @@
   :func:`supertiles` is its K-means-on-coordinates preprocessing.
 * ``he2rna-msi``: HE2RNA's MSI classifier (Table 3): mean-pooled tile features and an MLP;
 * ``vit-s``: ViT-S on the global features only.
+* ``abmil`` / ``mean-mlp``: gated attention MIL (Ilse et al. 2018) and a mean-pool MLP on the
+  global features: not the paper's, the aggregators a reader expects (``mil.py``, issue 32).
 * ``vit-mb`` / ``cyclemlp`` / ``mpvit``: MBConv / CycleMLP / MPViT blocks downsample each kept
   patch's local cube R_i to one token, then ViT-S (local features only).
 
@@ -41,6 +43,7 @@ from isg_core.models.baselines.local_tokenizers import (
     ViTMB,
     ViTMBConfig,
 )
+from isg_core.models.baselines.mil import ABMIL, MeanPoolMLP, MILConfig
 from isg_core.models.baselines.vit import SlideTransformerConfig, ViTS, vit_s
 
 BASELINES: dict[str, type[nn.Module]] = {
@@ -50,6 +53,8 @@ BASELINES: dict[str, type[nn.Module]] = {
     "vit-mb": ViTMB,
     "cyclemlp": CycleMLPNet,
     "mpvit": MPViTNet,
+    "abmil": ABMIL,
+    "mean-mlp": MeanPoolMLP,
 }
 
 
@@ -69,4 +74,5 @@ __all__ = [
     "LocalTokenViT", "MBTokenizer", "ViTMB", "ViTMBConfig",
     "CycleFC", "CycleMLPBlock", "CycleTokenizer", "CycleMLPConfig", "CycleMLPNet",
     "MPTokenizer", "MPViTConfig", "MPViTNet",
+    "ABMIL", "MeanPoolMLP", "MILConfig",
 ]
