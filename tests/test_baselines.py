@@ -354,4 +354,4 @@ def test_mean_mlp_reads_the_masked_mean_alone():
         g[0, 0], g[0, 1] = f[0, 0] + 1.0, f[0, 1] - 1.0
         torch.testing.assert_close(m(g, R, mask, pos), out)
         pooled = f[0, :3].mean(0)
-        torch.testing.assert_close(out[0], m.head(m.mlp(pooled)), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out[0], m.head(m.embed(pooled)), rtol=1e-5, atol=1e-6)

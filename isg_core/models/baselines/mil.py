@@ -45,20 +45,12 @@ class MILConfig:
         return asdict(self)
 
 
-def _head(width: int, n_outputs: int, bias_init: torch.Tensor | None) -> nn.Linear:
-    head = nn.Linear(width, n_outputs)
-    if bias_init is not None:
-        with torch.no_grad():
-            head.bias.copy_(torch.as_tensor(bias_init, dtype=torch.float32).reshape(n_outputs))
-    return head
-
-
-class ABMIL(nn.Module):
-    """Gated attention MIL (Ilse et al. 2018, Eq. 9) on the global features; see the module doc.
-    ``attention_weights(f, mask)`` gives the a_i (B, N), 0 on padded rows."""
+class _GlobalMIL(nn.Module):
+    """What both models share: the config, a per-patch (or pooled) Linear(d, hidden) -> ReLU ->
+    Dropout, and the linear head (its bias set by ``bias_init``, as for every baseline)."""
 
     config_class = MILConfig
-    traits = ModelTraits(reads=GLOBAL)
+    traits = ModelTraits(reads=GLOBAL)  # R is ignored: InputStandardizer leaves it alone
 
     def __init__(self, d: int, grid: int, n_outputs: int, config: MILConfig | None = None,
                  bias_init: torch.Tensor | None = None, **overrides):
@@ -66,10 +58,27 @@ class ABMIL(nn.Module):
         self.config = cfg = replace(config or MILConfig(), **overrides)
         self.d, self.grid = d, grid
         self.embed = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.head = nn.Linear(cfg.hidden, n_outputs)
+        if bias_init is not None:
+            with torch.no_grad():
+                self.head.bias.copy_(torch.as_tensor(bias_init, dtype=torch.float32).reshape(n_outputs))
+
+    def _check(self, f, R, mask, pos) -> None:
+        if pos is not None:
+            check_inputs(f, R, mask, pos, self.d, self.grid, need_f=True, need_R=False)
+
+
+class ABMIL(_GlobalMIL):
+    """Gated attention MIL (Ilse et al. 2018, Eq. 9) on the global features; see the module doc.
+    ``attention_weights(f, mask)`` gives the a_i (B, N), 0 on padded rows."""
+
+    def __init__(self, d: int, grid: int, n_outputs: int, config: MILConfig | None = None,
+                 bias_init: torch.Tensor | None = None, **overrides):
+        super().__init__(d, grid, n_outputs, config, bias_init, **overrides)
+        cfg = self.config
         self.V = nn.Linear(cfg.hidden, cfg.attention)
         self.U = nn.Linear(cfg.hidden, cfg.attention)
         self.w = nn.Linear(cfg.attention, 1)
-        self.head = _head(cfg.hidden, n_outputs, bias_init)
 
     def _attend(self, f: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.embed(masked_tokens(f, mask))
@@ -83,30 +92,17 @@ class ABMIL(nn.Module):
 
     def forward(self, f: torch.Tensor, R: torch.Tensor | None, mask: torch.Tensor,
                 pos: torch.Tensor | None = None) -> torch.Tensor:
-        if pos is not None:
-            check_inputs(f, R, mask, pos, self.d, self.grid, need_f=True, need_R=False)
+        self._check(f, R, mask, pos)
         a, h = self._attend(f, mask.bool())
         return self.head(torch.einsum("bn,bnh->bh", a, h))
 
 
-class MeanPoolMLP(nn.Module):
+class MeanPoolMLP(_GlobalMIL):
     """The masked mean of f over the real patches, then Linear -> ReLU -> Dropout -> Linear."""
-
-    config_class = MILConfig
-    traits = ModelTraits(reads=GLOBAL)
-
-    def __init__(self, d: int, grid: int, n_outputs: int, config: MILConfig | None = None,
-                 bias_init: torch.Tensor | None = None, **overrides):
-        super().__init__()
-        self.config = cfg = replace(config or MILConfig(), **overrides)
-        self.d, self.grid = d, grid
-        self.mlp = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout))
-        self.head = _head(cfg.hidden, n_outputs, bias_init)
 
     def forward(self, f: torch.Tensor, R: torch.Tensor | None, mask: torch.Tensor,
                 pos: torch.Tensor | None = None) -> torch.Tensor:
-        if pos is not None:
-            check_inputs(f, R, mask, pos, self.d, self.grid, need_f=True, need_R=False)
+        self._check(f, R, mask, pos)
         m = mask.bool()
         pooled = masked_tokens(f, m).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
-        return self.head(self.mlp(pooled))
+        return self.head(self.embed(pooled))
