@@ -334,3 +334,44 @@ def test_experiments_read_oracle_features_through_the_same_door(smoke):
     assert all(len(f) <= 2 and f.shape[1] == ORACLE_DIM and R.shape[1:3] == (1, 1) for f, R in zip(st.f, st.R))
     with pytest.raises(IsgError, match="oracle features need"):
         load_experiment_data(tiles, ids, exp, 256)
+
+
+# --- the visible oracle (issue 32) ---------------------------------------------------------------------
+def test_the_visible_oracle_merges_t_and_b_cells_and_drops_the_context():
+    from isg_core.features.oracle import VISIBLE_CHANNELS, VISIBLE_DIM, encode_visible
+
+    assert VISIBLE_DIM == len(VISIBLE_CHANNELS) == 16 and VISIBLE_DIM % 4 == 0  # the ViTs' 4 heads
+    c = counts_of(lymphocyte=3, bcell=2, tumour=4, lymphocyte_tumour=1, lymphocyte_other=2, debris=5, cells=9)
+    v = encode_visible(c)
+    named = dict(zip(VISIBLE_CHANNELS, v))
+    assert named["log1p_n_lymphocyte_like"] == pytest.approx(np.log1p(5))
+    assert named["log1p_n_tumour"] == pytest.approx(np.log1p(4))
+    assert named["log1p_n_debris"] == pytest.approx(np.log1p(5))
+    assert named["log1p_n_cells"] == pytest.approx(np.log1p(9))
+    assert named["log1p_n_nuclei"] == pytest.approx(np.log1p(14))
+    assert named["frac_debris_of_nuclei"] == pytest.approx(5 / 14)
+    assert named["frac_lymphocyte_like"] == pytest.approx(5 / 9) and named["frac_tumour"] == pytest.approx(4 / 9)
+    assert not any("context" in k or "bcell" in k or "lymphocyte_tumour" in k for k in VISIBLE_CHANNELS)
+    # T and B cells, and a lymphocyte's context, cannot be told apart: swapping them changes nothing
+    swapped = counts_of(lymphocyte=1, bcell=4, tumour=4, lymphocyte_tumour=0, lymphocyte_other=1, debris=5, cells=9)
+    np.testing.assert_array_equal(encode_visible(swapped), v)
+    assert not np.array_equal(encode_counts(swapped), encode_counts(c))  # the full oracle tells them apart
+    # an empty patch: counts 0, fractions 0 (not NaN); batches keep their leading shape
+    assert (encode_visible(np.zeros((2, 3, N_COUNTS))) == 0).all()
+    assert encode_visible(np.zeros((2, 3, N_COUNTS))).shape == (2, 3, VISIBLE_DIM)
+
+
+def test_experiments_read_the_visible_oracle_by_its_feature_set_name(smoke):
+    from isg_core.experiments.inputs import keep_mask, load_experiment_data
+    from isg_core.experiments.specs import Experiment
+    from isg_core.features.oracle import VISIBLE_DIM, encode_visible
+
+    root, tiles, ids = smoke
+    exp = Experiment("visible oracle", "isg", features="oracle-visible", selection="shannon")
+    got = load_experiment_data(tiles, ids, exp, 256, cohort_root=root)
+    full = load_oracle_data(root, tiles, ids, lambda fh: keep_mask(fh, exp, 256))
+    for f, R, ff, fR in zip(got.f, got.R, full.f, full.R):
+        assert f.shape[1] == R.shape[-1] == VISIBLE_DIM
+        np.testing.assert_allclose(f, encode_visible(decode_counts(ff)), rtol=1e-6)
+        np.testing.assert_allclose(R.astype(np.float32), encode_visible(decode_counts(fR)).astype(np.float16),
+                                   rtol=1e-3)

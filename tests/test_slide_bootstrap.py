@@ -326,3 +326,27 @@ def test_patch_level_intervals_resample_slides_not_patches():
     by_patch = SlideDraws(unit, pred.fold.to_numpy(), 300).interval(score, unit)
     assert by_slide["value"] == by_patch["value"]
     assert by_slide["ci_high"] - by_slide["ci_low"] > 2 * (by_patch["ci_high"] - by_patch["ci_low"])
+
+
+def test_slide_draws_scored_in_batches_give_the_one_draw_values():
+    """Table 5's patch intervals score 64 slide draws at a time; the values and the interval are
+    those of the draw-by-draw loop, a fold with a constant prediction scoring 0 in both."""
+    from isg_core.experiments.slide_draws import SlideDraws, probe_score, weighted_fold_pcc
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    slides = rng.integers(0, 60, n)
+    df = pd.DataFrame({"slide": slides, "fold": slides % 5})
+    for t in "ab":
+        df[t] = rng.normal(size=n)
+        df[f"{t}:pred"] = df[t] + rng.normal(size=n)
+    df.loc[df.fold == 2, "b:pred"] = 1.0
+    draws = SlideDraws(df.slide.to_numpy(), df.fold.to_numpy(), 200)
+    stat = probe_score(df, ["a", "b"])
+    one, many = draws.interval(stat, df.slide.to_numpy()), draws.interval(stat, df.slide.to_numpy(), batched=True)
+    assert one["value"] == many["value"]
+    assert abs(one["ci_low"] - many["ci_low"]) < 1e-12 and abs(one["ci_high"] - many["ci_high"]) < 1e-12
+    w = draws.counts[:5][:, pd.Index(draws.slides).get_indexer(df.slide.to_numpy())]
+    np.testing.assert_allclose(stat(w), [stat(x) for x in w], rtol=0, atol=1e-14)
+    m = (df.fold == 2).to_numpy()
+    assert weighted_fold_pcc(df.b[m].to_numpy(), df["b:pred"][m].to_numpy(), df.fold[m].to_numpy(), None) == 0.0

@@ -17,7 +17,8 @@ from isg_core.report.outputs import write_table
 from isg_core.studies.registry import STUDIES, Study, get_study, option, profile_option, register
 from tests import results_inventory as ri
 
-PACKAGED = ("extractor-choices", "extractor-limits", "extractor-objectives", "extractor-folds", "budget")
+PACKAGED = ("extractor-choices", "extractor-limits", "extractor-objectives", "extractor-folds", "budget",
+            "visible-oracle")
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -94,12 +94,13 @@ def load_experiment_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str
 
 def _oracle_data(tiles_dir: "str | os.PathLike", slide_ids: Sequence[str], exp: Experiment, pixels: int,
                  cohort_root: "str | os.PathLike | None") -> SlideData:
-    """``features="oracle"``: the simulator's true cell counts of the patches ``exp`` keeps, in place of
-    learned features (the ceiling of what any extractor could give the same slide model)."""
+    """``features="oracle"`` (or ``"oracle-visible"``): the simulator's true cell counts of the patches
+    ``exp`` keeps, in place of learned features (the ceiling of what any extractor could give the
+    same slide model; the visible view: of what an extractor could see)."""
     if cohort_root is None or not (Path(cohort_root) / "patches.csv").exists():
         raise IsgError(cohort_root, "oracle features need a simulated cohort's truth (patches.csv and maps/)")
     data = load_oracle_data(cohort_root, tiles_dir, slide_ids, lambda fh: keep_mask(fh, exp, pixels),
-                            local=reads_local(exp))
+                            local=reads_local(exp), view=exp.features)
     if exp.supertiles is not None:  # HE2RNA's supertiles over the oracle's global features
         for i, (f, pos) in enumerate(zip(data.f, data.pos)):
             data.f[i], data.R[i], data.pos[i] = global_only_inputs(f, pos, exp.supertiles, tile_cap(exp))

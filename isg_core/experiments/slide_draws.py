@@ -31,32 +31,43 @@ class SlideDraws:
             for k in range(n_boot):
                 np.add.at(self.counts[k], rng.choice(members, len(members)), 1.0)
 
-    def interval(self, stat: Stat, slide_of_rows: np.ndarray) -> dict:
-        """``stat`` on every row once and its 95% percentile interval over the draws."""
+    def interval(self, stat: Stat, slide_of_rows: np.ndarray, batched: bool = False) -> dict:
+        """``stat`` on every row once and its 95% percentile interval over the draws.  ``batched``:
+        ``stat`` also takes a (k, rows) matrix of k draws' weights and returns their k values (as
+        :func:`probe_score`'s do), so the draws are scored 64 at a time (about 4x faster); each
+        value equals the one-draw call's up to the order of floating-point sums (1e-15)."""
         idx = pd.Index(self.slides).get_indexer(np.asarray(slide_of_rows))
         if (idx < 0).any():
             raise ValueError("rows of slides the draws do not know")
-        boots = [stat(c[idx]) for c in self.counts]
+        if batched:
+            boots = np.concatenate([np.asarray(stat(self.counts[k:k + 64][:, idx]), float).reshape(-1)
+                                    for k in range(0, len(self.counts), 64)])
+        else:
+            boots = [stat(c[idx]) for c in self.counts]
         lo, hi = np.percentile(boots, [2.5, 97.5])
         return {"value": float(stat(None)), "ci_low": float(lo), "ci_high": float(hi)}
 
 
-def weighted_fold_pcc(y: np.ndarray, p: np.ndarray, fold: np.ndarray, w: "np.ndarray | None") -> float:
+def weighted_fold_pcc(y: np.ndarray, p: np.ndarray, fold: np.ndarray, w: "np.ndarray | None") -> "float | np.ndarray":
     """PCC of ``p`` against ``y`` within each fold, rows weighted by ``w`` (a bootstrap's
-    multiplicities), mean over folds; 0 where either side is constant (as ``pcc_or_zero``)."""
-    w = np.ones(len(y)) if w is None else w
+    multiplicities), mean over folds; 0 where either side is constant (as ``pcc_or_zero``).
+    ``w`` (k, rows) scores k draws at once and gives their k values."""
+    many = w is not None and np.ndim(w) == 2
+    W = np.ones((1, len(y))) if w is None else np.atleast_2d(w)
     out = []
     for f in np.unique(fold):
         m = fold == f
-        ww, yy, pp = w[m], y[m], p[m]
-        n = ww.sum()
-        if n <= 0:
-            continue
-        my, mp = (ww * yy).sum() / n, (ww * pp).sum() / n
-        cov = (ww * (yy - my) * (pp - mp)).sum()
-        vy, vp = (ww * (yy - my) ** 2).sum(), (ww * (pp - mp) ** 2).sum()
-        out.append(cov / np.sqrt(vy * vp) if vy > 1e-12 * n and vp > 1e-12 * n else 0.0)
-    return float(np.mean(out))
+        ww, yy, pp = W[:, m], y[m], p[m]
+        n = ww.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            my, mp = (ww * yy).sum(1) / n, (ww * pp).sum(1) / n
+            yc, pc = yy - my[:, None], pp - mp[:, None]
+            cov = (ww * yc * pc).sum(1)
+            vy, vp = (ww * yc ** 2).sum(1), (ww * pc ** 2).sum(1)
+            r = np.where((vy > 1e-12 * n) & (vp > 1e-12 * n), cov / np.sqrt(vy * vp), 0.0)
+        out.append(np.where(n > 0, r, np.nan))  # a fold no draw reached is left out of the mean
+    res = np.nanmean(np.stack(out), axis=0)
+    return res if many else float(res[0])
 
 
 def probe_score(pred: pd.DataFrame, targets) -> Stat:
@@ -65,4 +76,7 @@ def probe_score(pred: pd.DataFrame, targets) -> Stat:
     and prediction ``t:pred``, one row per unit (patch, local unit)."""
     fold = pred.fold.to_numpy()
     cols = [(pred[t].to_numpy(np.float64), pred[f"{t}:pred"].to_numpy(np.float64)) for t in targets]
-    return lambda w: float(np.mean([weighted_fold_pcc(y, p, fold, w) for y, p in cols]))
+    def score(w):
+        v = np.mean([weighted_fold_pcc(y, p, fold, w) for y, p in cols], axis=0)
+        return v if np.ndim(v) else float(v)
+    return score

@@ -310,7 +310,7 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
         pa, pb = _aligned_patches(patch[a], patch[b])
         draws = SlideDraws(pa.slide_id.to_numpy(), pa.fold.to_numpy(), n_boot)
         sa, sb = patch_probe_score(pa), patch_probe_score(pb)
-        r = draws.interval(lambda w: sa(w) - sb(w), pa.slide_id.to_numpy())
+        r = draws.interval(lambda w: sa(w) - sb(w), pa.slide_id.to_numpy(), batched=True)
         rows.append({"level": "patch", "comparison": f"{a} - {b}", "PCC a": sa(None), "PCC b": sb(None),
                      "mean PCC difference": r["value"], "95% CI low": r["ci_low"], "95% CI high": r["ci_high"],
                      "resampled": f"slides within folds ({len(draws.slides)}), all their patches",

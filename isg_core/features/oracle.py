@@ -24,6 +24,18 @@ and ``log1p`` do not add up, which is why :func:`oracle_slide_counts` also gives
 f comes from ``patches.csv`` and R from the cell list of ``maps/``; the two are compared on every
 patch, so a cohort simulated with another patch size than the tiling's, or tables and maps of
 different runs, are refused instead of giving features that disagree with each other.
+
+**The visible oracle** (feature set ``oracle-visible``, issue 32; d = ``VISIBLE_DIM`` = 14) hands
+over only what a patch's pixels show.  The simulator draws T cells and B cells alike on purpose,
+and a lymphocyte's context (inside a tumour nest or not) is not in its local patch: so they are
+one ``lymphocyte-like`` channel, and the two context channels are gone.  Which of them a
+lymphocyte-like cell is must then be inferred from the patch's and its neighbours' other
+content: the "global guides local" inference that the Dual Attention network exists for
+(Sec. 3.3), which the full oracle skips.  Channels (``VISIBLE_CHANNELS``, 16: a width the
+transformer baselines' 4 heads divide): ``log1p`` of the lymphocyte-like, tumour, mitosis, luminal,
+basal, stroma, debris and RNA-bearing (``n_cells``) counts and of every nucleus (debris included),
+then the fractions of ``n_cells`` of the six RNA-bearing visible kinds and debris' fraction of
+every nucleus.
 """
 from __future__ import annotations
 
@@ -58,6 +70,20 @@ _TYPE_CHANNEL = np.array([COUNT_COLUMNS.index(f"n_{name}") for name in CELL_TYPE
 _LYM_TUMOUR, _LYM_OTHER, _TOTAL = (COUNT_COLUMNS.index(c) for c in
                                    ("n_lymphocyte_tumour", "n_lymphocyte_other", "n_cells"))
 _FRACTION_SRC = np.array([COUNT_COLUMNS.index(c) for c in FRACTION_COLUMNS], np.int64)
+#: the visible oracle's count channels: each the sum of these ``COUNT_COLUMNS``
+VISIBLE_COUNTS: dict[str, tuple[str, ...]] = {
+    "n_lymphocyte_like": ("n_lymphocyte", "n_bcell"),
+    **{f"n_{k}": (f"n_{k}",) for k in ("tumour", "mitosis", "luminal", "basal", "stroma", "debris")},
+    "n_cells": ("n_cells",),
+    "n_nuclei": ("n_cells", "n_debris"),
+}
+_VISIBLE_FRACTIONS = tuple(c for c in VISIBLE_COUNTS if c not in ("n_debris", "n_cells", "n_nuclei"))
+VISIBLE_CHANNELS: tuple[str, ...] = (*(f"log1p_{c}" for c in VISIBLE_COUNTS),
+                                     *(f"frac_{c[2:]}" for c in _VISIBLE_FRACTIONS), "frac_debris_of_nuclei")
+VISIBLE_DIM = len(VISIBLE_CHANNELS)
+#: (N_COUNTS, len(VISIBLE_COUNTS)): full counts -> visible counts
+_TO_VISIBLE = np.array([[float(c in parts) for parts in VISIBLE_COUNTS.values()] for c in COUNT_COLUMNS])
+_V_CELLS, _V_DEBRIS, _V_NUCLEI = (list(VISIBLE_COUNTS).index(c) for c in ("n_cells", "n_debris", "n_nuclei"))
 #: what ``patches.csv`` must hold for the oracle (the simulator writes more columns)
 _PATCH_KEYS = ("slide_id", "x", "y", "row", "col")
 #: the arrays of ``maps/<slide>.npz`` the oracle reads (cell centres in level-0 px, codes)
@@ -85,6 +111,27 @@ def encode_counts(counts: np.ndarray) -> np.ndarray:
     frac = np.divide(counts[..., _FRACTION_SRC], total, out=np.zeros(counts.shape[:-1] + (len(_FRACTION_SRC),)),
                      where=total > 0)
     return np.concatenate([np.log1p(counts), frac], axis=-1).astype(np.float32)
+
+
+def encode_visible(counts: np.ndarray) -> np.ndarray:
+    """Visible-oracle features (..., ``VISIBLE_DIM``) float32 from raw counts (..., ``N_COUNTS``):
+    the counts summed into ``VISIBLE_COUNTS``, their ``log1p``, then the fractions of ``n_cells``
+    and debris' fraction of every nucleus (0 for an empty patch)."""
+    counts = np.asarray(counts, np.float64)
+    if counts.shape[-1] != N_COUNTS:
+        raise ValueError(f"expected {N_COUNTS} count channels, got shape {counts.shape}")
+    vis = counts @ _TO_VISIBLE
+    k = len(_VISIBLE_FRACTIONS)
+    frac = np.divide(vis[..., :k], vis[..., _V_CELLS:_V_CELLS + 1], out=np.zeros(vis.shape[:-1] + (k,)),
+                     where=vis[..., _V_CELLS:_V_CELLS + 1] > 0)
+    debris = np.divide(vis[..., _V_DEBRIS:_V_DEBRIS + 1], vis[..., _V_NUCLEI:_V_NUCLEI + 1],
+                       out=np.zeros(vis.shape[:-1] + (1,)), where=vis[..., _V_NUCLEI:_V_NUCLEI + 1] > 0)
+    return np.concatenate([np.log1p(vis), frac, debris], axis=-1).astype(np.float32)
+
+
+#: feature-set name -> how raw counts become its features (both read the same truth)
+ORACLE_VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"oracle": encode_counts,
+                                                              "oracle-visible": encode_visible}
 
 
 def decode_counts(features: np.ndarray) -> np.ndarray:
@@ -267,22 +314,26 @@ def oracle_slide_counts(cohort_root: "str | os.PathLike", slide_id: str, tiling:
 
 
 def oracle_slide_features(cohort_root: "str | os.PathLike", slide_id: str, tiling: "Tiling | str | os.PathLike", *,
-                          patches: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          patches: pd.DataFrame | None = None, view: str = "oracle"
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Oracle ``(f (n, d) float32, R (n, g, g, d) float16, pos (n, 2) int64)`` of every patch of
-    ``tiling`` in its order (so the HDF5's selection masks apply unchanged); d = ``ORACLE_DIM``,
-    channels ``ORACLE_CHANNELS``.  See :func:`oracle_slide_counts` for the arguments."""
+    ``tiling`` in its order (so the HDF5's selection masks apply unchanged); ``view`` a key of
+    :data:`ORACLE_VIEWS` (``"oracle"``: d = ``ORACLE_DIM``, channels ``ORACLE_CHANNELS``;
+    ``"oracle-visible"``: ``VISIBLE_CHANNELS``).  See :func:`oracle_slide_counts` for the rest."""
+    encode = ORACLE_VIEWS[view]
     F, C, pos = oracle_slide_counts(cohort_root, slide_id, tiling, patches=patches)
-    return encode_counts(F), encode_counts(C).astype(np.float16), pos
+    return encode(F), encode(C).astype(np.float16), pos
 
 
 def load_oracle_data(cohort_root: "str | os.PathLike", tiles_dir: "str | os.PathLike", slide_ids: Sequence[str],
-                     keep_fn: KeepFn | None = None, *, local: bool = True) -> SlideData:
+                     keep_fn: KeepFn | None = None, *, local: bool = True, view: str = "oracle") -> SlideData:
     """Oracle features of ``slide_ids`` as ``load_experiment_data`` returns learned ones: per slide f
     (n, d) float32, R (n, g, g, d) float16 and pos (n, 2) int64 of the patches ``keep_fn`` keeps.
     ``keep_fn(h5)`` gets the slide's open tiling HDF5 (``tiles_dir/<slide_id>.h5``) and returns a
     bool mask over its patches, or None for all (e.g. ``lambda h5: keep_mask(h5, exp, pixels)``).
     As there, a slide left with no patch keeps its highest Shannon score (else its first patch), and
-    ``local=False`` gives the zero placeholder R of models that read only f."""
+    ``local=False`` gives the zero placeholder R of models that read only f; ``view`` as in
+    :func:`oracle_slide_features`."""
     root = Path(cohort_root)
     groups = {sid: rows for sid, rows in read_patch_truth(root).groupby("slide_id", sort=False)}
     out = SlideData([], [], [], [])
@@ -292,7 +343,7 @@ def load_oracle_data(cohort_root: "str | os.PathLike", tiles_dir: "str | os.Path
         rows = groups.get(sid)
         if rows is None:
             raise IsgError(root / "patches.csv", f"no rows for slide {sid}: it is not part of this simulated cohort")
-        f, R, pos = oracle_slide_features(root, sid, tiling, patches=rows)
+        f, R, pos = oracle_slide_features(root, sid, tiling, patches=rows, view=view)
         if keep_fn is not None:
             try:
                 with h5py.File(path, "r") as fh:

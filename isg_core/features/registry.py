@@ -167,6 +167,9 @@ register_feature_set(FeatureSet("descriptor", _descriptor))
 #: ISG-Sim's true per-patch cell counts (:mod:`isg_core.features.oracle`): the simulator's truth,
 #: not a stored extraction
 ORACLE = register_feature_set(FeatureSet("oracle", None)).name
+#: the same truth, only what pixels show: T and B cells as one lymphocyte-like count, no
+#: lymphocyte context (:data:`isg_core.features.oracle.ORACLE_VIEWS`; issue 32)
+register_feature_set(FeatureSet("oracle-visible", None))
 
 
 def _classical(fs: FeatureSet, ctx: EncoderContext) -> PatchEncoder:

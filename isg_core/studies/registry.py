@@ -163,3 +163,10 @@ register(Study(
     (profile_option(),
      option("--epochs", type=int, default=40, help="epochs to train without early stopping (default 40)"),
      device_option())))
+
+register(Study(
+    "visible-oracle",
+    "ISG and the best baseline on the full and the visible oracle: is global-guides-local inference there? "
+    "(development cohort)",
+    "isg_core.studies.visible_oracle:run",
+    (profile_option(), device_option())))
