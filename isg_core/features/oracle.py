@@ -25,7 +25,7 @@ f comes from ``patches.csv`` and R from the cell list of ``maps/``; the two are 
 patch, so a cohort simulated with another patch size than the tiling's, or tables and maps of
 different runs, are refused instead of giving features that disagree with each other.
 
-**The visible oracle** (feature set ``oracle-visible``, issue 32; d = ``VISIBLE_DIM`` = 14) hands
+**The visible oracle** (feature set ``oracle-visible``; d = ``VISIBLE_DIM`` = 16) hands
 over only what a patch's pixels show.  The simulator draws T cells and B cells alike on purpose,
 and a lymphocyte's context (inside a tumour nest or not) is not in its local patch: so they are
 one ``lymphocyte-like`` channel, and the two context channels are gone.  Which of them a

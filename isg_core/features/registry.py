@@ -168,7 +168,7 @@ register_feature_set(FeatureSet("descriptor", _descriptor))
 #: not a stored extraction
 ORACLE = register_feature_set(FeatureSet("oracle", None)).name
 #: the same truth, only what pixels show: T and B cells as one lymphocyte-like count, no
-#: lymphocyte context (:data:`isg_core.features.oracle.ORACLE_VIEWS`; issue 32)
+#: lymphocyte context (:data:`isg_core.features.oracle.ORACLE_VIEWS`)
 register_feature_set(FeatureSet("oracle-visible", None))
 
 

@@ -1,5 +1,5 @@
 """Does the Dual Attention network do what it is for?  ISG against the best baseline on the full and
-the visible oracle, on the development cohort (issue 32).
+the visible oracle, on the development cohort.
 
 Table 1's oracle rows hand the slide models the simulator's truth, T and B cells and a lymphocyte's
 context included: what no pixel shows.  So ISG-oracle against CycleMLP-oracle tests nothing the

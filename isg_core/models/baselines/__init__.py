@@ -5,7 +5,7 @@
 * ``he2rna-msi``: HE2RNA's MSI classifier (Table 3): mean-pooled tile features and an MLP;
 * ``vit-s``: ViT-S on the global features only.
 * ``abmil`` / ``mean-mlp``: gated attention MIL (Ilse et al. 2018) and a mean-pool MLP on the
-  global features: not the paper's, the aggregators a reader expects (``mil.py``, issue 32).
+  global features: not the paper's, the aggregators a reader expects (``mil.py``).
 * ``vit-mb`` / ``cyclemlp`` / ``mpvit``: MBConv / CycleMLP / MPViT blocks downsample each kept
   patch's local cube R_i to one token, then ViT-S (local features only).
 

@@ -1,4 +1,4 @@
-"""Two multiple-instance baselines on the global features f_i: not in the paper, added by issue 32
+"""Two multiple-instance baselines on the global features f_i: not in the paper, added
 so that ISG is also measured against the aggregators a computational-pathology reader expects.
 
 * ``abmil``: gated attention-based MIL (Ilse, Tomczak & Welling, "Attention-based Deep Multiple
