@@ -139,11 +139,58 @@ def test_the_figure_puts_each_objective_on_one_row_in_every_panel():
                       "pixel R2": [0.3, 0.8, np.nan], "pixel R2 low": [0.2, 0.7, np.nan],
                       "pixel R2 high": [0.4, 0.9, np.nan],
                       key: [-0.2, -0.1, 0.0], f"{key} low": [-0.3, -0.2, -0.1], f"{key} high": [-0.1, 0.0, 0.1]})
-    fig = objectives_figure({"summary": s, "rate_distortion": pd.DataFrame()})
+    fig = objectives_figure({"summary": s})
     axes = fig.axes
     assert len(axes) == 2 and all(ax.get_ylim() == (2.5, -0.5) for ax in axes)
     assert [t.get_text() for t in axes[0].get_yticklabels()] == ["E_L: a", "E_L: b", "E_L: classical"]
     plt.close(fig)
+
+
+def test_the_rate_distortion_figure_plots_each_measure_against_the_code_width():
+    import matplotlib.pyplot as plt
+
+    from isg_core.studies.extractor_objectives import rate_distortion_figure
+
+    key = "local: code, MLP"
+    rd = pd.DataFrame({"extractor": ["E_L"] * 3, "code width d": [16, 32, 64],
+                       "encoder GFLOPs per patch": [0.01, 0.011, 0.012],
+                       "pixel R2": [0.5, 0.7, 0.8], "pixel R2 low": [0.4, 0.6, 0.7], "pixel R2 high": [0.6, 0.8, 0.9],
+                       key: [0.40, 0.44, 0.45], f"{key} low": [0.3, 0.4, 0.4], f"{key} high": [0.5, 0.5, 0.5]})
+    fig = rate_distortion_figure(rd)
+    axes = fig.axes
+    assert len(axes) == 2  # no 'minus input' column: no third panel
+    assert axes[0].get_xscale() == "log" and axes[0].get_xlabel() == "code width d (channels)"
+    line = axes[1].get_lines()[0]
+    assert list(line.get_xdata()) == [16, 32, 64] and list(line.get_ydata()) == [0.40, 0.44, 0.45]
+    plt.close(fig)
+
+
+def test_only_with_no_index_runs_no_objective(monkeypatch):
+    """``--only`` alone (the --widths curve by itself) must not fall back to every objective."""
+    import argparse
+
+    from isg_core.studies import extractor_objectives as eo
+
+    seen = {}
+
+    def fake_study(prof, **kw):
+        seen["objectives"] = kw["objectives"]
+        empty = pd.DataFrame({"extractor": [], "objective": [], "scale": []})
+        return {"summary": empty, "seeds": empty, "rate_distortion": pd.DataFrame(), "units": {}}
+
+    written = []
+    monkeypatch.setattr(eo, "objectives_study", fake_study)
+    monkeypatch.setattr(eo, "write_table", lambda df, name, *a, **k: written.append(name))
+    monkeypatch.setattr(eo, "save_figure", lambda fig, name, *a, **k: written.append(name))
+    monkeypatch.setattr(eo, "objectives_figure", lambda part: None)
+    args = argparse.Namespace(threads=1, profile="smoke", scales=["local"], seeds=[0], widths=None,
+                              device=None, local_size=None, only=[])
+    eo.run(args, "isg study extractor-objectives --only")
+    assert seen["objectives"] == () and written == []  # nothing ran: the objectives' tables are kept
+    eo.run(argparse.Namespace(**{**vars(args), "only": None}), "isg study extractor-objectives")
+    assert seen["objectives"] == eo.OBJECTIVES
+    eo.run(argparse.Namespace(**{**vars(args), "only": [0, 5]}), "isg study extractor-objectives --only 0 5")
+    assert [o.name for o in seen["objectives"]] == [eo.OBJECTIVES[0].name, eo.OBJECTIVES[5].name]
 
 
 def test_each_objective_is_compared_with_eq2_on_the_same_draws():

@@ -36,6 +36,7 @@ def test_a_family_widens_intervals_and_withholds_a_borderline_direction():
     out = adjust_family(rows, [clear, border, null])
     assert list(out["verdict (Holm)"]) == ["a higher", "not distinguishable", "not distinguishable"]
     assert out.loc[1, "p"] < 0.05 < out.loc[1, "p Holm"]  # significant alone, not in the family
+    assert set(out["adjusted"]) == {"Holm over the table's 3 comparisons"}
     assert (out["Holm CI low"] <= out["95% CI low"] + 1e-12).all()  # never narrower than the 95% one
     # the interval at the Holm level excludes 0 where its p is below that level
     for _, r in out.iterrows():

@@ -304,6 +304,16 @@ def test_table5_differences_columns_and_a_clear_winner():
     assert abs(patch["PCC b"]) < 0.05 and "slides within folds (40)" in patch.resampled
     # without patch predictions (a plain dict) there is no patch-level row, never a target resample
     assert list(table5_differences(long, {"a": good, "b": noise}, cohort, [("a", "b")], n_boot=50).level) == ["slide"]
+    # adjusted as one family: a clear winner stays one after Holm; a set against its own copy
+    # (a tie by construction) is not distinguishable, at both levels
+    preds3 = ProbePredictions({"a": good, "b": noise, "c": good.copy()}, {"a": pa, "b": pb, "c": pa.copy()})
+    adj = table5_differences(long, preds3, cohort, [("a", "b"), ("a", "c")], n_boot=200, adjust=True)
+    assert {"seeds", "adjusted", "p", "p Holm", "Holm CI low", "Holm CI high", "verdict (Holm)"} <= set(adj.columns)
+    assert list(adj.level) == ["slide", "slide", "patch", "patch"]
+    win, tie = adj[adj.comparison == "a - b"], adj[adj.comparison == "a - c"]
+    assert (win["verdict (Holm)"] == "a higher").all() and (win["Holm CI low"] <= win.ci_low).all()
+    assert (tie["verdict (Holm)"] == "not distinguishable").all() and (tie["diff"] == 0).all()
+    assert (adj["p Holm"] >= adj["p"]).all()
 
 
 def test_patch_level_intervals_resample_slides_not_patches():
@@ -343,8 +353,12 @@ def test_slide_draws_scored_in_batches_give_the_one_draw_values():
     df.loc[df.fold == 2, "b:pred"] = 1.0
     draws = SlideDraws(df.slide.to_numpy(), df.fold.to_numpy(), 200)
     stat = probe_score(df, ["a", "b"])
-    one, many = draws.interval(stat, df.slide.to_numpy()), draws.interval(stat, df.slide.to_numpy(), batched=True)
+    reps: list = []
+    one, many = draws.interval(stat, df.slide.to_numpy()), draws.interval(stat, df.slide.to_numpy(), batched=True,
+                                                                           replicates=reps)
     assert one["value"] == many["value"]
+    assert len(reps) == 1 and reps[0].shape == (200,)  # the draws' values, for a family adjustment
+    assert np.percentile(reps[0], 2.5) == pytest.approx(many["ci_low"], abs=1e-15)
     assert abs(one["ci_low"] - many["ci_low"]) < 1e-12 and abs(one["ci_high"] - many["ci_high"]) < 1e-12
     w = draws.counts[:5][:, pd.Index(draws.slides).get_indexer(df.slide.to_numpy())]
     np.testing.assert_allclose(stat(w), [stat(x) for x in w], rtol=0, atol=1e-14)

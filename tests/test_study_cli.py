@@ -18,7 +18,7 @@ from isg_core.studies.registry import STUDIES, Study, get_study, option, profile
 from tests import results_inventory as ri
 
 PACKAGED = ("extractor-choices", "extractor-limits", "extractor-objectives", "extractor-folds", "budget",
-            "visible-oracle")
+            "visible-oracle", "feature-probe")
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -141,3 +141,14 @@ def test_a_failing_study_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["study", "toy", "--n", "-1"]) == 2
     assert capsys.readouterr().err == "isg: error: --n must be at least 0, got -1\n"
     assert not (tmp_path / "quick" / "toy_study.md").exists()
+
+
+def test_an_option_given_no_values_is_recorded_as_its_bare_flag():
+    """``--only`` alone (no objective, the --widths curve by itself) is not ``--only`` left out
+    (every objective): the recorded command must give back the same arguments."""
+    words = "isg study extractor-objectives --profile quick --scales local --only --seeds 0 1 --widths 16 32".split()
+    args = build_parser().parse_args(words[1:])
+    assert args.only == []
+    line = STUDIES["extractor-objectives"].command(args)
+    assert " --only --seeds " in line
+    assert build_parser().parse_args(line.split()[1:]).only == []

@@ -31,11 +31,14 @@ class SlideDraws:
             for k in range(n_boot):
                 np.add.at(self.counts[k], rng.choice(members, len(members)), 1.0)
 
-    def interval(self, stat: Stat, slide_of_rows: np.ndarray, batched: bool = False) -> dict:
+    def interval(self, stat: Stat, slide_of_rows: np.ndarray, batched: bool = False,
+                 replicates: "list | None" = None) -> dict:
         """``stat`` on every row once and its 95% percentile interval over the draws.  ``batched``:
         ``stat`` also takes a (k, rows) matrix of k draws' weights and returns their k values (as
         :func:`probe_score`'s do), so the draws are scored 64 at a time (about 4x faster); each
-        value equals the one-draw call's up to the order of floating-point sums (1e-15)."""
+        value equals the one-draw call's up to the order of floating-point sums (1e-15).
+        ``replicates``: a list the draws' values are appended to (one array), e.g. for
+        :func:`~isg_core.experiments.statistics.adjust_family`."""
         idx = pd.Index(self.slides).get_indexer(np.asarray(slide_of_rows))
         if (idx < 0).any():
             raise ValueError("rows of slides the draws do not know")
@@ -45,6 +48,8 @@ class SlideDraws:
         else:
             boots = [stat(c[idx]) for c in self.counts]
         lo, hi = np.percentile(boots, [2.5, 97.5])
+        if replicates is not None:
+            replicates.append(np.asarray(boots, float))
         return {"value": float(stat(None)), "ci_low": float(lo), "ci_high": float(hi)}
 
 

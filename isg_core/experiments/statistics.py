@@ -106,7 +106,8 @@ def adjust_family(rows: pd.DataFrame, replicates: Sequence[np.ndarray], alpha: f
     """A table's comparisons (one row each, the paired bootstrap's) adjusted for being one family:
     ``p`` (:func:`bootstrap_p` of each row's ``replicates``), ``p Holm`` (:func:`holm`), the
     percentile interval at Holm's step level for the row (``Holm CI low/high``, confidence
-    ``1 - Holm level``), and ``verdict (Holm)``: a direction only where ``p Holm < alpha``;
+    ``1 - Holm level``), ``adjusted`` (the method and the family's size), and ``verdict (Holm)``:
+    a direction only where ``p Holm < alpha``;
     otherwise "not distinguishable" (or "undefined" without a p).
 
     The direction is the side of 0 that holds most replicates (the side the p-value's smaller tail
@@ -131,6 +132,7 @@ def adjust_family(rows: pd.DataFrame, replicates: Sequence[np.ndarray], alpha: f
     if point is not None:
         side = [s if np.isfinite(x) and np.sign(x) == s else 0 for s, x in zip(side, point)]
     out["p"], out["p Holm"], out["Holm CI low"], out["Holm CI high"], out["Holm level"] = p, adj, lo, hi, levels
+    out["adjusted"] = f"Holm over the table's {len(p)} comparisons"
     out["verdict (Holm)"] = ["undefined" if not np.isfinite(a) else
                              "not distinguishable" if a >= alpha or s == 0 else ("a higher" if s > 0 else "a lower")
                              for a, s in zip(adj, side)]

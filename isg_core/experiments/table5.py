@@ -230,6 +230,11 @@ def probe_identity(cohort, spec: str, cfg: ProbeConfig, inputs: ProbeInputs) -> 
                     man, cohort.targets, inputs.slides, inputs.patches, meta)
 
 
+def table5_probe_config(profile: str) -> ProbeConfig:
+    """Table 5's probe at ``profile``: 300 epochs with patience 30 (20 / 5 at smoke: seconds in CI)."""
+    return ProbeConfig(epochs=300 if profile != "smoke" else 20, patience=30 if profile != "smoke" else 5)
+
+
 def table5(cohort, tiles_dir, specs=("resnet50", "fe", "fe:global", "fe-untrained"), cfg=None,
            progress: bool = True, jobs: int = 1,
            cache_dir: "str | os.PathLike | None" = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -278,7 +283,7 @@ class ProbePredictions(dict):
 
 
 def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohort, pairs,
-                       n_boot: int = 2000) -> pd.DataFrame:
+                       n_boot: int = 2000, adjust: bool = False) -> pd.DataFrame:
     """Paired differences between feature sets: at slide level the bootstrap over test slides
     within fold and cancer type of every regression table (:func:`~isg_core.experiments.
     slide_bootstrap.paired_slide_bootstrap`, on the out-of-fold predictions ``table5`` kept); at
@@ -288,19 +293,23 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
     slide comes with it, the same draws for both sets).
 
     Columns: ``comparison`` ("a - b"), ``level``, ``diff`` (mean PCC of a minus b), ``ci_low`` /
-    ``ci_high`` (its 95% bootstrap interval), then ``PCC a``, ``PCC b``, ``resampled`` and ``verdict``."""
+    ``ci_high`` (its 95% bootstrap interval), then ``PCC a``, ``PCC b``, ``resampled`` and ``verdict``.
+    ``adjust``: the rows are one family, Holm-adjusted (:func:`~isg_core.experiments.statistics.
+    adjust_family`: ``p``, ``p Holm``, ``Holm CI low/high``, ``verdict (Holm)`` added) and each row
+    says how many training ``seeds`` it has (one: the probes are seeded, not replicated)."""
     # the experiments package imports the features package: imported here, where Table 5 is compared
     from .slide_bootstrap import paired_slide_bootstrap
     from .slide_draws import SlideDraws
-    from .statistics import verdict
+    from .statistics import adjust_family, verdict
     from .targets import ALL_TASKS, task_targets
 
     truth = task_targets(cohort, ALL_TASKS)
     groups = cohort.manifest.set_index("slide_id").loc[truth.index, ["fold", "cancer_type"]]
-    rows = []
+    rows: list[dict] = []
+    reps: list[np.ndarray] = []
     for a, b in pairs:
         r = paired_slide_bootstrap(preds[a].reindex(truth.index), preds[b].reindex(truth.index), truth, groups,
-                                   n_boot, comparison=f"{a} - {b}")
+                                   n_boot, comparison=f"{a} - {b}", replicates=reps)
         rows.append({"level": "slide", **{k: r[k] for k in ("comparison", "PCC a", "PCC b", "mean PCC difference",
                                                             "95% CI low", "95% CI high", "resampled", "verdict")}})
     patch = getattr(preds, "patch", {})
@@ -310,14 +319,18 @@ def table5_differences(long: pd.DataFrame, preds: dict[str, pd.DataFrame], cohor
         pa, pb = _aligned_patches(patch[a], patch[b])
         draws = SlideDraws(pa.slide_id.to_numpy(), pa.fold.to_numpy(), n_boot)
         sa, sb = patch_probe_score(pa), patch_probe_score(pb)
-        r = draws.interval(lambda w: sa(w) - sb(w), pa.slide_id.to_numpy(), batched=True)
+        r = draws.interval(lambda w: sa(w) - sb(w), pa.slide_id.to_numpy(), batched=True, replicates=reps)
         rows.append({"level": "patch", "comparison": f"{a} - {b}", "PCC a": sa(None), "PCC b": sb(None),
                      "mean PCC difference": r["value"], "95% CI low": r["ci_low"], "95% CI high": r["ci_high"],
                      "resampled": f"slides within folds ({len(draws.slides)}), all their patches",
                      "verdict": verdict(r["ci_low"], r["ci_high"])})
     names = {"mean PCC difference": "diff", "95% CI low": "ci_low", "95% CI high": "ci_high"}
-    out = pd.DataFrame(rows).rename(columns=names)
-    return out[["comparison", "level", "diff", "ci_low", "ci_high", "PCC a", "PCC b", "resampled", "verdict"]]
+    cols = ["comparison", "level", "diff", "ci_low", "ci_high", "PCC a", "PCC b", "resampled", "verdict"]
+    out = pd.DataFrame(rows)
+    if adjust:
+        out = adjust_family(out, reps).assign(seeds=1)
+        cols += ["seeds", "adjusted", "p", "p Holm", "Holm level", "Holm CI low", "Holm CI high", "verdict (Holm)"]
+    return out.rename(columns=names)[cols]
 
 
 def patch_probe_score(pred: pd.DataFrame, targets=PATCH_TARGETS):

@@ -303,10 +303,11 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
                      widths: tuple[int, ...] = (), device: str | None = None, progress: bool = True,
                      n_boot: int = 1000, probe_cfg: ProbeConfig = STUDY_PROBE, local_size: int | None = None) -> dict:
     """Train (or find) every objective x seed at every scale on the development cohort and
-    measure it; ``widths``: also the code-width sweep of :data:`RATE_DISTORTION_OBJECTIVE` (seed 0
-    only); ``local_size``: E_L on q x q local patches (:func:`~isg_core.config.with_local_size`,
-    tiled into their own folder).  Returns ``summary`` (a row per scale x objective), ``seeds``
-    (per training) and ``rate_distortion``."""
+    measure it; ``widths``: also the code-width sweep of :data:`RATE_DISTORTION_OBJECTIVE`, every
+    width with every seed and measured as an objective is; ``local_size``: E_L on q x q local
+    patches (:func:`~isg_core.config.with_local_size`, tiled into their own folder).
+    Returns ``summary`` (a row per scale x objective), ``seeds`` (per training) and
+    ``rate_distortion``."""
     from ..cohorts.folder import ensure_cohort
     from ..features.workflow import ensure_prepared
 
@@ -340,7 +341,7 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
         reference_ridge = probe_predictions(descriptor, units)
         if scale == "global":  # one unit per global patch: its levels coincide
             reference, reference_ridge = ({"patch": r["patch"]} for r in (reference, reference_ridge))
-        if scale == "local":  # the classical cube (not the paper's), beside the codes it is a reference for
+        if scale == "local" and objectives:  # the classical cube (not the paper's), a reference for the codes
             summary.append(classical_reference(units0, prof.tiling.mpp, reference, draws, probe_cfg))
         versus = None  # Eq. 2 as printed, when it runs first: every other objective is compared with it
         for obj in tqdm(objectives, desc=f"objectives ({NETWORK[scale]})", disable=not progress):
@@ -360,18 +361,16 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
             row = {"extractor": NETWORK[scale], **row}
             row["targets"] = reached(row, scale)
             summary.append(row)
-        for w in widths:
-            ck = train(RATE_DISTORTION_OBJECTIVE, scale, 0, **{"model.code_dim": w})
-            m = measure(ck, units, nuclear_level, probe_cfg)
+        for w in widths:  # the rate-distortion curve: every width with every seed, like an objective
+            runs = [measure(train(RATE_DISTORTION_OBJECTIVE, scale, seed, **{"model.code_dim": w}), units,
+                            nuclear_level, probe_cfg) for seed in seeds]
+            ck = train(RATE_DISTORTION_OBJECTIVE, scale, seeds[0], **{"model.code_dim": w})
             model = ExtractorTrainConfig.from_dict(load_checkpoint(ck)["config"]).model
             flops = count_flops(Encoder(model).eval(), torch.zeros(1, 3, res, res))
-            level = "local" if scale == "local" else "patch"
+            row = summarise(RATE_DISTORTION_OBJECTIVE.name, runs, reference, reference_ridge, units, draws)
             rd.append({"extractor": NETWORK[scale], "code width d": w, "encoder GFLOPs per patch": flops / 1e9,
-                       **{k: v for k, v in draws.interval(r2_stat(m["errors"]),
-                                                          np.repeat(units.slide, units.patches.shape[1] ** 2)).items()},
-                       "code, MLP": probe_score(m["code"][level])(None)})
-    rd_df = pd.DataFrame(rd).rename(columns={"value": "pixel R2", "ci_low": "pixel R2 low", "ci_high": "pixel R2 high"})
-    return {"summary": pd.DataFrame(summary), "seeds": pd.DataFrame(per_seed), "rate_distortion": rd_df,
+                       **row})
+    return {"summary": pd.DataFrame(summary), "seeds": pd.DataFrame(per_seed), "rate_distortion": pd.DataFrame(rd),
             "units": {"global patches": len(units0.slide), "slides": len(np.unique(units0.slide))},
             "counts": list(COUNT_COLUMNS)}
 
@@ -393,7 +392,8 @@ def run(args, command: str) -> None:
     torch.set_num_threads(args.threads)
     prof = get_profile(args.profile)
     scales = tuple(args.scales)
-    objectives = tuple(OBJECTIVES[k] for k in args.only) if args.only else OBJECTIVES
+    # ``--only`` with no index runs no objective (e.g. the ``--widths`` curve alone)
+    objectives = OBJECTIVES if args.only is None else tuple(OBJECTIVES[k] for k in args.only)
     q = args.local_size or prof.tiling.local_size
     out = objectives_study(prof, scales=scales, objectives=objectives, seeds=tuple(args.seeds),
                            widths=tuple(args.widths or ()), device=args.device, local_size=q)
@@ -421,23 +421,31 @@ def run(args, command: str) -> None:
                       scale, (with_local_size(prof, q) if scale == "local" else prof).features).to_dict(),
                   **({"widths": list(args.widths), "rate-distortion objective": RATE_DISTORTION_OBJECTIVE.name}
                      if args.widths else {})}
-        write_table(part["summary"], f"extractor_objectives_{scale}{tag}", prof.name, command, config,
-                    title=title % (NETWORK[scale], len(args.seeds)), note=note)
-        write_table(part["seeds"], f"extractor_objectives_{scale}{tag}_seeds", prof.name, command, config,
-                    title=f"Autoencoders that autoencode ({NETWORK[scale]}): each training seed (ISG-Sim, SIMULATED)",
-                    note=note)
+        if objectives:
+            write_table(part["summary"], f"extractor_objectives_{scale}{tag}", prof.name, command, config,
+                        title=title % (NETWORK[scale], len(args.seeds)), note=note)
+            write_table(part["seeds"], f"extractor_objectives_{scale}{tag}_seeds", prof.name, command, config,
+                        title=f"Autoencoders that autoencode ({NETWORK[scale]}): each training seed (ISG-Sim, "
+                              "SIMULATED)", note=note)
+            save_figure(objectives_figure(part), f"fig_extractor_objectives_{scale}{tag}", prof.name)
+            print(part["summary"].to_string())
         if len(part["rate_distortion"]):
-            write_table(part["rate_distortion"], f"extractor_rate_distortion_{scale}{tag}", prof.name, command, config,
-                        title=f"{NETWORK[scale]}'s code width: a rate-distortion curve (ISG-Sim, SIMULATED)",
-                        note=note + " One training seed per width (seed 0), objective: %s."
-                             % RATE_DISTORTION_OBJECTIVE.name)
-        save_figure(objectives_figure(part), f"fig_extractor_objectives_{scale}{tag}", prof.name)
-        print(part["summary"].to_string())
+            write_table(part["rate_distortion"], f"extractor_rate_distortion_{scale}{tag}", prof.name, command,
+                        config, title=f"{NETWORK[scale]}'s code width: a rate-distortion curve (ISG-Sim, SIMULATED)",
+                        note=note + " Each width d is trained with the objective '%s' and each seed, and measured "
+                                    "as the objectives are; GFLOPs: the encoder's multiply-adds x 2 for one patch."
+                                    % RATE_DISTORTION_OBJECTIVE.name)
+            save_figure(rate_distortion_figure(part["rate_distortion"]), f"fig_extractor_rate_distortion_{scale}{tag}",
+                        prof.name)
+            print(part["rate_distortion"].to_string())
+
+
+def _interval_bars(ax, x, df: pd.DataFrame, key: str, **kw) -> None:
+    ax.errorbar(x, df[key], yerr=[df[key] - df[f"{key} low"], df[f"{key} high"] - df[key]], capsize=3, **kw)
 
 
 def objectives_figure(out: dict):
-    """Pixel R^2 and the code's probe against its input, per objective, with their intervals; and
-    the rate-distortion curve where it was measured."""
+    """Pixel R^2 and the code's probe against its input, per objective, with their intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -446,12 +454,10 @@ def objectives_figure(out: dict):
 
     sns.set_theme(style="whitegrid")
     s = out["summary"]
-    rd = out["rate_distortion"]
     panels = [("pixel R2", "pixel R² of D(E(x)) (held-out patches)"),
               ("local: code minus input descriptor (MLP)", "MLP probe PCC: code − input's 13 statistics")]
     panels = [(k, label) for k, label in panels if k in s]
-    fig, axes = plt.subplots(1, len(panels) + bool(len(rd)), figsize=(6 * (len(panels) + bool(len(rd))),
-                                                                       0.5 * len(s) + 2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 0.5 * len(s) + 2), squeeze=False)
     labels = s.extractor + ": " + s.objective
     for ax, (key, label) in zip(axes[0], panels):
         y = np.arange(len(s))
@@ -460,19 +466,37 @@ def objectives_figure(out: dict):
         ax.set_ylim(len(s) - 0.5, -0.5)  # one row per objective in every panel, also where a row has no value
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_xlabel(label)
-    if len(rd):
-        ax = axes[0][-1]
-        for ext, g in rd.groupby("extractor"):
-            ax.errorbar(g["encoder GFLOPs per patch"], g["pixel R2"],
-                        yerr=[g["pixel R2"] - g["pixel R2 low"], g["pixel R2 high"] - g["pixel R2"]],
-                        fmt="o-", capsize=3, label=ext)
-            for _, r in g.iterrows():
-                ax.annotate(f"d={int(r['code width d'])}", (r["encoder GFLOPs per patch"], r["pixel R2"]),
-                            textcoords="offset points", xytext=(4, -10), fontsize=8)
-        ax.set_xscale("log")
-        ax.set_xlabel("encoder GFLOPs per patch")
-        ax.set_ylabel("pixel R² of D(E(x))")
-        ax.legend(title="extractor")
     fig.suptitle("Eq. 2's levers on the development cohort (ISG-Sim, SIMULATED); 95% slide-bootstrap intervals")
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion_figure(rd: pd.DataFrame):
+    """Distortion (pixel R^2) and what the code holds (the MLP probe, and the probe against the
+    input's descriptor) against the code width d, with slide-bootstrap intervals; each point is
+    labelled with the encoder's GFLOPs per patch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    level = "local" if "local: code, MLP" in rd else "patch"
+    panels = [("pixel R2", "pixel R² of D(E(x))"), (f"{level}: code, MLP", "MLP probe PCC on the code (cell counts)"),
+              (f"{level}: code minus input descriptor (MLP)", "MLP probe PCC: code − input's 13 statistics")]
+    panels = [(k, label) for k, label in panels if k in rd]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        for ext, g in rd.groupby("extractor"):
+            _interval_bars(ax, g["code width d"], g, key, fmt="o-", label=ext)
+            for _, r in g.iterrows():
+                ax.annotate(f"{r['encoder GFLOPs per patch']:.3f} GF", (r["code width d"], r[key]),
+                            textcoords="offset points", xytext=(4, -10), fontsize=7)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("code width d (channels)")
+        ax.set_ylabel(label)
+        ax.legend(title="extractor")
+    fig.suptitle("Code width on the development cohort (ISG-Sim, SIMULATED); 95% slide-bootstrap intervals")
     fig.tight_layout()
     return fig

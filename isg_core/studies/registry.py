@@ -61,13 +61,13 @@ class Study:
     def command(self, args: argparse.Namespace) -> str:
         """The command line that runs the study with ``args``: ``isg study NAME`` and every option
         that has a value, in the order the study declares them (defaults included, so the line
-        alone says what ran)."""
+        alone says what ran); an option given no values is written as its bare flag."""
         words = ["isg", "study", self.name]
         for o in self.options:
             value = getattr(args, o.dest, None)
-            if value is None or value is False or (isinstance(value, (list, tuple)) and not value):
+            if value is None or value is False:
                 continue
-            words.append(o.flag)
+            words.append(o.flag)  # an empty list stays a bare flag: ``--only`` alone is not its default
             if isinstance(value, (list, tuple)):
                 words += [str(v) for v in value]
             elif value is not True:
@@ -139,7 +139,8 @@ register(Study(
     (profile_option(),
      option("--scales", nargs="+", default=["local"], choices=("local", "global"),
             help="which extractors: local (E_L, default), global (E_G)"),
-     option("--only", nargs="*", type=int, help="indices of OBJECTIVES to run (default: all)"),
+     option("--only", nargs="*", type=int,
+            help="indices of OBJECTIVES to run (default: all; --only with no index: none, e.g. --widths alone)"),
      option("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)"),
      option("--widths", nargs="*", type=int, help="code widths d for a rate-distortion curve (e.g. 16 32 64 128)"),
      option("--local-size", type=int, default=None,
@@ -169,4 +170,11 @@ register(Study(
     "ISG and the best baseline on the full and the visible oracle: is global-guides-local inference there? "
     "(development cohort)",
     "isg_core.studies.visible_oracle:run",
+    (profile_option(), device_option())))
+
+register(Study(
+    "feature-probe",
+    "Table 5's probe on the development cohort: the chosen extractor's features against a random ResNet50 "
+    "and the colour statistics, Holm-adjusted",
+    "isg_core.studies.feature_probe:run",
     (profile_option(), device_option())))

@@ -43,11 +43,10 @@ import torch
 from isg_core.cohorts.folder import ensure_cohort, load_cohort
 from isg_core.config import get_profile
 from isg_core.experiments import verdict_sentence
-from isg_core.experiments.table5 import table5, table5_differences, table5_summary
+from isg_core.experiments.table5 import table5, table5_differences, table5_probe_config, table5_summary
 from isg_core.experiments.table5 import plot_table5
 from isg_core.features.extract import read_features
 from isg_core.features.workflow import ensure_features
-from isg_core.train.probe import ProbeConfig
 from isg_core.report.outputs import notebook_command, save_figure, write_table
 from isg_core.report.tutorial import runtime_note, what_we_found
 
@@ -90,7 +89,7 @@ pd.DataFrame([{"features": k, "slides encoded now": int((~v.skipped).sum()),
 
 # %%
 torch.set_num_threads(1)  # small MLPs: one thread is faster than two on this CPU
-pcfg = ProbeConfig(epochs=300 if profile != "smoke" else 20, patience=30 if profile != "smoke" else 5)
+pcfg = table5_probe_config(profile)  # 300 epochs, patience 30 (20 / 5 at smoke)
 specs = ("resnet50", "fe", "fe:global", "fe-untrained", "descriptor")
 long, slide_predictions = table5(cohort, tiles, specs, pcfg, jobs=prof.models.jobs,  # feature sets in parallel
                                  cache_dir=cohort_root / "runs" / "table5")
