@@ -8,6 +8,7 @@ work; and a file without a resolution is refused by every command unless one is 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
@@ -394,6 +395,40 @@ def test_a_confirmed_preparation_is_reused_until_a_file_is_rewritten(tmp_path, m
     # another selection asked for is another key: checked, not taken from the memo
     prep_mod.prepare_cohort(root, methods=("shannon", "otsu"), config=prof.tiling, progress=False)
     assert len(checks) == 3
+
+
+def test_commands_asking_for_other_selections_do_not_undo_each_others_record(tmp_path, monkeypatch):
+    """A study that asks for Shannon alone and a table that asks for every selector share the tiles:
+    neither request makes the other tile or select again (each keeps its own record), and the
+    subset's rows are the full preparation's rows for its columns."""
+    _smoke_or_skip()
+    from isg_core.cohorts import prepare as prep_mod
+    from isg_core.config import get_profile
+    from tests.helpers import counting
+
+    prof = get_profile("smoke")
+    root = _copy_cohort(tmp_path / "cohort")
+    both = prep_mod.prepare_cohort(root, methods=("shannon", "otsu"), config=prof.tiling, progress=False)
+    redo = counting(monkeypatch, prep_mod, "_prepare_one")
+    for _ in range(2):
+        prep_mod._CONFIRMED.clear()  # a new process each time
+        one = prep_mod.prepare_cohort(root, methods=("shannon",), config=prof.tiling, progress=False)
+        prep_mod._CONFIRMED.clear()
+        again = prep_mod.prepare_cohort(root, methods=("shannon", "otsu"), config=prof.tiling, progress=False)
+    assert redo == []  # no slide tiled or selected again
+    pd.testing.assert_frame_equal(again, both)
+    pd.testing.assert_frame_equal(one, both[list(one.columns)])
+    checks = counting(monkeypatch, prep_mod, "_check_prepared")
+    prep_mod._CONFIRMED.clear()
+    prep_mod.prepare_cohort(root, methods=("shannon",), config=prof.tiling, progress=False)
+    assert checks == []  # both records kept: the subset's is answered without opening a file
+    # a record in the one-request format of earlier versions is still read
+    rec = json.loads((root / "tiles" / prep_mod.PREPARED_STAMP).read_text())
+    key, entry = list(rec["records"].items())[-1]
+    (root / "tiles" / prep_mod.PREPARED_STAMP).write_text(json.dumps({"key": key, **entry}))
+    prep_mod._CONFIRMED.clear()
+    prep_mod.prepare_cohort(root, methods=("shannon",), config=prof.tiling, progress=False)
+    assert checks == [] and redo == []
 
 
 def test_a_finished_extraction_is_answered_from_its_receipt_until_a_file_changes(tmp_path, monkeypatch):

@@ -94,16 +94,40 @@ def _files_token(out: Path, jobs) -> list:
                                   for j in jobs]))
 
 
+#: preparations a record keeps (one per set of methods and settings asked for, the latest last)
+STAMP_RECORDS = 8
+
+
+def _read_records(out: Path) -> dict[str, dict]:
+    """The record's preparations, key -> {"rows", "files"} (a record of the one-key format read
+    as one entry; an unreadable one as none)."""
+    try:
+        rec = json.loads((out / PREPARED_STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(rec, dict):
+        return {}
+    if isinstance(rec.get("records"), dict):
+        return rec["records"]
+    if "key" in rec:
+        return {rec["key"]: {"rows": rec.get("rows", []), "files": rec.get("files")}}
+    return {}
+
+
 def _write_stamp(out: Path, key: str, rows: list[dict], jobs) -> None:
-    """The record of a preparation found complete: what was asked (``key``), its rows, and the
-    stat identity of every file it was found complete in."""
-    atomic_write_text(out / PREPARED_STAMP,
-                      json.dumps({"key": key, "rows": rows, "files": _files_token(out, jobs)}) + "\n")
+    """Record a preparation found complete: what was asked (``key``), its rows, and the stat
+    identity of every file it was found complete in; beside the other requests' records (another
+    command asks for other selections of the same tiles), the latest :data:`STAMP_RECORDS` kept."""
+    records = _read_records(out)
+    records.pop(key, None)
+    records[key] = {"rows": rows, "files": _files_token(out, jobs)}
+    records = dict(list(records.items())[-STAMP_RECORDS:])
+    atomic_write_text(out / PREPARED_STAMP, json.dumps({"records": records}) + "\n")
 
 
 def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
-    """The rows of the last preparation if it was asked exactly this (``key``) and each slide's
-    HDF5 still holds the tiling of that same file with every selection asked for; else None.
+    """The rows of a preparation asked exactly this (``key``) if each slide's HDF5 still holds the
+    tiling of that same file with every selection asked for; else None.
     No file is opened while every slide file and HDF5 keeps the stat identity the record saw it
     complete with (a rewrite, an atomic rename, gives another); within one process a
     confirmation is reused likewise (a notebook asks three times: for the table, and for each
@@ -112,11 +136,8 @@ def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
     memo = _CONFIRMED.get((str(out), key))
     if memo is not None and memo[0] == token:
         return memo[1]
-    try:
-        rec = json.loads((out / PREPARED_STAMP).read_text())
-    except (OSError, ValueError):
-        rec = {}
-    if (isinstance(rec, dict) and rec.get("key") == key and len(rec.get("rows", [])) == len(jobs)
+    rec = _read_records(out).get(key)
+    if (isinstance(rec, dict) and len(rec.get("rows", [])) == len(jobs)
             and rec.get("files") == _files_token(out, jobs)):
         rows = rec["rows"]
     else:
@@ -130,12 +151,11 @@ def _already_prepared(out: Path, jobs, key: str) -> list[dict] | None:
 
 
 def _check_prepared(out: Path, jobs, key: str) -> list[dict] | None:
-    try:
-        rec = json.loads((out / PREPARED_STAMP).read_text())
-    except (OSError, ValueError):
-        return None
-    if rec.get("key") != key or len(rec.get("rows", [])) != len(jobs):
-        return None
+    """Open every slide's HDF5: its rows if each holds the complete tiling of that same slide file
+    with every selection ``jobs`` ask for (thresholds and selector settings included), else None.
+    The rows are read from the files, so a request for fewer selections than a cohort was prepared
+    with (another command's) is answered without tiling anything."""
+    rows = []
     for j in jobs:
         try:
             with h5py.File(out / f"{j.slide_id}.h5", "r") as f:
@@ -143,15 +163,20 @@ def _check_prepared(out: Path, jobs, key: str) -> list[dict] | None:
                 if (not a.get("complete", False) or json.loads(a.get("tiling_config", "null")) != asdict(j.tiling)
                         or str(a.get("slide_fingerprint", "")) != file_fingerprint(j.slide_path)):
                     return None
+                row = {"slide_id": str(a.get("slide_id", j.slide_id)), "h5": str(out / f"{j.slide_id}.h5"),
+                       "n_patches": int(f["coords"].shape[0])}
                 for m in j.methods:  # each selection still the one asked for (another command may redo one)
                     sel = get_selector(m)
                     g = f.get(f"selection/{sel.name}")
                     th = parse_threshold(j.thresholds.get(m), default=sel.default_threshold)
-                    if g is None or "keep" not in g or str(g.attrs.get("threshold")) != str(th):
-                        return None
-        except (OSError, ValueError):
+                    if (g is None or "keep" not in g or str(g.attrs.get("threshold")) != str(th)
+                            or str(g.attrs.get("selector_params")) != json.dumps(sel.params(), default=str)):
+                        return None  # as :func:`selection_is_current` asks: the settings it was made with
+                    row[f"n_kept_{sel.name}"] = int(g.attrs["n_kept"])
+                rows.append(row)
+        except (OSError, ValueError, KeyError):
             return None
-    return rec["rows"]
+    return rows
 
 
 def _prepare_one(job: TileJob) -> dict:

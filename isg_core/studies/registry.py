@@ -167,8 +167,8 @@ register(Study(
 
 register(Study(
     "visible-oracle",
-    "ISG and the best baseline on the full and the visible oracle: is global-guides-local inference there? "
-    "(development cohort)",
+    "ISG against CycleMLP, ViT-MB and ABMIL on the full and the visible oracle: is global-guides-local "
+    "inference there? (development cohort)",
     "isg_core.studies.visible_oracle:run",
     (profile_option(), device_option())))
 
