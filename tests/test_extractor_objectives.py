@@ -111,6 +111,9 @@ def test_split_by_scale_keeps_each_scales_rows_and_the_classical_cube_with_e_l()
     assert list(glo["summary"].extractor) == ["E_G"]
     assert list(loc["seeds"].seed) == [0, 1] and list(glo["seeds"].seed) == [0]
     assert list(loc["rate_distortion"].extractor) == ["E_L"] and list(glo["rate_distortion"].extractor) == ["E_G"]
+    # the code-width curve alone (no objective ran): empty tables without columns
+    alone = split_by_scale({**out, "summary": pd.DataFrame([]), "seeds": pd.DataFrame([])}, "local")
+    assert alone["summary"].empty and list(alone["rate_distortion"]["code width d"]) == [16]
 
 
 def test_with_local_size_changes_q_and_e_ls_resolution_only_and_tiles_apart():
@@ -175,8 +178,8 @@ def test_only_with_no_index_runs_no_objective(monkeypatch):
 
     def fake_study(prof, **kw):
         seen["objectives"] = kw["objectives"]
-        empty = pd.DataFrame({"extractor": [], "objective": [], "scale": []})
-        return {"summary": empty, "seeds": empty, "rate_distortion": pd.DataFrame(), "units": {}}
+        return {"summary": pd.DataFrame([]), "seeds": pd.DataFrame([]), "rate_distortion": pd.DataFrame([]),
+                "units": {}}
 
     written = []
     monkeypatch.setattr(eo, "objectives_study", fake_study)

@@ -378,8 +378,10 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
 def split_by_scale(out: dict, scale: str) -> dict:
     """The study's output restricted to one scale's rows (the classical cube goes with E_L's)."""
     s, seeds, rd = out["summary"], out["seeds"], out["rate_distortion"]
-    keep = s.extractor.eq(NETWORK[scale]) | (s.objective.eq(CLASSICAL_ROW) if scale == "local" else False)
-    return {**out, "summary": s[keep].reset_index(drop=True),
+    if len(s):
+        keep = s.extractor.eq(NETWORK[scale]) | (s.objective.eq(CLASSICAL_ROW) if scale == "local" else False)
+        s = s[keep].reset_index(drop=True)
+    return {**out, "summary": s,
             "seeds": seeds[seeds.scale.eq(scale)].reset_index(drop=True) if len(seeds) else seeds,
             "rate_distortion": rd[rd.extractor.eq(NETWORK[scale])].reset_index(drop=True) if len(rd) else rd}
 
