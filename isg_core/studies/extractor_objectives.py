@@ -362,10 +362,9 @@ def objectives_study(profile: "str | Profile | None" = None, cohort_root: "str |
             row["targets"] = reached(row, scale)
             summary.append(row)
         for w in widths:  # the rate-distortion curve: every width with every seed, like an objective
-            runs = [measure(train(RATE_DISTORTION_OBJECTIVE, scale, seed, **{"model.code_dim": w}), units,
-                            nuclear_level, probe_cfg) for seed in seeds]
-            ck = train(RATE_DISTORTION_OBJECTIVE, scale, seeds[0], **{"model.code_dim": w})
-            model = ExtractorTrainConfig.from_dict(load_checkpoint(ck)["config"]).model
+            cks = [train(RATE_DISTORTION_OBJECTIVE, scale, seed, **{"model.code_dim": w}) for seed in seeds]
+            runs = [measure(ck, units, nuclear_level, probe_cfg) for ck in cks]
+            model = ExtractorTrainConfig.from_dict(load_checkpoint(cks[0])["config"]).model
             flops = count_flops(Encoder(model).eval(), torch.zeros(1, 3, res, res))
             row = summarise(RATE_DISTORTION_OBJECTIVE.name, runs, reference, reference_ridge, units, draws)
             rd.append({"extractor": NETWORK[scale], "code width d": w, "encoder GFLOPs per patch": flops / 1e9,
